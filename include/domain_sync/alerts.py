@@ -1,0 +1,33 @@
+"""Alerts: what an operator sees when a task fails or a run needs attention.
+
+Each alert is logged and appended as one JSON line to <data_dir>/alerts.jsonl (what a monitoring
+agent or a test can follow). Add Airflow's e-mail or chat notifiers beside it for delivery.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+
+from domain_sync.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+def raise_alert(settings: Settings, kind: str, message: str, **details) -> dict:
+    alert = {"at": datetime.now(timezone.utc).isoformat(), "kind": kind, "message": message, **details}
+    path = Path(settings.data_dir) / "alerts.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(alert, default=str) + "\n")
+    log.warning("ALERT %s: %s", kind, message)
+    return alert
+
+
+def read_alerts(settings: Settings) -> list[dict]:
+    path = Path(settings.data_dir) / "alerts.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

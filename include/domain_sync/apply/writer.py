@@ -1,0 +1,292 @@
+"""The LDAP writer: runs a change set in order, one object at a time, each on its own.
+
+Idempotent by construction, so a rerun after a crash at any point converges: an add that finds
+its object (with our anchor) already there, a member already present or already gone, a delete
+of an object already gone, all count as `already_in_place`, not as failures. Transient errors
+(busy, unavailable, timeouts, a dropped connection) are retried on a fresh connection with
+backoff; permanent ones are recorded with the LDAP result code and the object's anchor.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import string
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from domain_sync.domain import ANCHOR_BINARY_ATTRIBUTES, decode_anchor
+from domain_sync.records import (
+    ALREADY,
+    APPLIED,
+    FAILED,
+    OP_ADD_MEMBERS,
+    OP_CREATE,
+    OP_CREATE_CONTAINER,
+    OP_DELETE,
+    OP_DISABLE,
+    OP_MODIFY,
+    OP_REMOVE_MEMBERS,
+    OP_RENAME,
+    ApplyResult,
+    Change,
+)
+
+log = logging.getLogger(__name__)
+
+# LDAP result codes (RFC 4511)
+SUCCESS = 0
+NO_SUCH_ATTRIBUTE = 16
+ATTRIBUTE_OR_VALUE_EXISTS = 20
+NO_SUCH_OBJECT = 32
+BUSY = 51
+UNAVAILABLE = 52
+ENTRY_ALREADY_EXISTS = 68
+TRANSIENT_CODES = {BUSY, UNAVAILABLE, 80}  # 80: other (Samba answers it while shutting down)
+
+
+class TransientDomainError(RuntimeError):
+    pass
+
+
+class ApplyAborted(RuntimeError):
+    """The domain stayed unreachable past the retry budget; the results so far are kept."""
+
+
+def initial_password(length: int = 24) -> str:
+    """A random password meeting AD's complexity rules; never stored or logged."""
+    alphabet = string.ascii_letters + string.digits + "!#%+-.:=?@_"
+    while True:
+        pw = "".join(secrets.choice(alphabet) for _ in range(length))
+        if (any(c.islower() for c in pw) and any(c.isupper() for c in pw)
+                and any(c.isdigit() for c in pw) and any(not c.isalnum() for c in pw)):
+            return pw
+
+
+def _unicode_pwd(password: str) -> bytes:
+    return f'"{password}"'.encode("utf-16-le")
+
+
+@dataclass
+class ApplySummary:
+    results: list[ApplyResult] = field(default_factory=list)
+
+    @property
+    def writes(self) -> Counter:
+        c: Counter = Counter()
+        for r in self.results:
+            if r.writes:
+                c[f"{r.kind}.{r.op}"] += r.writes
+        return c
+
+    @property
+    def statuses(self) -> Counter:
+        return Counter(r.status for r in self.results)
+
+    def failures(self) -> list[ApplyResult]:
+        return [r for r in self.results if r.status == FAILED]
+
+    def to_json(self) -> dict:
+        return {
+            "writes": dict(sorted(self.writes.items())),
+            "total_writes": sum(self.writes.values()),
+            "statuses": dict(self.statuses),
+            "failed": [
+                {"op": r.op, "kind": r.kind, "anchor": r.anchor, "dn": r.dn, "result_code": r.result_code,
+                 "message": r.message}
+                for r in self.failures()
+            ],
+        }
+
+
+class DomainWriter:
+    """Applies changes over one connection made by `connect` (re-made after a transient failure)."""
+
+    def __init__(
+        self,
+        connect: Callable[[], object],
+        anchor_attribute: str,
+        retry_budget_seconds: float = 120.0,
+        set_passwords: bool = True,
+    ):
+        self._connect = connect
+        self._conn = None
+        self.anchor_attribute = anchor_attribute
+        self.retry_budget_seconds = retry_budget_seconds
+        self.set_passwords = set_passwords
+
+    # -- connection handling ------------------------------------------------------------------
+    @property
+    def conn(self):
+        if self._conn is None:
+            self._conn = self._connect()
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.unbind()
+            except Exception:  # noqa: BLE001 - closing a dead socket
+                pass
+            self._conn = None
+
+    def _call(self, what: str, fn: Callable[[object], bool]) -> dict:
+        """Run one LDAP operation, retrying transient failures on a fresh connection."""
+        from ldap3.core.exceptions import LDAPException
+
+        deadline = time.monotonic() + self.retry_budget_seconds
+        delay = 0.5
+        while True:
+            try:
+                conn = self.conn
+                fn(conn)
+                result = dict(conn.result or {})
+                if result.get("result") not in TRANSIENT_CODES:
+                    return result
+                problem = f"LDAP code {result.get('result')} {result.get('description')}"
+            except LDAPException as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+            except RuntimeError as exc:  # DomainConnectionError while reconnecting
+                problem = str(exc)
+            self.close()
+            if time.monotonic() + delay > deadline:
+                raise ApplyAborted(f"{what}: the domain stayed unavailable for {self.retry_budget_seconds:.0f}s "
+                                   f"(last error: {problem})")
+            log.warning("%s: transient failure (%s); retrying in %.1fs", what, problem, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _anchor_at(self, dn: str) -> str | None:
+        result = self._call(f"read {dn}", lambda c: c.search(dn, "(objectClass=*)", search_scope="BASE",
+                                                            attributes=[self.anchor_attribute]))
+        if result.get("result") != SUCCESS:
+            return None
+        for entry in self.conn.response or []:
+            if entry.get("type") == "searchResEntry":
+                raw = {k.lower(): v for k, v in entry.get("raw_attributes", {}).items()}
+                values = raw.get(self.anchor_attribute.lower())
+                return decode_anchor(self.anchor_attribute, values[0]) if values else None
+        return None
+
+    def _ldap_values(self, name: str, values: list[str]):
+        if name.lower() == self.anchor_attribute.lower() and name.lower() in ANCHOR_BINARY_ATTRIBUTES:
+            return [bytes.fromhex(v) for v in values]
+        return values
+
+    # -- operations ------------------------------------------------------------------------------
+    def apply(self, change: Change) -> ApplyResult:
+        handler = {
+            OP_CREATE_CONTAINER: self._create_container,
+            OP_CREATE: self._create,
+            OP_RENAME: self._rename,
+            OP_MODIFY: self._modify,
+            OP_DISABLE: self._modify,
+            OP_ADD_MEMBERS: self._members,
+            OP_REMOVE_MEMBERS: self._members,
+            OP_DELETE: self._delete,
+        }[change.op]
+        return handler(change)
+
+    def _result(self, change: Change, status: str, result: dict | None = None, writes: int = 0,
+                message: str = "") -> ApplyResult:
+        code = (result or {}).get("result")
+        if status == FAILED and not message:
+            message = f"{(result or {}).get('description')}: {(result or {}).get('message', '')}".strip(": ")
+        return ApplyResult(change.op, change.kind, change.anchor, change.new_dn or change.dn, status,
+                           code, message, writes)
+
+    def _create_container(self, change: Change) -> ApplyResult:
+        attrs = dict(change.values)
+        classes = attrs.pop("objectClass")
+        r = self._call(f"create {change.dn}", lambda c: c.add(change.dn, classes, attrs))
+        if r.get("result") == SUCCESS:
+            return self._result(change, APPLIED, r, 1)
+        if r.get("result") == ENTRY_ALREADY_EXISTS:
+            return self._result(change, ALREADY, r)
+        return self._result(change, FAILED, r)
+
+    def _create(self, change: Change) -> ApplyResult:
+        attrs = {k: self._ldap_values(k, v) for k, v in change.values.items()}
+        classes = attrs.pop("objectClass")
+        if change.kind == "user" and self.set_passwords and change.reason == "initial password":
+            attrs["unicodePwd"] = [_unicode_pwd(initial_password())]
+        r = self._call(f"create {change.kind} {change.anchor}", lambda c: c.add(change.dn, classes, attrs))
+        attrs.pop("unicodePwd", None)
+        if r.get("result") == SUCCESS:
+            return self._result(change, APPLIED, r, 1)
+        if r.get("result") == ENTRY_ALREADY_EXISTS and self._anchor_at(change.dn) == change.anchor:
+            return self._result(change, ALREADY, r)
+        return self._result(change, FAILED, r)
+
+    def _rename(self, change: Change) -> ApplyResult:
+        rdn, _, parent = change.new_dn.partition(",")
+        r = self._call(f"rename {change.kind} {change.anchor}",
+                       lambda c: c.modify_dn(change.dn, rdn, delete_old_dn=True, new_superior=parent))
+        if r.get("result") == SUCCESS:
+            return self._result(change, APPLIED, r, 1)
+        if r.get("result") == NO_SUCH_OBJECT and self._anchor_at(change.new_dn) == change.anchor:
+            return self._result(change, ALREADY, r)
+        return self._result(change, FAILED, r)
+
+    def _modify(self, change: Change) -> ApplyResult:
+        from ldap3 import MODIFY_REPLACE
+
+        mods = {k: [(MODIFY_REPLACE, self._ldap_values(k, v))] for k, v in change.values.items()}
+        r = self._call(f"modify {change.kind} {change.anchor}", lambda c: c.modify(change.dn, mods))
+        if r.get("result") == SUCCESS:
+            return self._result(change, APPLIED, r, 1)
+        return self._result(change, FAILED, r)
+
+    def _members(self, change: Change) -> ApplyResult:
+        from ldap3 import MODIFY_ADD, MODIFY_DELETE
+
+        adding = change.op == OP_ADD_MEMBERS
+        verb = MODIFY_ADD if adding else MODIFY_DELETE
+        benign = ATTRIBUTE_OR_VALUE_EXISTS if adding else NO_SUCH_ATTRIBUTE
+        what = f"{'add' if adding else 'remove'} members of group {change.anchor}"
+        r = self._call(what, lambda c: c.modify(change.dn, {"member": [(verb, change.members)]}))
+        if r.get("result") == SUCCESS:
+            return self._result(change, APPLIED, r, 1)
+        if r.get("result") not in (benign, ENTRY_ALREADY_EXISTS, NO_SUCH_OBJECT, 53) or len(change.members) == 0:
+            return self._result(change, FAILED, r)
+        # Part of the batch is already in place (a rerun): one value at a time.
+        writes, failed = 0, None
+        for member in change.members:
+            r1 = self._call(what, lambda c, m=member: c.modify(change.dn, {"member": [(verb, [m])]}))
+            code = r1.get("result")
+            if code == SUCCESS:
+                writes += 1
+            elif code in (benign, ENTRY_ALREADY_EXISTS) or (not adding and code == 53):
+                continue
+            else:
+                failed = r1
+        if failed is not None:
+            return self._result(change, FAILED, failed, writes)
+        return self._result(change, APPLIED if writes else ALREADY, r, writes)
+
+    def _delete(self, change: Change) -> ApplyResult:
+        r = self._call(f"delete {change.kind} {change.anchor}", lambda c: c.delete(change.dn))
+        if r.get("result") == SUCCESS:
+            return self._result(change, APPLIED, r, 1)
+        if r.get("result") == NO_SUCH_OBJECT:
+            return self._result(change, ALREADY, r)
+        return self._result(change, FAILED, r)
+
+
+def apply_changes(writer: DomainWriter, changes: list[Change], progress_every: int = 1000) -> ApplySummary:
+    summary = ApplySummary()
+    try:
+        for i, change in enumerate(changes, 1):
+            result = writer.apply(change)
+            summary.results.append(result)
+            if result.status == FAILED:
+                log.error("%s %s %s (%s) failed: LDAP code %s, %s", change.op, change.kind, change.anchor,
+                          result.dn, result.result_code, result.message)
+            if i % progress_every == 0:
+                log.info("applied %d of %d changes (%s)", i, len(changes), dict(summary.statuses))
+    finally:
+        writer.close()
+    return summary

@@ -1,0 +1,150 @@
+"""Reaching the domain: its LDAP endpoint (from the Airflow connection), LDAPS connections, the anchor.
+
+TLS: LDAPS (or StartTLS) with certificate validation against the connection's CA file; a
+self-signed DC certificate without an IP SAN (Samba's) is validated for `tls_server_name`.
+"""
+
+from __future__ import annotations
+
+import ssl
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+ANCHOR_BINARY_ATTRIBUTES = {"ms-ds-consistencyguid"}
+
+
+class DomainConnectionError(RuntimeError):
+    """The domain cannot be reached or refused the bind; the message names the endpoint."""
+
+
+@dataclass(frozen=True)
+class DomainEndpoint:
+    host: str
+    port: int
+    bind_dn: str
+    password: str
+    base_dn: str
+    ca_file: str | None = None
+    tls_server_name: str | None = None
+    start_tls: bool = False
+    validate_tls: bool = True
+    conn_id: str = "domain"
+
+    def __repr__(self) -> str:  # never show the password
+        return f"DomainEndpoint({self.conn_id}: {self.host}:{self.port}, bind {self.bind_dn!r})"
+
+    @property
+    def address(self) -> str:
+        return f"ldaps://{self.host}:{self.port}" if not self.start_tls else f"ldap://{self.host}:{self.port}"
+
+
+def endpoint_from_connection(conn: Any, conn_id: str) -> DomainEndpoint:
+    """Build the endpoint from an Airflow connection: host, port, login (bind DN), password,
+    extra: base_dn (required), ca_file, tls_server_name, start_tls, validate_tls."""
+    extra = conn.extra_dejson if hasattr(conn, "extra_dejson") else dict(conn.extra or {})
+    missing = [name for name, value in (("host", conn.host), ("login", conn.login),
+                                        ("password", conn.password), ("extra.base_dn", extra.get("base_dn")))
+               if not value]
+    if missing:
+        raise DomainConnectionError(f"connection '{conn_id}' lacks {', '.join(missing)}")
+    start_tls = bool(extra.get("start_tls", False))
+    return DomainEndpoint(
+        host=conn.host,
+        port=int(conn.port or (389 if start_tls else 636)),
+        bind_dn=conn.login,
+        password=conn.password,
+        base_dn=extra["base_dn"],
+        ca_file=extra.get("ca_file"),
+        tls_server_name=extra.get("tls_server_name"),
+        start_tls=start_tls,
+        validate_tls=bool(extra.get("validate_tls", True)),
+        conn_id=conn_id,
+    )
+
+
+def endpoint_from_airflow(conn_id: str) -> DomainEndpoint:
+    from airflow.sdk import BaseHook
+
+    return endpoint_from_connection(BaseHook.get_connection(conn_id), conn_id)
+
+
+def connect(endpoint: DomainEndpoint, timeout: float = 30.0, collect_usage: bool = False):
+    """A bound ldap3 connection over TLS; raises DomainConnectionError naming the endpoint."""
+    import ldap3
+    from ldap3.core.exceptions import LDAPException
+
+    tls = ldap3.Tls(
+        validate=ssl.CERT_REQUIRED if endpoint.validate_tls else ssl.CERT_NONE,
+        ca_certs_file=endpoint.ca_file,
+        valid_names=[endpoint.tls_server_name] if endpoint.tls_server_name else None,
+        version=ssl.PROTOCOL_TLS_CLIENT,
+    )
+    server = ldap3.Server(
+        endpoint.host,
+        port=endpoint.port,
+        use_ssl=not endpoint.start_tls,
+        tls=tls,
+        get_info=ldap3.NONE,
+        connect_timeout=timeout,
+    )
+    try:
+        conn = ldap3.Connection(
+            server,
+            user=endpoint.bind_dn,
+            password=endpoint.password,
+            auto_bind=ldap3.AUTO_BIND_NONE,
+            receive_timeout=timeout,
+            raise_exceptions=False,
+            collect_usage=collect_usage,
+            auto_range=True,
+            return_empty_attributes=False,
+        )
+        conn.open()
+        if endpoint.start_tls:
+            conn.start_tls()
+        if not conn.bind():
+            result = conn.result or {}
+            raise DomainConnectionError(
+                f"domain connection '{endpoint.conn_id}' ({endpoint.address}): bind as "
+                f"{endpoint.bind_dn!r} refused: {result.get('description')} (LDAP code {result.get('result')})"
+            )
+    except LDAPException as exc:
+        raise DomainConnectionError(
+            f"domain connection '{endpoint.conn_id}' ({endpoint.address}) failed: {type(exc).__name__}: {exc}"
+        ) from None
+    return conn
+
+
+def encode_anchor(attribute: str, object_id: str) -> bytes | str:
+    """The anchor value for a tenant object id: 16 GUID bytes for binary attributes (in AD's
+    byte order, as Entra Connect writes mS-DS-ConsistencyGuid), the id as text otherwise."""
+    if attribute.lower() in ANCHOR_BINARY_ATTRIBUTES:
+        return uuid.UUID(object_id).bytes_le
+    return object_id
+
+
+def decode_anchor(attribute: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, list):
+        value = value[0] if value else None
+        if value is None:
+            return None
+    if attribute.lower() in ANCHOR_BINARY_ATTRIBUTES:
+        if isinstance(value, str):  # ldap3 may hand back a formatted GUID
+            return str(uuid.UUID(value.strip("{}")))
+        if len(value) != 16:
+            return None
+        return str(uuid.UUID(bytes_le=bytes(value)))
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def anchor_filter_value(attribute: str, object_id: str) -> str:
+    """An LDAP filter assertion value for the anchor (binary values as escaped bytes)."""
+    from ldap3.utils.conv import escape_filter_chars
+
+    value = encode_anchor(attribute, object_id)
+    if isinstance(value, bytes):
+        return "".join(f"\\{b:02x}" for b in value)
+    return escape_filter_chars(value)

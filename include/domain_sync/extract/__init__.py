@@ -1,0 +1,1 @@
+"""Extract: read users and groups from Microsoft Graph (delta queries) into the run's Parquet files."""

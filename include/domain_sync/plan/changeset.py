@@ -1,0 +1,253 @@
+"""Diff desired directory records against the observed domain into a change set.
+
+Reconcile, don't replay: the change set is whatever makes the domain match the records, whatever
+state an earlier (maybe half-finished) run left. Only attributes that differ are written; renames
+and moves are modify-DN operations (the object keeps its objectGUID, SID and memberships);
+memberships change by single-value adds and deletes, never by rewriting a group's member list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from domain_sync.domain import encode_anchor
+from domain_sync.plan.observed import ObservedDomain, ObservedObject
+from domain_sync.records import (
+    ATTR_PREFIX,
+    GROUP,
+    OP_ADD_MEMBERS,
+    OP_CREATE,
+    OP_CREATE_CONTAINER,
+    OP_DELETE,
+    OP_DISABLE,
+    OP_MODIFY,
+    OP_ORDER,
+    OP_REMOVE_MEMBERS,
+    OP_RENAME,
+    USER,
+    Change,
+    ChangeSet,
+)
+from domain_sync.transform.naming import assign_account_names, assign_common_names, child_dn, normalize_dn
+
+# userAccountControl bits (MS-ADTS 2.2.16)
+UF_ACCOUNTDISABLE = 0x0002
+UF_NORMAL_ACCOUNT = 0x0200
+UF_DONT_EXPIRE_PASSWD = 0x10000
+OWNED_UAC_BITS = UF_ACCOUNTDISABLE | UF_DONT_EXPIRE_PASSWD
+# groupType: global scope, plus the security bit
+GROUP_TYPE_GLOBAL = 0x00000002
+GROUP_TYPE_SECURITY = -0x80000000
+MEMBER_BATCH = 1000
+
+
+@dataclass
+class Collision:
+    anchor: str
+    kind: str
+    attribute: str
+    value: str
+    local_dn: str
+
+    def reason(self) -> str:
+        return (f"{self.kind} {self.anchor}: {self.attribute} {self.value!r} is held by local object "
+                f"{self.local_dn}; the tenant object is quarantined, the local one left untouched")
+
+
+@dataclass
+class PlanInputs:
+    users: pd.DataFrame
+    groups: pd.DataFrame
+    members: pd.DataFrame
+    quarantined: set[str] = field(default_factory=set)
+
+
+def user_account_control(enabled: bool, never_expires: bool, observed: int | None = None) -> int:
+    base = observed if observed is not None else UF_NORMAL_ACCOUNT
+    value = base & ~OWNED_UAC_BITS
+    if not enabled:
+        value |= UF_ACCOUNTDISABLE
+    if never_expires:
+        value |= UF_DONT_EXPIRE_PASSWD
+    return value
+
+
+def group_type(security_enabled: bool) -> int:
+    return GROUP_TYPE_GLOBAL | (GROUP_TYPE_SECURITY if security_enabled else 0)
+
+
+def _desired_values(row: dict[str, Any]) -> dict[str, list[str]]:
+    values: dict[str, list[str]] = {}
+    for column, value in row.items():
+        if not column.startswith(ATTR_PREFIX):
+            continue
+        name = column[len(ATTR_PREFIX):]
+        if value is None or (isinstance(value, float) and value != value):
+            values[name] = []
+        elif isinstance(value, (list, tuple)) or hasattr(value, "tolist"):
+            values[name] = [str(v) for v in list(value)]
+        else:
+            values[name] = [str(value)]
+    return values
+
+
+def _same(name: str, desired: list[str], observed: list[str]) -> bool:
+    if name.lower() == "manager":
+        return [normalize_dn(v) for v in desired] == [normalize_dn(v) for v in observed]
+    if len(desired) > 1 or len(observed) > 1:
+        return sorted(desired) == sorted(observed)
+    return desired == observed
+
+
+def plan_changes(
+    inputs: PlanInputs,
+    observed: ObservedDomain,
+    anchor_attribute: str,
+    set_initial_password: bool = True,
+) -> tuple[ChangeSet, list[Collision]]:
+    container = observed.container_dn
+    changes: list[Change] = []
+    collisions: list[Collision] = []
+    for dn in observed.missing_containers:
+        ou = dn.split(",", 1)[0].split("=", 1)[1]
+        changes.append(Change(OP_CREATE_CONTAINER, "container", "", dn, values={
+            "objectClass": ["organizationalUnit"], "ou": [ou]}))
+
+    records = [r for frame in (inputs.users, inputs.groups) for r in frame.to_dict("records")]
+    records = [r for r in records if r["anchor"] not in inputs.quarantined]
+
+    # Local objects' UPNs cannot be shared (the domain rejects it): quarantine, report.
+    upn_column = ATTR_PREFIX + "userPrincipalName"
+    kept = []
+    for r in records:
+        upn = r.get(upn_column)
+        holder = observed.principal_names.get(str(upn).lower()) if isinstance(upn, str) else None
+        if holder and not observed.is_synced_dn(holder):
+            collisions.append(Collision(r["anchor"], r["kind"], "userPrincipalName", upn, holder))
+            continue
+        kept.append(r)
+    records = kept
+
+    existing_names = {}
+    for r in records:
+        obj = observed.objects.get(r["anchor"])
+        if obj is not None and obj.first("sAMAccountName"):
+            existing_names[r["anchor"]] = obj.first("sAMAccountName")
+    names = assign_account_names(
+        [(r["anchor"], r["account_name"]) for r in records], existing_names, observed.account_names.keys()
+    )
+    for r in records:
+        holder = observed.account_names.get(r["account_name"].lower())
+        if r["anchor"] not in existing_names and holder and not observed.is_synced_dn(holder):
+            collisions.append(Collision(r["anchor"], r["kind"], "sAMAccountName", r["account_name"], holder))
+    cns = assign_common_names([(r["anchor"], r["cn"]) for r in records], observed.local_names_in_container)
+    dns = {r["anchor"]: child_dn("CN", cns[r["anchor"]], container) for r in records}
+
+    for r in records:
+        anchor, kind = r["anchor"], r["kind"]
+        dn = dns[anchor]
+        values = _desired_values(r)
+        manager = r.get("manager_anchor")
+        if kind == USER:
+            values["manager"] = [dns[manager]] if isinstance(manager, str) and manager in dns else []
+        obj = observed.objects.get(anchor)
+        if obj is None:
+            changes.extend(_create(r, dn, cns[anchor], names[anchor], values, anchor_attribute, set_initial_password))
+        else:
+            changes.extend(_update(r, dn, obj, values))
+
+    changes.extend(_membership_changes(inputs.members, dns, observed))
+
+    desired_anchors = {r["anchor"] for r in records} | inputs.quarantined | {c.anchor for c in collisions}
+    for anchor, obj in sorted(observed.objects.items()):
+        if anchor not in desired_anchors:
+            changes.append(Change(OP_DELETE, obj.kind, anchor, obj.dn, reason="not in the tenant"))
+
+    changes.sort(key=lambda c: (OP_ORDER.index(c.op), 0 if c.kind == USER else 1))
+    counts = count_changes(changes)
+    return ChangeSet(changes=changes, counts=counts), collisions
+
+
+def _create(r, dn, cn, sam, values, anchor_attribute, set_initial_password) -> list[Change]:
+    kind, anchor = r["kind"], r["anchor"]
+    attributes = {k: v for k, v in values.items() if v and k != "manager"}
+    attributes["cn"] = [cn]
+    attributes["sAMAccountName"] = [sam]
+    if kind == USER:
+        attributes["objectClass"] = ["top", "person", "organizationalPerson", "user"]
+        attributes["userAccountControl"] = [str(user_account_control(bool(r["enabled"]), bool(r["password_never_expires"])))]
+    else:
+        attributes["objectClass"] = ["top", "group"]
+        attributes["groupType"] = [str(group_type(bool(r["security_enabled"])))]
+    anchor_value = encode_anchor(anchor_attribute, anchor)
+    attributes[anchor_attribute] = [anchor_value.hex() if isinstance(anchor_value, bytes) else anchor_value]
+    create = Change(OP_CREATE, kind, anchor, dn, values=attributes)
+    if kind == USER and set_initial_password:
+        create.reason = "initial password"
+    out = [create]
+    if values.get("manager"):
+        out.append(Change(OP_MODIFY, kind, anchor, dn, values={"manager": values["manager"]}, reason="manager"))
+    return out
+
+
+def _update(r, dn, obj: ObservedObject, values) -> list[Change]:
+    kind, anchor = r["kind"], r["anchor"]
+    out: list[Change] = []
+    if normalize_dn(dn) != normalize_dn(obj.dn):
+        out.append(Change(OP_RENAME, kind, anchor, obj.dn, new_dn=dn))
+    diff = {}
+    for name, desired in values.items():
+        if not _same(name, desired, obj.attributes.get(name.lower(), [])):
+            diff[name] = desired
+    disable = False
+    if kind == USER:
+        observed_uac = int(obj.first("userAccountControl") or UF_NORMAL_ACCOUNT)
+        desired_uac = user_account_control(bool(r["enabled"]), bool(r["password_never_expires"]), observed_uac)
+        if desired_uac != observed_uac:
+            disable = bool(desired_uac & UF_ACCOUNTDISABLE) and not observed_uac & UF_ACCOUNTDISABLE
+            if disable:
+                out.append(Change(OP_DISABLE, kind, anchor, dn, values={"userAccountControl": [str(desired_uac)]},
+                                  reason="disabled in the tenant"))
+            else:
+                diff["userAccountControl"] = [str(desired_uac)]
+    else:
+        desired_type = group_type(bool(r["security_enabled"]))
+        if str(desired_type) != (obj.first("groupType") or ""):
+            diff["groupType"] = [str(desired_type)]
+    if diff:
+        out.append(Change(OP_MODIFY, kind, anchor, dn, values=diff))
+    return out
+
+
+def _membership_changes(members: pd.DataFrame, dns: dict[str, str], observed: ObservedDomain) -> list[Change]:
+    """Compare memberships by anchor, so that a member renamed in the same run is no change."""
+    desired: dict[str, set[str]] = {}
+    for group, member in members[["group_anchor", "member_anchor"]].itertuples(index=False):
+        if group in dns and member in dns:
+            desired.setdefault(group, set()).add(member)
+    anchor_of = {normalize_dn(o.dn): a for a, o in observed.objects.items()}
+    out: list[Change] = []
+    for group, dn in dns.items():
+        obj = observed.objects.get(group)
+        if obj is not None and obj.kind != GROUP:
+            continue
+        # Members that are local objects were put there by an admin: never removed by the sync.
+        have = {anchor_of[k] for k in (normalize_dn(m) for m in (obj.members if obj else [])) if k in anchor_of}
+        want = desired.get(group, set())
+        add = sorted(dns[a] for a in want - have)
+        remove = sorted(dns.get(a, observed.objects[a].dn) for a in have - want)
+        for op, items in ((OP_ADD_MEMBERS, add), (OP_REMOVE_MEMBERS, remove)):
+            for i in range(0, len(items), MEMBER_BATCH):
+                out.append(Change(op, GROUP, group, dn, members=items[i:i + MEMBER_BATCH]))
+    return out
+
+
+def count_changes(changes: list[Change]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for c in changes:
+        key = f"{c.kind}.{c.op}"
+        counts[key] = counts.get(key, 0) + (len(c.members) if c.members else 1)
+    return dict(sorted(counts.items()))

@@ -1,0 +1,147 @@
+"""Observed state: what the domain holds now, read with paged searches.
+
+An object under the managed container that carries the anchor attribute is synced (ours); every
+other object is local and is only read, to keep names unique and to report collisions.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from domain_sync.domain import decode_anchor
+from domain_sync.records import GROUP, USER
+from domain_sync.transform.naming import normalize_dn
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 500
+
+
+@dataclass
+class ObservedObject:
+    anchor: str
+    kind: str
+    dn: str
+    attributes: dict[str, list[str]]
+    members: list[str] = field(default_factory=list)
+
+    def first(self, name: str) -> str | None:
+        values = self.attributes.get(name.lower())
+        return values[0] if values else None
+
+
+@dataclass
+class ObservedDomain:
+    container_dn: str
+    missing_containers: list[str]
+    objects: dict[str, ObservedObject]
+    # Lower-cased sAMAccountName and userPrincipalName of every object in the domain -> its DN
+    account_names: dict[str, str]
+    principal_names: dict[str, str]
+    # cn of local (not synced) objects directly in the container, lower-cased
+    local_names_in_container: set[str]
+    synced_dns: set[str] = field(default_factory=set)  # normalized DNs of synced objects
+
+    def is_synced_dn(self, dn: str) -> bool:
+        return normalize_dn(dn) in self.synced_dns
+
+
+def _kind(object_classes: list[str]) -> str | None:
+    classes = {c.lower() for c in object_classes}
+    if "group" in classes:
+        return GROUP
+    if "user" in classes and "computer" not in classes:
+        return USER
+    return None
+
+
+def _paged(conn, base: str, search_filter: str, attributes: list[str], scope: str = "SUBTREE"):
+    return conn.extend.standard.paged_search(
+        base, search_filter, search_scope=scope, attributes=attributes, paged_size=PAGE_SIZE, generator=True
+    )
+
+
+def _exists(conn, dn: str) -> bool:
+    conn.search(dn, "(objectClass=*)", search_scope="BASE", attributes=["objectClass"])
+    return bool(conn.entries) or conn.result.get("result") == 0 and bool(conn.response)
+
+
+def observe_domain(
+    conn, base_dn: str, container_dn: str, anchor_attribute: str, mapped_attributes: list[str]
+) -> ObservedDomain:
+    # Containers, outermost first.
+    levels = []
+    dn = container_dn
+    while dn and normalize_dn(dn) != normalize_dn(base_dn):
+        levels.append(dn)
+        dn = dn.split(",", 1)[1] if "," in dn else ""
+    missing = [d for d in reversed(levels) if not _exists(conn, d)]
+
+    account_names: dict[str, str] = {}
+    principal_names: dict[str, str] = {}
+    for entry in _paged(conn, base_dn, "(|(sAMAccountName=*)(userPrincipalName=*))",
+                        ["sAMAccountName", "userPrincipalName"]):
+        if entry.get("type") != "searchResEntry":
+            continue
+        attrs = entry["attributes"]
+        for name in _values(attrs.get("sAMAccountName")):
+            account_names[name.lower()] = entry["dn"]
+        for name in _values(attrs.get("userPrincipalName")):
+            principal_names[name.lower()] = entry["dn"]
+
+    objects: dict[str, ObservedObject] = {}
+    local_names: set[str] = set()
+    synced_dns: set[str] = set()
+    if not missing:
+        wanted = sorted({"objectClass", "cn", "sAMAccountName", "userAccountControl", "groupType",
+                         "member", "manager", anchor_attribute, *mapped_attributes})
+        container_key = normalize_dn(container_dn)
+        for entry in _paged(conn, container_dn, "(|(objectClass=user)(objectClass=group))", wanted):
+            if entry.get("type") != "searchResEntry":
+                continue
+            raw = entry.get("raw_attributes", {})
+            anchor_raw = _get(raw, anchor_attribute)
+            kind = _kind(_values(entry["attributes"].get("objectClass")))
+            if not anchor_raw or kind is None:
+                parent = normalize_dn(entry["dn"]).split(",", 1)[1]
+                if parent == container_key:
+                    local_names.update(v.casefold() for v in _values(entry["attributes"].get("cn")))
+                continue
+            anchor = decode_anchor(anchor_attribute, anchor_raw[0])
+            if anchor is None:
+                log.warning("object %s has an unreadable %s; treated as local", entry["dn"], anchor_attribute)
+                continue
+            attributes = {
+                name.lower(): _values(value)
+                for name, value in entry["attributes"].items()
+                if name.lower() not in ("member", anchor_attribute.lower())
+            }
+            objects[anchor] = ObservedObject(
+                anchor=anchor,
+                kind=kind,
+                dn=entry["dn"],
+                attributes=attributes,
+                members=_values(entry["attributes"].get("member")),
+            )
+            synced_dns.add(normalize_dn(entry["dn"]))
+    log.info(
+        "observed domain: %d synced objects under %s, %d account names, %d missing containers",
+        len(objects), container_dn, len(account_names), len(missing),
+    )
+    return ObservedDomain(container_dn, missing, objects, account_names, principal_names, local_names, synced_dns)
+
+
+def _get(attrs: dict, name: str):
+    for key, value in attrs.items():
+        if key.lower() == name.lower():
+            return value
+    return None
+
+
+def _values(value) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in value]
+    return [value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)]

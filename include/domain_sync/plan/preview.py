@@ -1,0 +1,46 @@
+"""The plan as a person reads it: LDIF-like text, one block per change, no secrets."""
+
+from __future__ import annotations
+
+from domain_sync.records import (
+    OP_ADD_MEMBERS,
+    OP_CREATE,
+    OP_CREATE_CONTAINER,
+    OP_DELETE,
+    OP_REMOVE_MEMBERS,
+    OP_RENAME,
+    ChangeSet,
+)
+
+
+def render_preview(change_set: ChangeSet, header: str = "") -> str:
+    lines = []
+    if header:
+        lines += [f"# {line}" for line in header.splitlines()]
+    lines.append("# counts: " + (", ".join(f"{k}={v}" for k, v in change_set.counts.items()) or "no changes"))
+    for reason in change_set.blocked_reasons:
+        lines.append(f"# BLOCKED: {reason}")
+    for c in change_set.changes:
+        lines.append("")
+        lines.append(f"# {c.op} {c.kind} {c.anchor}".rstrip() + (f" ({c.reason})" if c.reason else ""))
+        lines.append(f"dn: {c.dn}")
+        if c.op in (OP_CREATE, OP_CREATE_CONTAINER):
+            lines.append("changetype: add")
+            for name, values in c.values.items():
+                lines += [f"{name}: {v}" for v in values]
+        elif c.op == OP_DELETE:
+            lines.append("changetype: delete")
+        elif c.op == OP_RENAME:
+            rdn, _, parent = c.new_dn.partition(",")
+            lines += ["changetype: modrdn", f"newrdn: {rdn}", "deleteoldrdn: 1", f"newsuperior: {parent}"]
+        elif c.op in (OP_ADD_MEMBERS, OP_REMOVE_MEMBERS):
+            verb = "add" if c.op == OP_ADD_MEMBERS else "delete"
+            lines += ["changetype: modify", f"{verb}: member"] + [f"member: {m}" for m in c.members] + ["-"]
+        else:
+            lines.append("changetype: modify")
+            for name, values in c.values.items():
+                if values:
+                    lines += [f"replace: {name}"] + [f"{name}: {v}" for v in values] + ["-"]
+                else:
+                    lines += [f"delete: {name}", "-"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,79 @@
+"""The plan stage: observe the domain, diff, guard, and write the plan files of the run."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+
+import pandas as pd
+
+from domain_sync.config import Settings
+from domain_sync.domain import DomainEndpoint, connect
+from domain_sync.plan.changeset import PlanInputs, plan_changes
+from domain_sync.plan.guards import deletion_guard
+from domain_sync.plan.observed import observe_domain
+from domain_sync.plan.preview import render_preview
+from domain_sync.records import GROUP, USER
+from domain_sync.runs import RunFolder, read_json, write_json_atomic
+from domain_sync.transform.mapping import load_mapping
+
+log = logging.getLogger(__name__)
+
+
+class PlanBlocked(RuntimeError):
+    """The plan exceeds the deletion guard; nothing was written. Approve the run to go on."""
+
+
+def container_dn(settings: Settings, base_dn: str) -> str:
+    return f"{settings.container},{base_dn}" if settings.container else base_dn
+
+
+def plan_run(settings: Settings, run: RunFolder, endpoint: DomainEndpoint, approve_deletions: bool = False) -> dict:
+    mapping = load_mapping(settings.mapping_file)
+    quarantine = read_json(run.file("validate", "quarantine.json"), None)
+    if quarantine is None:
+        raise RuntimeError(f"run {run.run_id}: no validation output; validate must run first")
+    inputs = PlanInputs(
+        users=pd.read_parquet(run.file("transform", "records_users.parquet")),
+        groups=pd.read_parquet(run.file("transform", "records_groups.parquet")),
+        members=pd.read_parquet(run.file("transform", "records_members.parquet")),
+        quarantined={q["anchor"] for q in quarantine if q.get("anchor")},
+    )
+    conn = connect(endpoint, settings.ldap_timeout_seconds)
+    try:
+        observed = observe_domain(
+            conn, endpoint.base_dn, container_dn(settings, endpoint.base_dn), settings.anchor_attribute,
+            sorted(set(mapping.targets(USER)) | set(mapping.targets(GROUP))),
+        )
+    finally:
+        conn.unbind()
+    change_set, collisions = plan_changes(inputs, observed, settings.anchor_attribute,
+                                          set_initial_password=settings.initial_password == "random")
+    change_set.quarantined = len(inputs.quarantined) + len(collisions)
+    synced = {kind: sum(1 for o in observed.objects.values() if o.kind == kind) for kind in (USER, GROUP)}
+    change_set.blocked_reasons = deletion_guard(
+        change_set, synced, settings.max_deletes, settings.max_delete_share, settings.delete_share_min_objects
+    )
+    if collisions:
+        write_json_atomic(run.file("plan", "collisions.json"), [asdict(c) for c in collisions])
+        for c in collisions:
+            log.warning("collision: %s", c.reason())
+    write_json_atomic(run.file("plan", "plan.json"), change_set.to_json() | {"approved": approve_deletions})
+    run.file("plan", "plan.txt").write_text(
+        render_preview(change_set, header=f"plan of run {run.run_id}"), encoding="utf-8")
+    summary = {
+        "counts": change_set.counts,
+        "changes": len(change_set.changes),
+        "collisions": len(collisions),
+        "blocked_reasons": change_set.blocked_reasons,
+        "approved": approve_deletions,
+        "synced_in_domain": synced,
+        "plan_file": str(run.file("plan", "plan.txt")),
+    }
+    log.info("plan: %d changes %s", len(change_set.changes), change_set.counts)
+    if change_set.blocked_reasons and not approve_deletions:
+        raise PlanBlocked(
+            "deletion guard stopped the run before any write: " + "; ".join(change_set.blocked_reasons)
+            + f". Review {summary['plan_file']} and trigger the run again with approve_deletions=true."
+        )
+    return summary

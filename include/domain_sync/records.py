@@ -1,0 +1,147 @@
+"""The record shapes passed between stages, defined once.
+
+Stage hand-offs are files in the run folder (see `runs.RunFolder`); XCom only carries their
+summaries. Frames are pandas DataFrames stored as Parquet.
+
+Staged tenant changes (extract -> transform), one frame per object type:
+  users:    id, <selected Graph attributes>, manager_id, _removed, _fields
+  groups:   id, <selected Graph attributes>, _removed, _fields
+  members:  group_id, member_id, member_type ("user" | "group"), removed (bool)
+  `_removed` is None, "changed" (soft delete) or "deleted" (hard delete) as Graph reports it;
+  `_fields` lists the attributes the page carried, so a partial object never blanks the others.
+
+Tenant snapshot (the desired source, committed after a successful apply):
+  users:    id, <attributes>, manager_id, tenant_state ("active" | "soft_deleted")
+  groups:   id, <attributes>
+  members:  group_id, member_id, member_type
+
+Directory records (transform -> validate -> plan), one frame per kind:
+  anchor, kind, cn, account_name (the derived sAMAccountName before collisions), enabled,
+  password_never_expires (users), security_enabled (groups), manager_anchor (users), attr:<ldapName>...
+  members frame: group_anchor, member_anchor
+  Values of `attr:` columns are a string, a list of strings (multi-valued), or None (clear it).
+
+Change set (plan -> apply): `ChangeSet` below, written as JSON plus a readable preview.
+Apply results: `ApplyResult` rows, written as JSON lines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+USER = "user"
+GROUP = "group"
+KINDS = (USER, GROUP)
+
+# Staged tenant changes
+REMOVED = "_removed"
+FIELDS = "_fields"
+REMOVED_SOFT = "changed"
+REMOVED_HARD = "deleted"
+MEMBER_COLUMNS = ["group_id", "member_id", "member_type", "removed"]
+
+# Tenant snapshot
+TENANT_STATE = "tenant_state"
+STATE_ACTIVE = "active"
+STATE_SOFT_DELETED = "soft_deleted"
+SNAPSHOT_MEMBER_COLUMNS = ["group_id", "member_id", "member_type"]
+
+# Directory records
+ATTR_PREFIX = "attr:"
+RECORD_BASE_COLUMNS = [
+    "anchor", "kind", "cn", "account_name", "enabled", "password_never_expires", "security_enabled",
+    "manager_anchor",
+]
+RECORD_MEMBER_COLUMNS = ["group_anchor", "member_anchor"]
+
+# Change set operations, in the order apply runs them (never a dangling reference).
+OP_CREATE_CONTAINER = "create_container"
+OP_CREATE = "create"
+OP_RENAME = "rename"
+OP_MODIFY = "modify"
+OP_ADD_MEMBERS = "add_members"
+OP_REMOVE_MEMBERS = "remove_members"
+OP_DISABLE = "disable"
+OP_DELETE = "delete"
+OP_ORDER = [
+    OP_CREATE_CONTAINER,
+    OP_CREATE,
+    OP_RENAME,
+    OP_MODIFY,
+    OP_ADD_MEMBERS,
+    OP_REMOVE_MEMBERS,
+    OP_DISABLE,
+    OP_DELETE,
+]
+
+
+def attr_column(ldap_name: str) -> str:
+    return f"{ATTR_PREFIX}{ldap_name}"
+
+
+@dataclass
+class Change:
+    """One write the plan asks for. `values` maps attribute -> list of values (replace semantics)."""
+
+    op: str
+    kind: str
+    anchor: str
+    dn: str
+    new_dn: str | None = None
+    values: dict[str, list[str]] = field(default_factory=dict)
+    members: list[str] = field(default_factory=list)
+    reason: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v not in (None, "", [], {})}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Change":
+        return cls(**data)
+
+
+@dataclass
+class ChangeSet:
+    """Everything one run will write, in apply order, plus what the guards decided."""
+
+    changes: list[Change]
+    counts: dict[str, int]
+    blocked_reasons: list[str] = field(default_factory=list)
+    quarantined: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "counts": self.counts,
+            "blocked_reasons": self.blocked_reasons,
+            "quarantined": self.quarantined,
+            "changes": [c.to_json() for c in self.changes],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "ChangeSet":
+        return cls(
+            changes=[Change.from_json(c) for c in data["changes"]],
+            counts=data["counts"],
+            blocked_reasons=data.get("blocked_reasons", []),
+            quarantined=data.get("quarantined", 0),
+        )
+
+
+APPLIED = "applied"
+ALREADY = "already_in_place"
+FAILED = "failed"
+
+
+@dataclass
+class ApplyResult:
+    """Outcome of one change: applied, found already in place (a rerun), or failed with the LDAP code."""
+
+    op: str
+    kind: str
+    anchor: str
+    dn: str
+    status: str
+    result_code: int | None = None
+    message: str = ""
+    writes: int = 0

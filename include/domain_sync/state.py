@@ -1,0 +1,86 @@
+"""Committed sync state: the delta links and the tenant snapshot they lead to.
+
+Both move together, and only after the apply that consumed them succeeded: a failure anywhere
+leaves the previous pair in place, so the next run reads the same changes again (at-least-once
+extraction; apply is idempotent). A commit writes a new version folder and then swaps a pointer
+file atomically, so a crash mid-commit leaves either the old state or the new one.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+from domain_sync.runs import read_json, write_json_atomic
+
+SNAPSHOT_FILES = ("snapshot_users.parquet", "snapshot_groups.parquet", "snapshot_members.parquet")
+DELTA_LINK_WARN_AGE_DAYS = 6  # Graph forgets delta links after 7 days (MS)
+
+
+class StateStore:
+    def __init__(self, state_dir: Path | str):
+        self.dir = Path(state_dir)
+
+    @property
+    def _pointer(self) -> Path:
+        return self.dir / "current.json"
+
+    def current(self) -> Path | None:
+        pointer = read_json(self._pointer)
+        if not pointer:
+            return None
+        path = self.dir / pointer["version"]
+        return path if path.exists() else None
+
+    def delta_links(self) -> dict[str, dict]:
+        """{resource: {"link": str, "saved_at": iso time}} of the committed state."""
+        current = self.current()
+        return (read_json(current / "delta_links.json", {}) or {}) if current else {}
+
+    def snapshot_file(self, name: str) -> Path | None:
+        current = self.current()
+        if current is None or not (current / name).exists():
+            return None
+        return current / name
+
+    def commit(self, snapshot_dir: Path, delta_links: dict[str, str], now: datetime | None = None) -> str:
+        now = now or datetime.now(timezone.utc)
+        version = f"v-{now.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        target = self.dir / version
+        target.mkdir(parents=True)
+        for name in SNAPSHOT_FILES:
+            shutil.copy2(snapshot_dir / name, target / name)
+        previous = self.delta_links()
+        links = {
+            resource: {"link": link, "saved_at": now.isoformat()}
+            for resource, link in delta_links.items()
+        }
+        for resource, entry in previous.items():
+            links.setdefault(resource, entry)
+        write_json_atomic(target / "delta_links.json", links)
+        old = self.current()
+        write_json_atomic(self._pointer, {"version": version, "committed_at": now.isoformat()})
+        if old is not None and old != target:
+            shutil.rmtree(old, ignore_errors=True)
+        return version
+
+    def delta_link_ages(self, now: datetime | None = None) -> dict[str, float]:
+        now = now or datetime.now(timezone.utc)
+        ages = {}
+        for resource, entry in self.delta_links().items():
+            saved = datetime.fromisoformat(entry["saved_at"])
+            ages[resource] = (now - saved).total_seconds() / 86400
+        return ages
+
+
+def commit_run(state: StateStore, run_dir: Path, dry_run: bool = False) -> dict:
+    """Save the run's delta links and snapshot as the committed state (after a successful apply)."""
+    if dry_run:
+        return {"committed": False, "reason": "dry run: the same changes are read again next time"}
+    links = read_json(run_dir / "extract" / "delta_links.json")
+    if not links:
+        raise RuntimeError(f"{run_dir.name}: no delta links to commit; extract must run first")
+    version = state.commit(run_dir / "transform", {r: e["link"] for r, e in links.items()})
+    return {"committed": True, "version": version}

@@ -1,0 +1,1 @@
+"""Transform: tenant snapshot -> directory records (mapping, naming, lifecycle)."""

@@ -1,0 +1,186 @@
+"""Names in the domain: sAMAccountName, cn, and RDN/DN escaping.
+
+sAMAccountName (AD rules, MS): at most 20 characters, none of " / \\ [ ] : ; | = , + * ? < >,
+unique in the domain across users, groups and computers, compared without case. Our rule
+(docs/naming.md):
+  1. Source: mailNickname for users, displayName for groups.
+  2. Fold to ASCII (NFKD, accents dropped), keep letters, digits, '.', '-', '_'; drop the rest;
+     no leading or trailing '.'; cut to 20.
+  3. Empty result -> "u-" / "g-" + the first 8 hex digits of the tenant object id.
+  4. Taken (by any object in the domain, or by another object earlier in this run, objects
+     taken in order of their tenant id) -> the name cut to leave room for "-" + the first k hex
+     digits of the object id, k = 4..12; then "-" + a counter.
+  5. Stable: an object that has a name in the domain keeps it; rules 1 to 4 only name new objects.
+
+cn: the displayName (cut to 64, the schema's limit); when two synced objects of one container, or a
+synced and a local one, share it (compared without case), each synced one gets " (<8 hex of id>)".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Iterable
+
+SAM_MAX = 20
+CN_MAX = 64
+SAM_FORBIDDEN = set('"/\\[]:;|=,+*?<>')
+_SAM_KEEP = re.compile(r"[^A-Za-z0-9._-]")
+
+
+# Letters NFKD does not decompose into ASCII.
+_TRANSLITERATION = str.maketrans({
+    "ø": "o", "Ø": "O", "æ": "ae", "Æ": "AE", "ß": "ss", "ł": "l", "Ł": "L", "đ": "d", "Đ": "D",
+    "þ": "th", "Þ": "Th", "œ": "oe", "Œ": "OE", "ı": "i",
+})
+
+
+def fold_ascii(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text.translate(_TRANSLITERATION))
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).encode("ascii", "ignore").decode()
+
+
+def _hex_of(anchor: str) -> str:
+    digits = re.sub(r"[^0-9a-f]", "", anchor.lower())
+    if len(digits) < 12:
+        digits += hashlib.sha1(anchor.encode("utf-8")).hexdigest()
+    return digits
+
+
+def _trim(name: str, limit: int) -> str:
+    return name[:limit].strip(".")
+
+
+def account_name_base(source: str | None, anchor: str, kind: str) -> str:
+    """Rules 1 to 3: the name an object would get if nothing else held it."""
+    name = _trim(_SAM_KEEP.sub("", fold_ascii(source or "")).strip("."), SAM_MAX)
+    if not name:
+        name = f"{kind[0]}-{_hex_of(anchor)[:8]}"
+    return name
+
+
+def is_valid_account_name(name: object) -> bool:
+    return (
+        isinstance(name, str)
+        and 0 < len(name) <= SAM_MAX
+        and not any(ch in SAM_FORBIDDEN or ord(ch) < 32 for ch in name)
+        and not name.endswith(".")
+    )
+
+
+def assign_account_names(
+    candidates: Iterable[tuple[str, str]],
+    existing: dict[str, str],
+    taken: Iterable[str],
+) -> dict[str, str]:
+    """Rules 4 and 5. `candidates` are (anchor, base name) of every synced object, `existing` maps
+    anchors that already have a name in the domain to it, `taken` holds every name in the domain.
+    Returns anchor -> sAMAccountName for all candidates."""
+    used = {name.lower() for name in taken}
+    used.update(name.lower() for name in existing.values())
+    result: dict[str, str] = {}
+    for anchor, base in sorted(candidates):
+        if anchor in existing:
+            result[anchor] = existing[anchor]
+            continue
+        name = _unique_account_name(anchor, base, used)
+        used.add(name.lower())
+        result[anchor] = name
+    return result
+
+
+def _unique_account_name(anchor: str, base: str, used: set[str]) -> str:
+    if base.lower() not in used:
+        return base
+    digits = _hex_of(anchor)
+    for k in range(4, 13):
+        suffix = "-" + digits[:k]
+        name = _trim(base, SAM_MAX - len(suffix)) + suffix
+        if name.lower() not in used:
+            return name
+    counter = 2
+    while True:
+        suffix = f"-{counter}"
+        name = _trim(base, SAM_MAX - len(suffix)) + suffix
+        if name.lower() not in used:
+            return name
+        counter += 1
+
+
+def cn_base(display_name: str | None, fallback: str) -> str:
+    printable = "".join(ch for ch in (display_name or "") if unicodedata.category(ch) not in ("Cc", "Cs"))
+    text = " ".join(printable.split()) or fallback
+    return text[:CN_MAX]
+
+
+def assign_common_names(
+    candidates: Iterable[tuple[str, str]], local_names: Iterable[str]
+) -> dict[str, str]:
+    """cn for each (anchor, cn base) of one container; duplicates get the id suffix."""
+    candidates = list(candidates)
+    counts: dict[str, int] = {}
+    for _, base in candidates:
+        counts[base.casefold()] = counts.get(base.casefold(), 0) + 1
+    local = {name.casefold() for name in local_names}
+    result = {}
+    for anchor, base in candidates:
+        key = base.casefold()
+        if counts[key] > 1 or key in local:
+            suffix = f" ({_hex_of(anchor)[:8]})"
+            result[anchor] = base[: CN_MAX - len(suffix)].rstrip() + suffix
+        else:
+            result[anchor] = base
+    return result
+
+
+# '#' is escaped everywhere, not only in front: RFC 4514 allows it and ldap3's parser demands it.
+_RDN_SPECIAL = set(',+"\\<>;=#')
+
+
+def escape_rdn_value(value: str) -> str:
+    """Escape an attribute value for use in a DN (RFC 4514 section 2.4)."""
+    out = []
+    last = len(value) - 1
+    for i, ch in enumerate(value):
+        if ch in _RDN_SPECIAL or (i == 0 and ch == " ") or (i == last and ch == " "):
+            out.append("\\" + ch)
+        elif ord(ch) < 32 or ch == "\x7f":
+            out.append("".join(f"\\{b:02X}" for b in ch.encode("utf-8")))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def child_dn(attribute: str, value: str, parent: str) -> str:
+    return f"{attribute}={escape_rdn_value(value)},{parent}"
+
+
+def normalize_dn(dn: str) -> str:
+    """A comparison key for DNs: attribute types and values without case, no spaces around ',' '='."""
+    from ldap3.utils.dn import parse_dn
+
+    parts = []
+    for attr, value, _sep in parse_dn(dn, escape=False, strip=False):
+        parts.append(f"{attr.strip().lower()}={_unescape(value).casefold()}")
+    return ",".join(parts)
+
+
+def _unescape(value: str) -> str:
+    out = bytearray()
+    i = 0
+    raw = value
+    while i < len(raw):
+        ch = raw[i]
+        if ch == "\\" and i + 1 < len(raw):
+            nxt = raw[i + 1 : i + 3]
+            if re.fullmatch(r"[0-9A-Fa-f]{2}", nxt):
+                out += bytes.fromhex(nxt)
+                i += 3
+                continue
+            out += raw[i + 1].encode("utf-8")
+            i += 2
+            continue
+        out += ch.encode("utf-8")
+        i += 1
+    return out.decode("utf-8", "replace")

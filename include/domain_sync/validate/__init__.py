@@ -1,0 +1,1 @@
+"""Validate: Great Expectations suites gate what may be loaded; bad rows go to quarantine."""
