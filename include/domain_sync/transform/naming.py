@@ -184,3 +184,10 @@ def _unescape(value: str) -> str:
         out += ch.encode("utf-8")
         i += 1
     return out.decode("utf-8", "replace")
+
+
+def rdn_value(dn: str) -> str:
+    """The unescaped value of a DN's first RDN."""
+    from ldap3.utils.dn import parse_dn
+
+    return _unescape(parse_dn(dn, escape=False, strip=False)[0][1])

@@ -1,0 +1,134 @@
+"""Planning: desired records against an observed domain (no LDAP here; the observed side is built)."""
+
+import pandas as pd
+
+from domain_sync.plan.changeset import (
+    UF_ACCOUNTDISABLE,
+    UF_NORMAL_ACCOUNT,
+    PlanInputs,
+    plan_changes,
+    user_account_control,
+)
+from domain_sync.plan.guards import deletion_guard
+from domain_sync.plan.observed import ObservedDomain, ObservedObject
+from domain_sync.records import RECORD_BASE_COLUMNS, RECORD_MEMBER_COLUMNS, attr_column
+from domain_sync.transform.naming import normalize_dn
+
+C = "OU=AADDC Users,DC=corp,DC=example,DC=test"
+ANCHOR = "mS-DS-ConsistencyGuid"
+U1 = "11111111-1111-1111-1111-111111111111"
+U2 = "22222222-2222-2222-2222-222222222222"
+G1 = "99999999-9999-9999-9999-999999999999"
+
+
+def user(anchor, name, enabled=True, upn=None, display=None):
+    return {"anchor": anchor, "kind": "user", "cn": display or name, "account_name": name, "enabled": enabled,
+            "password_never_expires": False, "security_enabled": None, "manager_anchor": None,
+            attr_column("userPrincipalName"): upn or f"{name}@corp.example.test",
+            attr_column("displayName"): display or name}
+
+
+def group(anchor, name):
+    return {"anchor": anchor, "kind": "group", "cn": name, "account_name": name, "enabled": None,
+            "password_never_expires": None, "security_enabled": True, "manager_anchor": None,
+            attr_column("displayName"): name}
+
+
+def frame(rows, columns):
+    return pd.DataFrame(rows, columns=columns) if rows else pd.DataFrame(columns=columns)
+
+
+def inputs(users=(), groups=(), members=(), quarantined=()):
+    return PlanInputs(
+        frame(list(users), RECORD_BASE_COLUMNS + [attr_column("userPrincipalName"), attr_column("displayName")]),
+        frame(list(groups), RECORD_BASE_COLUMNS + [attr_column("displayName")]),
+        frame(list(members), RECORD_MEMBER_COLUMNS),
+        set(quarantined),
+    )
+
+
+def observed(objects=(), names=None, upns=None, missing=()):
+    objs = {o.anchor: o for o in objects}
+    return ObservedDomain(C, list(missing), objs, names or {}, upns or {}, set(),
+                          {normalize_dn(o.dn) for o in objects})
+
+
+def observed_user(anchor, name, dn_cn=None, enabled=True, display=None):
+    display = display or name
+    return ObservedObject(anchor, "user", f"CN={dn_cn or display},{C}", {
+        "samaccountname": [name], "userprincipalname": [f"{name}@corp.example.test"], "displayname": [display],
+        "useraccountcontrol": [str(UF_NORMAL_ACCOUNT | (0 if enabled else UF_ACCOUNTDISABLE))]})
+
+
+def ops(change_set):
+    return [(c.op, c.anchor) for c in change_set.changes]
+
+
+def test_new_objects_are_created_with_container_first_and_members_last():
+    cs, _ = plan_changes(inputs([user(U1, "ana")], [group(G1, "Sales")], [(G1, U1)]), observed(missing=[C]), ANCHOR)
+    assert [c.op for c in cs.changes] == ["create_container", "create", "create", "add_members"]
+    create = cs.changes[1]
+    assert create.values["sAMAccountName"] == ["ana"] and create.values[ANCHOR] == [bytes.hex(
+        __import__("uuid").UUID(U1).bytes_le)]
+
+
+def test_matching_domain_plans_nothing():
+    cs, _ = plan_changes(inputs([user(U1, "ana")]), observed([observed_user(U1, "ana")]), ANCHOR)
+    assert cs.changes == []
+
+
+def test_only_differing_attributes_are_modified():
+    cs, _ = plan_changes(inputs([user(U1, "ana", display="Ana")]),
+                         observed([observed_user(U1, "ana", dn_cn="Ana", display="ana")]), ANCHOR)
+    assert ops(cs) == [("modify", U1)] and cs.changes[0].values == {"displayName": ["Ana"]}
+
+
+def test_display_name_change_is_a_rename_not_delete_and_create():
+    cs, _ = plan_changes(inputs([user(U1, "ana", display="Ana Lima")]),
+                         observed([observed_user(U1, "ana", display="Ana")]), ANCHOR)
+    assert [c.op for c in cs.changes] == ["rename", "modify"]
+    assert cs.changes[0].new_dn == f"CN=Ana Lima,{C}"
+
+
+def test_disabled_in_tenant_is_a_disable_keeping_other_bits():
+    assert user_account_control(False, False, 0x10200) == 0x202
+    cs, _ = plan_changes(inputs([user(U1, "ana", enabled=False)]), observed([observed_user(U1, "ana")]), ANCHOR)
+    assert ops(cs) == [("disable", U1)]
+
+
+def test_objects_gone_from_the_tenant_are_deleted_but_quarantined_ones_are_kept():
+    obs = observed([observed_user(U1, "ana"), observed_user(U2, "bob")])
+    cs, _ = plan_changes(inputs([], quarantined=[U2]), obs, ANCHOR)
+    assert ops(cs) == [("delete", U1)]
+
+
+def test_upn_held_by_a_local_object_quarantines_the_tenant_object():
+    local = f"CN=Ana,CN=Users,DC=corp,DC=example,DC=test"
+    cs, collisions = plan_changes(inputs([user(U1, "ana")]), observed(upns={"ana@corp.example.test": local}), ANCHOR)
+    assert cs.changes == [] and collisions[0].local_dn == local and "untouched" in collisions[0].reason()
+
+
+def test_account_name_held_by_a_local_object_is_suffixed():
+    local = "CN=ana,CN=Users,DC=corp,DC=example,DC=test"
+    cs, collisions = plan_changes(inputs([user(U1, "ana", upn="x@corp.example.test")]),
+                                  observed(names={"ana": local}), ANCHOR)
+    assert cs.changes[0].values["sAMAccountName"] == ["ana-1111"]
+    assert collisions[0].attribute == "sAMAccountName"
+
+
+def test_membership_changes_are_incremental():
+    g = ObservedObject(G1, "group", f"CN=Sales,{C}", {"samaccountname": ["Sales"], "displayname": ["Sales"],
+                                                    "grouptype": [str(-2147483646)]},
+                       members=[f"CN=ana,{C}"])
+    obs = observed([observed_user(U1, "ana"), observed_user(U2, "bob"), g])
+    cs, _ = plan_changes(inputs([user(U1, "ana"), user(U2, "bob")], [group(G1, "Sales")], [(G1, U2)]), obs, ANCHOR)
+    assert [(c.op, c.members) for c in cs.changes] == [("add_members", [f"CN=bob,{C}"]),
+                                                       ("remove_members", [f"CN=ana,{C}"])]
+
+
+def test_deletion_guard_counts_deletes_and_disables_per_type():
+    obs = observed([observed_user(f"{i:08d}-0000-0000-0000-000000000000", f"u{i}") for i in range(30)])
+    cs, _ = plan_changes(inputs([]), obs, ANCHOR)
+    assert deletion_guard(cs, {"user": 30}, max_deletes=500, max_share=0.5, share_min_objects=20)
+    assert not deletion_guard(cs, {"user": 30}, max_deletes=500, max_share=1.0, share_min_objects=20)
+    assert deletion_guard(cs, {"user": 30}, max_deletes=10, max_share=1.0, share_min_objects=20)

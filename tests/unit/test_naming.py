@@ -1,0 +1,89 @@
+"""sAMAccountName, cn and DN rules (docs/naming.md)."""
+
+import uuid
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from ldap3.utils.dn import parse_dn
+
+from domain_sync.transform.naming import (
+    SAM_MAX,
+    account_name_base,
+    assign_account_names,
+    assign_common_names,
+    child_dn,
+    escape_rdn_value,
+    is_valid_account_name,
+    normalize_dn,
+    rdn_value,
+)
+
+ids = st.uuids().map(str)
+
+
+@given(st.text(), ids, st.sampled_from(["user", "group"]))
+def test_derived_account_names_are_valid(source, anchor, kind):
+    assert is_valid_account_name(account_name_base(source, anchor, kind))
+
+
+@given(st.lists(st.tuples(ids, st.text(max_size=30)), max_size=40, unique_by=lambda t: t[0]),
+       st.sets(st.text(min_size=1, max_size=20), max_size=20))
+@settings(max_examples=200)
+def test_assigned_account_names_are_unique_valid_and_avoid_taken_names(objects, taken):
+    candidates = [(a, account_name_base(s, a, "user")) for a, s in objects]
+    names = assign_account_names(candidates, {}, taken)
+    lowered = [n.lower() for n in names.values()]
+    assert len(set(lowered)) == len(lowered)
+    assert not set(lowered) & {t.lower() for t in taken}
+    assert all(is_valid_account_name(n) for n in names.values())
+
+
+@given(st.lists(st.tuples(ids, st.text(max_size=30)), max_size=20, unique_by=lambda t: t[0]))
+def test_account_names_are_deterministic_whatever_the_input_order(objects):
+    candidates = [(a, account_name_base(s, a, "user")) for a, s in objects]
+    assert assign_account_names(candidates, {}, []) == assign_account_names(list(reversed(candidates)), {}, [])
+
+
+def test_existing_account_name_is_kept_even_when_the_source_changes():
+    anchor = str(uuid.uuid4())
+    names = assign_account_names([(anchor, "newnick")], {anchor: "oldnick"}, ["oldnick"])
+    assert names[anchor] == "oldnick"
+
+
+def test_collision_with_a_local_name_gets_an_id_suffix():
+    anchor = "0123abcd-0000-0000-0000-000000000000"
+    assert assign_account_names([(anchor, "admin")], {}, ["Admin"])[anchor] == "admin-0123"
+
+
+def test_long_and_accented_sources_fold_and_cut():
+    name = account_name_base("Ærøskøbing.Østergård-Jørgensen", "x", "user")
+    assert name == "AEroskobing.Ostergar" and len(name) == SAM_MAX
+
+
+def test_source_of_only_punctuation_falls_back_to_the_id():
+    assert account_name_base("***///", "abcdef12-0000-0000-0000-000000000000", "group") == "g-abcdef12"
+
+
+@given(st.text(min_size=1, max_size=64))
+def test_rdn_round_trips_through_ldap3s_dn_parser(value):
+    dn = child_dn("CN", value, "OU=AADDC Users,DC=corp,DC=example,DC=test")
+    parsed = parse_dn(dn, escape=False, strip=False)
+    assert len(parsed) == 5
+    assert rdn_value(dn) == value
+
+
+def test_rfc4514_specials_are_escaped():
+    assert escape_rdn_value(' #a,b+c"d\\e<f>g;h=i ') == '\\ \\#a\\,b\\+c\\"d\\\\e\\<f\\>g\\;h\\=i\\ '
+    assert escape_rdn_value("a\x00b") == "a\\00b"
+
+
+def test_duplicate_display_names_get_distinct_stable_cns():
+    a, b = "aaaaaaaa-1111-0000-0000-000000000000", "bbbbbbbb-2222-0000-0000-000000000000"
+    first = assign_common_names([(a, "Ana Lima"), (b, "ana lima")], [])
+    assert first == {a: "Ana Lima (aaaaaaaa)", b: "ana lima (bbbbbbbb)"}
+    assert assign_common_names([(b, "ana lima"), (a, "Ana Lima")], []) == first
+
+
+def test_cn_held_by_a_local_object_gets_a_suffix():
+    a = "cccccccc-1111-0000-0000-000000000000"
+    assert assign_common_names([(a, "Service")], ["service"]) == {a: "Service (cccccccc)"}
