@@ -86,7 +86,7 @@ def connect(endpoint: DomainEndpoint, timeout: float = 30.0, collect_usage: bool
         use_ssl=not endpoint.start_tls,
         tls=tls,
         get_info=ldap3.NONE,
-        connect_timeout=timeout,
+        connect_timeout=int(timeout),
     )
     try:
         conn = ldap3.Connection(
@@ -94,7 +94,7 @@ def connect(endpoint: DomainEndpoint, timeout: float = 30.0, collect_usage: bool
             user=endpoint.bind_dn,
             password=endpoint.password,
             auto_bind=ldap3.AUTO_BIND_NONE,
-            receive_timeout=timeout,
+            receive_timeout=int(timeout),
             raise_exceptions=False,
             collect_usage=collect_usage,
             auto_range=True,

@@ -98,7 +98,7 @@ class Change:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Change":
-        return cls(**data)
+        return cls(**{"anchor": "", **data})
 
 
 @dataclass

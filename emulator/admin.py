@@ -1,0 +1,126 @@
+"""A small client for the emulator's admin API (stdlib urllib)."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+from urllib.parse import quote
+
+
+class AdminError(RuntimeError):
+    """The admin API answered an error: status, and the Graph error body."""
+
+    def __init__(self, status: int, body: Any):
+        self.status = status
+        self.body = body
+        code = body.get("error", {}).get("code") if isinstance(body, dict) else None
+        message = body.get("error", {}).get("message") if isinstance(body, dict) else body
+        super().__init__(f"HTTP {status} {code}: {message}")
+
+    @property
+    def code(self) -> str | None:
+        if isinstance(self.body, dict):
+            return self.body.get("error", {}).get("code")
+        return None
+
+
+class EmulatorAdmin:
+    """Scripts changes, faults and settings of a running emulator. graph_url: e.g. http://127.0.0.1:PORT."""
+
+    def __init__(self, graph_url: str, timeout: float = 30.0):
+        self.graph_url = graph_url.rstrip("/")
+        self.timeout = timeout
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def request(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode("utf-8")
+        req = urllib.request.Request(f"{self.graph_url}/admin{path}", data=data, method=method)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with self._opener.open(req, timeout=self.timeout) as resp:
+                raw = resp.read()
+        except urllib.error.HTTPError as exc:
+            raw = exc.read()
+            try:
+                parsed = json.loads(raw) if raw else None
+            except ValueError:
+                parsed = raw.decode("utf-8", "replace")
+            raise AdminError(exc.code, parsed) from None
+        return json.loads(raw) if raw else None
+
+    # users
+    def create_user(self, user: dict[str, Any]) -> dict[str, Any]:
+        return self.request("POST", "/users", user)
+
+    def update_user(self, user_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        return self.request("PATCH", f"/users/{quote(user_id, safe='')}", changes)
+
+    def delete_user(self, user_id: str, permanent: bool = False) -> None:
+        suffix = "?permanent=true" if permanent else ""
+        self.request("DELETE", f"/users/{quote(user_id, safe='')}{suffix}")
+
+    def restore_user(self, user_id: str) -> dict[str, Any]:
+        return self.request("POST", f"/users/{quote(user_id, safe='')}/restore")
+
+    # groups
+    def create_group(self, group: dict[str, Any]) -> dict[str, Any]:
+        return self.request("POST", "/groups", group)
+
+    def update_group(self, group_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        return self.request("PATCH", f"/groups/{quote(group_id, safe='')}", changes)
+
+    def delete_group(self, group_id: str, permanent: bool = False) -> None:
+        suffix = "?permanent=true" if permanent else ""
+        self.request("DELETE", f"/groups/{quote(group_id, safe='')}{suffix}")
+
+    def restore_group(self, group_id: str) -> dict[str, Any]:
+        return self.request("POST", f"/groups/{quote(group_id, safe='')}/restore")
+
+    def add_member(self, group_id: str, member_id: str, odata_type: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"id": member_id}
+        if odata_type:
+            body["@odata.type"] = odata_type
+        return self.request("POST", f"/groups/{quote(group_id, safe='')}/members", body)
+
+    def remove_member(self, group_id: str, member_id: str) -> None:
+        self.request("DELETE", f"/groups/{quote(group_id, safe='')}/members/{quote(member_id, safe='')}")
+
+    def members(self, group_id: str) -> list[dict[str, Any]]:
+        return self.request("GET", f"/groups/{quote(group_id, safe='')}/members")["value"]
+
+    def object_status(self, kind: str, object_id: str) -> dict[str, Any]:
+        """{"id", "status": present|softDeleted|deleted, "sequence"}; kind is "users" or "groups"."""
+        return self.request("GET", f"/{kind}/{quote(object_id, safe='')}")
+
+    # faults, settings, stats
+    def set_faults(self, *rules: dict[str, Any]) -> list[dict[str, Any]]:
+        """Add fault rules (see README.md); returns all active rules."""
+        return self.request("POST", "/faults", {"faults": list(rules)})["faults"]
+
+    def faults(self) -> list[dict[str, Any]]:
+        return self.request("GET", "/faults")["faults"]
+
+    def clear_faults(self) -> None:
+        self.request("DELETE", "/faults")
+
+    def settings(self, **values: Any) -> dict[str, Any]:
+        """Change settings (delta_link_max_age_seconds, page_size, members_page_size); returns all settings."""
+        if values:
+            return self.request("PUT", "/settings", values)
+        return self.request("GET", "/settings")
+
+    def stats(self) -> dict[str, Any]:
+        return self.request("GET", "/stats")
+
+    def reset_stats(self) -> None:
+        self.request("DELETE", "/stats")
+
+    def export(self) -> dict[str, Any]:
+        """The current tenant in the tenant file's shape."""
+        return self.request("GET", "/export")
+
+    def health(self) -> dict[str, Any]:
+        return self.request("GET", "/health")

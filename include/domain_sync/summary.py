@@ -1,0 +1,63 @@
+"""A run's summary for people: counts of what the run created, updated and deleted.
+
+`python -m domain_sync.summary [DATA_DIR]` prints the latest run's summary.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from domain_sync.config import Settings
+from domain_sync.runs import read_json
+
+ACTIONS = {
+    "create": "created", "modify": "updated", "rename": "renamed/moved", "disable": "disabled",
+    "delete": "deleted", "add_members": "memberships added", "remove_members": "memberships removed",
+}
+
+
+def latest_run(data_dir: Path) -> Path | None:
+    runs = [p for p in (data_dir / "runs").glob("*") if (p / "summary.json").exists()]
+    return max(runs, key=lambda p: (p / "summary.json").stat().st_mtime) if runs else None
+
+
+def format_summary(summary: dict) -> str:
+    lines = [f"run {summary.get('run_id')}"]
+    transform = summary.get("transform") or {}
+    if transform:
+        lines.append(f"  tenant: {transform.get('tenant_users')} users, {transform.get('tenant_groups')} groups, "
+                     f"{transform.get('tenant_memberships')} memberships")
+    apply = summary.get("apply") or {}
+    writes = apply.get("writes") or {}
+    for kind in ("user", "group"):
+        parts = [f"{writes.get(f'{kind}.{op}', 0)} {label}" for op, label in ACTIONS.items()
+                 if writes.get(f"{kind}.{op}")]
+        lines.append(f"  {kind}s: " + (", ".join(parts) if parts else "no change"))
+    if apply.get("dry_run"):
+        lines.append("  dry run: nothing written")
+    statuses = apply.get("statuses") or {}
+    if statuses:
+        lines.append("  changes: " + ", ".join(f"{v} {k}" for k, v in sorted(statuses.items())))
+    quarantined = sum(((summary.get("validate") or {}).get("quarantined") or {}).values())
+    collisions = (summary.get("plan") or {}).get("collisions", 0)
+    lines.append(f"  quarantined: {quarantined} by validation, {collisions} by collisions with local objects")
+    for stage, result in summary.items():
+        if isinstance(result, dict) and result.get("failed"):
+            lines.append(f"  FAILED at {stage}: {result['failed']}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    data_dir = Path(argv[0]) if argv else Path(Settings.from_env().data_dir)
+    run = latest_run(data_dir)
+    if run is None:
+        print(f"no run found under {data_dir}")
+        return 1
+    print(format_summary(read_json(run / "summary.json")))
+    print(f"  files: {run}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
