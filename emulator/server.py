@@ -807,15 +807,18 @@ class Emulator:
         token = _Server((self.host, self._token_port), TokenHandler, self, ssl_context=ctx)
         self._servers = [graph, token]
         for name, server in (("graph", graph), ("token", token)):
-            thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, name=f"emulator-{name}")
+            thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name=f"emulator-{name}")
             thread.daemon = True
             thread.start()
             self._threads.append(thread)
         return self
 
     def stop(self) -> None:
-        for server in self._servers:
-            server.shutdown()
+        stoppers = [threading.Thread(target=server.shutdown) for server in self._servers]
+        for stopper in stoppers:
+            stopper.start()
+        for stopper in stoppers:
+            stopper.join()
         for server in self._servers:
             server.server_close()
         for thread in self._threads:

@@ -396,7 +396,7 @@ class Tenant:
                 out = [{"@odata.type": ODATA_TYPE[k], "id": mid} for mid, k in now]
                 present = {mid for mid, _k in now}
                 for mid, k in self._members_as_of(gid, t):
-                    if False:
+                    if mid not in present:
                         out.append({"@odata.type": ODATA_TYPE[k], "id": mid, "@removed": {"reason": "deleted"}})
                 return out
 
