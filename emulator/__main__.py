@@ -22,7 +22,8 @@ def _serve(args: argparse.Namespace) -> int:
     state_dir = Path(args.state_dir).resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     remove_state(state_dir)
-    certs = ensure_certs(state_dir)
+    names = [n for n in (*args.cert_name, args.advertise_host, args.host) if n and n not in ("0.0.0.0", "::")]
+    certs = ensure_certs(state_dir, extra_names=names)
     secret = ensure_client_secret(state_dir)
     settings = Settings()
     if args.page_size:
@@ -45,11 +46,13 @@ def _serve(args: argparse.Namespace) -> int:
         graph_port=args.graph_port,
         token_port=args.token_port,
         verbose=args.verbose,
+        graph_tls=args.graph_tls,
+        advertise_host=args.advertise_host,
     )
 
     stop = threading.Event()
 
-    def on_signal(signum, frame):  # noqa: ARG001
+    def on_signal(signum, frame):
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -117,6 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--members-page-size", type=int, default=None)
     serve.add_argument("--delta-link-max-age", type=float, default=None, help="seconds (default 7 days)")
     serve.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    serve.add_argument("--graph-tls", action="store_true",
+                       help="serve Graph over HTTPS too (needed when clients reach it by a name other than localhost)")
+    serve.add_argument("--advertise-host", default=None,
+                       help="host name written into emulator.json and the links (default: --host; 127.0.0.1 for 0.0.0.0)")
+    serve.add_argument("--cert-name", action="append", default=[],
+                       help="extra DNS name or IP for the server certificate (repeatable)")
     serve.set_defaults(func=_serve)
 
     conn = sub.add_parser("connection", help="print the Airflow connection JSON (contains the secret)")

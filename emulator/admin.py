@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import urllib.error
 import urllib.request
 from typing import Any
@@ -27,12 +28,18 @@ class AdminError(RuntimeError):
 
 
 class EmulatorAdmin:
-    """Scripts changes, faults and settings of a running emulator. graph_url: e.g. http://127.0.0.1:PORT."""
+    """Scripts changes, faults and settings of a running emulator.
 
-    def __init__(self, graph_url: str, timeout: float = 30.0):
+    graph_url: e.g. http://127.0.0.1:PORT; ca_file: the emulator's ca.pem, for an https graph_url.
+    """
+
+    def __init__(self, graph_url: str, timeout: float = 30.0, ca_file: str | None = None):
         self.graph_url = graph_url.rstrip("/")
         self.timeout = timeout
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({})]
+        if ca_file:
+            handlers.append(urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=ca_file)))
+        self._opener = urllib.request.build_opener(*handlers)
 
     def request(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode("utf-8")

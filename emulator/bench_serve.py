@@ -24,8 +24,8 @@ from urllib.parse import urlencode, urlsplit
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from emulator.generate import write_tenant  # noqa: E402
-from emulator.testing import start_emulator  # noqa: E402
+from emulator.generate import write_tenant
+from emulator.testing import start_emulator
 
 
 def _token(emu) -> str:

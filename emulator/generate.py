@@ -21,7 +21,7 @@ DEFAULT_DOMAIN = "corp.example.test"
 ALIAS_DOMAIN = "corpexample.onmicrosoft.com"
 USER_TYPE = "#microsoft.graph.user"
 GROUP_TYPE = "#microsoft.graph.group"
-_EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+_EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 # Letters that Unicode decomposition does not turn into ASCII.
 _FOLD = str.maketrans(

@@ -18,12 +18,12 @@ import time
 import uuid
 from collections import defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .certs import CertPaths
 from .faults import FaultSet, FaultSpecError, Rule
-from .tenant import GROUPS, KINDS, USERS, GraphError, Tenant
+from .tenant import GROUPS, KINDS, GraphError, Tenant
 
 JSON_TYPE = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
 OAUTH_JSON_TYPE = "application/json; charset=utf-8"
@@ -33,6 +33,7 @@ _HOST_RE = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5
 _SUPPORTED_LIST_OPTIONS = {"$select", "$top", "$skiptoken"}
 _SUPPORTED_DELTA_OPTIONS = {"$select", "$top", "$skiptoken", "$deltatoken"}
 _SUPPORTED_GET_OPTIONS = {"$select"}
+_DOLLAR_OPTIONAL = {"select", "top", "skiptoken", "deltatoken", "filter", "expand", "orderby", "count", "search"}
 
 
 def _b64(data: bytes) -> str:
@@ -44,7 +45,7 @@ def _unb64(text: str) -> bytes:
 
 
 def _now_iso() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def encode_json(doc: Any) -> bytes:
@@ -132,7 +133,7 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128
     allow_reuse_address = True
 
-    def __init__(self, address: tuple, handler: type, emulator: "Emulator", ssl_context: ssl.SSLContext | None = None):
+    def __init__(self, address: tuple, handler: type, emulator: Emulator, ssl_context: ssl.SSLContext | None = None):
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.emulator = emulator
@@ -169,11 +170,11 @@ class _BaseHandler(BaseHTTPRequestHandler):
     def handle_one_request(self) -> None:
         try:
             super().handle_one_request()
-        except (ConnectionError, ssl.SSLError, socket.timeout, TimeoutError):
+        except (ConnectionError, ssl.SSLError, TimeoutError):
             self.close_connection = True
 
     @property
-    def emulator(self) -> "Emulator":
+    def emulator(self) -> Emulator:
         return self.server.emulator
 
     def _read_body(self) -> bytes:
@@ -193,6 +194,9 @@ class _BaseHandler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length > 0 else b""
 
     def _send(self, status: int, body: bytes, content_type: str | None, headers: dict[str, str] | None = None) -> None:
+        # Counted before the answer leaves, so a client that reads the stats right after sees it.
+        if self._route:
+            self.emulator.stats.record(self.target, self._route, status)
         self.send_response(status)
         if content_type and body:
             self.send_header("Content-Type", content_type)
@@ -204,17 +208,15 @@ class _BaseHandler(BaseHTTPRequestHandler):
         if body and self.command != "HEAD":
             self._headers_buffer.append(body)
         self.flush_headers()
-        if self._route:
-            self.emulator.stats.record(self.target, self._route, status)
 
     def _drop(self) -> None:
+        if self._route:
+            self.emulator.stats.record(self.target, self._route, "dropped")
         self.close_connection = True
         try:
             self.connection.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
-        if self._route:
-            self.emulator.stats.record(self.target, self._route, "dropped")
 
     _route: str | None = None
 
@@ -270,7 +272,7 @@ class GraphHandler(_BaseHandler):
         host = self.headers.get("Host", "")
         if not _HOST_RE.match(host):
             host = self.emulator.graph_netloc
-        return f"http://{host}"
+        return f"{self.emulator.graph_scheme}://{host}"
 
     def _dispatch(self, method: str) -> None:
         self._route = None
@@ -295,18 +297,22 @@ class GraphHandler(_BaseHandler):
             if decision.rule is not None:
                 self._apply_fault(decision.rule)
                 return
+            if not self._authorized():
+                return
             if handler is None:
                 self._error(404, "Request_ResourceNotFound", f"Resource not found for the segment '{path}'.")
-                return
-            if not self._authorized():
                 return
             if method != "GET":
                 self._error(405, "Request_BadRequest", f"The method {method} is not allowed on '{path}'.")
                 return
             options = {}
             for key, values in query.items():
-                name = key if key.startswith("$") else f"${key}"
-                options[name.lower()] = values[-1]
+                name = key.lower()
+                if not name.startswith("$"):
+                    if name not in _DOLLAR_OPTIONAL:
+                        continue  # plain parameters Graph does not know are ignored, as Graph does
+                    name = f"${name}"
+                options[name] = values[-1]
             handler(options, *args)
         except GraphError as exc:
             self._error(exc.status, exc.code, exc.message)
@@ -314,6 +320,8 @@ class GraphHandler(_BaseHandler):
             self._error(400, "Request_BadRequest", str(exc))
         except (ConnectionError, ssl.SSLError):
             self.close_connection = True
+        except Exception as exc:  # noqa: BLE001 - answered in Graph's shape rather than a dropped connection
+            self._error(500, "generalException", f"The emulator failed on this request: {exc!r}")
 
     def _match(self, seg: list[str]):
         if len(seg) < 2 or seg[0] != "v1.0" or seg[1] not in KINDS:
@@ -563,7 +571,7 @@ class TokenHandler(_BaseHandler):
             "error": error,
             "error_description": description,
             "error_codes": codes or [],
-            "timestamp": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ"),
+            "timestamp": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ"),
             "trace_id": str(uuid.uuid4()),
             "correlation_id": str(uuid.uuid4()),
         }
@@ -733,6 +741,8 @@ class Emulator:
         graph_port: int = 0,
         token_port: int = 0,
         verbose: bool = False,
+        graph_tls: bool = False,
+        advertise_host: str | None = None,
     ):
         self.tenant = tenant
         self.tenant_id = tenant_id
@@ -740,6 +750,11 @@ class Emulator:
         self.client_secret = client_secret
         self.certs = certs
         self.host = host
+        self.graph_tls = graph_tls
+        self.graph_scheme = "https" if graph_tls else "http"
+        if advertise_host is None:
+            advertise_host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+        self.advertise_host = advertise_host
         self.verbose = verbose
         self.faults = FaultSet()
         self.stats = Stats()
@@ -754,7 +769,7 @@ class Emulator:
         self._threads: list[threading.Thread] = []
 
     def _netloc(self, port: int) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
+        host = f"[{self.advertise_host}]" if ":" in self.advertise_host else self.advertise_host
         return f"{host}:{port}"
 
     @property
@@ -767,7 +782,7 @@ class Emulator:
 
     @property
     def graph_url(self) -> str:
-        return f"http://{self.graph_netloc}"
+        return f"{self.graph_scheme}://{self.graph_netloc}"
 
     @property
     def authority(self) -> str:
@@ -799,11 +814,11 @@ class Emulator:
             "msgraph_host": self.graph_netloc,
         }
 
-    def start(self) -> "Emulator":
+    def start(self) -> Emulator:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.load_cert_chain(str(self.certs.cert_file), str(self.certs.key_file))
-        graph = _Server((self.host, self._graph_port), GraphHandler, self)
+        graph = _Server((self.host, self._graph_port), GraphHandler, self, ssl_context=ctx if self.graph_tls else None)
         token = _Server((self.host, self._token_port), TokenHandler, self, ssl_context=ctx)
         self._servers = [graph, token]
         for name, server in (("graph", graph), ("token", token)):
@@ -825,8 +840,8 @@ class Emulator:
             thread.join(timeout=5)
         self._threads = []
 
-    def __enter__(self) -> "Emulator":
+    def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()

@@ -63,13 +63,12 @@ def connection_dict(info: dict[str, Any], client_secret: str) -> dict[str, Any]:
     netloc the hook's assert_allowed_host compares next links with (it also accepts the base URL's
     netloc on its own).
     """
-    graph_netloc = info["graph_url"].split("://", 1)[1].rstrip("/")
-    host = graph_netloc.rsplit(":", 1)[0]
-    bare = host.strip("[]")
+    scheme, graph_netloc = info["graph_url"].rstrip("/").split("://", 1)
+    bare = graph_netloc.rsplit(":", 1)[0].strip("[]")
     return {
         "conn_type": "msgraph",
         "host": graph_netloc,
-        "schema": "http",
+        "schema": scheme,
         "login": info["client_id"],
         "password": client_secret,
         "extra": {

@@ -27,9 +27,10 @@ import time
 import uuid
 from bisect import bisect_right
 from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 USERS = "users"
 GROUPS = "groups"
@@ -88,7 +89,7 @@ class Settings:
 
 
 class _Entry:
-    __slots__ = ("seq", "oid", "status", "data", "born", "next_seq")
+    __slots__ = ("born", "data", "next_seq", "oid", "seq", "status")
 
     def __init__(self, seq: int, oid: str, status: str, data: dict | None, born: int):
         self.seq = seq
@@ -100,7 +101,7 @@ class _Entry:
 
 
 class _Log:
-    __slots__ = ("entries", "seqs", "latest")
+    __slots__ = ("entries", "latest", "seqs")
 
     def __init__(self) -> None:
         self.entries: list[_Entry] = []
@@ -177,11 +178,13 @@ class Tenant:
         self._upn_index: dict[str, str] = {}
         self._cache: OrderedDict[tuple, list] = OrderedDict()
         self._cache_size = 512
+        # Tokens name the tenant instance that issued them: after a restart they are unknown sync states.
+        self.epoch = uuid.uuid4().hex[:12]
 
     # ------------------------------------------------------------------ loading
 
     @classmethod
-    def from_file(cls, path: str | Path, **kwargs: Any) -> "Tenant":
+    def from_file(cls, path: str | Path, **kwargs: Any) -> Tenant:
         with open(path, encoding="utf-8") as fh:
             doc = json.load(fh)
         tenant = cls(**kwargs)
@@ -435,6 +438,7 @@ class Tenant:
 
     def _token(self, **payload: Any) -> str:
         payload["v"] = _TOKEN_VERSION
+        payload["e"] = self.epoch
         payload["i"] = round(self.clock(), 3)
         return encode_token(payload)
 
@@ -445,7 +449,7 @@ class Tenant:
         issued = payload.get("i")
         if not isinstance(issued, (int, float)):
             raise GraphError(400, "Request_BadRequest", "The token in the request is malformed.")
-        if self.clock() - issued > self.settings.delta_link_max_age_seconds:
+        if payload.get("e") != self.epoch or self.clock() - issued > self.settings.delta_link_max_age_seconds:
             raise GraphError(
                 400,
                 "syncStateNotFound",

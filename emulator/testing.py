@@ -16,7 +16,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from .admin import EmulatorAdmin
 from .state import DEFAULT_CONN_ID, SECRET_FILE, STATE_FILE, connection_dict
@@ -41,7 +41,7 @@ class RunningEmulator:
     admin: EmulatorAdmin = field(init=False)
 
     def __post_init__(self) -> None:
-        self.admin = EmulatorAdmin(self.graph_url)
+        self.admin = EmulatorAdmin(self.graph_url, ca_file=self.ca_file)
 
     @property
     def pid(self) -> int:
@@ -80,10 +80,10 @@ class RunningEmulator:
                 self.process.wait(timeout=timeout)
         return self.process.returncode
 
-    def __enter__(self) -> "RunningEmulator":
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
@@ -125,11 +125,8 @@ def start_emulator(
     cmd += list(extra_args or [])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
-    log = open(state / "emulator.log", "ab")
-    try:
+    with open(state / "emulator.log", "ab") as log:
         process = subprocess.Popen(cmd, cwd=str(PROJECT_ROOT), env=env, stdout=log, stderr=subprocess.STDOUT)
-    finally:
-        log.close()
     deadline = time.monotonic() + timeout
     while True:
         if process.poll() is not None:

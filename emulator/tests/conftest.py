@@ -28,13 +28,11 @@ if not os.environ.get("AIRFLOW_HOME"):
     _airflow_home = tempfile.mkdtemp(prefix="emulator-tests-airflow-")
     os.environ["AIRFLOW_HOME"] = _airflow_home
     atexit.register(shutil.rmtree, _airflow_home, True)
-os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
 
-from emulator.certs import ensure_certs  # noqa: E402
-from emulator.generate import generate_tenant  # noqa: E402
-from emulator.server import Emulator  # noqa: E402
-from emulator.tenant import Settings, Tenant  # noqa: E402
+from emulator.certs import ensure_certs
+from emulator.generate import generate_tenant
+from emulator.server import Emulator
+from emulator.tenant import Settings, Tenant
 
 DEMO_TENANT = ROOT / "emulator" / "tenants" / "demo.json"
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"

@@ -17,7 +17,7 @@ from .conftest import DEMO_TENANT
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT))
     return subprocess.run([sys.executable, "-m", "emulator", *args], cwd=PROJECT_ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, check=False)
 
 
 def test_serve_writes_state_and_cleans_up_on_sigterm(tmp_path):

@@ -214,3 +214,21 @@ def test_msal_based_sync_credential_gets_a_token(conn):
     )
     token = credential.get_token("https://graph.microsoft.com/.default")
     assert token.token.count(".") == 2 and token.expires_on > 0
+
+
+def test_graph_over_https_with_an_advertised_host_name(tmp_path, monkeypatch):
+    """--graph-tls: for clients that reach the emulator by a name other than localhost (kiota sends a
+    bearer token over plain http only to localhost, 127.0.0.1 and ::1)."""
+    running = start_emulator(DEMO_TENANT, tmp_path / "tls", extra_args=["--graph-tls", "--advertise-host", "localhost"])
+    try:
+        connection = running.connection()
+        assert running.graph_url.startswith("https://localhost:")
+        assert connection["schema"] == "https"
+        assert connection["extra"]["allowed_hosts"].split(",")[0] == "localhost"
+        monkeypatch.setenv("AIRFLOW_CONN_EMU_TLS", running.connection_json())
+        running.admin.settings(page_size=25)
+        items, delta_link = delta_round("users/delta", {"$select": "id"}, conn_id="emu_tls")
+        assert len(items) == 60
+        assert delta_link.startswith("https://localhost:")
+    finally:
+        running.stop()
