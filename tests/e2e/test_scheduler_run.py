@@ -1,0 +1,117 @@
+"""The sync DAG run by a real Airflow deployment: scheduler (LocalExecutor), DAG processor and API server on
+PostgreSQL, against the Graph emulator and the session's Samba DC.
+
+One test, three acts on the same services (starting Airflow costs most of the time):
+1. a triggered run syncs a small tenant into the domain;
+2. a backfill with ``full_resync`` carries a tenant change into the domain;
+3. with the tenant unreachable, a triggered run fails after its retries and the failure alert is raised.
+
+The services run with ``[scheduler] use_job_schedule = False`` so that no scheduled run (the DAG runs every
+30 minutes) interleaves with the runs under test, and with ``[core] max_task_retry_delay = 1`` which caps
+the DAG's exponential retry delay (30 s, 60 s) at one second; the retry count itself is the DAG's.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from domain_sync.alerts import read_alerts
+from domain_sync.runs import RunFolder, read_json
+from tests.fixtures.airflow_services import airflow_services  # noqa: F401 - fixture
+from tests.fixtures.sync_env import tenant_group, tenant_user
+
+pytestmark = pytest.mark.e2e
+
+DAG_ID = "tenant_to_domain_sync"
+# One logical date: the DAG's cron schedule makes a whole day 48 runs.
+BACKFILL_DATE = "2026-01-02T00:00:00+00:00"
+STAGES = ["extract_users", "extract_groups", "transform", "validate", "plan", "apply", "commit", "report"]
+
+
+def small_tenant():
+    users = [tenant_user(nick, name) for nick, name in
+             [("ana", "Ana Lima"), ("bob", "Bob Stone"), ("eva", "Eva Berg"), ("ian", "Ian Holt"),
+              ("zoe", "Zoe Park")]]
+    staff = tenant_group("Staff", users)
+    engineers = tenant_group("Engineers", users[:2])
+    return {"users": users, "groups": [staff, engineers]}
+
+
+def first(value):
+    return value[0] if isinstance(value, list) else value
+
+
+def by_sam(entries):
+    return {first(e["samaccountname"]): (dn, e) for dn, e in entries.items()}
+
+
+def test_scheduler_runs_triggered_backfilled_and_failing_runs(sync_env, airflow_services):  # noqa: F811
+    services = airflow_services
+    tenant = small_tenant()
+    emulator = sync_env.start_tenant(tenant)
+    services.start(
+        AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE="False",
+        AIRFLOW__CORE__MAX_TASK_RETRY_DELAY="1",
+        DOMAIN_SYNC_GRAPH_RETRY_BUDGET_SECONDS="5",
+    )
+    services.wait_for_dag(DAG_ID)
+    services.cli("dags", "unpause", DAG_ID)
+
+    # 1. A triggered run syncs every user and group, with the memberships.
+    services.cli("dags", "trigger", DAG_ID, "--conf", "{}", "--run-id", "e2e_triggered")
+    state = services.wait_for_run(DAG_ID, "e2e_triggered")
+    assert state == "success", f"triggered run {state}\n{services.diagnostics()}"
+    tasks = services.task_states(DAG_ID, "e2e_triggered")
+    assert {task: s for task, (s, _) in tasks.items()} == {task: "success" for task in STAGES}, \
+        services.diagnostics()
+
+    entries = by_sam(sync_env.synced_entries(["sAMAccountName", "displayName", "member"]))
+    nicks = [u["mailNickname"] for u in tenant["users"]]
+    assert set(entries) == {*nicks, "Staff", "Engineers"}, services.diagnostics()
+    user_dns = {nick: entries[nick][0].lower() for nick in nicks}
+    assert sorted(m.lower() for m in entries["Staff"][1]["member"]) == sorted(user_dns.values())
+    assert sorted(m.lower() for m in entries["Engineers"][1]["member"]) == sorted(
+        [user_dns["ana"], user_dns["bob"]])
+
+    # 2. A backfill with full_resync, after a change in the tenant, brings the change in.
+    ana = tenant["users"][0]
+    emulator.admin.update_user(ana["id"], {"displayName": "Ana Lima-Berg"})
+    services.cli("backfill", "create", "--dag-id", DAG_ID, "--from-date", BACKFILL_DATE,
+                 "--to-date", BACKFILL_DATE, "--dag-run-conf", json.dumps({"full_resync": True}))
+    backfill_runs = [r for r in services.runs(DAG_ID) if r["run_type"] == "backfill"]
+    assert len(backfill_runs) == 1, f"{backfill_runs}\n{services.diagnostics()}"
+    backfill_run = backfill_runs[0]
+    assert backfill_run["conf"] == {"full_resync": True} and backfill_run["backfill_id"] is not None
+    state = services.wait_for_run(DAG_ID, backfill_run["run_id"])
+    assert state == "success", f"backfill run {state}\n{services.diagnostics()}"
+    entries = by_sam(sync_env.synced_entries(["sAMAccountName", "displayName", "member"]))
+    assert first(entries["ana"][1]["displayname"]) == "Ana Lima-Berg", services.diagnostics()
+    assert set(entries) == {*nicks, "Staff", "Engineers"}
+    # The run's conf reached the tasks: a full read of all users, where a delta read would see one change.
+    summary = read_json(RunFolder(sync_env.settings.runs_dir, backfill_run["run_id"]).summary_file, {})
+    assert summary["extract_users"]["full_read"] is True and summary["extract_users"]["objects"] == 5, summary
+
+    # 3. The tenant is unreachable: the run fails after the DAG's retries, and the alert is raised.
+    emulator.stop()
+    alerts_before = len(read_alerts(sync_env.settings))
+    services.cli("dags", "trigger", DAG_ID, "--conf", "{}", "--run-id", "e2e_tenant_down")
+    state = services.wait_for_run(DAG_ID, "e2e_tenant_down", timeout=180)
+    assert state == "failed", f"run with the tenant down {state}\n{services.diagnostics()}"
+    tasks = services.task_states(DAG_ID, "e2e_tenant_down")
+    assert tasks["extract_users"][0] == "failed" and tasks["extract_groups"][0] == "failed", tasks
+    assert tasks["extract_users"][1] == tasks["extract_groups"][1] == 3, \
+        f"expected the first try and the DAG's 2 retries: {tasks}"
+    assert all(tasks[t][0] == "upstream_failed" for t in STAGES[2:]), tasks
+    alerts = read_alerts(sync_env.settings)[alerts_before:]
+    # One alert per task, on its final failure (not on the retries).
+    failed = sorted((a["task_id"], a["run_id"]) for a in alerts if a["kind"] == "task_failed")
+    assert failed == [("extract_groups", "e2e_tenant_down"), ("extract_users", "e2e_tenant_down")], alerts
+    assert all("msgraph_tenant" in a["message"] for a in alerts if a["kind"] == "task_failed"), alerts
+    # The scheduler closed the backfill once its run finished.
+    services.wait_for(lambda: services.query("SELECT 1 FROM backfill WHERE id = %s AND completed_at IS NOT NULL",
+                                             backfill_run["backfill_id"]), 60, "the backfill to be completed")
+    # Nothing was written: the domain still holds what the backfill left.
+    assert first(by_sam(sync_env.synced_entries(["sAMAccountName", "displayName"]))["ana"][1]["displayname"]) \
+        == "Ana Lima-Berg"
