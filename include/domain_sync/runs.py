@@ -13,10 +13,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +35,19 @@ def write_json_atomic(path: Path, data: Any) -> None:
         json.dump(data, handle, indent=2, sort_keys=True, default=str)
         handle.write("\n")
     os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock beside `path` (extract_users and extract_groups run in parallel and update
+    the same run files)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def read_json(path: Path, default: Any = None) -> Any:
@@ -56,8 +72,9 @@ class RunFolder:
         return self.path / "summary.json"
 
     def update_summary(self, section: str, data: dict) -> dict:
-        summary = read_json(self.summary_file, {}) or {}
-        summary[section] = data
-        summary["run_id"] = self.run_id
-        write_json_atomic(self.summary_file, summary)
+        with locked(self.summary_file):
+            summary = read_json(self.summary_file, {}) or {}
+            summary[section] = data
+            summary["run_id"] = self.run_id
+            write_json_atomic(self.summary_file, summary)
         return summary

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from domain_sync.runs import read_json, write_json_atomic
@@ -35,7 +35,9 @@ class StateStore:
         return path if path.exists() else None
 
     def delta_links(self) -> dict[str, dict]:
-        """{resource: {"link": str, "saved_at": iso time}} of the committed state."""
+        """{resource: {"link": str, "received_at": iso time, "saved_at": iso time}} of the committed state.
+
+        `received_at` is when Graph issued the link (the extract), `saved_at` when it was committed."""
         current = self.current()
         return (read_json(current / "delta_links.json", {}) or {}) if current else {}
 
@@ -45,18 +47,20 @@ class StateStore:
             return None
         return current / name
 
-    def commit(self, snapshot_dir: Path, delta_links: dict[str, str], now: datetime | None = None) -> str:
-        now = now or datetime.now(timezone.utc)
+    def commit(self, snapshot_dir: Path, delta_links: dict[str, str | dict], now: datetime | None = None) -> str:
+        """Save the snapshot and the links ({resource: link or {"link", "received_at"}}) as the new state."""
+        now = now or datetime.now(UTC)
         version = f"v-{now.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
         target = self.dir / version
         target.mkdir(parents=True)
         for name in SNAPSHOT_FILES:
             shutil.copy2(snapshot_dir / name, target / name)
         previous = self.delta_links()
-        links = {
-            resource: {"link": link, "saved_at": now.isoformat()}
-            for resource, link in delta_links.items()
-        }
+        links = {}
+        for resource, entry in delta_links.items():
+            entry = entry if isinstance(entry, dict) else {"link": entry}
+            links[resource] = {"link": entry["link"], "received_at": entry.get("received_at") or now.isoformat(),
+                               "saved_at": now.isoformat()}
         for resource, entry in previous.items():
             links.setdefault(resource, entry)
         write_json_atomic(target / "delta_links.json", links)
@@ -67,11 +71,14 @@ class StateStore:
         return version
 
     def delta_link_ages(self, now: datetime | None = None) -> dict[str, float]:
-        now = now or datetime.now(timezone.utc)
+        """Age in days of each saved link, from the older of its receive and commit times (Graph's
+        7-day limit runs from when it issued the link)."""
+        now = now or datetime.now(UTC)
         ages = {}
         for resource, entry in self.delta_links().items():
-            saved = datetime.fromisoformat(entry["saved_at"])
-            ages[resource] = (now - saved).total_seconds() / 86400
+            times = [datetime.fromisoformat(entry[k]) for k in ("received_at", "saved_at") if entry.get(k)]
+            if times:
+                ages[resource] = (now - min(times)).total_seconds() / 86400
         return ages
 
 
@@ -82,5 +89,11 @@ def commit_run(state: StateStore, run_dir: Path, dry_run: bool = False) -> dict:
     links = read_json(run_dir / "extract" / "delta_links.json")
     if not links:
         raise RuntimeError(f"{run_dir.name}: no delta links to commit; extract must run first")
-    version = state.commit(run_dir / "transform", {r: e["link"] for r, e in links.items()})
+    applied = read_json(run_dir / "apply" / "results.json")
+    failed = ((read_json(run_dir / "summary.json", {}) or {}).get("apply") or {}).get("failed")
+    if applied is None or applied.get("aborted") or failed:
+        raise RuntimeError(f"{run_dir.name}: apply did not succeed; the delta links are not saved, so the next run "
+                           f"reads the same changes again")
+    version = state.commit(run_dir / "transform", {r: {"link": e["link"], "received_at": e.get("received_at")}
+                                                   for r, e in links.items()})
     return {"committed": True, "version": version}

@@ -1,9 +1,14 @@
 """Delta reads from Microsoft Graph through the provider's KiotaRequestAdapterHook.
 
 Graph rules (MS, DESIGN.md section 4): follow @odata.nextLink until a page carries
-@odata.deltaLink; an expired delta link answers 400 syncStateNotFound (or 410) and only a full
-read recovers. The hook's client retries 429/503/504 three times; beyond that this reader backs
-off exponentially within a time budget, then fails so that Airflow's task retry takes over.
+@odata.deltaLink; an expired delta link answers 400 syncStateNotFound (or 410 Gone) and only a full
+read recovers; throttling answers 429 with Retry-After. The hook's client retries 429/503/504 three
+times, sleeping Retry-After, then raises with the error body only (DESIGN.md section 5). This reader
+retries on top of that: it reads the status and Retry-After of the hook's last response from the
+HTTP client, waits Retry-After when Graph gave one and backs off exponentially otherwise, and gives
+up after `retry_budget_seconds` without progress (TenantUnavailable) so that Airflow's task retry
+takes over. A page reaches `on_page` only once it was received whole, so a retried request never
+writes a page twice.
 """
 
 from __future__ import annotations
@@ -13,13 +18,24 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 log = logging.getLogger(__name__)
 
+BACKOFF_BASE_SECONDS = 0.5
+BACKOFF_MAX_SECONDS = 60.0
+TRANSIENT_STATUSES = {408, 429, 500, 502, 503, 504}
+EXPIRED_CODES = ("syncStateNotFound", "resyncRequired")
+AUTH_CODES = ("invalid_client", "unauthorized_client", "invalid_tenant", "invalid_request", "invalid_scope",
+              "unsupported_grant_type")
+
 
 class DeltaLinkExpired(RuntimeError):
-    pass
+    """Graph no longer knows the delta link; only a full read recovers."""
 
 
 class TenantAuthError(RuntimeError):
@@ -27,41 +43,117 @@ class TenantAuthError(RuntimeError):
 
 
 class TenantUnavailable(RuntimeError):
-    """Graph kept failing (throttling, server errors, timeouts) past the retry budget."""
+    """Graph kept failing (throttling, server errors, timeouts, dropped connections) past the retry budget."""
 
 
-def _error_code(exc: BaseException) -> str:
-    text = str(exc.args[0]) if exc.args else str(exc)
-    for code in ("syncStateNotFound", "resyncRequired", "InvalidAuthenticationToken", "invalid_client",
-                 "unauthorized_client", "TooManyRequests", "ServiceUnavailable", "GatewayTimeout"):
-        if code in text:
-            return code
-    return ""
+class GraphRequestRejected(RuntimeError):
+    """Graph answered a request with a client error other than an expired link or refused credentials."""
 
 
-def _classify(exc: BaseException, conn_id: str) -> BaseException | None:
-    """Map an exception to a final error, or None when it is worth retrying."""
+@dataclass
+class DeltaRound:
+    delta_link: str
+    pages: int
+    requests: int
+    retries: int
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta seconds or an HTTP date (RFC 9110 10.2.3)."""
+    if value is None:
+        return None
+    value = value.strip()
     try:
-        from azure.core.exceptions import ClientAuthenticationError
-    except ImportError:  # pragma: no cover
-        ClientAuthenticationError = ()  # type: ignore[assignment]
-    code = _error_code(exc)
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+class ResponseWatch:
+    """Remembers the status and Retry-After of the last response the hook's HTTP client received.
+
+    Installed as an httpx response event hook; it sees the answer kiota's retry handler gave up on.
+    """
+
+    def __init__(self) -> None:
+        self.status: int | None = None
+        self.retry_after: float | None = None
+
+    def reset(self) -> None:
+        self.status = None
+        self.retry_after = None
+
+    async def __call__(self, response: Any) -> None:
+        self.status = response.status_code
+        self.retry_after = parse_retry_after(response.headers.get("Retry-After"))
+
+    async def install(self, hook: Any) -> None:
+        """Attach to the hook's current HTTP client (the hook rebuilds it after some errors)."""
+        adapter = await hook.get_async_conn()
+        client = getattr(adapter, "_http_client", None)
+        hooks = getattr(client, "event_hooks", None)
+        if isinstance(hooks, dict) and self not in hooks.setdefault("response", []):
+            hooks["response"].append(self)
+
+
+def _error_text(exc: BaseException) -> str:
+    """The Graph error code and message of an exception raised by the hook, else its text (no headers, no secrets)."""
+    body = exc.args[0] if exc.args else None
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        error = body["error"]
+        return f"{error.get('code', '')}: {error.get('message', '')}"[:300]
+    return str(exc)[:300]
+
+
+def classify(exc: BaseException, status: int | None, conn_id: str) -> BaseException | None:
+    """The final error for an exception of the hook, or None when the request is worth retrying."""
+    import httpx
+    from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError, ServiceResponseError
+
+    text = _error_text(exc)
     name = type(exc).__name__
-    if code in ("syncStateNotFound", "resyncRequired") or "410" in str(exc)[:20]:
-        return DeltaLinkExpired(f"delta link expired on connection '{conn_id}' ({code or 'Gone'})")
-    if isinstance(exc, ClientAuthenticationError) or code in ("invalid_client", "unauthorized_client"):
+    if status == 410 or any(code in text for code in EXPIRED_CODES):
+        return DeltaLinkExpired(f"tenant connection '{conn_id}': the delta link has expired ({text or 'Gone'})")
+    if isinstance(exc, ClientAuthenticationError):
+        code = exc.status_code or 0
+        if code >= 500 or code in (408, 429) or "temporarily_unavailable" in text:
+            return None
         return TenantAuthError(
-            f"tenant connection '{conn_id}': the token endpoint refused the client id/secret "
-            f"({code or name}); check the connection's login and password"
+            f"tenant connection '{conn_id}': the token endpoint refused the client credentials "
+            f"({next((c for c in AUTH_CODES if c in text), name)}, HTTP {code or '?'}); check the connection's "
+            f"login (client id), password (client secret) and extra tenant_id"
         )
     if isinstance(exc, PermissionError):
-        return TenantAuthError(f"tenant connection '{conn_id}': Graph refused the request ({code or 'forbidden'}); "
-                               f"check the application's permissions (User.Read.All, GroupMember.Read.All)")
+        return TenantAuthError(
+            f"tenant connection '{conn_id}': Graph refused the request ({text}); check the application's "
+            f"permissions (User.Read.All, GroupMember.Read.All) and the connection's tenant_id"
+        )
+    if isinstance(exc, (httpx.TransportError, ServiceRequestError, ServiceResponseError, asyncio.TimeoutError,
+                        ConnectionError)):
+        return None  # timeouts, dropped or refused connections, the token endpoint unreachable
     if name == "AirflowBadRequest":
-        return RuntimeError(f"tenant connection '{conn_id}': Graph rejected the request: {str(exc)[:500]}")
+        return GraphRequestRejected(f"tenant connection '{conn_id}': Graph rejected the request (400 {text})")
     if name == "AirflowNotFoundException":
-        return RuntimeError(f"tenant connection '{conn_id}': not found: {str(exc)[:500]}")
-    return None
+        return GraphRequestRejected(f"tenant connection '{conn_id}': not found ({text})")
+    graph_body = bool(exc.args) and isinstance(exc.args[0], dict)
+    if name == "AirflowException" and (status in TRANSIENT_STATUSES or (status is None and graph_body)):
+        return None  # 429/5xx that kiota's own retries did not get past
+    if name == "AirflowException":
+        return GraphRequestRejected(f"tenant connection '{conn_id}': Graph answered HTTP {status} ({text})")
+    return exc
+
+
+def backoff_delay(attempt: int, rng: random.Random | None = None) -> float:
+    """Exponential backoff with jitter: base * 2^(attempt-1), capped, times 0.5..1."""
+    rng = rng or random
+    return min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1)) * (0.5 + rng.random() / 2)
 
 
 async def read_delta(
@@ -73,15 +165,23 @@ async def read_delta(
     conn_id: str,
     retry_budget_seconds: float = 300.0,
     sleep: Callable[[float], Any] = asyncio.sleep,
-) -> tuple[str, int]:
-    """Read one delta round; pages go to `on_page`. Returns (new delta link, pages read)."""
+) -> DeltaRound:
+    """Read one delta round; each page's objects go to `on_page` once, in order."""
     if delta_link:
+        try:
+            await hook.assert_allowed_host(delta_link)
+        except ValueError:
+            # Saved while the connection pointed elsewhere (another cloud, tenant endpoint or proxy):
+            # it means nothing to this endpoint, and following it could send the token there.
+            raise DeltaLinkExpired(f"tenant connection '{conn_id}': the saved delta link is for "
+                                   f"{urlsplit(delta_link).netloc}, not this connection's endpoint") from None
         url, params = delta_link, None
     else:
         url, params = f"{resource}/delta", {"$select": ",".join(select)}
+    reader = _RetryingReader(hook, conn_id, retry_budget_seconds, sleep)
     pages = 0
     while True:
-        response = await _run_with_retry(hook, url, params, conn_id, retry_budget_seconds, sleep)
+        response = await reader.get(url, params)
         pages += 1
         on_page(response.get("value") or [])
         next_link = response.get("@odata.nextLink")
@@ -91,30 +191,58 @@ async def read_delta(
             continue
         link = response.get("@odata.deltaLink")
         if not link:
-            raise RuntimeError(f"tenant connection '{conn_id}': a {resource} delta page had neither next nor delta link")
-        return link, pages
+            raise GraphRequestRejected(
+                f"tenant connection '{conn_id}': a {resource} delta page had neither next nor delta link")
+        return DeltaRound(link, pages, reader.requests, reader.retries)
 
 
-async def _run_with_retry(hook, url, params, conn_id, budget, sleep) -> dict:
-    deadline = time.monotonic() + budget
-    attempt = 0
-    while True:
-        try:
-            response = await hook.run(url=url, query_parameters=params)
-            if not isinstance(response, dict):
-                raise RuntimeError(f"tenant connection '{conn_id}': unexpected answer of type {type(response).__name__}")
-            return response
-        except Exception as exc:  # noqa: BLE001 - classified below
-            final = _classify(exc, conn_id)
-            if final is not None:
-                raise final from None
-            attempt += 1
-            delay = min(60.0, 0.5 * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
-            if time.monotonic() + delay > deadline:
-                raise TenantUnavailable(
-                    f"tenant connection '{conn_id}': Graph still failing after {attempt} attempts "
-                    f"in {budget:.0f}s ({type(exc).__name__}: {str(exc)[:200]})"
-                ) from None
-            log.warning("Graph request failed (%s: %s); retry %d in %.1fs", type(exc).__name__,
-                        str(exc)[:200], attempt, delay)
-            await sleep(delay)
+class _RetryingReader:
+    def __init__(self, hook: Any, conn_id: str, budget: float, sleep: Callable[[float], Any]):
+        self.hook = hook
+        self.conn_id = conn_id
+        self.budget = budget
+        self.sleep = sleep
+        self.watch = ResponseWatch()
+        self.requests = 0
+        self.retries = 0
+
+    async def get(self, url: str, params: dict | None) -> dict:
+        """One page; the budget counts from the last page received, so only time without progress counts."""
+        started = time.monotonic()
+        attempt = 0
+        unauthorized_retried = False
+        while True:
+            self.watch.reset()
+            self.requests += 1
+            try:
+                await self.watch.install(self.hook)
+                response = await self.hook.run(url=url, query_parameters=params)
+                if not isinstance(response, dict):
+                    raise GraphRequestRejected(
+                        f"tenant connection '{self.conn_id}': unexpected answer of type {type(response).__name__}")
+                return response
+            except Exception as exc:  # noqa: BLE001 - sorted by classify()
+                status, retry_after = self.watch.status, self.watch.retry_after
+                final = classify(exc, status, self.conn_id)
+                # A 401 from Graph may be a token that expired mid-round: the hook dropped its adapter, so
+                # one more request gets a fresh token.
+                if isinstance(final, TenantAuthError) and status == 401 and not unauthorized_retried:
+                    unauthorized_retried, final = True, None
+                if final is exc:
+                    raise
+                if final is not None:
+                    raise final from None
+                attempt += 1
+                delay = retry_after if retry_after is not None else backoff_delay(attempt)
+                waited = time.monotonic() - started
+                what = f"{type(exc).__name__}{f' HTTP {status}' if status else ''}: {_error_text(exc)[:200]}"
+                if waited + delay > self.budget:
+                    asked = f"; Graph asked to wait {retry_after:.0f}s" if retry_after is not None else ""
+                    raise TenantUnavailable(
+                        f"tenant connection '{self.conn_id}': Graph still failing after {attempt} attempts in "
+                        f"{waited:.0f}s (retry budget {self.budget:.0f}s{asked}); last error {what}"
+                    ) from None
+                self.retries += 1
+                log.warning("Graph request failed (%s); retry %d in %.1fs%s", what, attempt, delay,
+                            " (Retry-After)" if retry_after is not None else "")
+                await self.sleep(delay)

@@ -1,15 +1,24 @@
-"""The extract stage: one delta round of a resource (users or groups) into the run folder."""
+"""The extract stage: one delta round of a resource (users or groups) into the run folder.
+
+No saved delta link (first run) or `full_resync`: a full read. A saved link that Graph no longer
+knows (older than 7 days, or a reset sync state): logged, and a full read in the same task, which
+makes transform replace the snapshot (a full reconcile); the report stage alerts on it. A saved link
+older than 6 days is logged and alerted (one more day of failed runs and it expires).
+The delta link received is written to the run folder only; commit saves it after apply succeeded.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 
+from domain_sync.alerts import raise_alert
 from domain_sync.config import Settings
-from domain_sync.extract.graph_reader import DeltaLinkExpired, read_delta
+from domain_sync.extract.graph_reader import DeltaLinkExpired, DeltaRound, read_delta
 from domain_sync.extract.staging import MEMBER_SCHEMA, ParquetSink, TenantPageWriter, object_schema
-from domain_sync.runs import RunFolder, read_json, write_json_atomic
+from domain_sync.runs import RunFolder, locked, read_json, write_json_atomic
 from domain_sync.state import DELTA_LINK_WARN_AGE_DAYS, StateStore
 from domain_sync.transform.mapping import load_mapping
 
@@ -27,14 +36,18 @@ class ExtractResult:
     removed: int
     member_changes: int
     pages: int
+    requests: int = 0
+    retries: int = 0
+    delta_link_age_days: float | None = None
 
     def to_json(self) -> dict:
-        return dict(self.__dict__)
+        return asdict(self)
 
 
 def _make_hook(settings: Settings):
     from airflow.providers.microsoft.azure.hooks.msgraph import KiotaRequestAdapterHook
 
+    # The hook has no HTTP timeout unless given one (DESIGN.md section 5).
     return KiotaRequestAdapterHook(conn_id=settings.tenant_conn_id, timeout=settings.graph_timeout_seconds)
 
 
@@ -47,8 +60,11 @@ def extract_resource(settings: Settings, run: RunFolder, resource: str, full_res
     state = StateStore(settings.state_dir)
     saved = state.delta_links().get(resource)
     age = state.delta_link_ages().get(resource)
-    if saved and age is not None and age > DELTA_LINK_WARN_AGE_DAYS:
-        log.warning("the saved %s delta link is %.1f days old; Graph forgets them after 7 days", resource, age)
+    if saved and age is not None and age > DELTA_LINK_WARN_AGE_DAYS and not full_resync:
+        raise_alert(settings, "delta_link_old",
+                    f"the saved {resource} delta link is {age:.1f} days old; Graph forgets delta links after 7 days, "
+                    f"then the next run reads the whole tenant (last successful commit: {saved.get('saved_at')})",
+                    resource=resource, age_days=round(age, 2), run_id=run.run_id)
     link = None if full_resync or not saved else saved["link"]
     if full_resync:
         log.info("full resync requested: reading every %s", resource)
@@ -56,41 +72,52 @@ def extract_resource(settings: Settings, run: RunFolder, resource: str, full_res
         log.info("no saved %s delta link: first run, reading every %s", resource, resource)
 
     expired = False
+    received_at = datetime.now(UTC)
     try:
-        result = _read_round(settings, run, resource, select, link, hook_factory)
+        round_, counts = _read_round(settings, run, resource, select, link, hook_factory)
     except DeltaLinkExpired as exc:
-        log.warning("%s; reading every %s instead (full reconcile)", exc, resource)
+        log.warning("%s (saved %s, %.1f days ago); reading every %s instead: full reconcile", exc,
+                    resource, age or 0.0, resource)
         expired = True
-        result = _read_round(settings, run, resource, select, None, hook_factory)
-    new_link, pages, counts = result
-    full = link is None
+        received_at = datetime.now(UTC)
+        round_, counts = _read_round(settings, run, resource, select, None, hook_factory)
+    full = link is None or expired
     links_file = run.file("extract", "delta_links.json")
-    links = read_json(links_file, {}) or {}
-    links[resource] = {"link": new_link, "full_read": full}
-    write_json_atomic(links_file, links)
-    outcome = ExtractResult(resource, full, expired, counts["objects"], counts["removed"],
-                            counts["member_changes"], pages)
+    with locked(links_file):
+        links = read_json(links_file, {}) or {}
+        links[resource] = {"link": round_.delta_link, "full_read": full, "received_at": received_at.isoformat()}
+        write_json_atomic(links_file, links)
+    outcome = ExtractResult(resource, full, expired, counts["objects"], counts["removed"], counts["member_changes"],
+                            round_.pages, round_.requests, round_.retries,
+                            None if age is None else round(age, 3))
     log.info("extracted %s: %s", resource, outcome.to_json())
     return outcome
 
 
-def _read_round(settings, run, resource, select, link, hook_factory):
+def _read_round(settings: Settings, run: RunFolder, resource: str, select: list[str], link: str | None,
+                hook_factory) -> tuple[DeltaRound, dict[str, int]]:
+    """One round into fresh Parquet files; the files appear only when the round completed."""
     objects = ParquetSink(run.file("extract", f"{resource}.parquet"), object_schema(select))
     members = ParquetSink(run.file("extract", "members.parquet"), MEMBER_SCHEMA) if resource == "groups" else None
     writer = TenantPageWriter(objects, members, select)
 
-    async def go():
+    async def go() -> DeltaRound:
         hook = hook_factory(settings)
         try:
             return await read_delta(hook, resource, select, link, writer.write, settings.tenant_conn_id,
                                     settings.graph_retry_budget_seconds)
         finally:
-            await hook.close()
+            # Adapters are cached per conn id and bound to this event loop: close so that the next
+            # asyncio.run() in this process builds a new one (DESIGN.md section 5).
+            try:
+                await hook.close()
+            except Exception as exc:  # noqa: BLE001 - never hide the round's own outcome
+                log.warning("closing the Graph hook failed: %s", type(exc).__name__)
 
     try:
-        new_link, pages = asyncio.run(go())
+        round_ = asyncio.run(go())
     except BaseException:
         writer.abort()
         raise
     writer.close()
-    return new_link, pages, writer.counts
+    return round_, writer.counts
