@@ -19,6 +19,10 @@ def _default_data_dir() -> str:
     return str(Path(airflow_home) / "domain_sync")
 
 
+class SettingsError(ValueError):
+    """Settings that contradict each other; the message names the variables to fix."""
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every tunable of a sync run. Field names map to env vars DOMAIN_SYNC_<FIELD_NAME_UPPER>."""
@@ -37,6 +41,13 @@ class Settings:
     # Give up on a throttled or failing Graph read after this long; Airflow's retry takes over.
     graph_retry_budget_seconds: float = 300.0
     ldap_timeout_seconds: float = 30.0
+    # Apply: give up on an unreachable domain after this long (ApplyAborted; Airflow's retry takes over).
+    ldap_retry_budget_seconds: float = 120.0
+    # Apply: LDAP connections writing in parallel (objects of one phase; phases stay in order).
+    apply_connections: int = 4
+    # Where synced objects are looked up by anchor, relative to the base DN ("" = the whole domain),
+    # so that objects in a former container are found and moved. Must contain the container.
+    search_base: str = ""
     # Deletion guard (Entra Connect's export deletion threshold is 500).
     max_deletes: int = 500
     # Share of all synced objects of a type a plan may delete or disable (0..1), on top of the count.
@@ -48,6 +59,13 @@ class Settings:
     initial_password: str = "random"
     # Validation: more than this share of objects failing a row-level rule stops the run.
     max_quarantine_share: float = 0.05
+    # Validation: a full read holding fewer than this share of the previous snapshot's users (or
+    # groups) is a broken read, not a tenant change: the run stops (previous snapshots of at least
+    # delete_share_min_objects objects).
+    min_full_read_share: float = 0.8
+    # Scope: empty = every user and group; else group ids or display names, comma-separated: their
+    # members, nested groups followed (docs/mapping.md, "Scope").
+    scope_groups: str = ""
     # Apply: more than this share of changes failing permanently fails the task (after writing
     # every other change and the results).
     max_apply_failure_share: float = 0.05

@@ -48,7 +48,7 @@ def endpoint_from_connection(conn: Any, conn_id: str) -> DomainEndpoint:
                if not value]
     if missing:
         raise DomainConnectionError(f"connection '{conn_id}' lacks {', '.join(missing)}")
-    start_tls = bool(extra.get("start_tls", False))
+    start_tls = _flag(extra.get("start_tls", False))
     return DomainEndpoint(
         host=conn.host,
         port=int(conn.port or (389 if start_tls else 636)),
@@ -58,9 +58,16 @@ def endpoint_from_connection(conn: Any, conn_id: str) -> DomainEndpoint:
         ca_file=extra.get("ca_file"),
         tls_server_name=extra.get("tls_server_name"),
         start_tls=start_tls,
-        validate_tls=bool(extra.get("validate_tls", True)),
+        validate_tls=_flag(extra.get("validate_tls", True)),
         conn_id=conn_id,
     )
+
+
+def _flag(value: Any) -> bool:
+    """A boolean from a connection extra, which may hold JSON true/false or the text "true"/"false"."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
 
 
 def endpoint_from_airflow(conn_id: str) -> DomainEndpoint:
@@ -101,8 +108,10 @@ def connect(endpoint: DomainEndpoint, timeout: float = 30.0, collect_usage: bool
             return_empty_attributes=False,
         )
         conn.open()
-        if endpoint.start_tls:
-            conn.start_tls()
+        # StartTLS failures raise (LDAPStartTLSError); never bind in clear text when it did not start.
+        if endpoint.start_tls and not (conn.start_tls() and conn.tls_started):
+            raise DomainConnectionError(
+                f"domain connection '{endpoint.conn_id}' ({endpoint.address}): StartTLS did not start")
         if not conn.bind():
             result = conn.result or {}
             raise DomainConnectionError(

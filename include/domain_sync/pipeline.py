@@ -18,13 +18,15 @@ log = logging.getLogger(__name__)
 
 def _final_errors() -> tuple[type[BaseException], ...]:
     from domain_sync.apply.stage import ApplyFailed
+    from domain_sync.config import SettingsError
     from domain_sync.domain import DomainConnectionError
     from domain_sync.extract.graph_reader import TenantAuthError
     from domain_sync.plan.stage import PlanBlocked
     from domain_sync.transform.mapping import MappingError
     from domain_sync.validate.suites import SystemicValidationError
 
-    return (TenantAuthError, MappingError, SystemicValidationError, PlanBlocked, ApplyFailed, DomainConnectionError)
+    return (TenantAuthError, MappingError, SystemicValidationError, PlanBlocked, ApplyFailed, DomainConnectionError,
+            SettingsError)
 
 
 def stage_function(name: str):
@@ -34,9 +36,10 @@ def stage_function(name: str):
         resource = name.split("_", 1)[1]
         return lambda s, run, p: extract_resource(s, run, resource, bool(p.get("full_resync"))).to_json()
     if name == "transform":
+        from domain_sync.domain import endpoint_from_airflow
         from domain_sync.transform.stage import transform_run
 
-        return lambda s, run, p: transform_run(s, run)
+        return lambda s, run, p: transform_run(s, run, endpoint_from_airflow(s.domain_conn_id))
     if name == "validate":
         from domain_sync.validate.stage import validate_run
 

@@ -28,11 +28,15 @@ def safe_run_name(run_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]", "_", run_id)
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
+def write_json_atomic(path: Path, data: Any, compact: bool = False) -> None:
+    """Write JSON so that readers never see half a file; `compact` (one line) for large machine files."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True, default=str)
+        if compact:  # json.dumps: C encoder (json.dump encodes in Python, chunk by chunk)
+            handle.write(json.dumps(data, separators=(",", ":"), default=str))
+        else:
+            json.dump(data, handle, indent=2, sort_keys=True, default=str)
         handle.write("\n")
     os.replace(tmp, path)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from domain_sync.apply.writer import DomainWriter, apply_changes
+from domain_sync.apply.runner import apply_changes
+from domain_sync.apply.writer import ApplyAborted, DomainWriter
 from domain_sync.config import Settings
 from domain_sync.domain import DomainEndpoint, connect
 from domain_sync.records import ChangeSet
@@ -30,13 +31,25 @@ def apply_run(settings: Settings, run: RunFolder, endpoint: DomainEndpoint, dry_
         summary = {"dry_run": True, "planned": change_set.counts, "total_writes": 0}
         write_json_atomic(run.file("apply", "results.json"), summary)
         return summary
-    writer = DomainWriter(
-        lambda: connect(endpoint, settings.ldap_timeout_seconds),
-        settings.anchor_attribute,
-        set_passwords=settings.initial_password == "random",
-    )
-    result = apply_changes(writer, change_set.changes)
-    summary = result.to_json() | {"dry_run": False, "planned": len(change_set.changes)}
+
+    def make_writer() -> DomainWriter:
+        return DomainWriter(
+            lambda: connect(endpoint, settings.ldap_timeout_seconds),
+            settings.anchor_attribute,
+            retry_budget_seconds=settings.ldap_retry_budget_seconds,
+            set_passwords=settings.initial_password == "random",
+        )
+
+    try:
+        result = apply_changes(make_writer, change_set.changes, connections=settings.apply_connections)
+    except ApplyAborted as exc:
+        # Keep what was written for the operator; the rerun converges (every write is idempotent).
+        partial = exc.summary.to_json() if exc.summary else {}
+        write_json_atomic(run.file("apply", "results.json"),
+                          partial | {"dry_run": False, "planned": len(change_set.changes), "aborted": str(exc)})
+        raise
+    summary = result.to_json() | {"dry_run": False, "planned": len(change_set.changes),
+                                  "connections": settings.apply_connections}
     write_json_atomic(run.file("apply", "results.json"), summary)
     failures = result.failures()
     log.info("apply: %d writes %s, statuses %s", summary["total_writes"], summary["writes"], summary["statuses"])

@@ -1,4 +1,4 @@
-"""The LDAP writer: runs a change set in order, one object at a time, each on its own.
+"""The LDAP writer: applies one change at a time over its own connection (see runner.py for the pool).
 
 Idempotent by construction, so a rerun after a crash at any point converges: an add that finds
 its object (with our anchor) already there, a member already present or already gone, a delete
@@ -52,7 +52,9 @@ class TransientDomainError(RuntimeError):
 
 
 class ApplyAborted(RuntimeError):
-    """The domain stayed unreachable past the retry budget; the results so far are kept."""
+    """The domain stayed unreachable past the retry budget; `summary` holds the results so far."""
+
+    summary: ApplySummary | None = None
 
 
 def initial_password(length: int = 24) -> str:
@@ -148,7 +150,7 @@ class DomainWriter:
                 problem = f"LDAP code {result.get('result')} {result.get('description')}"
             except LDAPException as exc:
                 problem = f"{type(exc).__name__}: {exc}"
-            except RuntimeError as exc:  # DomainConnectionError while reconnecting
+            except (RuntimeError, OSError) as exc:  # DomainConnectionError while reconnecting, a reset socket
                 problem = str(exc)
             self.close()
             if time.monotonic() + delay > deadline:
@@ -274,19 +276,3 @@ class DomainWriter:
         if r.get("result") == NO_SUCH_OBJECT:
             return self._result(change, ALREADY, r)
         return self._result(change, FAILED, r)
-
-
-def apply_changes(writer: DomainWriter, changes: list[Change], progress_every: int = 1000) -> ApplySummary:
-    summary = ApplySummary()
-    try:
-        for i, change in enumerate(changes, 1):
-            result = writer.apply(change)
-            summary.results.append(result)
-            if result.status == FAILED:
-                log.error("%s %s %s (%s) failed: LDAP code %s, %s", change.op, change.kind, change.anchor,
-                          result.dn, result.result_code, result.message)
-            if i % progress_every == 0:
-                log.info("applied %d of %d changes (%s)", i, len(changes), dict(summary.statuses))
-    finally:
-        writer.close()
-    return summary

@@ -51,10 +51,11 @@ class Collision:
     attribute: str
     value: str
     local_dn: str
+    outcome: str = "the tenant object is quarantined"
 
     def reason(self) -> str:
         return (f"{self.kind} {self.anchor}: {self.attribute} {self.value!r} is held by local object "
-                f"{self.local_dn}; the tenant object is quarantined, the local one left untouched")
+                f"{self.local_dn}; {self.outcome}, the local one left untouched")
 
 
 @dataclass
@@ -142,9 +143,14 @@ def plan_changes(
     for r in records:
         holder = observed.account_names.get(r["account_name"].lower())
         if r["anchor"] not in existing_names and holder and not observed.is_synced_dn(holder):
-            collisions.append(Collision(r["anchor"], r["kind"], "sAMAccountName", r["account_name"], holder))
+            collisions.append(Collision(r["anchor"], r["kind"], "sAMAccountName", r["account_name"], holder,
+                                        outcome=f"the tenant object gets {names[r['anchor']]!r} instead"))
     cns = assign_common_names([(r["anchor"], r["cn"]) for r in records], observed.local_names_in_container)
     dns = {r["anchor"]: child_dn("CN", cns[r["anchor"]], container) for r in records}
+    # Where each synced object sits now (normalized DN) -> its anchor.
+    anchor_of = {normalize_dn(o.dn): a for a, o in observed.objects.items()}
+    # ... and where it will sit once this plan's renames and moves are done.
+    after_renames = {key: dns[a] for key, a in anchor_of.items() if a in dns}
 
     for r in records:
         anchor, kind = r["anchor"], r["kind"]
@@ -157,11 +163,12 @@ def plan_changes(
         if obj is None:
             changes.extend(_create(r, dn, cns[anchor], names[anchor], values, anchor_attribute, set_initial_password))
         else:
-            changes.extend(_update(r, dn, obj, values))
+            changes.extend(_update(r, dn, obj, values, after_renames))
 
-    changes.extend(_membership_changes(inputs.members, dns, observed))
+    changes.extend(_membership_changes(inputs.members, dns, observed, anchor_of))
 
-    desired_anchors = {r["anchor"] for r in records} | inputs.quarantined | {c.anchor for c in collisions}
+    quarantined_by_name = {c.anchor for c in collisions if c.attribute == "userPrincipalName"}
+    desired_anchors = {r["anchor"] for r in records} | inputs.quarantined | quarantined_by_name
     for anchor, obj in sorted(observed.objects.items()):
         if anchor not in desired_anchors:
             changes.append(Change(OP_DELETE, obj.kind, anchor, obj.dn, reason="not in the tenant"))
@@ -178,7 +185,8 @@ def _create(r, dn, cn, sam, values, anchor_attribute, set_initial_password) -> l
     attributes["sAMAccountName"] = [sam]
     if kind == USER:
         attributes["objectClass"] = ["top", "person", "organizationalPerson", "user"]
-        attributes["userAccountControl"] = [str(user_account_control(bool(r["enabled"]), bool(r["password_never_expires"])))]
+        uac = user_account_control(bool(r["enabled"]), bool(r["password_never_expires"]))
+        attributes["userAccountControl"] = [str(uac)]
     else:
         attributes["objectClass"] = ["top", "group"]
         attributes["groupType"] = [str(group_type(bool(r["security_enabled"])))]
@@ -193,14 +201,17 @@ def _create(r, dn, cn, sam, values, anchor_attribute, set_initial_password) -> l
     return out
 
 
-def _update(r, dn, obj: ObservedObject, values) -> list[Change]:
+def _update(r, dn, obj: ObservedObject, values, after_renames: dict[str, str]) -> list[Change]:
     kind, anchor = r["kind"], r["anchor"]
     out: list[Change] = []
     if normalize_dn(dn) != normalize_dn(obj.dn):
         out.append(Change(OP_RENAME, kind, anchor, obj.dn, new_dn=dn))
     diff = {}
     for name, desired in values.items():
-        if not _same(name, desired, obj.attributes.get(name.lower(), [])):
+        current = obj.attributes.get(name.lower(), [])
+        if name.lower() == "manager":  # a manager renamed or moved in this run is still the same manager
+            current = [after_renames.get(normalize_dn(v), v) for v in current]
+        if not _same(name, desired, current):
             diff[name] = desired
     disable = False
     if kind == USER:
@@ -222,13 +233,13 @@ def _update(r, dn, obj: ObservedObject, values) -> list[Change]:
     return out
 
 
-def _membership_changes(members: pd.DataFrame, dns: dict[str, str], observed: ObservedDomain) -> list[Change]:
+def _membership_changes(members: pd.DataFrame, dns: dict[str, str], observed: ObservedDomain,
+                        anchor_of: dict[str, str]) -> list[Change]:
     """Compare memberships by anchor, so that a member renamed in the same run is no change."""
     desired: dict[str, set[str]] = {}
     for group, member in members[["group_anchor", "member_anchor"]].itertuples(index=False):
         if group in dns and member in dns:
             desired.setdefault(group, set()).add(member)
-    anchor_of = {normalize_dn(o.dn): a for a, o in observed.objects.items()}
     out: list[Change] = []
     for group, dn in dns.items():
         obj = observed.objects.get(group)

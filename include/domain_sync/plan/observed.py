@@ -1,7 +1,9 @@
 """Observed state: what the domain holds now, read with paged searches.
 
-An object under the managed container that carries the anchor attribute is synced (ours); every
-other object is local and is only read, to keep names unique and to report collisions.
+A user or group under the search base (the whole domain by default) that carries the anchor
+attribute is synced (ours), wherever it sits: an object left in a former container is found by its
+anchor and moved, never created a second time. Every other object is local and is only read, to
+keep names unique and to report collisions.
 """
 
 from __future__ import annotations
@@ -68,8 +70,14 @@ def _exists(conn, dn: str) -> bool:
 
 
 def observe_domain(
-    conn, base_dn: str, container_dn: str, anchor_attribute: str, mapped_attributes: list[str]
+    conn,
+    base_dn: str,
+    container_dn: str,
+    anchor_attribute: str,
+    mapped_attributes: list[str],
+    search_base: str | None = None,
 ) -> ObservedDomain:
+    search_base = search_base or base_dn
     # Containers, outermost first.
     levels = []
     dn = container_dn
@@ -91,43 +99,50 @@ def observe_domain(
             principal_names[name.lower()] = entry["dn"]
 
     objects: dict[str, ObservedObject] = {}
-    local_names: set[str] = set()
     synced_dns: set[str] = set()
+    wanted = sorted({"objectClass", "cn", "sAMAccountName", "userAccountControl", "groupType",
+                     "member", "manager", anchor_attribute, *mapped_attributes})
+    synced_filter = f"(&(|(objectClass=user)(objectClass=group))({anchor_attribute}=*))"
+    # The search base holds the container: when it is missing (a first run), nothing is synced yet.
+    found = _paged(conn, search_base, synced_filter, wanted) if _exists(conn, search_base) else []
+    for entry in found:
+        if entry.get("type") != "searchResEntry":
+            continue
+        kind = _kind(_values(entry["attributes"].get("objectClass")))
+        anchor_raw = _get(entry.get("raw_attributes", {}), anchor_attribute)
+        if kind is None or not anchor_raw:
+            continue
+        anchor = decode_anchor(anchor_attribute, anchor_raw[0])
+        if anchor is None:
+            log.warning("object %s has an unreadable %s; treated as local", entry["dn"], anchor_attribute)
+            continue
+        if anchor in objects:
+            log.warning("anchor %s is on %s and on %s; the second is treated as local", anchor,
+                        objects[anchor].dn, entry["dn"])
+            continue
+        attributes = {
+            name.lower(): _values(value)
+            for name, value in entry["attributes"].items()
+            if name.lower() not in ("member", anchor_attribute.lower())
+        }
+        objects[anchor] = ObservedObject(
+            anchor=anchor,
+            kind=kind,
+            dn=entry["dn"],
+            attributes=attributes,
+            members=_values(entry["attributes"].get("member")),
+        )
+        synced_dns.add(normalize_dn(entry["dn"]))
+
+    # Names taken in the container by anything that is not synced: new cns must avoid them.
+    local_names: set[str] = set()
     if not missing:
-        wanted = sorted({"objectClass", "cn", "sAMAccountName", "userAccountControl", "groupType",
-                         "member", "manager", anchor_attribute, *mapped_attributes})
-        container_key = normalize_dn(container_dn)
-        for entry in _paged(conn, container_dn, "(|(objectClass=user)(objectClass=group))", wanted):
-            if entry.get("type") != "searchResEntry":
-                continue
-            raw = entry.get("raw_attributes", {})
-            anchor_raw = _get(raw, anchor_attribute)
-            kind = _kind(_values(entry["attributes"].get("objectClass")))
-            if not anchor_raw or kind is None:
-                parent = normalize_dn(entry["dn"]).split(",", 1)[1]
-                if parent == container_key:
-                    local_names.update(v.casefold() for v in _values(entry["attributes"].get("cn")))
-                continue
-            anchor = decode_anchor(anchor_attribute, anchor_raw[0])
-            if anchor is None:
-                log.warning("object %s has an unreadable %s; treated as local", entry["dn"], anchor_attribute)
-                continue
-            attributes = {
-                name.lower(): _values(value)
-                for name, value in entry["attributes"].items()
-                if name.lower() not in ("member", anchor_attribute.lower())
-            }
-            objects[anchor] = ObservedObject(
-                anchor=anchor,
-                kind=kind,
-                dn=entry["dn"],
-                attributes=attributes,
-                members=_values(entry["attributes"].get("member")),
-            )
-            synced_dns.add(normalize_dn(entry["dn"]))
+        for entry in _paged(conn, container_dn, "(cn=*)", ["cn"], scope="LEVEL"):
+            if entry.get("type") == "searchResEntry" and normalize_dn(entry["dn"]) not in synced_dns:
+                local_names.update(v.casefold() for v in _values(entry["attributes"].get("cn")))
     log.info(
         "observed domain: %d synced objects under %s, %d account names, %d missing containers",
-        len(objects), container_dn, len(account_names), len(missing),
+        len(objects), search_base, len(account_names), len(missing),
     )
     return ObservedDomain(container_dn, missing, objects, account_names, principal_names, local_names, synced_dns)
 

@@ -7,7 +7,7 @@ from dataclasses import asdict
 
 import pandas as pd
 
-from domain_sync.config import Settings
+from domain_sync.config import Settings, SettingsError
 from domain_sync.domain import DomainEndpoint, connect
 from domain_sync.plan.changeset import PlanInputs, plan_changes
 from domain_sync.plan.guards import deletion_guard
@@ -16,6 +16,7 @@ from domain_sync.plan.preview import render_preview
 from domain_sync.records import GROUP, USER
 from domain_sync.runs import RunFolder, read_json, write_json_atomic
 from domain_sync.transform.mapping import load_mapping
+from domain_sync.transform.naming import normalize_dn
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,18 @@ class PlanBlocked(RuntimeError):
 
 def container_dn(settings: Settings, base_dn: str) -> str:
     return f"{settings.container},{base_dn}" if settings.container else base_dn
+
+
+def search_base_dn(settings: Settings, base_dn: str) -> str:
+    """Where synced objects are looked up; it must hold the container, or objects synced there
+    would not be found by the next run and would be created again."""
+    search_base = f"{settings.search_base},{base_dn}" if settings.search_base else base_dn
+    container = normalize_dn(container_dn(settings, base_dn))
+    key = normalize_dn(search_base)
+    if container != key and not container.endswith("," + key):
+        raise SettingsError(f"the container {settings.container!r} is not inside the search base "
+                           f"{settings.search_base!r} (DOMAIN_SYNC_CONTAINER, DOMAIN_SYNC_SEARCH_BASE)")
+    return search_base
 
 
 def plan_run(settings: Settings, run: RunFolder, endpoint: DomainEndpoint, approve_deletions: bool = False) -> dict:
@@ -44,12 +57,13 @@ def plan_run(settings: Settings, run: RunFolder, endpoint: DomainEndpoint, appro
         observed = observe_domain(
             conn, endpoint.base_dn, container_dn(settings, endpoint.base_dn), settings.anchor_attribute,
             sorted(set(mapping.targets(USER)) | set(mapping.targets(GROUP))),
+            search_base=search_base_dn(settings, endpoint.base_dn),
         )
     finally:
         conn.unbind()
     change_set, collisions = plan_changes(inputs, observed, settings.anchor_attribute,
                                           set_initial_password=settings.initial_password == "random")
-    change_set.quarantined = len(inputs.quarantined) + len(collisions)
+    change_set.quarantined = len(inputs.quarantined) + sum(c.attribute == "userPrincipalName" for c in collisions)
     synced = {kind: sum(1 for o in observed.objects.values() if o.kind == kind) for kind in (USER, GROUP)}
     change_set.blocked_reasons = deletion_guard(
         change_set, synced, settings.max_deletes, settings.max_delete_share, settings.delete_share_min_objects
@@ -58,7 +72,8 @@ def plan_run(settings: Settings, run: RunFolder, endpoint: DomainEndpoint, appro
         write_json_atomic(run.file("plan", "collisions.json"), [asdict(c) for c in collisions])
         for c in collisions:
             log.warning("collision: %s", c.reason())
-    write_json_atomic(run.file("plan", "plan.json"), change_set.to_json() | {"approved": approve_deletions})
+    write_json_atomic(run.file("plan", "plan.json"), change_set.to_json() | {"approved": approve_deletions},
+                      compact=True)
     run.file("plan", "plan.txt").write_text(
         render_preview(change_set, header=f"plan of run {run.run_id}"), encoding="utf-8")
     summary = {

@@ -1,14 +1,17 @@
 """Tenant snapshot -> directory records: what the domain should hold for each synced object.
 
-Lifecycle (Entra Cloud Sync to AD, DESIGN.md section 3): a soft-deleted user stays, disabled; a
-hard-deleted user or a deleted group is absent from the snapshot and so from the records (the plan
-deletes it); a removed member is absent from the members frame.
+Lifecycle (Entra Cloud Sync to AD, DESIGN.md section 3): a soft-deleted user stays, disabled; a user
+out of scope stays, disabled, once synced (transform/scope.py); a hard-deleted user or a deleted or
+out-of-scope group is absent from the records (the plan deletes it); a removed member is absent from
+the members frame. Computed column-wise; values are fitted to the domain's schema (values.py).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from domain_sync.records import (
@@ -20,105 +23,158 @@ from domain_sync.records import (
     USER,
     attr_column,
 )
-from domain_sync.transform.mapping import Mapping, fit_value
-from domain_sync.transform.naming import account_name_base, cn_base
+from domain_sync.transform.columns import isin, objects
+from domain_sync.transform.domain_schema import DEFAULT_SCHEMA, AttributeSchema, DomainSchema
+from domain_sync.transform.mapping import FUNCTIONS, AttributeRule, Mapping
+from domain_sync.transform.naming import account_name_bases, cn_bases
+from domain_sync.transform.values import Fix, fit_multi_series, fit_series
 
 DONT_EXPIRE = "DisablePasswordExpiration"
 
 
-def _text(value: Any) -> str | None:
-    if value is None or (isinstance(value, float) and value != value):
-        return None
-    return str(value)
-
-
-def _flag(value: Any, default: bool = False) -> bool:
-    if value is None or (isinstance(value, float) and value != value):
-        return default
-    return bool(value)
-
-
-def _as_list(value: Any) -> list | None:
-    if value is None or (isinstance(value, float) and value != value):
-        return None
-    if isinstance(value, (list, tuple)) or hasattr(value, "tolist"):
-        return [str(v) for v in list(value) if v is not None]
-    return [str(value)]
+@dataclass
+class Records:
+    users: pd.DataFrame
+    groups: pd.DataFrame
+    members: pd.DataFrame
+    # Values cut or dropped to fit the schema, per kind (Fix.row = position in that kind's records)
+    fixes: dict[str, list[Fix]] = field(default_factory=dict)
+    # Memberships left out, by reason: "unknown_object" (not in the tenant snapshot: devices, contacts,
+    # dangling ids) or "out_of_scope"
+    dropped_memberships: dict[str, int] = field(default_factory=dict)
 
 
 def _column(frame: pd.DataFrame, name: str) -> pd.Series:
     if name in frame.columns:
-        return frame[name]
-    return pd.Series([None] * len(frame), index=frame.index, dtype=object)
+        return objects(frame[name])
+    return pd.Series([None] * len(frame), dtype=object)
 
 
-def _mapped_attributes(frame: pd.DataFrame, mapping: Mapping, kind: str) -> dict[str, list]:
-    columns: dict[str, list] = {}
+def _is_list(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) or hasattr(value, "tolist")
+
+
+def _join(value: Any) -> Any:
+    """A list given to a single-valued attribute: its values joined with "; "."""
+    if not _is_list(value):
+        return value
+    return "; ".join(str(v) for v in list(value)) or None
+
+
+def _flags(values: pd.Series, default: bool) -> np.ndarray:
+    return np.array([default if v is None or v != v else bool(v) for v in values], dtype=bool)
+
+
+def mapped_column(frame: pd.DataFrame, rule: AttributeRule, attribute: AttributeSchema) -> tuple[pd.Series, list[Fix]]:
+    values = _column(frame, rule.source)
+    if rule.function:
+        values = values.map(FUNCTIONS[rule.function], na_action="ignore")
+    if rule.multi:
+        return fit_multi_series(values, attribute, rule.too_long)
+    if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "boolean", "integer", "empty"):
+        values = values.map(_join, na_action="ignore")
+    return fit_series(values, attribute, rule.too_long)
+
+
+def _mapped_attributes(frame: pd.DataFrame, mapping: Mapping, kind: str, schema: DomainSchema,
+                       fixes: list[Fix]) -> dict[str, np.ndarray]:
+    columns = {}
     for rule in mapping.rules(kind):
-        values = []
-        for raw in _column(frame, rule.source).tolist():
-            value = rule.convert(raw)
-            if rule.multi:
-                value = _as_list(value)
-            elif isinstance(value, (list, tuple)) or hasattr(value, "tolist"):
-                value = "; ".join(str(v) for v in list(value)) or None
-            values.append(fit_value(rule.target, value))
-        columns[attr_column(rule.target)] = values
+        attribute = schema.attribute(rule.target) or AttributeSchema(rule.target)
+        values, rule_fixes = mapped_column(frame, rule, attribute)
+        fixes.extend(rule_fixes)
+        columns[attr_column(rule.target)] = values.to_numpy(dtype=object)
     return columns
 
 
-def user_records(users: pd.DataFrame, mapping: Mapping) -> pd.DataFrame:
-    ids = users["id"].astype(str).tolist()
-    display = _column(users, "displayName").tolist()
-    nick = _column(users, "mailNickname").tolist()
-    upn = _column(users, "userPrincipalName").tolist()
-    enabled_raw = _column(users, "accountEnabled").tolist()
-    state = _column(users, TENANT_STATE).tolist()
-    policies = _column(users, "passwordPolicies").tolist()
-    sources = [_text(n) or (_text(u) or "").split("@")[0] for n, u in zip(nick, upn)]
-    record = {
-        "anchor": ids,
-        "kind": [USER] * len(ids),
-        "cn": [cn_base(_text(d), s or a) for d, s, a in zip(display, sources, ids)],
-        "account_name": [account_name_base(s, a, USER) for s, a in zip(sources, ids)],
-        "enabled": [_flag(e) and st in (None, STATE_ACTIVE) for e, st in zip(enabled_raw, state)],
-        "password_never_expires": [DONT_EXPIRE in (_text(p) or "") for p in policies],
-        "security_enabled": [None] * len(ids),
-        "manager_anchor": [_text(m) for m in _column(users, "manager_id").tolist()],
-    }
-    record.update(_mapped_attributes(users, mapping, USER))
-    return pd.DataFrame(record, columns=RECORD_BASE_COLUMNS + [attr_column(t) for t in mapping.targets(USER)])
+def _frame(record: dict[str, Any], mapping: Mapping, kind: str) -> pd.DataFrame:
+    columns = RECORD_BASE_COLUMNS + [attr_column(t) for t in mapping.targets(kind)]
+    return pd.DataFrame({c: record[c] for c in columns}, columns=columns)
 
 
-def group_records(groups: pd.DataFrame, mapping: Mapping) -> pd.DataFrame:
-    ids = groups["id"].astype(str).tolist()
-    display = _column(groups, "displayName").tolist()
-    security = _column(groups, "securityEnabled").tolist()
+def user_records(users: pd.DataFrame, mapping: Mapping, schema: DomainSchema = DEFAULT_SCHEMA,
+                 fixes: list[Fix] | None = None) -> pd.DataFrame:
+    """Records of the given users; `enabled` needs accountEnabled, an active tenant state and, when
+    the frame has it, the scope's `in_scope`."""
+    fixes = [] if fixes is None else fixes
+    ids = _column(users, "id").astype(str)
+    nick = _column(users, "mailNickname")
+    upn = _column(users, "userPrincipalName")
+    upn_local = upn.map(lambda u: str(u).split("@")[0], na_action="ignore")
+    sources = nick.where(nick.notna() & (nick != ""), upn_local)
+    state = _column(users, TENANT_STATE)
+    active = (state.isna() | (state == STATE_ACTIVE)).to_numpy(dtype=bool)
+    in_scope = _flags(_column(users, "in_scope"), True)
+    policies = _column(users, "passwordPolicies")
+    never_expires = policies.map(lambda p: DONT_EXPIRE in str(p), na_action="ignore").fillna(False)
+    manager = _column(users, "manager_id")
     record = {
-        "anchor": ids,
-        "kind": [GROUP] * len(ids),
-        "cn": [cn_base(_text(d), a) for d, a in zip(display, ids)],
-        "account_name": [account_name_base(_text(d), a, GROUP) for d, a in zip(display, ids)],
-        "enabled": [None] * len(ids),
-        "password_never_expires": [None] * len(ids),
-        "security_enabled": [_flag(s, default=True) for s in security],
-        "manager_anchor": [None] * len(ids),
+        "anchor": ids.to_numpy(dtype=object),
+        "kind": np.full(len(ids), USER, dtype=object),
+        "cn": cn_bases(_column(users, "displayName"), sources.where(sources.notna() & (sources != ""), ids)),
+        "account_name": account_name_bases(sources, ids, USER),
+        "enabled": _flags(_column(users, "accountEnabled"), False) & active & in_scope,
+        "password_never_expires": never_expires.to_numpy(dtype=bool),
+        "security_enabled": np.full(len(ids), None, dtype=object),
+        "manager_anchor": manager.where(manager.notna(), None).to_numpy(dtype=object),
     }
-    record.update(_mapped_attributes(groups, mapping, GROUP))
-    return pd.DataFrame(record, columns=RECORD_BASE_COLUMNS + [attr_column(t) for t in mapping.targets(GROUP)])
+    record.update(_mapped_attributes(users, mapping, USER, schema, fixes))
+    return _frame(record, mapping, USER)
+
+
+def group_records(groups: pd.DataFrame, mapping: Mapping, schema: DomainSchema = DEFAULT_SCHEMA,
+                  fixes: list[Fix] | None = None) -> pd.DataFrame:
+    fixes = [] if fixes is None else fixes
+    ids = _column(groups, "id").astype(str)
+    display = _column(groups, "displayName")
+    none = np.full(len(ids), None, dtype=object)
+    record = {
+        "anchor": ids.to_numpy(dtype=object),
+        "kind": np.full(len(ids), GROUP, dtype=object),
+        "cn": cn_bases(display, ids),
+        "account_name": account_name_bases(display, ids, GROUP),
+        "enabled": none,
+        "password_never_expires": none,
+        "security_enabled": _flags(_column(groups, "securityEnabled"), True),
+        "manager_anchor": none,
+    }
+    record.update(_mapped_attributes(groups, mapping, GROUP, schema, fixes))
+    return _frame(record, mapping, GROUP)
 
 
 def member_records(members: pd.DataFrame, known_anchors: set[str]) -> pd.DataFrame:
     """Memberships whose both ends are synced objects; the others cannot be written as DNs."""
     frame = members.rename(columns={"group_id": "group_anchor", "member_id": "member_anchor"})
-    keep = frame["group_anchor"].isin(known_anchors) & frame["member_anchor"].isin(known_anchors)
+    keep = isin(frame["group_anchor"], known_anchors) & isin(frame["member_anchor"], known_anchors)
     return frame.loc[keep, RECORD_MEMBER_COLUMNS].reset_index(drop=True)
 
 
-def to_directory_records(
-    users: pd.DataFrame, groups: pd.DataFrame, members: pd.DataFrame, mapping: Mapping
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    user_frame = user_records(users, mapping)
-    group_frame = group_records(groups, mapping)
+def _synced(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    if column not in frame.columns:
+        return frame
+    return frame[_flags(_column(frame, column), True)].reset_index(drop=True)
+
+
+def directory_records(users: pd.DataFrame, groups: pd.DataFrame, members: pd.DataFrame, mapping: Mapping,
+                      schema: DomainSchema = DEFAULT_SCHEMA) -> Records:
+    """Records of the synced users (in scope, or synced before and now out of scope: disabled) and of
+    the groups in scope, with the memberships between them."""
+    user_fixes: list[Fix] = []
+    group_fixes: list[Fix] = []
+    user_frame = user_records(_synced(users, "synced"), mapping, schema, user_fixes)
+    group_frame = group_records(_synced(groups, "in_scope"), mapping, schema, group_fixes)
     anchors = set(user_frame["anchor"]) | set(group_frame["anchor"])
-    return user_frame, group_frame, member_records(members, anchors)
+    member_frame = member_records(members, anchors)
+    tenant = set(objects(users["id"])) | set(objects(groups["id"]))
+    left_out = members[~(isin(members["group_id"], anchors) & isin(members["member_id"], anchors))]
+    unknown = int((~isin(left_out["group_id"], tenant) | ~isin(left_out["member_id"], tenant)).sum())
+    return Records(user_frame, group_frame, member_frame, {USER: user_fixes, GROUP: group_fixes},
+                   {"unknown_object": unknown, "out_of_scope": len(left_out) - unknown})
+
+
+def to_directory_records(
+    users: pd.DataFrame, groups: pd.DataFrame, members: pd.DataFrame, mapping: Mapping,
+    schema: DomainSchema = DEFAULT_SCHEMA,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    records = directory_records(users, groups, members, mapping, schema)
+    return records.users, records.groups, records.members

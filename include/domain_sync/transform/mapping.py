@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
 from domain_sync.records import GROUP, USER
+from domain_sync.transform.domain_schema import (
+    DEFAULT_SCHEMA,
+    MAPPABLE_SYNTAXES,
+    OBJECT_CLASSES,
+    AttributeSchema,
+    DomainSchema,
+)
+from domain_sync.transform.values import CUT, TOO_LONG_ACTIONS, fit_one
 
 
 class MappingError(ValueError):
@@ -70,19 +79,17 @@ FUNCTIONS: dict[str, Callable[[Any], Any]] = {
     "upper": _upper,
 }
 
-# rangeUpper of target attributes in the AD schema (Windows Server 2012 R2 and Samba's default);
-# a value longer than this is cut to fit instead of failing the write.
-ATTRIBUTE_LIMITS = {
-    "displayName": 256, "givenName": 64, "sn": 64, "initials": 6, "title": 128, "department": 64,
-    "company": 64, "l": 128, "st": 128, "co": 128, "postalCode": 40, "streetAddress": 1024,
-    "physicalDeliveryOfficeName": 128, "telephoneNumber": 64, "mobile": 64,
-    "facsimileTelephoneNumber": 64, "mail": 256, "employeeID": 16, "description": 1024,
-    "preferredLanguage": 64, "userPrincipalName": 1024, "proxyAddresses": 1123, "cn": 64,
-}
 LDAP_ATTRIBUTE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")
 # Attributes the sync derives itself; a mapping may not write them.
 RESERVED_TARGETS = {"cn", "name", "samaccountname", "useraccountcontrol", "grouptype", "member",
                     "manager", "objectclass", "unicodepwd", "distinguishedname", "objectguid"}
+
+# Attributes AD keeps on every security principal and refuses to delete (Samba: "delete protected
+# attribute", LDAP code 53, checked with countryCode): a mapped value that is absent would have to
+# clear them. The others of the list are system-only or derived above.
+DELETE_PROTECTED = {"accountexpires", "codepage", "countrycode", "primarygroupid", "pwdlastset", "objectsid",
+                    "samaccounttype", "badpasswordtime", "badpwdcount", "lastlogoff", "lastlogon", "logoncount",
+                    "ntsecuritydescriptor"}
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,8 @@ class AttributeRule:
     source: str
     function: str | None = None
     multi: bool = False
+    # What a value longer than the target's limit becomes: "cut" to fit, or "drop" (docs/mapping.md).
+    too_long: str = CUT
 
     def convert(self, value: Any) -> Any:
         if self.function:
@@ -148,13 +157,16 @@ def parse_mapping(document: Any, origin: str = "mapping") -> Mapping:
             if not isinstance(rule, dict) or "source" not in rule:
                 problems.append(f"{where}: needs a 'source' (a Graph property)")
                 continue
-            unknown_keys = set(rule) - {"source", "function", "multi"}
+            unknown_keys = set(rule) - {"source", "function", "multi", "too_long"}
             if unknown_keys:
                 problems.append(f"{where}: unknown keys {sorted(unknown_keys)}")
             if not LDAP_ATTRIBUTE_NAME.match(str(target)):
                 problems.append(f"{where}: '{target}' is not an LDAP attribute name")
             if str(target).lower() in RESERVED_TARGETS:
                 problems.append(f"{where}: '{target}' is derived by the sync and cannot be mapped")
+            elif str(target).lower() in DELETE_PROTECTED:
+                problems.append(f"{where}: '{target}' is kept by the domain itself, which refuses to clear it, so "
+                                f"an object without a value could not be written; it cannot be mapped")
             source = str(rule["source"])
             if source not in KNOWN_SOURCES[section] and not EXTENSION_SOURCE.match(source):
                 problems.append(
@@ -164,24 +176,55 @@ def parse_mapping(document: Any, origin: str = "mapping") -> Mapping:
             function = rule.get("function")
             if function is not None and function not in FUNCTIONS:
                 problems.append(f"{where}: function '{function}' does not exist (known: {sorted(FUNCTIONS)})")
-            rules.append(AttributeRule(str(target), source, function, bool(rule.get("multi", False))))
+            too_long = rule.get("too_long", CUT)
+            if too_long not in TOO_LONG_ACTIONS:
+                problems.append(f"{where}: too_long '{too_long}' must be one of {list(TOO_LONG_ACTIONS)}")
+            if any(r.target.lower() == str(target).lower() for r in rules):
+                problems.append(f"{where}: '{target}' is mapped twice")
+            rules.append(AttributeRule(str(target), source, function, bool(rule.get("multi", False)), too_long))
         parsed[section] = tuple(rules)
     if problems:
         raise MappingError("mapping rejected:\n  " + "\n  ".join(problems))
     return Mapping(users=parsed[USER], groups=parsed[GROUP])
 
 
-def fit_value(target: str, value: Any) -> Any:
-    """Cut a value to the target attribute's length limit; empty values become None."""
-    if value is None:
-        return None
-    if isinstance(value, list):
-        items = [fit_value(target, v) for v in value]
-        return [v for v in items if v is not None] or None
-    text = str(value)
-    if text == "":
-        return None
-    limit = ATTRIBUTE_LIMITS.get(target)
-    if limit is not None and len(text) > limit:
-        text = text[:limit]
-    return text
+def fit_value(target: str, value: Any, schema: DomainSchema = DEFAULT_SCHEMA) -> Any:
+    """One value fitted to a target attribute (the rules of transform/values.py); None clears it."""
+    attribute = schema.attribute(target) or AttributeSchema(target)
+    return fit_one(attribute, value, multi=isinstance(value, list))
+
+
+def check_against_schema(mapping: Mapping, schema: DomainSchema, anchor_attribute: str | None = None) -> None:
+    """Reject a mapping whose targets the domain cannot hold: unknown to its schema, not allowed on
+    user or group objects, written only by the system, of a syntax no Graph value fills, or
+    single-valued but mapped with `multi: true`. Every problem is named with its entry."""
+    problems = []
+    for kind, section in ((USER, "users"), (GROUP, "groups")):
+        for rule in mapping.rules(kind):
+            where = f"{section}.attributes.{rule.target}"
+            attribute = schema.attribute(rule.target)
+            if attribute is None:
+                problems.append(f"{where}: the domain's schema has no attribute '{rule.target}'")
+                continue
+            if schema.allows(kind, rule.target) is False:
+                problems.append(f"{where}: '{rule.target}' is not allowed on {kind} objects in the domain's schema "
+                                f"(class {OBJECT_CLASSES[kind]} with its superclasses and auxiliary classes)")
+            if attribute.system_only or attribute.constructed:
+                problems.append(f"{where}: '{rule.target}' is "
+                                f"{'constructed' if attribute.constructed else 'system-only'}; the domain does not "
+                                f"let clients write it")
+            if attribute.syntax not in MAPPABLE_SYNTAXES:
+                problems.append(f"{where}: '{rule.target}' has syntax {attribute.syntax_name}, which a Graph "
+                                f"property cannot fill")
+            if anchor_attribute and rule.target.lower() == anchor_attribute.lower():
+                problems.append(f"{where}: '{rule.target}' is the anchor attribute; the sync writes it itself")
+            if rule.multi and attribute.single_valued:
+                problems.append(f"{where}: '{rule.target}' is single-valued; remove 'multi: true' (or use "
+                                f"function first or join)")
+    if anchor_attribute:
+        for kind in (USER, GROUP):
+            if schema.allows(kind, anchor_attribute) is False:
+                problems.append(f"anchor attribute '{anchor_attribute}' (DOMAIN_SYNC_ANCHOR_ATTRIBUTE) is not allowed "
+                                f"on {kind} objects in the domain's schema")
+    if problems:
+        raise MappingError(f"mapping does not fit the domain's schema ({schema.source}):\n  " + "\n  ".join(problems))

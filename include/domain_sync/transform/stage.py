@@ -1,28 +1,84 @@
-"""The transform stage: fold the round into the tenant snapshot, then map it to directory records."""
+"""The transform stage: check the mapping against the domain's schema, fold the round into the tenant
+snapshot, apply the scope, and map the snapshot to directory records that fit the schema."""
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from dataclasses import asdict
 
 import pandas as pd
 
 from domain_sync.config import Settings
-from domain_sync.records import MEMBER_COLUMNS, SNAPSHOT_MEMBER_COLUMNS
-from domain_sync.runs import RunFolder, read_json
+from domain_sync.records import FIELDS, GROUP, MEMBER_COLUMNS, REMOVED, SNAPSHOT_MEMBER_COLUMNS, TENANT_STATE, USER
+from domain_sync.runs import RunFolder, read_json, write_json_atomic
 from domain_sync.state import StateStore
-from domain_sync.transform.directory import to_directory_records
-from domain_sync.transform.mapping import load_mapping
+from domain_sync.transform.directory import directory_records
+from domain_sync.transform.domain_schema import DEFAULT_SCHEMA, DomainSchema, read_domain_schema
+from domain_sync.transform.mapping import Mapping, MappingError, check_against_schema, load_mapping
+from domain_sync.transform.scope import compute_scope, mark_scope
 from domain_sync.transform.tenant_state import merge_members, merge_objects
 
 log = logging.getLogger(__name__)
+
+MAX_LISTED_FIXES = 10_000
 
 
 def _read(path) -> pd.DataFrame | None:
     return pd.read_parquet(path) if path is not None and path.exists() else None
 
 
-def transform_run(settings: Settings, run: RunFolder) -> dict:
+def domain_schema(settings: Settings, mapping: Mapping, endpoint) -> DomainSchema:
+    """The domain's schema for the mapped targets (one search of the schema partition)."""
+    if endpoint is None:
+        return DEFAULT_SCHEMA
+    from domain_sync.domain import connect
+
+    names = set(mapping.targets(USER)) | set(mapping.targets(GROUP)) | {settings.anchor_attribute}
+    conn = connect(endpoint, settings.ldap_timeout_seconds)
+    try:
+        return read_domain_schema(conn, names)
+    finally:
+        conn.unbind()
+
+
+def snapshot_columns(mapping: Mapping, kind: str) -> list[str]:
+    """The snapshot columns the mapping's $select yields (as staged by extract)."""
+    from domain_sync.extract.staging import object_schema
+
+    return [f.name for f in object_schema(mapping.graph_select(kind)) if f.name not in (REMOVED, FIELDS)]
+
+
+def check_properties_were_read(previous: pd.DataFrame | None, columns: list[str], full: bool, kind: str) -> None:
+    """A delta round only carries the objects that changed, with the $select of the round that made the
+    delta link: properties the committed snapshot was not read with are unknown for every other
+    object. Mapping them needs a full read first; until then the run stops, rather than clear them."""
+    if previous is None or full:
+        return
+    missing = [c for c in columns if c not in previous.columns]
+    if missing:
+        raise MappingError(
+            f"the mapping reads Graph {kind} properties {missing} that the committed tenant snapshot was not "
+            f"read with; a delta round does not carry them for unchanged objects. Trigger one run with "
+            f"full_resync=true to read them for every {kind}."
+        )
+
+
+def _keep_columns(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The snapshot holds what the mapping reads: a property no longer mapped is dropped, so that
+    mapping it again later is seen as unread (check_properties_were_read), never as stale."""
+    wanted = [c for c in columns if c in frame.columns] + [TENANT_STATE]
+    out = frame[[c for c in wanted if c in frame.columns]]
+    for c in columns:
+        if c not in out.columns:
+            out = out.assign(**{c: None})
+    return out
+
+
+def transform_run(settings: Settings, run: RunFolder, endpoint=None) -> dict:
     mapping = load_mapping(settings.mapping_file)
+    schema = domain_schema(settings, mapping, endpoint)
+    check_against_schema(mapping, schema, settings.anchor_attribute)
     state = StateStore(settings.state_dir)
     links = read_json(run.file("extract", "delta_links.json"), {}) or {}
     missing = [r for r in ("users", "groups") if r not in links]
@@ -34,36 +90,75 @@ def transform_run(settings: Settings, run: RunFolder) -> dict:
     member_changes = pd.read_parquet(run.file("extract", "members.parquet"))
     if member_changes.empty:
         member_changes = pd.DataFrame(columns=MEMBER_COLUMNS)
+    without_id = {USER: int(user_changes["id"].isna().sum()), GROUP: int(group_changes["id"].isna().sum())}
 
     users_full = links["users"]["full_read"]
     groups_full = links["groups"]["full_read"]
-    users, users_gone = merge_objects(_read(state.snapshot_file("snapshot_users.parquet")), user_changes,
-                                      full=users_full, soft_delete_keeps=True)
-    groups, groups_gone = merge_objects(_read(state.snapshot_file("snapshot_groups.parquet")), group_changes,
-                                        full=groups_full, soft_delete_keeps=False)
+    previous_users = _read(state.snapshot_file("snapshot_users.parquet"))
+    previous_groups = _read(state.snapshot_file("snapshot_groups.parquet"))
+    user_columns, group_columns = snapshot_columns(mapping, USER), snapshot_columns(mapping, GROUP)
+    check_properties_were_read(previous_users, user_columns, users_full, USER)
+    check_properties_were_read(previous_groups, group_columns, groups_full, GROUP)
+
+    users, users_gone = merge_objects(previous_users, user_changes, full=users_full, soft_delete_keeps=True)
+    groups, groups_gone = merge_objects(previous_groups, group_changes, full=groups_full, soft_delete_keeps=False)
+    users, groups = _keep_columns(users, user_columns), _keep_columns(groups, group_columns)
     previous_members = _read(state.snapshot_file("snapshot_members.parquet"))
     if previous_members is None:
         previous_members = pd.DataFrame(columns=SNAPSHOT_MEMBER_COLUMNS)
     members = merge_members(previous_members, member_changes, full=groups_full,
                             groups_gone=groups_gone, objects_gone=users_gone | groups_gone)
 
+    scope = compute_scope(users, groups, members, settings.scope_groups, previous_users, previous_groups)
+    users, groups = mark_scope(users, groups, scope)
     users.to_parquet(run.file("transform", "snapshot_users.parquet"), index=False)
     groups.to_parquet(run.file("transform", "snapshot_groups.parquet"), index=False)
     members.to_parquet(run.file("transform", "snapshot_members.parquet"), index=False)
 
-    user_records, group_records, member_records = to_directory_records(users, groups, members, mapping)
-    user_records.to_parquet(run.file("transform", "records_users.parquet"), index=False)
-    group_records.to_parquet(run.file("transform", "records_groups.parquet"), index=False)
-    member_records.to_parquet(run.file("transform", "records_members.parquet"), index=False)
+    records = directory_records(users, groups, members, mapping, schema)
+    records.users.to_parquet(run.file("transform", "records_users.parquet"), index=False)
+    records.groups.to_parquet(run.file("transform", "records_groups.parquet"), index=False)
+    records.members.to_parquet(run.file("transform", "records_members.parquet"), index=False)
+    targets = set(mapping.targets(USER)) | set(mapping.targets(GROUP))
+    write_json_atomic(run.file("transform", "target_schema.json"), schema.to_json(targets))
+    fixes = _write_fixes(run, records)
+
     summary = {
         "tenant_users": len(users),
         "tenant_groups": len(groups),
         "tenant_memberships": len(members),
         "users_removed_this_round": len(users_gone),
         "groups_removed_this_round": len(groups_gone),
-        "user_records": len(user_records),
-        "group_records": len(group_records),
-        "membership_records": len(member_records),
+        "user_records": len(records.users),
+        "group_records": len(records.groups),
+        "membership_records": len(records.members),
+        "memberships_dropped": records.dropped_memberships,
+        "staged_rows_without_id": without_id,
+        "scope": scope.preview,
+        "values_fixed": fixes,
+        "schema": schema.source,
     }
     log.info("transform: %s", summary)
+    if scope.preview["users_leaving"] or scope.preview["groups_leaving"]:
+        log.warning("scope change: %d users leave scope (disabled), %d groups leave scope (deleted); %d users and "
+                    "%d groups enter it", scope.preview["users_leaving"], scope.preview["groups_leaving"],
+                    scope.preview["users_entering"], scope.preview["groups_entering"])
     return summary
+
+
+def _write_fixes(run: RunFolder, records) -> dict[str, dict[str, int]]:
+    """transform/value_fixes.json: each value cut or dropped to fit the schema (shape, never the value)."""
+    listed, counts = [], {}
+    for kind, frame in ((USER, records.users), (GROUP, records.groups)):
+        fixes = records.fixes.get(kind, [])
+        counts[kind] = dict(Counter(f"{f.action}:{f.attribute}" for f in fixes))
+        anchors = frame["anchor"].to_numpy(dtype=object)
+        for f in fixes[: MAX_LISTED_FIXES - len(listed)]:
+            listed.append({"anchor": anchors[f.row], "kind": kind} | {k: v for k, v in asdict(f).items() if k != "row"})
+    total = sum(sum(c.values()) for c in counts.values())
+    write_json_atomic(run.file("transform", "value_fixes.json"), {"total": total, "listed": listed})
+    if total:
+        log.warning("%d values did not fit the domain's schema and were cut or dropped (no object quarantined): %s; "
+                    "see %s", total, counts, run.file("transform", "value_fixes.json"))
+    return counts
+

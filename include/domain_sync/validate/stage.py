@@ -1,50 +1,149 @@
-"""The validate stage: run the suites, write the quarantine and the report, stop on systemic failure."""
+"""The validate stage: run the suites, write the quarantine and the reports, stop on systemic failure.
+
+Writes validate/quarantine.json (one entry per failing rule and object: anchor, kind, attribute, rule,
+value shape, suite), validate/report.json (every suite's Great Expectations result) and
+validate/report.txt (the same, for a person).
+"""
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import asdict
 
 import pandas as pd
 
 from domain_sync.config import Settings
 from domain_sync.records import GROUP, USER
-from domain_sync.runs import RunFolder, write_json_atomic
-from domain_sync.validate.suites import SystemicValidationError, validate_records
+from domain_sync.runs import RunFolder, read_json, write_json_atomic
+from domain_sync.state import StateStore
+from domain_sync.validate.report import render_report
+from domain_sync.validate.suites import (
+    QuarantineEntry,
+    SuiteOutcome,
+    SystemicValidationError,
+    Validator,
+    length_limits,
+    validate_names,
+    validate_records,
+    validate_staged,
+    validate_tenant,
+)
 
 log = logging.getLogger(__name__)
 
+KIND_FILES = {USER: ("users", "snapshot_users.parquet", "records_users.parquet"),
+              GROUP: ("groups", "snapshot_groups.parquet", "records_groups.parquet")}
+
+
+def _unique_entries(outcomes: list[SuiteOutcome]) -> list[QuarantineEntry]:
+    """One entry per object, attribute and rule (the tenant and record suites may see the same fault)."""
+    seen, out = set(), []
+    for o in outcomes:
+        for q in o.quarantine:
+            key = (q.anchor, q.attribute, q.rule)
+            if key not in seen:
+                seen.add(key)
+                out.append(q)
+    return out
+
+
+def full_read_problems(settings: Settings, run: RunFolder, current: dict[str, int]) -> tuple[list[str], dict]:
+    """A full read far smaller than the committed snapshot is a broken read (a filter, a permission,
+    a half-answered query), not the tenant: stop before the plan deletes the difference."""
+    links = read_json(run.file("extract", "delta_links.json"), {}) or {}
+    state = StateStore(settings.state_dir)
+    problems, counts = [], {}
+    for kind, (resource, snapshot_name, _) in KIND_FILES.items():
+        path = state.snapshot_file(snapshot_name)
+        previous = pd.read_parquet(path, columns=["id"]).shape[0] if path is not None else None
+        full = bool((links.get(resource) or {}).get("full_read"))
+        counts[kind] = {"full_read": full, "now": current[kind], "previous": previous}
+        if not full or previous is None or previous < settings.delete_share_min_objects:
+            continue
+        if current[kind] < settings.min_full_read_share * previous:
+            problems.append(
+                f"the full read returned {current[kind]} {kind}s, fewer than {settings.min_full_read_share:.0%} of the "
+                f"{previous} in the previous snapshot (setting min_full_read_share); a read that loses that many "
+                f"is taken for a broken read, not a tenant change"
+            )
+    return problems, counts
+
 
 def validate_run(settings: Settings, run: RunFolder) -> dict:
-    outcomes = {}
-    for kind, name in ((USER, "records_users.parquet"), (GROUP, "records_groups.parquet")):
-        frame = pd.read_parquet(run.file("transform", name))
-        outcomes[kind] = validate_records(frame, kind)
-
-    quarantine = [asdict(q) for o in outcomes.values() for q in o.quarantine]
-    write_json_atomic(run.file("validate", "quarantine.json"), quarantine)
-    write_json_atomic(run.file("validate", "report.json"), {k: o.report for k, o in outcomes.items()})
+    validator = Validator()
+    staged = [validate_staged(validator, resource, pd.read_parquet(run.file("extract", f"{resource}.parquet")))
+              for resource in ("users", "groups", "members")]
+    target_schema = read_json(run.file("transform", "target_schema.json"), {}) or {}
+    tenant, records, frames = {}, {}, {}
+    for kind, (_, snapshot_name, records_name) in KIND_FILES.items():
+        frame = pd.read_parquet(run.file("transform", records_name))
+        snapshot = pd.read_parquet(run.file("transform", snapshot_name))
+        if "id" in snapshot.columns and "anchor" in frame.columns:
+            snapshot = snapshot[snapshot["id"].isin(frame["anchor"])]
+        tenant[kind] = validate_tenant(validator, kind, snapshot)
+        records[kind] = validate_records(validator, kind, frame, length_limits(target_schema, list(frame.columns)))
+        frames[kind] = frame
+    names = (validate_names(validator, frames[USER], frames[GROUP])
+             if all("cn" in f.columns and "anchor" in f.columns for f in frames.values()) else None)
+    outcomes = [*staged, *tenant.values(), *records.values(), *([names] if names else [])]
+    quarantine = _unique_entries(outcomes)
+    quarantined = {kind: {q.anchor for q in quarantine if q.kind == kind and q.anchor} for kind in (USER, GROUP)}
+    checked = {kind: len(frames[kind]) for kind in (USER, GROUP)}
 
     problems = []
-    for kind, o in outcomes.items():
+    for o in outcomes:
         if o.missing_columns:
-            problems.append(f"{kind} records lack required columns {o.missing_columns}")
-        share = len(o.quarantined_anchors) / o.checked if o.checked else 0.0
+            problems.append(f"{o.name}: required columns {o.missing_columns} are missing")
+        if o.failed_without_rows:
+            problems.append(f"{o.name}: {', '.join(o.failed_without_rows)} failed for the whole data set")
+    for o in staged:
+        if o.unidentified_rows and o.unidentified_rows > settings.max_quarantine_share * max(o.checked, 1):
+            problems.append(f"{o.unidentified_rows} of {o.checked} staged {o.name[len('staged_'):]} rows have no id")
+    for kind in (USER, GROUP):
+        share = len(quarantined[kind]) / checked[kind] if checked[kind] else 0.0
         if share > settings.max_quarantine_share:
+            entries = [q for q in quarantine if q.kind == kind]
+            by_rule = Counter((q.attribute, q.rule) for q in entries)
             problems.append(
-                f"{len(o.quarantined_anchors)} of {o.checked} {kind}s ({share:.1%}) fail validation, more than "
-                f"the limit of {settings.max_quarantine_share:.0%}; first problems: "
-                + "; ".join(f"{q.anchor} {q.attribute} ({q.rule}, {q.value_shape})" for q in o.quarantine[:5])
+                f"{len(quarantined[kind])} of {checked[kind]} {kind}s ({share:.1%}) fail validation, more than the "
+                f"limit of {settings.max_quarantine_share:.0%} (setting max_quarantine_share): "
+                + ", ".join(f"{n} {attribute} {rule}" for (attribute, rule), n in by_rule.most_common())
+                + "; for example " + "; ".join(f"{q.anchor} {q.attribute} ({q.value_shape})" for q in entries[:3])
             )
+    read_problems, read_counts = full_read_problems(settings, run, {k: len(frames[k]) for k in (USER, GROUP)})
+    problems += read_problems
+
+    members = pd.read_parquet(run.file("transform", "records_members.parquet"))
+    all_quarantined = quarantined[USER] | quarantined[GROUP]
+    to_quarantined = int((members["group_anchor"].isin(all_quarantined)
+                          | members["member_anchor"].isin(all_quarantined)).sum())
+    transform_summary = (read_json(run.summary_file, {}) or {}).get("transform") or {}
+    memberships_dropped = {"to_quarantined_object": to_quarantined,
+                           **(transform_summary.get("memberships_dropped") or {})}
+
     summary = {
-        "checked": {k: o.checked for k, o in outcomes.items()},
-        "quarantined": {k: len(o.quarantined_anchors) for k, o in outcomes.items()},
+        "checked": checked,
+        "quarantined": {k: len(v) for k, v in quarantined.items()},
         "quarantine_file": str(run.file("validate", "quarantine.json")),
+        "report_file": str(run.file("validate", "report.txt")),
+        "unidentified_staged_rows": sum(o.unidentified_rows for o in staged),
+        "memberships_dropped": memberships_dropped,
+        "counts": read_counts,
     }
+    write_json_atomic(run.file("validate", "quarantine.json"), [asdict(q) for q in quarantine])
+    write_json_atomic(run.file("validate", "report.json"), {
+        "summary": summary, "problems": problems,
+        "suites": {o.name: {"kind": o.kind, "checked": o.checked, "missing_columns": o.missing_columns,
+                            "expectations": o.expectations, "result": o.report} for o in outcomes},
+    })
+    run.file("validate", "report.txt").write_text(
+        render_report(run.run_id, outcomes, quarantine, summary, problems), encoding="utf-8")
     for entry in quarantine[:50]:
-        log.warning("quarantined %s %s: %s fails %s (%s)", entry["kind"], entry["anchor"], entry["attribute"],
-                    entry["rule"], entry["value_shape"])
+        log.warning("quarantined %s %s: %s fails %s (%s)", entry.kind, entry.anchor, entry.attribute, entry.rule,
+                    entry.value_shape)
     if problems:
-        raise SystemicValidationError("validation stopped the run before any write: " + " | ".join(problems))
+        raise SystemicValidationError("validation stopped the run before any write: " + " | ".join(problems)
+                                      + f" (report: {run.file('validate', 'report.txt')})")
     log.info("validate: %s", summary)
     return summary

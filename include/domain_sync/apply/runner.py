@@ -1,0 +1,147 @@
+"""Runs a change set over a pool of connections: phases in plan order, objects in parallel.
+
+A phase is a run of consecutive changes of one operation (the plan sorts them in `OP_ORDER`:
+containers, creates, renames, modifies, member adds and removes, disables, deletes), so a phase
+only starts once every write it may refer to has finished: no dangling reference, as in serial
+order. Within a phase the changes are cut into units that never share an object (its anchor; for
+renames and containers also the DNs they free, take or need), each unit runs in order on one
+worker, and the units run in parallel, one ldap3 connection per worker (a connection is not
+thread-safe).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+from domain_sync.apply.writer import ApplyAborted, ApplySummary, DomainWriter
+from domain_sync.records import FAILED, OP_CREATE_CONTAINER, OP_RENAME, ApplyResult, Change
+from domain_sync.transform.naming import normalize_dn
+
+log = logging.getLogger(__name__)
+
+Unit = list[int]  # indexes into the change list, applied in this order by one worker
+
+
+def _resources(change: Change) -> list[str]:
+    """What a change must not share with a parallel one: its object, and for renames and containers
+    the DNs involved (a rename into a name another rename frees; a container inside a new one)."""
+    keys = [f"anchor:{change.anchor}"] if change.anchor else []
+    if change.op in (OP_RENAME, OP_CREATE_CONTAINER):
+        keys.append(f"dn:{normalize_dn(change.dn)}")
+        if change.new_dn:
+            keys.append(f"dn:{normalize_dn(change.new_dn)}")
+        if change.op == OP_CREATE_CONTAINER and "," in change.dn:
+            keys.append(f"dn:{normalize_dn(change.dn.split(',', 1)[1])}")
+    return keys or [f"change:{id(change)}"]
+
+
+def _units(changes: list[Change], indexes: list[int]) -> list[Unit]:
+    """Group one phase's changes into units of changes that share a resource (union-find)."""
+    parent: dict[str, str] = {}
+
+    def find(key: str) -> str:
+        while parent.setdefault(key, key) != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    roots = []
+    for i in indexes:
+        keys = [find(k) for k in _resources(changes[i])]
+        for k in keys[1:]:
+            parent[k] = keys[0]
+        roots.append(keys[0])
+    units: dict[str, Unit] = {}
+    for i, root in zip(indexes, roots, strict=True):
+        units.setdefault(find(root), []).append(i)
+    return list(units.values())
+
+
+def plan_phases(changes: list[Change]) -> list[list[Unit]]:
+    """The phases of a change list (runs of one operation, in list order), each as its units."""
+    phases: list[list[int]] = []
+    for i, change in enumerate(changes):
+        if phases and changes[phases[-1][0]].op == change.op:
+            phases[-1].append(i)
+        else:
+            phases.append([i])
+    return [_units(changes, indexes) for indexes in phases]
+
+
+class _Phase:
+    """The units of one phase, handed out to workers one at a time."""
+
+    def __init__(self, units: list[Unit]):
+        self._units: Iterator[Unit] = iter(units)
+        self._lock = threading.Lock()
+
+    def next_unit(self) -> Unit | None:
+        with self._lock:
+            return next(self._units, None)
+
+
+def apply_changes(
+    make_writer: Callable[[], DomainWriter],
+    changes: list[Change],
+    connections: int = 1,
+    progress_every: int = 1000,
+) -> ApplySummary:
+    """Apply `changes` with up to `connections` writers; results come back in plan order.
+
+    Raises ApplyAborted (carrying the results so far) when a writer gives up on the domain; the
+    other workers stop after their current change.
+    """
+    results: list[ApplyResult | None] = [None] * len(changes)
+    phases = plan_phases(changes)
+    workers = max(1, min(connections, max((len(p) for p in phases), default=1)))
+    writers = [make_writer() for _ in range(workers)]
+    stop = threading.Event()
+    done = [0]
+    done_lock = threading.Lock()
+
+    def drain(writer: DomainWriter, phase: _Phase) -> None:
+        while not stop.is_set():
+            unit = phase.next_unit()
+            if unit is None:
+                return
+            for i in unit:
+                if stop.is_set():
+                    return
+                change = changes[i]
+                try:
+                    result = writer.apply(change)
+                except BaseException:
+                    stop.set()
+                    raise
+                results[i] = result
+                if result.status == FAILED:
+                    log.error("%s %s %s (%s) failed: LDAP code %s, %s", change.op, change.kind, change.anchor,
+                              result.dn, result.result_code, result.message)
+                with done_lock:
+                    done[0] += 1
+                    if done[0] % progress_every == 0:
+                        log.info("applied %d of %d changes", done[0], len(changes))
+
+    def summary() -> ApplySummary:
+        return ApplySummary([r for r in results if r is not None])
+
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="domain-writer") as pool:
+            for number, units in enumerate(phases, 1):
+                phase = _Phase(units)
+                futures = [pool.submit(drain, w, phase) for w in writers[:len(units)]]
+                errors = [f.exception() for f in futures]
+                aborted = next((e for e in errors if e is not None), None)
+                if aborted is not None:
+                    if isinstance(aborted, ApplyAborted):
+                        aborted.summary = summary()
+                    raise aborted
+                log.debug("phase %d of %d done (%s, %d units)", number, len(phases),
+                          changes[units[0][0]].op, len(units))
+    finally:
+        for writer in writers:
+            writer.close()
+    return summary()

@@ -1,0 +1,31 @@
+"""Column helpers for 100,000-row frames.
+
+pandas 3 reads Parquet strings into Arrow-backed columns, on which `isin` with a Python collection
+and element-wise maps are slow (0.3 s per 100,000 ids, checked); as object arrays the same work
+takes milliseconds. Missing values come out as None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+import numpy as np
+import pandas as pd
+
+
+def objects(values: pd.Series | np.ndarray | list) -> pd.Series:
+    """The values as an object Series with a fresh 0..n-1 index, missing values as None."""
+    array = values.to_numpy(dtype=object) if isinstance(values, pd.Series) else np.asarray(values, dtype=object)
+    array = array.copy()
+    array[pd.isna(array)] = None
+    return pd.Series(array, dtype=object)
+
+
+def isin(values: pd.Series | np.ndarray, members: Collection) -> np.ndarray:
+    """Boolean array: which values are in `members`."""
+    array = values.to_numpy(dtype=object) if isinstance(values, pd.Series) else np.asarray(values, dtype=object)
+    return pd.Series(array, dtype=object).isin(members).to_numpy(dtype=bool)
+
+
+def text_lengths(texts: np.ndarray) -> np.ndarray:
+    return np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))

@@ -1,0 +1,67 @@
+"""Scope against Samba: only members of chosen groups (nested groups followed) are synced; a scope change
+disables the users that left (never deletes them), deletes the groups that left, and is previewed."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.fixtures.sync_env import tenant_group, tenant_user
+from tests.integration.test_data_quality_mapping import by_sam, value
+
+pytestmark = pytest.mark.integration
+
+DISABLED = 0x2
+
+
+def disabled(entry) -> bool:
+    return bool(int(value(entry, "userAccountControl")) & DISABLED)
+
+
+def test_scope_change_disables_the_users_that_left_and_enables_those_back(sync_env):
+    ana, bob, cy, dan, eve = (tenant_user(n) for n in ("ana", "bob", "cy", "dan", "eve"))
+    # Eng holds ana and the nested Platform (bob), which holds Eng again: a cycle. Sales holds cy;
+    # dan is in Eng too but disabled in the tenant; eve is in no group.
+    dan["accountEnabled"] = False
+    platform = tenant_group("Platform", [bob])
+    eng = tenant_group("Eng", [ana, dan, platform])
+    platform["members"].append({"@odata.type": "#microsoft.graph.group", "id": eng["id"]})
+    sales = tenant_group("Sales", [cy])
+    emu = sync_env.start_tenant({"users": [ana, bob, cy, dan, eve], "groups": [eng, platform, sales]})
+    sync_env.set(initial_password="none", scope_groups="eng")  # a display name, without case
+
+    first = sync_env.run()
+    entries = by_sam(sync_env.synced_entries())
+    assert set(entries) == {"ana", "bob", "dan", "Eng", "Platform"}
+    assert not disabled(entries["ana"]) and not disabled(entries["bob"]) and disabled(entries["dan"])
+    assert first["transform"]["scope"]["users_entering"] == 3 and first["transform"]["scope"]["groups_in_scope"] == 2
+
+    sync_env.set(scope_groups=sales["id"])
+    second = sync_env.run()
+    scope = second["transform"]["scope"]
+    assert (scope["users_entering"], scope["users_leaving"], scope["groups_entering"], scope["groups_leaving"]) == (
+        1, 3, 1, 2)
+    entries = by_sam(sync_env.synced_entries())
+    assert set(entries) == {"ana", "bob", "dan", "cy", "Sales"}, "users out of scope stay; groups go"
+    assert disabled(entries["ana"]) and disabled(entries["bob"]) and not disabled(entries["cy"])
+    assert second["plan"]["counts"]["user.disable"] == 2 and "user.delete" not in second["plan"]["counts"]
+
+    # A user joining a group in scope comes in; scope back to Eng re-enables the users that return.
+    emu.admin.add_member(sales["id"], eve["id"])
+    sync_env.run()
+    assert not disabled(by_sam(sync_env.synced_entries())["eve"])
+    sync_env.set(scope_groups="Eng")
+    sync_env.run()
+    entries = by_sam(sync_env.synced_entries())
+    assert not disabled(entries["ana"]) and not disabled(entries["bob"]) and disabled(entries["dan"])
+    assert disabled(entries["cy"]) and disabled(entries["eve"])
+
+
+def test_a_scope_group_the_tenant_does_not_have_stops_before_any_write(sync_env):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    ana = tenant_user("ana")
+    sync_env.start_tenant({"users": [ana], "groups": [tenant_group("Eng", [ana])]})
+    sync_env.set(scope_groups="Eng,Ghosts")
+    with pytest.raises(AirflowFailException, match="'Ghosts' is neither the id nor the display name of a group"):
+        sync_env.run()
+    assert sync_env.synced_entries() == {}

@@ -1,0 +1,180 @@
+"""The validate stage on run folders built by hand: quarantine per object, systemic stops, reports."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pandas as pd
+import pytest
+
+from domain_sync.config import Settings
+from domain_sync.records import FIELDS, MEMBER_COLUMNS, REMOVED, attr_column
+from domain_sync.runs import RunFolder, write_json_atomic
+from domain_sync.state import StateStore
+from domain_sync.transform.mapping import MappingError
+from domain_sync.transform.stage import transform_run
+from domain_sync.validate.stage import validate_run
+from domain_sync.validate.suites import SystemicValidationError, Validator, validate_names, validate_records
+
+USER_COLUMNS = ["id", "displayName", "mailNickname", "userPrincipalName", "accountEnabled", "department"]
+
+
+def user(n: int, **extra) -> dict:
+    row = {"id": str(uuid.UUID(int=n + 1)), "displayName": f"User {n}", "mailNickname": f"user{n}",
+           "userPrincipalName": f"user{n}@contoso.example", "accountEnabled": True, "department": "Ops"}
+    row.update(extra)
+    return row
+
+
+def write_round(settings: Settings, run_id: str, users: list[dict], groups: list[dict] | None = None,
+                members: list[tuple] | None = None, full: bool = True) -> RunFolder:
+    run = RunFolder(settings.runs_dir, run_id)
+    frame = pd.DataFrame(users)
+    frame[REMOVED] = None
+    frame[FIELDS] = ",".join(c for c in frame.columns if c not in ("id", REMOVED, FIELDS))
+    frame.to_parquet(run.file("extract", "users.parquet"), index=False)
+    groups_frame = pd.DataFrame(groups or [], columns=["id", "displayName", "securityEnabled"])
+    groups_frame[REMOVED] = None
+    groups_frame[FIELDS] = "displayName,securityEnabled"
+    groups_frame.to_parquet(run.file("extract", "groups.parquet"), index=False)
+    pd.DataFrame([(g, m, "user", False) for g, m in members or []], columns=MEMBER_COLUMNS).to_parquet(
+        run.file("extract", "members.parquet"), index=False)
+    write_json_atomic(run.file("extract", "delta_links.json"),
+                      {r: {"link": f"test://{r}", "full_read": full} for r in ("users", "groups")})
+    return run
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return Settings(data_dir=str(tmp_path / "data"))
+
+
+def test_two_percent_malformed_users_are_quarantined_exactly_and_the_run_goes_on(settings):
+    users = [user(n) for n in range(100)]
+    users[3]["userPrincipalName"] = None
+    users[7]["userPrincipalName"] = "not-an-address"
+    run = write_round(settings, "r1", users)
+    transform_run(settings, run)
+    summary = validate_run(settings, run)
+    assert summary["quarantined"] == {"user": 2, "group": 0}
+    quarantine = json.loads(run.file("validate", "quarantine.json").read_text())
+    assert {q["anchor"] for q in quarantine} == {users[3]["id"], users[7]["id"]}
+    assert all(set(q) == {"anchor", "kind", "attribute", "rule", "value_shape", "suite"} for q in quarantine)
+    text = run.file("validate", "report.txt").read_text()
+    assert "result: passed" in text and "2 of 100 users" in text
+    assert "FAIL expect_column_values_to_match_regex(userPrincipalName)" in text
+
+
+def test_twenty_percent_malformed_stops_the_run_and_says_why(settings):
+    users = [user(n) for n in range(100)]
+    for n in range(0, 100, 5):
+        users[n]["userPrincipalName"] = f"broken {n}"
+    run = write_round(settings, "r1", users)
+    transform_run(settings, run)
+    with pytest.raises(SystemicValidationError) as err:
+        validate_run(settings, run)
+    assert "20 of 100 users (20.0%) fail validation, more than the limit of 5%" in str(err.value)
+    assert "STOPPED before any write" in run.file("validate", "report.txt").read_text()
+
+
+def test_userprincipalnames_equal_without_case_quarantine_both_users(settings):
+    users = [user(n) for n in range(40)]
+    users[1]["userPrincipalName"] = "Same@contoso.example"
+    users[2]["userPrincipalName"] = "same@CONTOSO.example"
+    run = write_round(settings, "r1", users)
+    transform_run(settings, run)
+    validate_run(settings, run)
+    quarantine = json.loads(run.file("validate", "quarantine.json").read_text())
+    assert {q["anchor"] for q in quarantine} == {users[1]["id"], users[2]["id"]}
+    assert {q["rule"] for q in quarantine} == {"expect_column_values_to_be_unique"}
+
+
+def test_object_ids_that_are_not_guids_are_quarantined(settings):
+    users = [user(n) for n in range(40)]
+    users[5]["id"] = "not-a-guid"
+    run = write_round(settings, "r1", users)
+    transform_run(settings, run)
+    assert validate_run(settings, run)["quarantined"]["user"] == 1
+
+
+def test_a_missing_required_column_in_the_staged_data_is_systemic(settings):
+    users = [{k: v for k, v in user(n).items() if k != "userPrincipalName"} for n in range(30)]
+    run = write_round(settings, "r1", users)
+    transform_run(settings, run)
+    with pytest.raises(SystemicValidationError, match=r"staged_users: required columns \['userPrincipalName'\]"):
+        validate_run(settings, run)
+
+
+def test_staged_rows_without_an_id_are_counted_and_ignored(settings):
+    users = [user(n) for n in range(40)] + [user(99, id=None)]
+    run = write_round(settings, "r1", users)
+    assert transform_run(settings, run)["staged_rows_without_id"]["user"] == 1
+    summary = validate_run(settings, run)
+    assert summary["unidentified_staged_rows"] == 1 and summary["checked"]["user"] == 40
+
+
+def test_a_full_read_much_smaller_than_the_previous_snapshot_is_systemic(settings):
+    run = write_round(settings, "r1", [user(n) for n in range(100)])
+    transform_run(settings, run)
+    validate_run(settings, run)
+    StateStore(settings.state_dir).commit(run.path / "transform", {"users": "l1", "groups": "l1"})
+    run = write_round(settings, "r2", [user(n) for n in range(60)])
+    transform_run(settings, run)
+    with pytest.raises(SystemicValidationError, match="full read returned 60 users, fewer than 80% of the 100"):
+        validate_run(settings, run)
+    run = write_round(settings, "r3", [user(n) for n in range(90)])
+    transform_run(settings, run)
+    assert validate_run(settings, run)["counts"]["user"] == {"full_read": True, "now": 90, "previous": 100}
+
+
+def test_memberships_to_quarantined_objects_are_counted(settings):
+    users = [user(n) for n in range(40)]
+    users[0]["userPrincipalName"] = "broken"
+    group = {"id": str(uuid.UUID(int=999)), "displayName": "Team", "securityEnabled": True}
+    run = write_round(settings, "r1", users, [group], [(group["id"], users[0]["id"]), (group["id"], users[1]["id"]),
+                                                       (group["id"], "device-not-a-user")])
+    run.update_summary("transform", transform_run(settings, run))
+    summary = validate_run(settings, run)
+    assert summary["memberships_dropped"] == {"to_quarantined_object": 1, "unknown_object": 1, "out_of_scope": 0}
+    assert "1 to quarantined object" in run.file("validate", "report.txt").read_text()
+
+
+def test_mapping_a_property_the_snapshot_was_not_read_with_needs_a_full_read(settings, tmp_path):
+    run = write_round(settings, "r1", [user(n) for n in range(5)])
+    transform_run(settings, run)
+    StateStore(settings.state_dir).commit(run.path / "transform", {"users": "l1", "groups": "l1"})
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text("users:\n  attributes:\n    userPrincipalName: {source: userPrincipalName}\n"
+                       "    info: {source: extension_0123456789abcdef0123456789abcdef_costCenter}\n"
+                       "groups:\n  attributes: {}\n")
+    custom = Settings(data_dir=settings.data_dir, mapping_file=str(mapping))
+    with pytest.raises(MappingError, match=r"costCenter'\] that the committed tenant snapshot was not read with"):
+        transform_run(custom, write_round(custom, "r2", [user(1)], full=False))
+    transform_run(custom, write_round(custom, "r3", [user(n) for n in range(5)], full=True))
+
+
+def records(*rows):
+    base = {"kind": "user", "account_name": "a", "enabled": True, attr_column("userPrincipalName"): None}
+    return pd.DataFrame([base | r for r in rows])
+
+
+def test_values_over_their_schema_length_quarantine_the_object():
+    frame = records({"anchor": "a1", "cn": "x", attr_column("userPrincipalName"): "a@x.test",
+                     attr_column("employeeID"): "😀" * 9},
+                    {"anchor": "a2", "cn": "y", attr_column("userPrincipalName"): "b@x.test",
+                     attr_column("employeeID"): "😀" * 8})
+    outcome = validate_records(Validator(), "user", frame, {attr_column("employeeID"): 16})
+    assert [(q.anchor, q.attribute) for q in outcome.quarantine] == [("a1", "employeeID")]
+
+
+def test_objects_whose_container_names_would_collide_are_quarantined():
+    # Same display name and the same first 8 hex digits of the id: the suffix rule cannot tell them apart.
+    users = records({"anchor": "abcdef12-0000-0000-0000-000000000001", "cn": "Sam"},
+                    {"anchor": "abcdef12-0000-0000-0000-000000000002", "cn": "SAM"},
+                    {"anchor": "99999999-0000-0000-0000-000000000003", "cn": "Sam"})
+    groups = pd.DataFrame([{"anchor": "77777777-0000-0000-0000-000000000004", "kind": "group", "cn": "Other"}])
+    outcome = validate_names(Validator(), users, groups)
+    assert {q.anchor for q in outcome.quarantine} == {"abcdef12-0000-0000-0000-000000000001",
+                                                      "abcdef12-0000-0000-0000-000000000002"}
+    assert {q.kind for q in outcome.quarantine} == {"user"}
