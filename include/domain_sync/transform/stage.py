@@ -28,8 +28,9 @@ def _read(path) -> pd.DataFrame | None:
     return pd.read_parquet(path) if path is not None and path.exists() else None
 
 
-def domain_schema(settings: Settings, mapping: Mapping, endpoint) -> DomainSchema:
-    """The domain's schema for the mapped targets (one search of the schema partition)."""
+def target_schema(settings: Settings, mapping: Mapping, endpoint) -> DomainSchema:
+    """The domain's schema for the mapped targets (the root DSE, then two searches of the schema
+    partition); without an endpoint, the built-in defaults."""
     if endpoint is None:
         return DEFAULT_SCHEMA
     from domain_sync.domain import connect
@@ -77,7 +78,7 @@ def _keep_columns(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 
 def transform_run(settings: Settings, run: RunFolder, endpoint=None) -> dict:
     mapping = load_mapping(settings.mapping_file)
-    schema = domain_schema(settings, mapping, endpoint)
+    schema = target_schema(settings, mapping, endpoint)
     check_against_schema(mapping, schema, settings.anchor_attribute)
     state = StateStore(settings.state_dir)
     links = read_json(run.file("extract", "delta_links.json"), {}) or {}

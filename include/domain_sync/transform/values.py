@@ -33,7 +33,6 @@ from domain_sync.transform.naming import cut_utf16, utf16_length
 
 CUT = "cut"
 DROPPED = "dropped"
-CLEANED = "cleaned"
 TOO_LONG_ACTIONS = (CUT, "drop")
 
 _BAD_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -117,9 +116,11 @@ def fit_series(values: pd.Series, attribute: AttributeSchema, too_long: str = CU
     out = np.full(len(values), None, dtype=object)
     present = codes >= 0
     out[present] = fitted[codes[present]]
-    fixes = [Fix(int(row), f.attribute, f.action, f.reason, f.shape)
-             for f in unique_fixes for row in np.flatnonzero(codes == f.row)]
-    fixes.sort(key=lambda f: f.row)
+    by_code: dict[int, list[Fix]] = {}
+    for f in unique_fixes:
+        by_code.setdefault(f.row, []).append(f)
+    rows = np.flatnonzero(np.isin(codes, list(by_code))) if by_code else []
+    fixes = [Fix(int(row), f.attribute, f.action, f.reason, f.shape) for row in rows for f in by_code[codes[row]]]
     return pd.Series(out, index=values.index, dtype=object), fixes
 
 
