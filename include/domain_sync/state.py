@@ -61,6 +61,8 @@ class StateStore:
             entry = entry if isinstance(entry, dict) else {"link": entry}
             links[resource] = {"link": entry["link"], "received_at": entry.get("received_at") or now.isoformat(),
                                "saved_at": now.isoformat()}
+            if entry.get("select"):
+                links[resource]["select"] = entry["select"]
         for resource, entry in previous.items():
             links.setdefault(resource, entry)
         write_json_atomic(target / "delta_links.json", links)
@@ -94,6 +96,7 @@ def commit_run(state: StateStore, run_dir: Path, dry_run: bool = False) -> dict:
     if applied is None or applied.get("aborted") or failed:
         raise RuntimeError(f"{run_dir.name}: apply did not succeed; the delta links are not saved, so the next run "
                            f"reads the same changes again")
-    version = state.commit(run_dir / "transform", {r: {"link": e["link"], "received_at": e.get("received_at")}
-                                                   for r, e in links.items()})
+    version = state.commit(run_dir / "transform", {
+        r: {"link": e["link"], "received_at": e.get("received_at"), "select": e.get("select")}
+        for r, e in links.items()})
     return {"committed": True, "version": version}

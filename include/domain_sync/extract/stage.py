@@ -66,6 +66,13 @@ def extract_resource(settings: Settings, run: RunFolder, resource: str, full_res
                     f"then the next run reads the whole tenant (last successful commit: {saved.get('saved_at')})",
                     resource=resource, age_days=round(age, 2), run_id=run.run_id)
     link = None if full_resync or not saved else saved["link"]
+    if link and saved.get("select") and set(select) - set(saved["select"]):
+        # A delta link only reports changes of the properties it was made with: a mapping that reads
+        # new properties needs a full read, or they would stay empty until each object changes.
+        log.warning("the mapping now reads %s properties %s that the saved delta link does not track; "
+                    "reading every %s (full reconcile)", resource,
+                    sorted(set(select) - set(saved["select"])), resource)
+        link = None
     if full_resync:
         log.info("full resync requested: reading every %s", resource)
     elif link is None:
@@ -85,7 +92,8 @@ def extract_resource(settings: Settings, run: RunFolder, resource: str, full_res
     links_file = run.file("extract", "delta_links.json")
     with locked(links_file):
         links = read_json(links_file, {}) or {}
-        links[resource] = {"link": round_.delta_link, "full_read": full, "received_at": received_at.isoformat()}
+        links[resource] = {"link": round_.delta_link, "full_read": full, "received_at": received_at.isoformat(),
+                           "select": select}
         write_json_atomic(links_file, links)
     outcome = ExtractResult(resource, full, expired, counts["objects"], counts["removed"], counts["member_changes"],
                             round_.pages, round_.requests, round_.retries,
