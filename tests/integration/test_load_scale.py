@@ -116,14 +116,9 @@ def test_a_member_joining_and_one_leaving_a_5000_member_group_are_two_small_modi
     assert members[big["id"]] == {u["id"] for u in users[1:]}
 
 
-def test_a_dc_killed_mid_apply_fails_the_task_and_the_rerun_ends_exactly_in_the_planned_state(env, monkeypatch):
-    env.set(apply_connections=4, ldap_retry_budget_seconds=3)
-    users = [tenant_user(f"k{n:03d}", f"Crash {n:03d}") for n in range(300)]
-    groups = [tenant_group(f"Team {g}", users[g::3]) for g in range(3)]
-    env.start_tenant({"users": users, "groups": groups})
-    env.run(STAGES[:STAGES.index("apply")], run_id="crash-1")
-
-    # Kill the DC once 100 changes are written, with the other workers' writes in flight.
+def kill_mid_apply(env, monkeypatch, run_id: str, restart_at_once: bool) -> dict:
+    """Run apply of `run_id` in a thread and kill the DC once 100 changes are written (the other workers'
+    writes in flight); start it again at once or after apply has ended. Returns apply's result or error."""
     written, some_written, lock = [0], threading.Event(), threading.Lock()
     real_apply = DomainWriter.apply
 
@@ -140,7 +135,7 @@ def test_a_dc_killed_mid_apply_fails_the_task_and_the_rerun_ends_exactly_in_the_
 
     def apply():
         try:
-            outcome["result"] = run_stage("apply", "crash-1", {})
+            outcome["result"] = run_stage("apply", run_id, {})
         except BaseException as exc:  # noqa: BLE001 - handed to the test thread
             outcome["error"] = exc
 
@@ -149,17 +144,52 @@ def test_a_dc_killed_mid_apply_fails_the_task_and_the_rerun_ends_exactly_in_the_
     try:
         assert some_written.wait(120), "apply wrote nothing"
         env.domain.kill()
-        worker.join(60)
-        assert not worker.is_alive(), "apply hangs on a dead DC"
+        if restart_at_once:
+            env.domain.start()
+        worker.join(90)
+        assert not worker.is_alive(), "apply hangs"
     finally:
         env.domain.start()
+    return outcome
+
+
+def assert_exactly_the_tenant(env, users, groups) -> None:
+    anchors, members = synced_state(env)
+    assert sorted(anchors) == sorted(o["id"] for o in users + groups), "an object is missing or doubled"
+    assert members == {g["id"]: {m["id"] for m in g["members"]} for g in groups}
+
+
+def crash_tenant(env, prefix: str, users: int):
+    users = [tenant_user(f"{prefix}{n:03d}", f"{prefix.upper()} {n:03d}") for n in range(users)]
+    groups = [tenant_group(f"Team {prefix} {g}", users[g::3]) for g in range(3)]
+    env.start_tenant({"users": users, "groups": groups})
+    return users, groups
+
+
+def test_a_dc_killed_mid_apply_fails_the_task_and_the_rerun_ends_exactly_in_the_planned_state(env, monkeypatch):
+    env.set(apply_connections=4, ldap_retry_budget_seconds=3)
+    users, groups = crash_tenant(env, "k", 300)
+    env.run(STAGES[:STAGES.index("apply")], run_id="crash-1")
+
+    outcome = kill_mid_apply(env, monkeypatch, "crash-1", restart_at_once=False)
     assert isinstance(outcome.get("error"), ApplyAborted), outcome
     partial = json.loads(RunFolder(env.settings.runs_dir, "crash-1").file("apply", "results.json").read_text())
     assert "aborted" in partial and 100 <= sum(partial["writes"].values()) < partial["planned"]
 
     rerun = env.run(run_id="crash-2")
     assert rerun["apply"]["statuses"].get("failed", 0) == 0
-    anchors, members = synced_state(env)
-    assert sorted(anchors) == sorted(o["id"] for o in users + groups), "an object is missing or doubled"
-    assert members == {g["id"]: {m["id"] for m in g["members"]} for g in groups}
+    assert_exactly_the_tenant(env, users, groups)
     assert env.run(run_id="crash-3")["plan"]["changes"] == 0
+
+
+def test_a_dc_back_within_the_retry_budget_lets_the_same_apply_finish(env, monkeypatch, counted_connections):
+    env.set(apply_connections=4, ldap_retry_budget_seconds=60)
+    users, groups = crash_tenant(env, "f", 200)
+    env.run(STAGES[:STAGES.index("apply")], run_id="flap-1")
+
+    outcome = kill_mid_apply(env, monkeypatch, "flap-1", restart_at_once=True)
+    assert "result" in outcome, outcome
+    assert len(counted_connections) > 4, "the workers went on over fresh connections"
+    assert set(outcome["result"]["statuses"]) <= {"applied", "already_in_place"}
+    assert_exactly_the_tenant(env, users, groups)
+    assert env.run(run_id="flap-2")["plan"]["changes"] == 0
