@@ -15,7 +15,11 @@ ANCHOR_BINARY_ATTRIBUTES = {"ms-ds-consistencyguid"}
 
 
 class DomainConnectionError(RuntimeError):
-    """The domain cannot be reached or refused the bind; the message names the endpoint."""
+    """The domain refused the connection's settings (bind, StartTLS); retrying cannot help."""
+
+
+class DomainUnreachable(RuntimeError):
+    """The domain did not answer (down, network, TLS handshake); Airflow's retry may help."""
 
 
 @dataclass(frozen=True)
@@ -119,7 +123,7 @@ def connect(endpoint: DomainEndpoint, timeout: float = 30.0, collect_usage: bool
                 f"{endpoint.bind_dn!r} refused: {result.get('description')} (LDAP code {result.get('result')})"
             )
     except LDAPException as exc:
-        raise DomainConnectionError(
+        raise DomainUnreachable(
             f"domain connection '{endpoint.conn_id}' ({endpoint.address}) failed: {type(exc).__name__}: {exc}"
         ) from None
     return conn

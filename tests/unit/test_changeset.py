@@ -132,3 +132,20 @@ def test_deletion_guard_counts_deletes_and_disables_per_type():
     assert deletion_guard(cs, {"user": 30}, max_deletes=500, max_share=0.5, share_min_objects=20)
     assert not deletion_guard(cs, {"user": 30}, max_deletes=500, max_share=1.0, share_min_objects=20)
     assert deletion_guard(cs, {"user": 30}, max_deletes=10, max_share=1.0, share_min_objects=20)
+
+
+def test_a_quarantined_member_keeps_its_group_memberships():
+    g = ObservedObject(G1, "group", f"CN=Sales,{C}", {"samaccountname": ["Sales"], "displayname": ["Sales"],
+                                                    "grouptype": [str(-2147483646)]},
+                       members=[f"CN=ana,{C}"])
+    obs = observed([observed_user(U1, "ana"), g])
+    cs, _ = plan_changes(inputs([user(U1, "ana")], [group(G1, "Sales")], [], quarantined=[U1]), obs, ANCHOR)
+    assert cs.changes == []
+
+
+def test_account_name_equal_to_another_users_upn_in_the_domain_dns_name_is_suffixed():
+    # Samba and AD treat sAMAccountName@<DNS domain> as an implied UPN of every account.
+    cs, _ = plan_changes(inputs([user(U1, "robert", upn="bob@corp.example.test"),
+                                 user(U2, "bob", upn="bobby@corp.example.test")]), observed(), ANCHOR)
+    names = {c.anchor: c.values["sAMAccountName"][0] for c in cs.changes if c.op == "create"}
+    assert names[U1] == "robert" and names[U2] == "bob-2222"

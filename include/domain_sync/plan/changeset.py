@@ -138,7 +138,8 @@ def plan_changes(
         if obj is not None and obj.first("sAMAccountName"):
             existing_names[r["anchor"]] = obj.first("sAMAccountName")
     names = assign_account_names(
-        [(r["anchor"], r["account_name"]) for r in records], existing_names, observed.account_names.keys()
+        [(r["anchor"], r["account_name"]) for r in records], existing_names,
+        set(observed.account_names) | implied_principal_names(records, observed, upn_column),
     )
     for r in records:
         holder = observed.account_names.get(r["account_name"].lower())
@@ -165,7 +166,8 @@ def plan_changes(
         else:
             changes.extend(_update(r, dn, obj, values, after_renames))
 
-    changes.extend(_membership_changes(inputs.members, dns, observed, anchor_of))
+    held = set(inputs.quarantined) | {c.anchor for c in collisions if c.attribute == "userPrincipalName"}
+    changes.extend(_membership_changes(inputs.members, dns, observed, anchor_of, held))
 
     quarantined_by_name = {c.anchor for c in collisions if c.attribute == "userPrincipalName"}
     desired_anchors = {r["anchor"] for r in records} | inputs.quarantined | quarantined_by_name
@@ -234,8 +236,10 @@ def _update(r, dn, obj: ObservedObject, values, after_renames: dict[str, str]) -
 
 
 def _membership_changes(members: pd.DataFrame, dns: dict[str, str], observed: ObservedDomain,
-                        anchor_of: dict[str, str]) -> list[Change]:
-    """Compare memberships by anchor, so that a member renamed in the same run is no change."""
+                        anchor_of: dict[str, str], held: set[str] = frozenset()) -> list[Change]:
+    """Compare memberships by anchor, so that a member renamed in the same run is no change.
+    Members in `held` (quarantined this run) keep the memberships they have: a bad record must not
+    cost a person their group access."""
     desired: dict[str, set[str]] = {}
     for group, member in members[["group_anchor", "member_anchor"]].itertuples(index=False):
         if group in dns and member in dns:
@@ -249,11 +253,28 @@ def _membership_changes(members: pd.DataFrame, dns: dict[str, str], observed: Ob
         have = {anchor_of[k] for k in (normalize_dn(m) for m in (obj.members if obj else [])) if k in anchor_of}
         want = desired.get(group, set())
         add = sorted(dns[a] for a in want - have)
-        remove = sorted(dns.get(a, observed.objects[a].dn) for a in have - want)
+        remove = sorted(dns.get(a, observed.objects[a].dn) for a in have - want - held)
         for op, items in ((OP_ADD_MEMBERS, add), (OP_REMOVE_MEMBERS, remove)):
             for i in range(0, len(items), MEMBER_BATCH):
                 out.append(Change(op, GROUP, group, dn, members=items[i:i + MEMBER_BATCH]))
     return out
+
+
+def implied_principal_names(records: list[dict], observed: ObservedDomain, upn_column: str) -> set[str]:
+    """AD (and Samba) treat sAMAccountName@<domain DNS name> as every account's implied UPN: a new
+    account name may not equal the local part of another object's UPN in that DNS domain (the domain
+    answers constraintViolation, code 19)."""
+    realm = ".".join(part.split("=", 1)[1] for part in observed.container_dn.split(",")
+                     if part.strip().lower().startswith("dc=")).lower()
+    suffix = "@" + realm
+    names = {upn[: -len(suffix)] for upn in observed.principal_names if upn.endswith(suffix)}
+    for r in records:
+        upn = r.get(upn_column)
+        if isinstance(upn, str) and upn.lower().endswith(suffix):
+            local = upn[: -len(suffix)].lower()
+            if local != str(r["account_name"]).lower():
+                names.add(local)
+    return names
 
 
 def count_changes(changes: list[Change]) -> dict[str, int]:
