@@ -16,7 +16,6 @@ Params: `full_resync` reads everything again (and removes what the tenant no lon
 from __future__ import annotations
 
 import pendulum
-
 from airflow.sdk import Asset, Param, dag, task
 
 TENANT = Asset(name="entra_tenant_directory", uri="x-msgraph://tenant/directory")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from domain_sync.config import Settings
@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 
 def raise_alert(settings: Settings, kind: str, message: str, **details) -> dict:
-    alert = {"at": datetime.now(timezone.utc).isoformat(), "kind": kind, "message": message, **details}
+    alert = {"at": datetime.now(UTC).isoformat(), "kind": kind, "message": message, **details}
     path = Path(settings.data_dir) / "alerts.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as handle:

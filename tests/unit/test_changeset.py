@@ -103,7 +103,7 @@ def test_objects_gone_from_the_tenant_are_deleted_but_quarantined_ones_are_kept(
 
 
 def test_upn_held_by_a_local_object_quarantines_the_tenant_object():
-    local = f"CN=Ana,CN=Users,DC=corp,DC=example,DC=test"
+    local = "CN=Ana,CN=Users,DC=corp,DC=example,DC=test"
     cs, collisions = plan_changes(inputs([user(U1, "ana")]), observed(upns={"ana@corp.example.test": local}), ANCHOR)
     assert cs.changes == [] and collisions[0].local_dn == local and "untouched" in collisions[0].reason()
 

@@ -44,8 +44,8 @@ def test_derived_attributes_cannot_be_mapped():
 
 
 def test_extension_attributes_are_accepted():
-    mapping = parse_mapping({"users": {"attributes": {"info": {"source": "extension_0123456789abcdef0123456789abcdef_costCenter"}}},
-                             "groups": {"attributes": {}}})
+    source = "extension_0123456789abcdef0123456789abcdef_costCenter"
+    mapping = parse_mapping({"users": {"attributes": {"info": {"source": source}}}, "groups": {"attributes": {}}})
     assert mapping.users[0].source.endswith("costCenter")
 
 

@@ -14,7 +14,6 @@ from domain_sync.transform.naming import (
     child_dn,
     escape_rdn_value,
     is_valid_account_name,
-    normalize_dn,
     rdn_value,
 )
 
