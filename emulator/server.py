@@ -163,6 +163,12 @@ class _BaseHandler(BaseHTTPRequestHandler):
     server: _Server
     target = "graph"
 
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
     def log_message(self, format: str, *args: Any) -> None:
         if self.server.emulator.verbose:
             super().log_message(format, *args)
@@ -223,12 +229,6 @@ class _BaseHandler(BaseHTTPRequestHandler):
 
 class GraphHandler(_BaseHandler):
     target = "graph"
-
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
 
     def do_PATCH(self) -> None:
         self._dispatch("PATCH")
@@ -559,12 +559,6 @@ class GraphHandler(_BaseHandler):
 
 class TokenHandler(_BaseHandler):
     target = "token"
-
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
 
     def _oauth_error(self, status: int, error: str, description: str, codes: list[int] | None = None) -> None:
         doc = {
