@@ -15,9 +15,15 @@ Params: `full_resync` reads everything again (and removes what the tenant no lon
 
 from __future__ import annotations
 
+import os
+
 import pendulum
 from airflow.sdk import Asset, Param, dag, task
 
+# Airflow pool of the apply task, capping writers to the domain across runs and DAGs; it must
+# exist (`airflow pools set NAME SLOTS DESCRIPTION`): the scheduler never runs a task whose pool is
+# missing. Unset: Airflow's default pool.
+APPLY_POOL = os.environ.get("DOMAIN_SYNC_APPLY_POOL") or "default_pool"
 TENANT = Asset(name="entra_tenant_directory", uri="x-msgraph://tenant/directory")
 DOMAIN = Asset(name="ad_domain_synced_objects", uri="x-ldap://domain/synced-objects")
 NO_RETRY = "domain_sync_errors_without_retry"
@@ -88,7 +94,7 @@ def tenant_to_domain_sync():
 
         return run_stage("plan", run_id, params)
 
-    @task(outlets=[DOMAIN])
+    @task(outlets=[DOMAIN], pool=APPLY_POOL)
     def apply(planned: dict, params=None, run_id=None) -> dict:
         from domain_sync.pipeline import run_stage
 

@@ -59,6 +59,8 @@ export AIRFLOW_CONN_MSGRAPH_TENANT AIRFLOW_CONN_LDAP_DOMAIN
 
 say "Airflow home in .local/airflow (SQLite)"
 "$ROOT/.venv/bin/airflow" db migrate >"$LOCAL/airflow-migrate.log" 2>&1 || { tail -30 "$LOCAL/airflow-migrate.log" >&2; exit 1; }
+export DOMAIN_SYNC_APPLY_POOL=domain_writes
+"$ROOT/.venv/bin/airflow" pools set domain_writes 1 "writers to the domain" >>"$LOCAL/airflow-migrate.log" 2>&1
 
 CONF='{}'
 if [[ $RESYNC == true ]]; then

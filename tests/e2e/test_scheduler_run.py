@@ -66,6 +66,9 @@ def test_scheduler_runs_triggered_backfilled_and_failing_runs(sync_env, airflow_
     tasks = services.task_states(DAG_ID, "e2e_triggered")
     assert {task: s for task, (s, _) in tasks.items()} == {task: "success" for task in STAGES}, \
         services.diagnostics()
+    pools = dict(services.query("SELECT task_id, pool FROM task_instance WHERE dag_id = %s AND run_id = %s",
+                                DAG_ID, "e2e_triggered"))
+    assert pools["apply"] == "domain_writes" and pools["plan"] == "default_pool"
 
     entries = by_sam(sync_env.synced_entries(["sAMAccountName", "displayName", "member"]))
     nicks = [u["mailNickname"] for u in tenant["users"]]
