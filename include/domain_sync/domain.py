@@ -123,6 +123,11 @@ def connect(endpoint: DomainEndpoint, timeout: float = 30.0, collect_usage: bool
                 f"{endpoint.bind_dn!r} refused: {result.get('description')} (LDAP code {result.get('result')})"
             )
     except LDAPException as exc:
+        if "CERTIFICATE_VERIFY_FAILED" in str(exc) or "certificate" in str(exc).lower():
+            raise DomainConnectionError(
+                f"domain connection '{endpoint.conn_id}' ({endpoint.address}): the server's certificate does not "
+                f"validate against extra.ca_file for the name in extra.tls_server_name: {exc}"
+            ) from None
         raise DomainUnreachable(
             f"domain connection '{endpoint.conn_id}' ({endpoint.address}) failed: {type(exc).__name__}: {exc}"
         ) from None
