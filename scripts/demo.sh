@@ -35,7 +35,6 @@ fi
 if [[ $running_tenant != "$TENANT" ]]; then
     if [[ -n $running_tenant || -f $EMULATOR_DIR/tenant-file ]]; then
         bash scripts/stop.sh --emulator-only
-        [[ $(cat "$EMULATOR_DIR/tenant-file" 2>/dev/null) != "$TENANT" ]] && RESYNC=true
     fi
     mkdir -p "$EMULATOR_DIR"
     rm -f "$EMULATOR_DIR/emulator.json"
@@ -62,10 +61,15 @@ say "Airflow home in .local/airflow (SQLite)"
 export DOMAIN_SYNC_APPLY_POOL=domain_writes
 "$ROOT/.venv/bin/airflow" pools set domain_writes 1 "writers to the domain" >>"$LOCAL/airflow-migrate.log" 2>&1
 
+# The tenant file of the last successful sync: another one means a full resync that replaces it.
+SYNCED_TENANT=$LOCAL/synced-tenant
+if [[ -f $SYNCED_TENANT && $(cat "$SYNCED_TENANT") != "$TENANT" ]]; then RESYNC=true; fi
 CONF='{}'
 if [[ $RESYNC == true ]]; then
     say "the tenant file changed: full resync, objects of the previous tenant are deleted"
     CONF='{"full_resync": true, "approve_deletions": true}'
+    # A different tenant is expected to be smaller or larger than the last one: no broken-read check.
+    export DOMAIN_SYNC_MIN_FULL_READ_SHARE=0
 fi
 say "running the tenant_to_domain_sync DAG (log: .local/last-run.log)"
 status=0
@@ -77,6 +81,7 @@ if [[ $status -ne 0 ]] || grep -q "state=failed\|DagRunState.FAILED" "$LOCAL/las
     echo "demo: the DAG run failed; see .local/last-run.log" >&2
     exit 1
 fi
+echo "$TENANT" > "$SYNCED_TENANT"
 cat <<INFO
 
 The domain (left running):

@@ -149,3 +149,11 @@ def test_account_name_equal_to_another_users_upn_in_the_domain_dns_name_is_suffi
                                  user(U2, "bob", upn="bobby@corp.example.test")]), observed(), ANCHOR)
     names = {c.anchor: c.values["sAMAccountName"][0] for c in cs.changes if c.op == "create"}
     assert names[U1] == "robert" and names[U2] == "bob-2222"
+
+
+def test_a_deleted_objects_name_taken_by_a_new_object_is_freed_before_the_create():
+    old = ObservedObject(G1, "group", f"CN=Sales,{C}", {"samaccountname": ["Sales"], "displayname": ["Sales"],
+                                                      "grouptype": [str(-2147483646)]})
+    new_group = "88888888-8888-8888-8888-888888888888"
+    cs, _ = plan_changes(inputs([], [group(new_group, "Sales")]), observed([old]), ANCHOR)
+    assert [(c.op, c.anchor) for c in cs.changes] == [("delete", G1), ("create", new_group)]

@@ -175,7 +175,21 @@ def plan_changes(
         if anchor not in desired_anchors:
             changes.append(Change(OP_DELETE, obj.kind, anchor, obj.dn, reason="not in the tenant"))
 
-    changes.sort(key=lambda c: (OP_ORDER.index(c.op), 0 if c.kind == USER else 1))
+    # A delete that frees a DN another object is created or renamed into goes first (an object still
+    # holding the name would make that write fail with entryAlreadyExists); the others go last.
+    wanted = {normalize_dn(c.dn) for c in changes if c.op == OP_CREATE}
+    wanted |= {normalize_dn(c.new_dn) for c in changes if c.op == OP_RENAME and c.new_dn}
+    for c in changes:
+        if c.op == OP_DELETE and normalize_dn(c.dn) in wanted:
+            c.reason = "not in the tenant; frees its name for another object"
+
+    def order(c: Change) -> tuple[float, int]:
+        index: float = OP_ORDER.index(c.op)
+        if c.op == OP_DELETE and normalize_dn(c.dn) in wanted:
+            index = OP_ORDER.index(OP_CREATE) - 0.5
+        return index, 0 if c.kind == USER else 1
+
+    changes.sort(key=order)
     counts = count_changes(changes)
     return ChangeSet(changes=changes, counts=counts), collisions
 
