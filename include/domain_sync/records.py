@@ -65,10 +65,11 @@ OP_ADD_MEMBERS = "add_members"
 OP_REMOVE_MEMBERS = "remove_members"
 OP_DISABLE = "disable"
 OP_DELETE = "delete"
+# Renames go before creates: a new object may take the name an existing one moves away from.
 OP_ORDER = [
     OP_CREATE_CONTAINER,
-    OP_CREATE,
     OP_RENAME,
+    OP_CREATE,
     OP_MODIFY,
     OP_ADD_MEMBERS,
     OP_REMOVE_MEMBERS,

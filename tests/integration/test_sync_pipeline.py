@@ -134,3 +134,24 @@ def test_local_objects_without_the_anchor_survive_every_run(sync_env):
     conn.unbind()
     members = [m.lower() for m in by_sam(sync_env.synced_entries())["Engineers"][1]["member"]]
     assert local_dn.lower() in members
+
+
+def test_swapped_names_and_a_name_freed_by_a_rename_apply_in_one_run(sync_env):
+    tenant, o = small_tenant()
+    emu = sync_env.start_tenant(tenant)
+    sync_env.run()
+    before = by_sam(sync_env.synced_entries(["objectGUID", "sAMAccountName"]))
+
+    emu.admin.update_user(o["bob"]["id"], {"displayName": "Zoë Ærø"})
+    emu.admin.update_user(o["zoe"]["id"], {"displayName": "Bob Stone"})
+    emu.admin.update_group(o["inner"]["id"], {"displayName": "Builders"})
+    emu.admin.create_group(tenant_group("Engineers", [o["ana"]]))
+    result = sync_env.run()
+    assert result["apply"]["statuses"].get("failed", 0) == 0
+
+    after = by_sam(sync_env.synced_entries(["objectGUID", "sAMAccountName", "member"]))
+    assert after["bob"][0].startswith("CN=Zoë Ærø,") and after["zoe"][0].startswith("CN=Bob Stone,")
+    assert after["bob"][1]["objectguid"] == before["bob"][1]["objectguid"]
+    assert after["Engineers"][0].startswith("CN=Builders,")
+    assert [dn for dn, e in after.values() if dn.startswith("CN=Engineers,")]
+    assert sync_env.run()["plan"]["changes"] == 0

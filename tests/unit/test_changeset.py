@@ -157,3 +157,16 @@ def test_a_deleted_objects_name_taken_by_a_new_object_is_freed_before_the_create
     new_group = "88888888-8888-8888-8888-888888888888"
     cs, _ = plan_changes(inputs([], [group(new_group, "Sales")]), observed([old]), ANCHOR)
     assert [(c.op, c.anchor) for c in cs.changes] == [("delete", G1), ("create", new_group)]
+
+
+def test_objects_that_swap_names_go_through_a_temporary_name():
+    obs = observed([observed_user(U1, "ana", display="Ana"), observed_user(U2, "bob", display="Bob")])
+    cs, _ = plan_changes(inputs([user(U1, "ana", display="Bob"), user(U2, "bob", display="Ana")]), obs, ANCHOR)
+    renames = [(c.anchor, c.dn.split(",")[0], c.new_dn.split(",")[0]) for c in cs.changes if c.op == "rename"]
+    assert renames == [(U1, "CN=Ana", f"CN=renaming {U1}"), (U2, "CN=Bob", "CN=Ana"), (U1, f"CN=renaming {U1}", "CN=Bob")]
+
+
+def test_a_new_object_may_take_the_name_an_existing_one_moves_away_from():
+    obs = observed([observed_user(U1, "ana", display="Ana")])
+    cs, _ = plan_changes(inputs([user(U1, "ana", display="Ana Lima"), user(U2, "ana2", display="Ana")]), obs, ANCHOR)
+    assert [c.op for c in cs.changes][:2] == ["rename", "create"]

@@ -175,7 +175,7 @@ def plan_changes(
         if anchor not in desired_anchors:
             changes.append(Change(OP_DELETE, obj.kind, anchor, obj.dn, reason="not in the tenant"))
 
-    # A delete that frees a DN another object is created or renamed into goes first (an object still
+    # A delete that frees a DN another object is renamed or created into goes first (an object still
     # holding the name would make that write fail with entryAlreadyExists); the others go last.
     wanted = {normalize_dn(c.dn) for c in changes if c.op == OP_CREATE}
     wanted |= {normalize_dn(c.new_dn) for c in changes if c.op == OP_RENAME and c.new_dn}
@@ -186,12 +186,39 @@ def plan_changes(
     def order(c: Change) -> tuple[float, int]:
         index: float = OP_ORDER.index(c.op)
         if c.op == OP_DELETE and normalize_dn(c.dn) in wanted:
-            index = OP_ORDER.index(OP_CREATE) - 0.5
+            index = OP_ORDER.index(OP_RENAME) - 0.5
         return index, 0 if c.kind == USER else 1
 
     changes.sort(key=order)
+    changes = _break_rename_cycles(changes)
     counts = count_changes(changes)
     return ChangeSet(changes=changes, counts=counts), collisions
+
+
+def _break_rename_cycles(changes: list[Change]) -> list[Change]:
+    """Objects that swap names (A -> B while B -> A, or longer cycles) cannot rename in any order: the
+    first of each cycle moves to a temporary name, the others follow, then it takes its new name."""
+    by_source = {normalize_dn(c.dn): c for c in changes if c.op == OP_RENAME}
+    out: list[Change] = []
+    handled: set[int] = set()
+    for c in changes:
+        if id(c) in handled:
+            continue
+        cycle = [c]
+        target = normalize_dn(c.new_dn) if c.op == OP_RENAME and c.new_dn else None
+        while target in by_source and by_source[target] not in cycle:
+            cycle.append(by_source[target])
+            target = normalize_dn(cycle[-1].new_dn)
+        if len(cycle) < 2 or target != normalize_dn(c.dn):
+            out.append(c)
+            continue
+        parent = c.dn.split(",", 1)[1]
+        temporary = child_dn("CN", f"renaming {c.anchor}", parent)
+        out.append(Change(OP_RENAME, c.kind, c.anchor, c.dn, new_dn=temporary, reason="name swap, step 1"))
+        out.extend(reversed(cycle[1:]))
+        out.append(Change(OP_RENAME, c.kind, c.anchor, temporary, new_dn=c.new_dn, reason="name swap, step 2"))
+        handled.update(id(x) for x in cycle)
+    return out
 
 
 def _create(r, dn, cn, sam, values, anchor_attribute, set_initial_password) -> list[Change]:
