@@ -65,3 +65,20 @@ def test_a_scope_group_the_tenant_does_not_have_stops_before_any_write(sync_env)
     with pytest.raises(AirflowFailException, match="'Ghosts' is neither the id nor the display name of a group"):
         sync_env.run()
     assert sync_env.synced_entries() == {}
+
+
+def test_with_the_state_lost_users_out_of_scope_are_disabled_not_deleted(sync_env):
+    import shutil
+
+    ana, bob = tenant_user("ana"), tenant_user("bob")
+    sync_env.start_tenant({"users": [ana, bob], "groups": [tenant_group("Eng", [ana]), tenant_group("Ops", [bob])]})
+    sync_env.set(initial_password="none")
+    sync_env.run()  # everyone in scope
+    assert {"ana", "bob"} <= set(by_sam(sync_env.synced_entries()))
+
+    shutil.rmtree(sync_env.settings.state_dir)  # the committed state is gone (new Airflow home, lost volume)
+    sync_env.set(scope_groups="Eng")
+    result = sync_env.run()
+    entries = by_sam(sync_env.synced_entries())
+    assert "bob" in entries and disabled(entries["bob"]) and not disabled(entries["ana"])
+    assert "user.delete" not in result["plan"]["counts"]

@@ -170,3 +170,11 @@ def test_a_new_object_may_take_the_name_an_existing_one_moves_away_from():
     obs = observed([observed_user(U1, "ana", display="Ana")])
     cs, _ = plan_changes(inputs([user(U1, "ana", display="Ana Lima"), user(U2, "ana2", display="Ana")]), obs, ANCHOR)
     assert [c.op for c in cs.changes][:2] == ["rename", "create"]
+
+
+def test_a_domain_user_the_tenant_has_out_of_scope_is_disabled_not_deleted():
+    obs = observed([observed_user(U1, "ana"), observed_user(U2, "bob", enabled=False)])
+    empty = inputs()
+    empty.out_of_scope = {U1, U2}
+    cs, _ = plan_changes(empty, obs, ANCHOR)
+    assert [(c.op, c.anchor) for c in cs.changes] == [("disable", U1)]

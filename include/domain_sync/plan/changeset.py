@@ -64,6 +64,8 @@ class PlanInputs:
     groups: pd.DataFrame
     members: pd.DataFrame
     quarantined: set[str] = field(default_factory=set)
+    # Users the tenant has but the sync does not (out of scope): disabled if found, never deleted.
+    out_of_scope: set[str] = field(default_factory=set)
 
 
 def user_account_control(enabled: bool, never_expires: bool, observed: int | None = None) -> int:
@@ -172,8 +174,16 @@ def plan_changes(
     quarantined_by_name = {c.anchor for c in collisions if c.attribute == "userPrincipalName"}
     desired_anchors = {r["anchor"] for r in records} | inputs.quarantined | quarantined_by_name
     for anchor, obj in sorted(observed.objects.items()):
-        if anchor not in desired_anchors:
-            changes.append(Change(OP_DELETE, obj.kind, anchor, obj.dn, reason="not in the tenant"))
+        if anchor in desired_anchors:
+            continue
+        if obj.kind == USER and anchor in inputs.out_of_scope:
+            uac = int(obj.first("userAccountControl") or UF_NORMAL_ACCOUNT)
+            if not uac & UF_ACCOUNTDISABLE:
+                changes.append(Change(OP_DISABLE, obj.kind, anchor, obj.dn,
+                                      values={"userAccountControl": [str(uac | UF_ACCOUNTDISABLE)]},
+                                      reason="out of scope"))
+            continue
+        changes.append(Change(OP_DELETE, obj.kind, anchor, obj.dn, reason="not in the tenant"))
 
     # A delete that frees a DN another object is renamed or created into goes first (an object still
     # holding the name would make that write fail with entryAlreadyExists); the others go last.

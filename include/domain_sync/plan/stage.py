@@ -51,6 +51,7 @@ def plan_run(settings: Settings, run: RunFolder, endpoint: DomainEndpoint, appro
         groups=pd.read_parquet(run.file("transform", "records_groups.parquet")),
         members=pd.read_parquet(run.file("transform", "records_members.parquet")),
         quarantined={q["anchor"] for q in quarantine if q.get("anchor")},
+        out_of_scope=set(read_json(run.file("transform", "users_out_of_scope.json"), []) or []),
     )
     conn = connect(endpoint, settings.ldap_timeout_seconds)
     try:

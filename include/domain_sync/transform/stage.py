@@ -120,6 +120,10 @@ def transform_run(settings: Settings, run: RunFolder, endpoint=None) -> dict:
     records.users.to_parquet(run.file("transform", "records_users.parquet"), index=False)
     records.groups.to_parquet(run.file("transform", "records_groups.parquet"), index=False)
     records.members.to_parquet(run.file("transform", "records_members.parquet"), index=False)
+    # Tenant users without records (out of scope, never synced as far as the state knows): if the
+    # domain holds them anyway (state lost, a restored backup), the plan disables them, never deletes.
+    tenant_only = sorted(set(users["id"].astype(str)) - set(records.users["anchor"].astype(str)))
+    write_json_atomic(run.file("transform", "users_out_of_scope.json"), tenant_only)
     targets = set(mapping.targets(USER)) | set(mapping.targets(GROUP))
     write_json_atomic(run.file("transform", "target_schema.json"), schema.to_json(targets))
     fixes = _write_fixes(run, records)
