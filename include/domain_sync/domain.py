@@ -134,6 +134,14 @@ def connect(endpoint: DomainEndpoint, timeout: float = 30.0, collect_usage: bool
     return conn
 
 
+def ldap_values(value: Any) -> list[str]:
+    """An attribute as ldap3 returns it (absent, one value, or a list; str or bytes) as a list of str."""
+    if value is None:
+        return []
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in items]
+
+
 def encode_anchor(attribute: str, object_id: str) -> bytes | str:
     """The anchor value for a tenant object id: 16 GUID bytes for binary attributes (in AD's
     byte order, as Entra Connect writes mS-DS-ConsistencyGuid), the id as text otherwise."""

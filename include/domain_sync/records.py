@@ -78,6 +78,11 @@ OP_ORDER = [
 ]
 
 
+def is_missing(value: Any) -> bool:
+    """No value: None, or the NaN pandas uses for a missing scalar."""
+    return value is None or (isinstance(value, float) and value != value)
+
+
 def attr_column(ldap_name: str) -> str:
     return f"{ATTR_PREFIX}{ldap_name}"
 

@@ -30,6 +30,7 @@ from domain_sync.records import (
     USER,
     Change,
     ChangeSet,
+    is_missing,
 )
 from domain_sync.transform.naming import assign_account_names, assign_common_names, child_dn, normalize_dn
 
@@ -88,7 +89,7 @@ def _desired_values(row: dict[str, Any]) -> dict[str, list[str]]:
         if not column.startswith(ATTR_PREFIX):
             continue
         name = column[len(ATTR_PREFIX):]
-        if value is None or (isinstance(value, float) and value != value):
+        if is_missing(value):
             values[name] = []
         elif isinstance(value, (list, tuple)) or hasattr(value, "tolist"):
             values[name] = [str(v) for v in list(value)]

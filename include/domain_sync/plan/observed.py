@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from domain_sync.domain import decode_anchor
+from domain_sync.domain import decode_anchor, ldap_values
 from domain_sync.records import GROUP, USER
 from domain_sync.transform.naming import normalize_dn
 
@@ -93,9 +93,9 @@ def observe_domain(
         if entry.get("type") != "searchResEntry":
             continue
         attrs = entry["attributes"]
-        for name in _values(attrs.get("sAMAccountName")):
+        for name in ldap_values(attrs.get("sAMAccountName")):
             account_names[name.lower()] = entry["dn"]
-        for name in _values(attrs.get("userPrincipalName")):
+        for name in ldap_values(attrs.get("userPrincipalName")):
             principal_names[name.lower()] = entry["dn"]
 
     objects: dict[str, ObservedObject] = {}
@@ -108,7 +108,7 @@ def observe_domain(
     for entry in found:
         if entry.get("type") != "searchResEntry":
             continue
-        kind = _kind(_values(entry["attributes"].get("objectClass")))
+        kind = _kind(ldap_values(entry["attributes"].get("objectClass")))
         anchor_raw = _get(entry.get("raw_attributes", {}), anchor_attribute)
         if kind is None or not anchor_raw:
             continue
@@ -121,7 +121,7 @@ def observe_domain(
                         objects[anchor].dn, entry["dn"])
             continue
         attributes = {
-            name.lower(): _values(value)
+            name.lower(): ldap_values(value)
             for name, value in entry["attributes"].items()
             if name.lower() not in ("member", anchor_attribute.lower())
         }
@@ -130,7 +130,7 @@ def observe_domain(
             kind=kind,
             dn=entry["dn"],
             attributes=attributes,
-            members=_values(entry["attributes"].get("member")),
+            members=ldap_values(entry["attributes"].get("member")),
         )
         synced_dns.add(normalize_dn(entry["dn"]))
 
@@ -139,7 +139,7 @@ def observe_domain(
     if not missing:
         for entry in _paged(conn, container_dn, "(cn=*)", ["cn"], scope="LEVEL"):
             if entry.get("type") == "searchResEntry" and normalize_dn(entry["dn"]) not in synced_dns:
-                local_names.update(v.casefold() for v in _values(entry["attributes"].get("cn")))
+                local_names.update(v.casefold() for v in ldap_values(entry["attributes"].get("cn")))
     log.info(
         "observed domain: %d synced objects under %s, %d account names, %d missing containers",
         len(objects), search_base, len(account_names), len(missing),
@@ -154,9 +154,3 @@ def _get(attrs: dict, name: str):
     return None
 
 
-def _values(value) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in value]
-    return [value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)]

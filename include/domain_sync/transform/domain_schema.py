@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from domain_sync.domain import ldap_values
 from domain_sync.records import GROUP, USER
 
 # attributeSyntax OIDs (MS-ADTS 3.1.1.2.2.2)
@@ -103,21 +104,15 @@ DEFAULT_SCHEMA = DomainSchema({a.name.lower(): a for a in [
 ]})
 
 
-def _values(value: Any) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return [str(v) for v in value]
-    return [str(value)]
 
 
 def _first_int(value: Any) -> int | None:
-    values = _values(value)
+    values = ldap_values(value)
     return int(values[0]) if values else None
 
 
 def _true(value: Any) -> bool:
-    values = _values(value)
+    values = ldap_values(value)
     return bool(values) and values[0].upper() == "TRUE"
 
 
@@ -134,9 +129,9 @@ def class_allowed_attributes(classes: dict[str, dict[str, Any]], name: str) -> f
         seen.add(current)
         entry = classes[current]
         for key in ("mayContain", "systemMayContain", "mustContain", "systemMustContain"):
-            out.update(v.lower() for v in _values(entry.get(key)))
+            out.update(v.lower() for v in ldap_values(entry.get(key)))
         for key in ("subClassOf", "auxiliaryClass", "systemAuxiliaryClass"):
-            todo.extend(v.lower() for v in _values(entry.get(key)))
+            todo.extend(v.lower() for v in ldap_values(entry.get(key)))
     return frozenset(out)
 
 
@@ -149,7 +144,7 @@ def read_domain_schema(conn, names: Iterable[str]) -> DomainSchema:
     roots = [e for e in conn.response or [] if e.get("type") == "searchResEntry"]
     if not roots:
         raise RuntimeError(f"the domain's root DSE did not name its schema partition ({conn.result})")
-    schema_dn = _values(roots[0]["attributes"].get("schemaNamingContext"))[0]
+    schema_dn = ldap_values(roots[0]["attributes"].get("schemaNamingContext"))[0]
 
     attributes: dict[str, AttributeSchema] = {}
     wanted = sorted({n for n in names if n})
@@ -164,10 +159,10 @@ def read_domain_schema(conn, names: Iterable[str]) -> DomainSchema:
             if entry.get("type") != "searchResEntry":
                 continue
             a = entry["attributes"]
-            name = _values(a.get("lDAPDisplayName"))[0]
+            name = ldap_values(a.get("lDAPDisplayName"))[0]
             attributes[name.lower()] = AttributeSchema(
                 name=name,
-                syntax=_values(a.get("attributeSyntax"))[0],
+                syntax=ldap_values(a.get("attributeSyntax"))[0],
                 single_valued=_true(a.get("isSingleValued")),
                 range_lower=_first_int(a.get("rangeLower")),
                 range_upper=_first_int(a.get("rangeUpper")),
@@ -182,7 +177,7 @@ def read_domain_schema(conn, names: Iterable[str]) -> DomainSchema:
         "systemMayContain", "mustContain", "systemMustContain"])
     for entry in conn.response or []:
         if entry.get("type") == "searchResEntry":
-            name = _values(entry["attributes"].get("lDAPDisplayName"))[0]
+            name = ldap_values(entry["attributes"].get("lDAPDisplayName"))[0]
             classes[name.lower()] = entry["attributes"]
     missing = [c for c in OBJECT_CLASSES.values() if c not in classes]
     if missing:

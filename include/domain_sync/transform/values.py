@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from domain_sync.records import is_missing
 from domain_sync.transform.columns import objects, text_lengths
 from domain_sync.transform.domain_schema import (
     BOOLEAN_SYNTAX,
@@ -58,7 +59,7 @@ class Fix:
 
 def value_shape(value: Any) -> str:
     """Describe a value without showing it: length and the kinds of characters in it."""
-    if value is None or (isinstance(value, float) and value != value):
+    if is_missing(value):
         return "empty"
     text = str(value)
     kinds = []
@@ -80,7 +81,7 @@ def clean_text(text: str) -> str:
 
 
 def _as_text(value: Any) -> str | None:
-    if value is None or (isinstance(value, float) and value != value):
+    if is_missing(value):
         return None
     if isinstance(value, (bool, np.bool_)):
         return "TRUE" if value else "FALSE"
