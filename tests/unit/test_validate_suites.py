@@ -12,7 +12,6 @@ from domain_sync.config import Settings
 from domain_sync.records import FIELDS, MEMBER_COLUMNS, REMOVED, attr_column
 from domain_sync.runs import RunFolder, write_json_atomic
 from domain_sync.state import StateStore
-from domain_sync.transform.mapping import MappingError
 from domain_sync.transform.stage import transform_run
 from domain_sync.validate.stage import validate_run
 from domain_sync.validate.suites import SystemicValidationError, Validator, validate_names, validate_records
@@ -138,20 +137,6 @@ def test_memberships_to_quarantined_objects_are_counted(settings):
     summary = validate_run(settings, run)
     assert summary["memberships_dropped"] == {"to_quarantined_object": 1, "unknown_object": 1, "out_of_scope": 0}
     assert "1 to quarantined object" in run.file("validate", "report.txt").read_text()
-
-
-def test_mapping_a_property_the_snapshot_was_not_read_with_needs_a_full_read(settings, tmp_path):
-    run = write_round(settings, "r1", [user(n) for n in range(5)])
-    transform_run(settings, run)
-    StateStore(settings.state_dir).commit(run.path / "transform", {"users": "l1", "groups": "l1"})
-    mapping = tmp_path / "mapping.yaml"
-    mapping.write_text("users:\n  attributes:\n    userPrincipalName: {source: userPrincipalName}\n"
-                       "    info: {source: extension_0123456789abcdef0123456789abcdef_costCenter}\n"
-                       "groups:\n  attributes: {}\n")
-    custom = Settings(data_dir=settings.data_dir, mapping_file=str(mapping))
-    with pytest.raises(MappingError, match=r"costCenter'\] that the committed tenant snapshot was not read with"):
-        transform_run(custom, write_round(custom, "r2", [user(1)], full=False))
-    transform_run(custom, write_round(custom, "r3", [user(n) for n in range(5)], full=True))
 
 
 def records(*rows):

@@ -66,12 +66,12 @@ def extract_resource(settings: Settings, run: RunFolder, resource: str, full_res
                     f"then the next run reads the whole tenant (last successful commit: {saved.get('saved_at')})",
                     resource=resource, age_days=round(age, 2), run_id=run.run_id)
     link = None if full_resync or not saved else saved["link"]
-    if link and saved.get("select") and set(select) - set(saved["select"]):
+    if link and set(select) - set(saved.get("select") or []):
         # A delta link only reports changes of the properties it was made with: a mapping that reads
         # new properties needs a full read, or they would stay empty until each object changes.
         log.warning("the mapping now reads %s properties %s that the saved delta link does not track; "
                     "reading every %s (full reconcile)", resource,
-                    sorted(set(select) - set(saved["select"])), resource)
+                    sorted(set(select) - set(saved.get("select") or [])), resource)
         link = None
     if full_resync:
         log.info("full resync requested: reading every %s", resource)

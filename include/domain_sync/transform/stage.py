@@ -15,7 +15,7 @@ from domain_sync.runs import RunFolder, read_json, write_json_atomic
 from domain_sync.state import StateStore
 from domain_sync.transform.directory import directory_records
 from domain_sync.transform.domain_schema import DEFAULT_SCHEMA, DomainSchema, read_domain_schema
-from domain_sync.transform.mapping import Mapping, MappingError, check_against_schema, load_mapping
+from domain_sync.transform.mapping import Mapping, check_against_schema, load_mapping
 from domain_sync.transform.scope import compute_scope, mark_scope
 from domain_sync.transform.tenant_state import merge_members, merge_objects
 
@@ -50,24 +50,9 @@ def snapshot_columns(mapping: Mapping, kind: str) -> list[str]:
     return [f.name for f in object_schema(mapping.graph_select(kind)) if f.name not in (REMOVED, FIELDS)]
 
 
-def check_properties_were_read(previous: pd.DataFrame | None, columns: list[str], full: bool, kind: str) -> None:
-    """A delta round only carries the objects that changed, with the $select of the round that made the
-    delta link: properties the committed snapshot was not read with are unknown for every other
-    object. Mapping them needs a full read first; until then the run stops, rather than clear them."""
-    if previous is None or full:
-        return
-    missing = [c for c in columns if c not in previous.columns]
-    if missing:
-        raise MappingError(
-            f"the mapping reads Graph {kind} properties {missing} that the committed tenant snapshot was not "
-            f"read with; a delta round does not carry them for unchanged objects. Trigger one run with "
-            f"full_resync=true to read them for every {kind}."
-        )
-
-
 def _keep_columns(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """The snapshot holds what the mapping reads: a property no longer mapped is dropped, so that
-    mapping it again later is seen as unread (check_properties_were_read), never as stale."""
+    """The snapshot holds what the mapping reads: a property no longer mapped is dropped (mapping it
+    again later makes extract read every object, as the saved delta link does not track it)."""
     wanted = [c for c in columns if c in frame.columns] + [TENANT_STATE]
     out = frame[[c for c in wanted if c in frame.columns]]
     for c in columns:
@@ -98,8 +83,6 @@ def transform_run(settings: Settings, run: RunFolder, endpoint=None) -> dict:
     previous_users = _read(state.snapshot_file("snapshot_users.parquet"))
     previous_groups = _read(state.snapshot_file("snapshot_groups.parquet"))
     user_columns, group_columns = snapshot_columns(mapping, USER), snapshot_columns(mapping, GROUP)
-    check_properties_were_read(previous_users, user_columns, users_full, USER)
-    check_properties_were_read(previous_groups, group_columns, groups_full, GROUP)
 
     users, users_gone = merge_objects(previous_users, user_changes, full=users_full, soft_delete_keeps=True)
     groups, groups_gone = merge_objects(previous_groups, group_changes, full=groups_full, soft_delete_keeps=False)
