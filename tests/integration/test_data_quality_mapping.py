@@ -7,7 +7,8 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from domain_sync.config import DEFAULT_MAPPING_FILE
-from tests.fixtures.sync_env import tenant_group, tenant_user
+from tests.fixtures.sync_env import by_sam as entries_by_sam
+from tests.fixtures.sync_env import first, tenant_group, tenant_user
 
 pytestmark = pytest.mark.integration
 
@@ -27,13 +28,12 @@ def write_mapping(sync_env, name: str, users: dict[str, str], groups: dict[str, 
 
 
 def by_sam(entries):
-    return {(e["samaccountname"][0] if isinstance(e["samaccountname"], list) else e["samaccountname"]): e
-            for e in entries.values()}
+    """{sAMAccountName: attributes} of synced entries."""
+    return {sam: entry for sam, (_dn, entry) in entries_by_sam(entries).items()}
 
 
 def value(entry, name):
-    v = entry.get(name.lower())
-    return (v[0] if v else None) if isinstance(v, list) else v
+    return first(entry.get(name.lower()))
 
 
 def test_changing_the_mapping_file_changes_the_domain_on_the_next_run(sync_env):

@@ -16,7 +16,7 @@ from domain_sync.alerts import read_alerts
 from domain_sync.runs import RunFolder, read_json
 from domain_sync.state import StateStore
 from domain_sync.transform.mapping import load_mapping
-from tests.fixtures.sync_env import tenant_group, tenant_user
+from tests.fixtures.sync_env import by_sam, first, tenant_group, tenant_user
 
 pytestmark = pytest.mark.integration
 
@@ -214,15 +214,6 @@ def test_a_saved_link_older_than_six_days_is_warned_about_and_alerted(sync_env, 
 
 
 # ---- with the domain: apply, commit and report
-
-
-def by_sam(entries: dict) -> dict:
-    """{sAMAccountName: (dn, attributes)} of synced entries."""
-    return {first(e["samaccountname"]): (dn, e) for dn, e in entries.items()}
-
-
-def first(value):
-    return value[0] if isinstance(value, list) else value
 
 
 def member_dns(entries: dict, group: str) -> set[str]:

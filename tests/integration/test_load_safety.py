@@ -11,19 +11,11 @@ from airflow.sdk.exceptions import AirflowFailException
 from domain_sync.alerts import read_alerts
 from domain_sync.pipeline import run_stage
 from domain_sync.runs import RunFolder
-from tests.fixtures.sync_env import delete_subtree, tenant_group, tenant_user
+from tests.fixtures.sync_env import by_sam, delete_subtree, first, tenant_group, tenant_user
 
 pytestmark = pytest.mark.integration
 
 USER_CLASSES = ["top", "person", "organizationalPerson", "user"]
-
-
-def first(value):
-    return value[0] if isinstance(value, list) else value
-
-
-def by_sam(entries):
-    return {first(e["samaccountname"]): (dn, e) for dn, e in entries.items()}
 
 
 def usn_changed(conn, dn: str) -> int:

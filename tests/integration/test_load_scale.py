@@ -70,10 +70,6 @@ def total(connections, counter: str) -> int:
     return sum(getattr(c.usage, counter) for c in connections)
 
 
-def first(value):
-    return value[0] if isinstance(value, list) else value
-
-
 def synced_state(env) -> tuple[list[str], dict[str, set[str]]]:
     """Anchors of every user and group in the container (with repeats), and each group's members by anchor."""
     entries = env.synced_entries([ANCHOR, "member"])

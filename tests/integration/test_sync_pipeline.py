@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fixtures.sync_env import tenant_group, tenant_user
+from tests.fixtures.sync_env import by_sam, first, tenant_group, tenant_user
 
 pytestmark = pytest.mark.integration
 
@@ -19,14 +19,6 @@ def small_tenant():
     outer = tenant_group("All Staff", [bob, inner])
     return {"users": [ana, bob, zoe, dup], "groups": [inner, outer]}, {"ana": ana, "bob": bob, "zoe": zoe,
                                                                         "dup": dup, "inner": inner, "outer": outer}
-
-
-def by_sam(entries):
-    return {first(e["samaccountname"]): (dn, e) for dn, e in entries.items()}
-
-
-def first(value):
-    return value[0] if isinstance(value, list) else value
 
 
 def test_first_sync_creates_every_object_with_mapped_attributes_and_memberships(sync_env):
