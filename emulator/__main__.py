@@ -15,7 +15,7 @@ DEFAULT_CLIENT_ID = "5b7e9d1c-2f4a-4c6e-8a0b-1d3f5e7a9c20"
 
 def _serve(args: argparse.Namespace) -> int:
     from .certs import ensure_certs
-    from .server import Emulator
+    from .listeners import Emulator
     from .state import ensure_client_secret, remove_state, write_state
     from .tenant import Settings, Tenant
 

@@ -31,7 +31,7 @@ if not os.environ.get("AIRFLOW_HOME"):
 
 from emulator.certs import ensure_certs
 from emulator.generate import generate_tenant
-from emulator.server import Emulator
+from emulator.listeners import Emulator
 from emulator.tenant import Settings, Tenant
 
 DEMO_TENANT = ROOT / "emulator" / "tenants" / "demo.json"
