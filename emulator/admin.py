@@ -60,31 +60,54 @@ class EmulatorAdmin:
 
     # users
     def create_user(self, user: dict[str, Any]) -> dict[str, Any]:
-        return self.request("POST", "/users", user)
+        return self.create_object("users", user)
 
     def update_user(self, user_id: str, changes: dict[str, Any]) -> dict[str, Any]:
-        return self.request("PATCH", f"/users/{quote(user_id, safe='')}", changes)
+        return self.update_object("users", user_id, changes)
 
     def delete_user(self, user_id: str, permanent: bool = False) -> None:
-        suffix = "?permanent=true" if permanent else ""
-        self.request("DELETE", f"/users/{quote(user_id, safe='')}{suffix}")
+        self.delete_object("users", user_id, permanent)
 
     def restore_user(self, user_id: str) -> dict[str, Any]:
-        return self.request("POST", f"/users/{quote(user_id, safe='')}/restore")
+        return self.restore_object("users", user_id)
 
     # groups
     def create_group(self, group: dict[str, Any]) -> dict[str, Any]:
-        return self.request("POST", "/groups", group)
+        return self.create_object("groups", group)
 
     def update_group(self, group_id: str, changes: dict[str, Any]) -> dict[str, Any]:
-        return self.request("PATCH", f"/groups/{quote(group_id, safe='')}", changes)
+        return self.update_object("groups", group_id, changes)
 
     def delete_group(self, group_id: str, permanent: bool = False) -> None:
-        suffix = "?permanent=true" if permanent else ""
-        self.request("DELETE", f"/groups/{quote(group_id, safe='')}{suffix}")
+        self.delete_object("groups", group_id, permanent)
 
     def restore_group(self, group_id: str) -> dict[str, Any]:
-        return self.request("POST", f"/groups/{quote(group_id, safe='')}/restore")
+        return self.restore_object("groups", group_id)
+
+    # other directory objects that can be members of groups: kind is "devices", "servicePrincipals" or
+    # "contacts" (organizational contacts); users and groups work here too
+    def create_object(self, kind: str, obj: dict[str, Any]) -> dict[str, Any]:
+        return self.request("POST", f"/{kind}", obj)
+
+    def update_object(self, kind: str, object_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        return self.request("PATCH", f"/{kind}/{quote(object_id, safe='')}", changes)
+
+    def delete_object(self, kind: str, object_id: str, permanent: bool = False) -> None:
+        suffix = "?permanent=true" if permanent else ""
+        self.request("DELETE", f"/{kind}/{quote(object_id, safe='')}{suffix}")
+
+    def restore_object(self, kind: str, object_id: str) -> dict[str, Any]:
+        return self.request("POST", f"/{kind}/{quote(object_id, safe='')}/restore")
+
+    def create_device(self, device: dict[str, Any]) -> dict[str, Any]:
+        return self.create_object("devices", device)
+
+    def create_service_principal(self, service_principal: dict[str, Any]) -> dict[str, Any]:
+        return self.create_object("servicePrincipals", service_principal)
+
+    def create_contact(self, contact: dict[str, Any]) -> dict[str, Any]:
+        """An organizational contact (orgContact)."""
+        return self.create_object("contacts", contact)
 
     def add_member(self, group_id: str, member_id: str, odata_type: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"id": member_id}

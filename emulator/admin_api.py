@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from urllib.parse import unquote
 
 from .faults import FaultSet
-from .tenant import GROUPS, KINDS, GraphError, Tenant
+from .tenant import GROUPS, OBJECT_KINDS, GraphError, Tenant
 from .wire import Reply, Request, graph_json
 
 
@@ -87,7 +87,7 @@ class AdminApi:
             return ok(200, doc)
         if seg == ["export"] and method == "GET":
             return ok(200, em.tenant.export())
-        if seg and seg[0] in KINDS:
+        if seg and seg[0] in OBJECT_KINDS:
             return self._objects(request, seg, need_body)
         raise GraphError(404, "Request_ResourceNotFound", f"No admin resource at {path}.")
 

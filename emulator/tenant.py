@@ -34,8 +34,19 @@ from typing import Any
 
 USERS = "users"
 GROUPS = "groups"
-KINDS = (USERS, GROUPS)
-ODATA_TYPE = {USERS: "#microsoft.graph.user", GROUPS: "#microsoft.graph.group"}
+DEVICES = "devices"
+SERVICE_PRINCIPALS = "servicePrincipals"
+CONTACTS = "contacts"  # organizational contacts (orgContact)
+KINDS = (USERS, GROUPS)  # what the Graph API serves: users and groups, their delta queries and members
+# every kind of directory object the store holds; all of them can be members of groups
+OBJECT_KINDS = (USERS, GROUPS, DEVICES, SERVICE_PRINCIPALS, CONTACTS)
+ODATA_TYPE = {
+    USERS: "#microsoft.graph.user",
+    GROUPS: "#microsoft.graph.group",
+    DEVICES: "#microsoft.graph.device",
+    SERVICE_PRINCIPALS: "#microsoft.graph.servicePrincipal",
+    CONTACTS: "#microsoft.graph.orgContact",
+}
 KIND_OF_TYPE = {v: k for k, v in ODATA_TYPE.items()}
 
 PRESENT = "present"
@@ -89,15 +100,23 @@ class Settings:
 
 
 class _Entry:
-    __slots__ = ("born", "data", "next_seq", "oid", "seq", "status")
+    __slots__ = ("born", "data", "next_seq", "oid", "prev", "seq", "status")
 
-    def __init__(self, seq: int, oid: str, status: str, data: dict | None, born: int):
+    def __init__(self, seq: int, oid: str, status: str, data: dict | None, born: int, prev: _Entry | None):
         self.seq = seq
         self.oid = oid
         self.status = status
         self.data = data
         self.born = born  # sequence at which the object last became present
+        self.prev = prev  # the object's entry before this one
         self.next_seq: int | None = None
+
+    def as_of(self, t: int) -> _Entry | None:
+        """The object's entry that was the latest at sequence t (None: the object did not exist yet)."""
+        entry: _Entry | None = self
+        while entry is not None and entry.seq > t:
+            entry = entry.prev
+        return entry
 
 
 class _Log:
@@ -165,7 +184,7 @@ class Tenant:
         self._lock = threading.RLock()
         self._seq = 0
         self._ordinal = 0
-        self._logs = {USERS: _Log(), GROUPS: _Log()}
+        self._logs = {kind: _Log() for kind in OBJECT_KINDS}
         # group id -> {member id: (member kind, ordinal)}, in ordinal order
         self._members: dict[str, dict[str, tuple[str, int]]] = {}
         # group id -> [(seq, member id, member kind, added, ordinal)], in seq order
@@ -192,7 +211,8 @@ class Tenant:
         return tenant
 
     def load(self, doc: dict, copy: bool = True) -> None:
-        """Load a tenant document: {"tenant": {...}?, "users": [...], "groups": [...]}.
+        """Load a tenant document: {"tenant": {...}?, "users": [...], "groups": [...]}, and optionally
+        "devices", "servicePrincipals" and "contacts" (organizational contacts), which can be members.
 
         With copy=False the document's objects are taken over (and the groups' "members" removed).
         """
@@ -202,10 +222,13 @@ class Tenant:
                 merged.update(self.info)
                 self.info = merged
             group_ids = {g["id"] for g in doc.get("groups", []) if g.get("id")}
-            for user in doc.get("users", []):
-                data = dict(user) if copy else user
-                data.setdefault("id", str(uuid.uuid4()))
-                self._create(USERS, data)
+            for kind in OBJECT_KINDS:
+                if kind == GROUPS:
+                    continue
+                for obj in doc.get(kind, []):
+                    data = dict(obj) if copy else obj
+                    data.setdefault("id", str(uuid.uuid4()))
+                    self._create(kind, data)
             pending: list[tuple[str, list]] = []
             for group in doc.get("groups", []):
                 data = dict(group) if copy else group
@@ -234,7 +257,7 @@ class Tenant:
             if (entry is None or entry.status != PRESENT) and not (group_ids and mid in group_ids):
                 raise _not_found(mkind, mid)
             return mid, mkind
-        for kind in KINDS:
+        for kind in OBJECT_KINDS:
             entry = self._logs[kind].latest.get(mid)
             if entry is not None and entry.status == PRESENT:
                 return mid, kind
@@ -252,8 +275,8 @@ class Tenant:
         self._seq += 1
         seq = self._seq
         log = self._logs[kind]
-        entry = _Entry(seq, oid, status, data, seq if born is None else born)
         previous = log.latest.get(oid)
+        entry = _Entry(seq, oid, status, data, seq if born is None else born, previous)
         if previous is not None:
             previous.next_seq = seq
         log.entries.append(entry)
@@ -270,7 +293,7 @@ class Tenant:
     def _create(self, kind: str, data: dict) -> _Entry:
         oid = str(data["id"])
         data["id"] = oid
-        for other in KINDS:
+        for other in OBJECT_KINDS:
             if oid in self._logs[other].latest:
                 raise GraphError(
                     409,
@@ -423,6 +446,39 @@ class Tenant:
 
         return self._cached(("delta", gid, t, s), build)
 
+    def _manager_ref(self, data: dict | None) -> dict | None:
+        """The user's manager as a delta reference {"@odata.type", "id"}, or None."""
+        manager = (data or {}).get("manager")
+        if isinstance(manager, dict):
+            mid, otype = manager.get("id"), manager.get("@odata.type")
+        else:
+            mid, otype = manager, None
+        if not mid:
+            return None
+        mid = str(mid)
+        if otype not in KIND_OF_TYPE:
+            otype = ODATA_TYPE[CONTACTS] if mid in self._logs[CONTACTS].latest else ODATA_TYPE[USERS]
+        return {"@odata.type": otype, "id": mid}
+
+    def _manager_delta(self, entry: _Entry, t: int | None) -> list[dict]:
+        """manager@delta of a present user entry for a round since t (None: a full round).
+
+        A full round names the manager (if any). A round since t names a manager that changed: the
+        new one, or, when it was cleared, the one the user had at t with "@removed": {"reason":
+        "deleted"}. An unchanged manager is left out, except for a user created or restored since t
+        (whose earlier state the client may have dropped), which names its manager as a full round does.
+        """
+        now = self._manager_ref(entry.data)
+        if t is None:
+            return [now] if now else []
+        then_entry = entry.as_of(t)
+        then = self._manager_ref(then_entry.data) if then_entry is not None else None
+        if entry.born <= t and then is not None and now is not None and now["id"] == then["id"]:
+            return []
+        if now is not None:
+            return [now]
+        return [{**then, "@removed": {"reason": "deleted"}}] if then is not None else []
+
     @staticmethod
     def _render(entry: _Entry, select: tuple[str, ...] | None) -> dict:
         if entry.status != PRESENT:
@@ -503,6 +559,7 @@ class Tenant:
         entries = log.entries
         n = len(entries)
         want_members = kind == GROUPS and (sel is None or "members" in sel)
+        want_manager = kind == USERS and (sel is None or "manager" in sel)
         cap = self.settings.members_page_size
         items: list[dict] = []
         i = pos
@@ -518,6 +575,13 @@ class Tenant:
             if len(items) >= page_size:
                 return Page(items, next_token=self._token(k=kind, o="p", t=t, s=s, p=i, m=moff, sel=_sel_out(sel)))
             item = self._render(entry, sel)
+            if kind == USERS and entry.status == PRESENT:
+                # Graph's delta carries relationships as annotations only: manager@delta, never a manager object.
+                item.pop("manager", None)
+                if want_manager:
+                    mdelta = self._manager_delta(entry, t)
+                    if mdelta:
+                        item["manager@delta"] = mdelta
             if want_members and entry.status == PRESENT:
                 mdelta = self._members_delta(entry, t, s)
                 chunk = mdelta[moff : moff + cap]
@@ -641,7 +705,7 @@ class Tenant:
     def counts(self) -> dict[str, int]:
         with self._lock:
             out: dict[str, int] = {"sequence": self._seq}
-            for kind in KINDS:
+            for kind in OBJECT_KINDS:
                 present = soft = hard = 0
                 for entry in self._logs[kind].latest.values():
                     if entry.status == PRESENT:
@@ -664,6 +728,10 @@ class Tenant:
             if self.info:
                 doc["tenant"] = dict(self.info)
             doc["users"] = [dict(e.data) for e in self._logs[USERS].latest.values() if e.status == PRESENT]
+            for kind in (DEVICES, SERVICE_PRINCIPALS, CONTACTS):
+                objects = [dict(e.data) for e in self._logs[kind].latest.values() if e.status == PRESENT]
+                if objects:
+                    doc[kind] = objects
             groups = []
             for entry in self._logs[GROUPS].latest.values():
                 if entry.status == PRESENT:
@@ -678,14 +746,16 @@ class Tenant:
     # ------------------------------------------------------------------ writes
 
     def create(self, kind: str, data: dict) -> dict:
-        if kind not in KINDS:
+        if kind not in OBJECT_KINDS:
             raise GraphError(400, "Request_BadRequest", f"Unknown resource '{kind}'.")
         if not isinstance(data, dict):
             raise GraphError(400, "Request_BadRequest", "The body must be a JSON object.")
         data = dict(data)
         members = data.pop("members", None) if kind == GROUPS else None
-        if kind == USERS and "members" in data:
-            raise GraphError(400, "Request_BadRequest", "Users have no members.")
+        if kind != GROUPS and "members" in data:
+            raise GraphError(
+                400, "Request_BadRequest", "Users have no members." if kind == USERS else "Only groups have members."
+            )
         if not data.get("id"):
             data["id"] = str(uuid.uuid4())
         with self._lock:

@@ -265,6 +265,47 @@ def test_admin_group_and_member_endpoints(http_client, server):
     assert err.value.status == 404 and err.value.code == "Request_ResourceNotFound"
 
 
+def test_admin_adds_members_of_other_types_and_groups_delta_keeps_their_types(http_client, server):
+    admin = EmulatorAdmin(server.graph_url)
+    token = http_client.token()
+    g = admin.create_group({"displayName": "Things"})
+    _s, _h, doc = http_client.graph("GET", "/v1.0/groups/delta?$select=displayName,members&$deltatoken=latest", token=token)
+    link = doc["@odata.deltaLink"]
+    device = admin.create_device({"displayName": "Kiosk", "deviceId": "dev-1"})
+    app = admin.create_service_principal({"displayName": "Backup job", "appId": "app-1"})
+    contact = admin.create_contact({"displayName": "Vendor", "mail": "vendor@elsewhere.test"})
+    assert admin.add_member(g["id"], device["id"]) == {"@odata.type": "#microsoft.graph.device", "id": device["id"]}
+    admin.add_member(g["id"], app["id"], "#microsoft.graph.servicePrincipal")
+    admin.add_member(g["id"], contact["id"])
+    _s, _h, doc = http_client.graph("GET", link, token=token)
+    (item,) = doc["value"]
+    assert item["members@delta"] == [
+        {"@odata.type": "#microsoft.graph.device", "id": device["id"]},
+        {"@odata.type": "#microsoft.graph.servicePrincipal", "id": app["id"]},
+        {"@odata.type": "#microsoft.graph.orgContact", "id": contact["id"]},
+    ]
+    _s, _h, doc = http_client.graph("GET", f"/v1.0/groups/{g['id']}/members?$select=displayName", token=token)
+    assert [m["displayName"] for m in doc["value"]] == ["Kiosk", "Backup job", "Vendor"]
+    admin.delete_object("devices", device["id"], permanent=True)
+    assert admin.object_status("devices", device["id"])["status"] == "deleted"
+    assert admin.stats()["objects"]["servicePrincipals"] == 1
+
+
+def test_users_delta_over_http_carries_manager_delta(http_client, server):
+    admin = EmulatorAdmin(server.graph_url)
+    token = http_client.token()
+    users = server.tenant.export()["users"]
+    _s, _h, doc = http_client.graph("GET", "/v1.0/users/delta?$select=displayName,manager&$deltatoken=latest", token=token)
+    current = (users[5]["manager"] or {}).get("id")
+    boss = next(u["id"] for u in users if u["id"] not in (users[5]["id"], current))
+    admin.update_user(users[5]["id"], {"manager": {"id": boss}})
+    _s, _h, doc = http_client.graph("GET", doc["@odata.deltaLink"], token=token)
+    assert doc["value"] == [{"id": users[5]["id"], "displayName": users[5]["displayName"],
+                             "manager@delta": [{"@odata.type": USER_T, "id": boss}]}]
+    status, _h, doc = http_client.graph("GET", "/v1.0/users/delta?$expand=manager", token=token)
+    assert status == 400 and doc["error"]["code"] == "Request_UnsupportedQuery"  # as on Graph: $expand is not for delta
+
+
 def test_admin_settings_and_stats(http_client, server):
     admin = EmulatorAdmin(server.graph_url)
     assert admin.settings(page_size=5, members_page_size=2)["page_size"] == 5

@@ -95,10 +95,10 @@ def test_initial_round_groups_carry_every_current_member():
 # --------------------------------------------------------------------------- $select
 
 
-def test_select_restricts_properties_and_keeps_id_and_manager_as_stored():
+def test_select_restricts_properties_keeps_id_and_carries_the_manager_as_manager_delta():
     tenant = make_tenant(3)
     items = flat(full_round(tenant, USERS, select="displayName,manager")[0])
-    assert items[1] == {"id": "u01", "displayName": "User 1", "manager": {"id": "u00"}}
+    assert items[1] == {"id": "u01", "displayName": "User 1", "manager@delta": [{"@odata.type": USER_T, "id": "u00"}]}
 
 
 def test_select_of_missing_property_answers_null():
@@ -170,7 +170,8 @@ def test_restored_object_reappears_as_a_normal_object():
     _, delta = full_round(tenant, USERS)
     tenant.restore(USERS, "u03")
     items = flat(full_round(tenant, USERS, token=delta)[0])
-    assert items == [{"id": "u03", "displayName": "User 3", "mail": "u3@x.test", "manager": {"id": "u00"}}]
+    assert items == [{"id": "u03", "displayName": "User 3", "mail": "u3@x.test",
+                      "manager@delta": [{"@odata.type": USER_T, "id": "u00"}]}]
 
 
 def test_soft_delete_then_restore_within_one_round_shows_the_object_only():
@@ -433,7 +434,14 @@ class Replica:
                 store.pop(oid, None)
                 self.members.pop(oid, None)
                 continue
-            store[oid] = {k: v for k, v in item.items() if k != "members@delta"}
+            previous = store.get(oid, {})
+            store[oid] = {k: v for k, v in item.items() if k not in ("members@delta", "manager@delta")}
+            if kind == USERS:
+                manager = previous.get("manager")
+                for ref in item.get("manager@delta", []):
+                    manager = None if "@removed" in ref else {"id": ref["id"]}
+                if manager:
+                    store[oid]["manager"] = manager
             if kind == GROUPS:
                 current = self.members.setdefault(oid, set())
                 for m in item.get("members@delta", []):
@@ -446,8 +454,8 @@ class Replica:
 OPS = st.lists(
     st.tuples(
         st.sampled_from(
-            ["create_user", "update_user", "soft_user", "hard_user", "restore_user", "create_group", "update_group",
-             "soft_group", "hard_group", "restore_group", "add", "remove", "round_users", "round_groups",
+            ["create_user", "update_user", "manager_user", "soft_user", "hard_user", "restore_user", "create_group",
+             "update_group", "soft_group", "hard_group", "restore_group", "add", "remove", "round_users", "round_groups",
              "interleaved_round"]
         ),
         st.integers(0, 10_000),
@@ -474,7 +482,12 @@ def test_delta_rounds_keep_a_replica_equal_to_the_tenant(ops, page_size, members
 
     def snapshot():
         doc = tenant.export()
-        users = {u["id"]: u for u in doc["users"]}
+        users = {}
+        for user in doc["users"]:
+            manager = user.pop("manager", None)
+            if manager:
+                user["manager"] = {"id": manager["id"]}
+            users[user["id"]] = user
         groups = {g["id"]: {k: v for k, v in g.items() if k != "members"} for g in doc["groups"]}
         members = {g["id"]: {m["id"] for m in g["members"]} for g in doc["groups"]}
         return users, groups, members
@@ -505,6 +518,9 @@ def test_delta_rounds_keep_a_replica_equal_to_the_tenant(ops, page_size, members
                 tenant.create(USERS, {"id": f"u{counter[0]}", "displayName": f"N{a}"})
             elif op == "update_user" and present_users:
                 tenant.update(USERS, pick(present_users, a), {"displayName": f"D{b}"})
+            elif op == "manager_user" and present_users:
+                manager = None if b % 3 == 0 else {"id": pick(present_users, b)}
+                tenant.update(USERS, pick(present_users, a), {"manager": manager})
             elif op == "soft_user" and present_users:
                 tenant.delete(USERS, pick(present_users, a))
             elif op == "hard_user":
@@ -544,9 +560,132 @@ def test_delta_rounds_keep_a_replica_equal_to_the_tenant(ops, page_size, members
             run_round(GROUPS)
         elif op == "interleaved_round":
             kind = USERS if a % 2 else GROUPS
-            between = ["update_user", "add", "remove", "soft_user", "create_user", "hard_group"][b % 6]
+            between = ["update_user", "add", "remove", "soft_user", "create_user", "hard_group", "manager_user"][b % 7]
             run_round(kind, mutate_between=lambda op=between, a=a, b=b: mutate(op, a, b))
         else:
             mutate(op, a, b)
     run_round(USERS)
     run_round(GROUPS)
+
+
+# --------------------------------------------------------------------------- manager@delta
+
+
+def manager_deltas(items) -> dict[str, list[dict] | None]:
+    return {i["id"]: i.get("manager@delta") for i in items}
+
+
+def test_users_delta_carries_the_manager_as_manager_delta_never_as_a_manager_object():
+    tenant = make_tenant(3)
+    items = flat(full_round(tenant, USERS)[0])
+    assert all("manager" not in i for i in items)
+    assert manager_deltas(items)["u02"] == [{"@odata.type": USER_T, "id": "u00"}]
+    items = flat(full_round(tenant, USERS, select="displayName")[0])
+    assert all("manager" not in i and "manager@delta" not in i for i in items)
+
+
+def test_manager_delta_names_changes_only_and_removes_a_cleared_manager():
+    tenant = make_tenant(4)
+    _, delta = full_round(tenant, USERS, select="displayName,manager")
+    tenant.update(USERS, "u01", {"manager": {"id": "u02"}})
+    tenant.update(USERS, "u02", {"displayName": "Renamed"})
+    tenant.update(USERS, "u03", {"manager": None})
+    pages, delta = full_round(tenant, USERS, token=delta)
+    got = manager_deltas(flat(pages))
+    assert got == {
+        "u01": [{"@odata.type": USER_T, "id": "u02"}],
+        "u02": None,  # its manager did not change
+        "u03": [{"@odata.type": USER_T, "id": "u00", "@removed": {"reason": "deleted"}}],
+    }
+    # Back and forth within one round is no change; a round without changes is empty.
+    tenant.update(USERS, "u01", {"manager": {"id": "u03"}})
+    tenant.update(USERS, "u01", {"manager": {"id": "u02"}})
+    pages, delta = full_round(tenant, USERS, token=delta)
+    assert manager_deltas(flat(pages)) == {"u01": None}
+    assert flat(full_round(tenant, USERS, token=delta)[0]) == []
+
+
+def test_a_restored_user_names_its_manager_and_a_contact_manager_keeps_its_type():
+    tenant = make_tenant(3)
+    tenant.create("contacts", {"id": "c1", "displayName": "Outside Boss"})
+    tenant.update(USERS, "u02", {"manager": {"id": "c1"}})
+    _, delta = full_round(tenant, USERS)
+    tenant.delete(USERS, "u01")
+    _, delta2 = full_round(tenant, USERS, token=delta)
+    tenant.restore(USERS, "u01")
+    items = flat(full_round(tenant, USERS, token=delta2)[0])
+    assert manager_deltas(items) == {"u01": [{"@odata.type": USER_T, "id": "u00"}]}
+    full = manager_deltas(flat(full_round(tenant, USERS)[0]))
+    assert full["u02"] == [{"@odata.type": "#microsoft.graph.orgContact", "id": "c1"}]
+
+
+def test_a_user_restored_without_its_old_manager_removes_it():
+    tenant = make_tenant(3)
+    _, delta = full_round(tenant, USERS)
+    tenant.delete(USERS, "u01")
+    tenant.restore(USERS, "u01")
+    tenant.update(USERS, "u01", {"manager": None})
+    items = flat(full_round(tenant, USERS, token=delta)[0])
+    assert manager_deltas(items) == {"u01": [{"@odata.type": USER_T, "id": "u00", "@removed": {"reason": "deleted"}}]}
+
+
+# --------------------------------------------------------------------------- members of other types
+
+OTHER_TYPES = {
+    "devices": "#microsoft.graph.device",
+    "servicePrincipals": "#microsoft.graph.servicePrincipal",
+    "contacts": "#microsoft.graph.orgContact",
+}
+
+
+def mixed_tenant() -> Tenant:
+    tenant = Tenant(settings=Settings(), clock=Clock())
+    tenant.load({
+        "users": [{"id": "u1", "displayName": "User 1"}],
+        "devices": [{"id": "d1", "displayName": "Laptop 1", "deviceId": "0000-d1"}],
+        "servicePrincipals": [{"id": "s1", "displayName": "Build agent", "appId": "app-1"}],
+        "contacts": [{"id": "c1", "displayName": "Supplier", "mail": "s@elsewhere.test"}],
+        "groups": [
+            {"id": "g2", "displayName": "Inner"},
+            {"id": "g1", "displayName": "Mixed", "members": [
+                {"@odata.type": USER_T, "id": "u1"}, {"id": "d1"}, {"@odata.type": OTHER_TYPES["servicePrincipals"], "id": "s1"},
+                {"id": "c1"}, {"id": "g2"}]},
+        ],
+    })
+    return tenant
+
+
+def test_groups_hold_members_of_every_directory_type_and_keep_their_types():
+    tenant = mixed_tenant()
+    items = {i["id"]: i for i in flat(full_round(tenant, GROUPS)[0])}
+    assert items["g1"]["members@delta"] == [
+        {"@odata.type": USER_T, "id": "u1"},
+        {"@odata.type": OTHER_TYPES["devices"], "id": "d1"},
+        {"@odata.type": OTHER_TYPES["servicePrincipals"], "id": "s1"},
+        {"@odata.type": OTHER_TYPES["contacts"], "id": "c1"},
+        {"@odata.type": GROUP_T, "id": "g2"},
+    ]
+    page = tenant.members_page("g1", select="displayName")
+    assert page.items[1] == {"@odata.type": OTHER_TYPES["devices"], "id": "d1", "displayName": "Laptop 1"}
+    exported = tenant.export()
+    assert [d["id"] for d in exported["devices"]] == ["d1"]
+    assert {m["@odata.type"] for m in exported["groups"][1]["members"]} == {USER_T, GROUP_T, *OTHER_TYPES.values()}
+    assert tenant.counts()["devices"] == 1 and tenant.counts()["contacts"] == 1
+
+
+def test_adding_and_deleting_members_of_other_types_shows_in_members_delta():
+    tenant = mixed_tenant()
+    _, delta = full_round(tenant, GROUPS)
+    tenant.create("devices", {"id": "d2", "displayName": "Phone"})
+    tenant.add_member("g2", "d2")
+    tenant.add_member("g2", "s1", OTHER_TYPES["servicePrincipals"])
+    tenant.delete("contacts", "c1")
+    merged = merged_members(flat(full_round(tenant, GROUPS, token=delta)[0]))
+    assert merged["g2"] == [{"@odata.type": OTHER_TYPES["devices"], "id": "d2"},
+                            {"@odata.type": OTHER_TYPES["servicePrincipals"], "id": "s1"}]
+    assert merged["g1"] == [{"@odata.type": OTHER_TYPES["contacts"], "id": "c1", "@removed": {"reason": "deleted"}}]
+    with pytest.raises(GraphError) as err:
+        tenant.add_member("g2", "d2", OTHER_TYPES["contacts"])  # not a contact
+    assert err.value.status == 404
+    with pytest.raises(GraphError):
+        tenant.create("devices", {"id": "u1"})  # ids are unique across every type
