@@ -216,7 +216,7 @@ def main() -> None:
     from domain_sync.runs import RunFolder
 
     settings = Settings.from_env()
-    plan_file = RunFolder(settings.runs_dir, "bench").file("plan", "plan.json")
+    plan_file = RunFolder(settings.runs_dir, "bench").plan
     domains: list[Path] = []
 
     def next_domain(name: str) -> dict:

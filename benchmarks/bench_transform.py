@@ -24,13 +24,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "include"), str(ROOT)]
 
 from domain_sync.config import Settings  # noqa: E402
-from domain_sync.extract.staging import MEMBER_SCHEMA, ParquetSink, TenantPageWriter, object_schema  # noqa: E402
+from domain_sync.context import StageContext  # noqa: E402
+from domain_sync.extract.staging import ParquetSink, TenantPageWriter  # noqa: E402
+from domain_sync.mapping import load_mapping  # noqa: E402
+from domain_sync.records import MEMBER_SCHEMA, object_schema  # noqa: E402
 from domain_sync.runs import RunFolder, write_json_atomic  # noqa: E402
 from domain_sync.state import StateStore  # noqa: E402
-from domain_sync.transform.mapping import load_mapping  # noqa: E402
-from domain_sync.transform.stage import transform_run  # noqa: E402
-from domain_sync.validate.stage import validate_run  # noqa: E402
+from domain_sync.transform import stage as transform_stage  # noqa: E402
+from domain_sync.validate import stage as validate_stage  # noqa: E402
 
+
+def offline(settings, run) -> StageContext:
+    return StageContext(settings, run, endpoint_factory=lambda s: None)
 
 def generate(users: int, groups: int, seed: int, out: Path) -> Path:
     subprocess.run([sys.executable, "-m", "emulator", "generate", "--users", str(users), "--groups", str(groups),
@@ -43,8 +48,8 @@ def stage(run: RunFolder, settings: Settings, tenant: dict, full: bool) -> None:
     mapping = load_mapping(settings.mapping_file)
     for resource, kind in (("users", "user"), ("groups", "group")):
         select = mapping.graph_select(kind)
-        objects = ParquetSink(run.file("extract", f"{resource}.parquet"), object_schema(select))
-        members = ParquetSink(run.file("extract", "members.parquet"), MEMBER_SCHEMA) if resource == "groups" else None
+        objects = ParquetSink(run.staged(resource), object_schema(select))
+        members = ParquetSink(run.staged("members"), MEMBER_SCHEMA) if resource == "groups" else None
         writer = TenantPageWriter(objects, members, select)
         page = []
         for obj in tenant.get(resource, []):
@@ -58,7 +63,7 @@ def stage(run: RunFolder, settings: Settings, tenant: dict, full: bool) -> None:
                 page = []
         writer.write(page)
         writer.close()
-    write_json_atomic(run.file("extract", "delta_links.json"),
+    write_json_atomic(run.delta_links,
                       {r: {"link": f"bench://{r}/{run.run_id}", "full_read": full} for r in ("users", "groups")})
 
 
@@ -93,11 +98,11 @@ def main(argv: list[str] | None = None) -> int:
         print("full read:")
         run = RunFolder(settings.runs_dir, "bench-full")
         _, t_stage = timed("stage (as extract writes it)", lambda: stage(run, settings, tenant, full=True))
-        summary, t_transform = timed("transform", lambda: transform_run(settings, run))
-        checked, t_validate = timed("validate", lambda: validate_run(settings, run))
+        summary, t_transform = timed("transform", lambda: transform_stage.run(offline(settings, run)))
+        checked, t_validate = timed("validate", lambda: validate_stage.run(offline(settings, run)))
         print(f"  transform + validate               {t_transform + t_validate:7.2f} s"
               f"  ({summary['user_records']} user records, {sum(checked['quarantined'].values())} quarantined)")
-        StateStore(settings.state_dir).commit(run.path / "transform", {"users": "x", "groups": "x"})
+        StateStore(settings.state_dir).commit(run.snapshot_dir, {"users": "x", "groups": "x"})
 
         rng = random.Random(args.seed)
         changed = rng.sample(tenant["users"], min(args.changes, n_users))
@@ -105,8 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"delta round ({len(changed)} users changed):")
         run = RunFolder(settings.runs_dir, "bench-delta")
         timed("stage", lambda: stage(run, settings, delta, full=False))
-        _, d_transform = timed("transform", lambda: transform_run(settings, run))
-        _, d_validate = timed("validate", lambda: validate_run(settings, run))
+        _, d_transform = timed("transform", lambda: transform_stage.run(offline(settings, run)))
+        _, d_validate = timed("validate", lambda: validate_stage.run(offline(settings, run)))
         print(f"  transform + validate               {d_transform + d_validate:7.2f} s")
     return 0
 

@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from domain_sync.errors import PermanentError
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_MAPPING_FILE = PACKAGE_DIR / "mapping.yaml"
 
@@ -19,7 +21,7 @@ def _default_data_dir() -> str:
     return str(Path(airflow_home) / "domain_sync")
 
 
-class SettingsError(ValueError):
+class SettingsError(PermanentError, ValueError):
     """Settings that contradict each other; the message names the variables to fix."""
 
 
@@ -43,6 +45,8 @@ class Settings:
     ldap_timeout_seconds: float = 30.0
     # Apply: give up on an unreachable domain after this long (ApplyAborted; Airflow's retry takes over).
     ldap_retry_budget_seconds: float = 120.0
+    # Graph and LDAP: attempts of one request before the retry gives up (with the budgets above).
+    retry_attempts: int = 10
     # Apply: LDAP connections writing in parallel (objects of one phase; phases stay in order).
     apply_connections: int = 4
     # Where synced objects are looked up by anchor, relative to the base DN ("" = the whole domain),
@@ -82,7 +86,7 @@ class Settings:
             try:
                 values[f.name] = type(default)(raw)
             except ValueError as exc:
-                raise ValueError(
+                raise SettingsError(
                     f"setting DOMAIN_SYNC_{f.name.upper()}={raw!r} is not a valid {type(default).__name__}"
                 ) from exc
         return cls(**values)

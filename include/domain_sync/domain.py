@@ -11,14 +11,16 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from domain_sync.errors import PermanentError, TransientError
+
 ANCHOR_BINARY_ATTRIBUTES = {"ms-ds-consistencyguid"}
 
 
-class DomainConnectionError(RuntimeError):
+class DomainConnectionError(PermanentError):
     """The domain refused the connection's settings (bind, StartTLS); retrying cannot help."""
 
 
-class DomainUnreachable(RuntimeError):
+class DomainUnreachable(TransientError):
     """The domain did not answer (down, network, TLS handshake); Airflow's retry may help."""
 
 

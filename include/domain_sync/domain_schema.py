@@ -14,9 +14,15 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from domain_sync.domain import ldap_values
+from domain_sync.errors import PermanentError
 from domain_sync.records import GROUP, USER
 
+
 # attributeSyntax OIDs (MS-ADTS 3.1.1.2.2.2)
+class DomainSchemaError(PermanentError):
+    """The domain's schema could not be read or lacks the classes the sync writes."""
+
+
 SYNTAX_NAMES = {
     "2.5.5.1": "DN", "2.5.5.2": "OID", "2.5.5.3": "case-sensitive string", "2.5.5.4": "case-insensitive string",
     "2.5.5.5": "printable/IA5 string", "2.5.5.6": "numeric string", "2.5.5.7": "DN-binary", "2.5.5.8": "boolean",
@@ -143,7 +149,7 @@ def read_domain_schema(conn, names: Iterable[str]) -> DomainSchema:
     conn.search("", "(objectClass=*)", search_scope="BASE", attributes=["schemaNamingContext"])
     roots = [e for e in conn.response or [] if e.get("type") == "searchResEntry"]
     if not roots:
-        raise RuntimeError(f"the domain's root DSE did not name its schema partition ({conn.result})")
+        raise DomainSchemaError(f"the domain's root DSE did not name its schema partition ({conn.result})")
     schema_dn = ldap_values(roots[0]["attributes"].get("schemaNamingContext"))[0]
 
     attributes: dict[str, AttributeSchema] = {}
@@ -181,6 +187,6 @@ def read_domain_schema(conn, names: Iterable[str]) -> DomainSchema:
             classes[name.lower()] = entry["attributes"]
     missing = [c for c in OBJECT_CLASSES.values() if c not in classes]
     if missing:
-        raise RuntimeError(f"the domain's schema ({schema_dn}) has no class {', '.join(missing)}")
+        raise DomainSchemaError(f"the domain's schema ({schema_dn}) has no class {', '.join(missing)}")
     allowed = {kind: class_allowed_attributes(classes, cls) for kind, cls in OBJECT_CLASSES.items()}
     return DomainSchema(attributes, allowed, source=schema_dn)

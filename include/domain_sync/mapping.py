@@ -10,18 +10,19 @@ from typing import Any
 
 import yaml
 
-from domain_sync.records import GROUP, USER
-from domain_sync.transform.domain_schema import (
+from domain_sync.domain_schema import (
     DEFAULT_SCHEMA,
     MAPPABLE_SYNTAXES,
     OBJECT_CLASSES,
     AttributeSchema,
     DomainSchema,
 )
-from domain_sync.transform.values import CUT, TOO_LONG_ACTIONS, fit_one
+from domain_sync.errors import PermanentError
+from domain_sync.records import GROUP, USER
+from domain_sync.values import CUT, TOO_LONG_ACTIONS, fit_one
 
 
-class MappingError(ValueError):
+class MappingError(PermanentError, ValueError):
     """The mapping file is not usable; the message names the entry and the reason."""
 
 
@@ -100,11 +101,6 @@ class AttributeRule:
     multi: bool = False
     # What a value longer than the target's limit becomes: "cut" to fit, or "drop" (docs/mapping.md).
     too_long: str = CUT
-
-    def convert(self, value: Any) -> Any:
-        if self.function:
-            value = FUNCTIONS[self.function](value)
-        return value
 
 
 @dataclass(frozen=True)

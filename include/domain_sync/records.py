@@ -29,7 +29,10 @@ Apply results: `ApplyResult` rows, written as JSON lines.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from enum import StrEnum
 from typing import Any
+
+import pyarrow as pa
 
 USER = "user"
 GROUP = "group"
@@ -41,6 +44,31 @@ FIELDS = "_fields"
 REMOVED_SOFT = "changed"
 REMOVED_HARD = "deleted"
 MEMBER_COLUMNS = ["group_id", "member_id", "member_type", "removed"]
+
+# Parquet schemas of the staged frames: the Graph properties as typed columns.
+LIST_PROPERTIES = {"businessPhones", "proxyAddresses", "otherMails", "imAddresses", "groupTypes"}
+BOOL_PROPERTIES = {"accountEnabled", "securityEnabled", "mailEnabled", "onPremisesSyncEnabled"}
+NAVIGATION_PROPERTIES = {"manager", "members"}
+
+
+def object_schema(select: list[str]) -> pa.Schema:
+    fields = [pa.field("id", pa.string())]
+    for name in select:
+        if name == "id" or name in NAVIGATION_PROPERTIES:
+            continue
+        if name in LIST_PROPERTIES:
+            fields.append(pa.field(name, pa.list_(pa.string())))
+        elif name in BOOL_PROPERTIES:
+            fields.append(pa.field(name, pa.bool_()))
+        else:
+            fields.append(pa.field(name, pa.string()))
+    if "manager" in select:
+        fields.append(pa.field("manager_id", pa.string()))
+    fields += [pa.field(REMOVED, pa.string()), pa.field(FIELDS, pa.string())]
+    return pa.schema(fields)
+
+
+MEMBER_SCHEMA = pa.schema([pa.field(name, pa.bool_() if name == "removed" else pa.string()) for name in MEMBER_COLUMNS])
 
 # Tenant snapshot
 TENANT_STATE = "tenant_state"
@@ -56,26 +84,25 @@ RECORD_BASE_COLUMNS = [
 ]
 RECORD_MEMBER_COLUMNS = ["group_anchor", "member_anchor"]
 
-# Change set operations, in the order apply runs them (never a dangling reference).
-OP_CREATE_CONTAINER = "create_container"
-OP_CREATE = "create"
-OP_RENAME = "rename"
-OP_MODIFY = "modify"
-OP_ADD_MEMBERS = "add_members"
-OP_REMOVE_MEMBERS = "remove_members"
-OP_DISABLE = "disable"
-OP_DELETE = "delete"
-# Renames go before creates: a new object may take the name an existing one moves away from.
-OP_ORDER = [
-    OP_CREATE_CONTAINER,
-    OP_RENAME,
-    OP_CREATE,
-    OP_MODIFY,
-    OP_ADD_MEMBERS,
-    OP_REMOVE_MEMBERS,
-    OP_DISABLE,
-    OP_DELETE,
-]
+class Op(StrEnum):
+    """Change set operations, declared in the order apply runs them (never a dangling reference).
+    Renames go before creates: a new object may take the name an existing one moves away from."""
+
+    CREATE_CONTAINER = "create_container"
+    RENAME = "rename"
+    CREATE = "create"
+    MODIFY = "modify"
+    ADD_MEMBERS = "add_members"
+    REMOVE_MEMBERS = "remove_members"
+    DISABLE = "disable"
+    DELETE = "delete"
+
+    @property
+    def order(self) -> int:
+        return _OP_ORDER[self]
+
+
+_OP_ORDER = {op: index for index, op in enumerate(Op)}
 
 
 def is_missing(value: Any) -> bool:
@@ -91,7 +118,7 @@ def attr_column(ldap_name: str) -> str:
 class Change:
     """One write the plan asks for. `values` maps attribute -> list of values (replace semantics)."""
 
-    op: str
+    op: Op
     kind: str
     anchor: str
     dn: str
@@ -106,7 +133,9 @@ class Change:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Change":
-        return cls(**{"anchor": "", **data})
+        change = cls(**{"anchor": "", **data})
+        change.op = Op(change.op)
+        return change
 
 
 @dataclass

@@ -5,8 +5,9 @@
   extract/delta_links.json                 the links this run received (saved to state by commit)
   transform/snapshot_{users,groups,members}.parquet   the tenant snapshot after this round
   transform/records_{users,groups,members}.parquet    directory records
+  transform/records_notes.json, target_schema.json, value_fixes.json
   validate/quarantine.json, validate/report.json
-  plan/plan.json, plan/plan.txt
+  plan/plan.json, plan/plan.txt, plan/collisions.json
   apply/results.json
   summary.json
 """
@@ -61,15 +62,87 @@ def read_json(path: Path, default: Any = None) -> Any:
         return default
 
 
+FRAMES = ("users", "groups", "members")
+
+
 class RunFolder:
+    """One named path per hand-off between stages; the layout is this class's business alone."""
+
     def __init__(self, runs_dir: Path | str, run_id: str):
         self.run_id = run_id
         self.path = Path(runs_dir) / safe_run_name(run_id)
 
-    def file(self, stage: str, name: str) -> Path:
+    def _file(self, stage: str, name: str) -> Path:
         path = self.path / stage / name
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
+
+    # extract -> transform, validate
+    def staged(self, frame: str) -> Path:
+        """The staged tenant changes of one frame (users, groups, members; records.py)."""
+        return self._file("extract", f"{_frame(frame)}.parquet")
+
+    @property
+    def delta_links(self) -> Path:
+        """{resource: {"link", "full_read", "received_at", "select"}} the extract received; commit saves them."""
+        return self._file("extract", "delta_links.json")
+
+    # transform -> validate, plan, commit
+    @property
+    def snapshot_dir(self) -> Path:
+        return self._file("transform", "snapshot_users.parquet").parent
+
+    def snapshot(self, frame: str) -> Path:
+        """The tenant snapshot after this round (committed as the new state after a successful apply)."""
+        return self._file("transform", snapshot_file_name(frame))
+
+    def records(self, frame: str) -> Path:
+        """Directory records of one frame (records.py)."""
+        return self._file("transform", f"records_{_frame(frame)}.parquet")
+
+    @property
+    def records_notes(self) -> Path:
+        """What transform left out of the records and why: memberships dropped, users out of scope."""
+        return self._file("transform", "records_notes.json")
+
+    @property
+    def target_schema(self) -> Path:
+        return self._file("transform", "target_schema.json")
+
+    @property
+    def value_fixes(self) -> Path:
+        return self._file("transform", "value_fixes.json")
+
+    # validate -> plan
+    @property
+    def quarantine(self) -> Path:
+        return self._file("validate", "quarantine.json")
+
+    @property
+    def validation_report(self) -> Path:
+        return self._file("validate", "report.json")
+
+    @property
+    def validation_report_text(self) -> Path:
+        return self._file("validate", "report.txt")
+
+    # plan -> apply
+    @property
+    def plan(self) -> Path:
+        return self._file("plan", "plan.json")
+
+    @property
+    def plan_preview(self) -> Path:
+        return self._file("plan", "plan.txt")
+
+    @property
+    def collisions(self) -> Path:
+        return self._file("plan", "collisions.json")
+
+    # apply -> commit
+    @property
+    def apply_results(self) -> Path:
+        return self._file("apply", "results.json")
 
     @property
     def summary_file(self) -> Path:
@@ -82,3 +155,14 @@ class RunFolder:
             summary["run_id"] = self.run_id
             write_json_atomic(self.summary_file, summary)
         return summary
+
+
+def _frame(frame: str) -> str:
+    if frame not in FRAMES:
+        raise ValueError(f"unknown frame {frame!r}; expected one of {FRAMES}")
+    return frame
+
+
+def snapshot_file_name(frame: str) -> str:
+    """The file name of a tenant snapshot frame, in a run folder and in the committed state alike."""
+    return f"snapshot_{_frame(frame)}.parquet"

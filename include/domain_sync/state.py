@@ -13,9 +13,11 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from domain_sync.runs import read_json, write_json_atomic
+from domain_sync.context import StageContext
+from domain_sync.errors import PermanentError, StageInputMissing
+from domain_sync.runs import FRAMES, RunFolder, read_json, snapshot_file_name, write_json_atomic
 
-SNAPSHOT_FILES = ("snapshot_users.parquet", "snapshot_groups.parquet", "snapshot_members.parquet")
+SNAPSHOT_FILES = tuple(snapshot_file_name(frame) for frame in FRAMES)
 DELTA_LINK_WARN_AGE_DAYS = 6  # Graph forgets delta links after 7 days (MS)
 
 
@@ -41,8 +43,10 @@ class StateStore:
         current = self.current()
         return (read_json(current / "delta_links.json", {}) or {}) if current else {}
 
-    def snapshot_file(self, name: str) -> Path | None:
+    def snapshot(self, frame: str) -> Path | None:
+        """The committed tenant snapshot of one frame (users, groups, members), if there is one."""
         current = self.current()
+        name = snapshot_file_name(frame)
         if current is None or not (current / name).exists():
             return None
         return current / name
@@ -84,19 +88,27 @@ class StateStore:
         return ages
 
 
-def commit_run(state: StateStore, run_dir: Path, dry_run: bool = False) -> dict:
+class ApplyIncomplete(PermanentError):
+    """Apply did not succeed for this run; its delta links are not saved, so the next run reads the same changes."""
+
+
+def commit_run(state: StateStore, run: RunFolder, dry_run: bool = False) -> dict:
     """Save the run's delta links and snapshot as the committed state (after a successful apply)."""
     if dry_run:
         return {"committed": False, "reason": "dry run: the same changes are read again next time"}
-    links = read_json(run_dir / "extract" / "delta_links.json")
+    links = read_json(run.delta_links)
     if not links:
-        raise RuntimeError(f"{run_dir.name}: no delta links to commit; extract must run first")
-    applied = read_json(run_dir / "apply" / "results.json")
-    failed = ((read_json(run_dir / "summary.json", {}) or {}).get("apply") or {}).get("failed")
-    if applied is None or applied.get("aborted") or failed:
-        raise RuntimeError(f"{run_dir.name}: apply did not succeed; the delta links are not saved, so the next run "
-                           f"reads the same changes again")
-    version = state.commit(run_dir / "transform", {
+        raise StageInputMissing(f"run {run.run_id}: no delta links to commit; extract must run first")
+    applied = read_json(run.apply_results)
+    if applied is None or applied.get("aborted") or applied.get("failed"):
+        raise ApplyIncomplete(f"run {run.run_id}: apply did not succeed; the delta links are not saved, so the next "
+                              f"run reads the same changes again")
+    version = state.commit(run.snapshot_dir, {
         r: {"link": e["link"], "received_at": e.get("received_at"), "select": e.get("select")}
         for r, e in links.items()})
     return {"committed": True, "version": version}
+
+
+def run(ctx: StageContext) -> dict:
+    """The commit stage."""
+    return commit_run(StateStore(ctx.settings.state_dir), ctx.run, dry_run=ctx.flag("dry_run"))

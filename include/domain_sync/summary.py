@@ -1,15 +1,21 @@
 """A run's summary for people: counts of what the run created, updated and deleted.
 
+The report stage (`run`) logs it and raises the alerts a person must see;
 `python -m domain_sync.summary [DATA_DIR]` prints the latest run's summary.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
+from domain_sync.alerts import raise_alert
 from domain_sync.config import Settings
+from domain_sync.context import StageContext
 from domain_sync.runs import read_json
+
+log = logging.getLogger(__name__)
 
 ACTIONS = {
     "create": "created", "modify": "updated", "rename": "renamed/moved", "disable": "disabled",
@@ -46,6 +52,35 @@ def format_summary(summary: dict) -> str:
         if isinstance(result, dict) and result.get("failed"):
             lines.append(f"  FAILED at {stage}: {result['failed']}")
     return "\n".join(lines)
+
+
+def run(ctx: StageContext) -> dict:
+    """The report stage: the run summary's counts, and alerts for what needs a person's eye."""
+    settings, run = ctx.settings, ctx.run
+    summary = read_json(run.summary_file, {}) or {}
+    for resource in ("extract_users", "extract_groups"):
+        if (summary.get(resource) or {}).get("expired_link_recovered"):
+            raise_alert(settings, "delta_link_expired",
+                        f"{resource.split('_')[1]} delta link had expired; run {run.run_id} read the whole tenant "
+                        f"and reconciled fully", run_id=run.run_id)
+    quarantined = sum((summary.get("validate") or {}).get("quarantined", {}).values())
+    collisions = (summary.get("plan") or {}).get("collisions", 0)
+    if quarantined or collisions:
+        raise_alert(settings, "objects_quarantined",
+                    f"run {run.run_id}: {quarantined} objects quarantined by validation, {collisions} by name "
+                    f"collisions with local objects; see {run.path}", run_id=run.run_id)
+    applied = summary.get("apply") or {}
+    counts = {
+        "writes": applied.get("writes", {}),
+        "total_writes": applied.get("total_writes", 0),
+        "planned": (summary.get("plan") or {}).get("counts", {}),
+        "quarantined": quarantined,
+        "collisions": collisions,
+        "run_folder": str(run.path),
+    }
+    log.info("run %s summary: %s", run.run_id, counts)
+    log.info("%s", format_summary(summary))
+    return counts
 
 
 def main(argv: list[str]) -> int:

@@ -22,15 +22,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from domain_sync.records import is_missing
-from domain_sync.transform.columns import objects, text_lengths
-from domain_sync.transform.domain_schema import (
+from domain_sync.columns import objects, text_lengths
+from domain_sync.domain_schema import (
     BOOLEAN_SYNTAX,
     INTEGER_SYNTAXES,
     OM_PRINTABLE,
     AttributeSchema,
 )
-from domain_sync.transform.naming import cut_utf16, utf16_length
+from domain_sync.naming import cut_utf16, utf16_length
+from domain_sync.records import is_missing
 
 CUT = "cut"
 DROPPED = "dropped"

@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
 
 from domain_sync.alerts import read_alerts
+from domain_sync.errors import PermanentError
+from domain_sync.runs import RunFolder
 from tests.fixtures.sync_env import tenant_group, tenant_user
 
 pytestmark = pytest.mark.integration
@@ -43,13 +44,13 @@ def test_two_percent_malformed_loads_the_rest_and_reports_exactly_those(sync_env
     result = sync_env.run()
 
     assert result["validate"]["quarantined"] == {"user": 3, "group": 0}
-    run_dir = sync_env.settings.runs_dir / "manual__test-1"
-    quarantine = json.loads((run_dir / "validate" / "quarantine.json").read_text())
+    run = RunFolder(sync_env.settings.runs_dir, "manual__test-1")
+    quarantine = json.loads(run.quarantine.read_text())
     assert {q["anchor"] for q in quarantine} == broken
     assert result["report"]["quarantined"] == 3
     alerts = [a for a in read_alerts(sync_env.settings) if a["kind"] == "objects_quarantined"]
     assert alerts and "3 objects quarantined by validation" in alerts[-1]["message"]
-    report = (run_dir / "validate" / "report.txt").read_text()
+    report = run.validation_report_text.read_text()
     assert "3 of 150 users" in report
 
     entries = sync_env.synced_entries(["sAMAccountName", "member"])
@@ -65,10 +66,10 @@ def test_twenty_percent_malformed_loads_nothing_and_says_why(sync_env):
     sync_env.start_tenant(doc)
     sync_env.set(initial_password="none")
     usn = sync_env.highest_usn()
-    with pytest.raises(AirflowFailException) as err:
+    with pytest.raises(PermanentError) as err:
         sync_env.run()
     message = str(err.value)
-    assert message.startswith("validate: validation stopped the run before any write")
+    assert message.startswith("validation stopped the run before any write")
     assert "30 of 150 users (20.0%) fail validation, more than the limit of 5%" in message
     assert "userPrincipalName" in message
     assert sync_env.highest_usn() == usn and sync_env.synced_entries() == {}

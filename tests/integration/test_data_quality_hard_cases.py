@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from domain_sync.transform.naming import is_valid_account_name
+from domain_sync.naming import is_valid_account_name
 from tests.fixtures.sync_env import tenant_group, tenant_user
 from tests.integration.test_data_quality_mapping import value
 

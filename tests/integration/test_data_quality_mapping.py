@@ -4,9 +4,9 @@ the file changes what the domain holds after the next run, with no code change."
 from __future__ import annotations
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
 
 from domain_sync.config import DEFAULT_MAPPING_FILE
+from domain_sync.errors import PermanentError
 from tests.fixtures.sync_env import by_sam as entries_by_sam
 from tests.fixtures.sync_env import first, tenant_group, tenant_user
 
@@ -79,7 +79,7 @@ def test_a_mapping_the_domains_schema_cannot_hold_stops_before_any_write(sync_en
     sync_env.start_tenant({"users": [ana], "groups": [tenant_group("Team", [ana], description="x")]})
     write_mapping(sync_env, "bad.yaml", users, groups)
     usn = sync_env.highest_usn()
-    with pytest.raises(AirflowFailException) as err:
+    with pytest.raises(PermanentError) as err:
         sync_env.run()
-    assert "transform:" in str(err.value) and message in str(err.value)
+    assert message in str(err.value)
     assert sync_env.highest_usn() == usn, "the domain recorded a write"

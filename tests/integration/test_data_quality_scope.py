@@ -57,12 +57,12 @@ def test_scope_change_disables_the_users_that_left_and_enables_those_back(sync_e
 
 
 def test_a_scope_group_the_tenant_does_not_have_stops_before_any_write(sync_env):
-    from airflow.sdk.exceptions import AirflowFailException
+    from domain_sync.errors import PermanentError
 
     ana = tenant_user("ana")
     sync_env.start_tenant({"users": [ana], "groups": [tenant_group("Eng", [ana])]})
     sync_env.set(scope_groups="Eng,Ghosts")
-    with pytest.raises(AirflowFailException, match="'Ghosts' is neither the id nor the display name of a group"):
+    with pytest.raises(PermanentError, match="'Ghosts' is neither the id nor the display name of a group"):
         sync_env.run()
     assert sync_env.synced_entries() == {}
 

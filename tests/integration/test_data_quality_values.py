@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from domain_sync.runs import RunFolder
 from tests.fixtures.sync_env import tenant_user
 from tests.integration.test_data_quality_mapping import by_sam, value, write_mapping
 
@@ -60,7 +61,7 @@ def test_over_long_and_odd_values_load_without_a_failed_write(sync_env):
     fixes = result["transform"]["values_fixed"]["user"]
     assert fixes["cut:employeeID"] == 2 and fixes["dropped:mail"] == 1 and fixes["dropped:uidNumber"] == 1
     assert fixes["dropped:proxyAddresses"] == 1
-    listed = json.loads((sync_env.settings.runs_dir / "manual__test-1" / "transform" / "value_fixes.json").read_text())
+    listed = json.loads(RunFolder(sync_env.settings.runs_dir, "manual__test-1").value_fixes.read_text())
     assert listed["total"] == sum(fixes.values())
     assert "E" * 17 not in json.dumps(listed), "the file shows value shapes, never values"
 

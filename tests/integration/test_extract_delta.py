@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 
 from domain_sync.alerts import read_alerts
+from domain_sync.mapping import load_mapping
 from domain_sync.runs import RunFolder, read_json
 from domain_sync.state import StateStore
-from domain_sync.transform.mapping import load_mapping
 from tests.fixtures.sync_env import by_sam, first, tenant_group, tenant_user
 
 pytestmark = pytest.mark.integration
@@ -24,23 +24,23 @@ EXTRACT = ["extract_users", "extract_groups"]
 FOLD = [*EXTRACT, "transform"]
 
 
-def run_folder(env, run_id: str):
-    return RunFolder(env.settings.runs_dir, run_id).path
+def run_folder(env, run_id: str) -> RunFolder:
+    return RunFolder(env.settings.runs_dir, run_id)
 
 
 def staged(env, run_id: str, name: str) -> pd.DataFrame:
-    return pd.read_parquet(run_folder(env, run_id) / "extract" / f"{name}.parquet")
+    return pd.read_parquet(run_folder(env, run_id).staged(name))
 
 
 def snapshot(env, run_id: str, name: str) -> pd.DataFrame:
-    return pd.read_parquet(run_folder(env, run_id) / "transform" / f"snapshot_{name}.parquet")
+    return pd.read_parquet(run_folder(env, run_id).snapshot(name))
 
 
 def fold(env, run_id: str, **params) -> dict:
     """Extract and transform a round, then commit it as a successful apply would (no domain needed)."""
     result = env.run(stages=FOLD, run_id=run_id, **params)
-    links = read_json(run_folder(env, run_id) / "extract" / "delta_links.json")
-    StateStore(env.settings.state_dir).commit(run_folder(env, run_id) / "transform", links)
+    links = read_json(run_folder(env, run_id).delta_links)
+    StateStore(env.settings.state_dir).commit(run_folder(env, run_id).snapshot_dir, links)
     return result
 
 

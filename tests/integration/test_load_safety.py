@@ -6,9 +6,10 @@ import json
 import uuid
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
 
 from domain_sync.alerts import read_alerts
+from domain_sync.apply.stage import PlanNotApproved
+from domain_sync.errors import PermanentError
 from domain_sync.pipeline import run_stage
 from domain_sync.runs import RunFolder
 from tests.fixtures.sync_env import by_sam, delete_subtree, first, tenant_group, tenant_user
@@ -23,8 +24,8 @@ def usn_changed(conn, dn: str) -> int:
     return int(first(conn.response[0]["attributes"]["uSNChanged"]))
 
 
-def run_file(sync_env, run_id: str, stage: str, name: str):
-    return RunFolder(sync_env.settings.runs_dir, run_id).file(stage, name)
+def run_folder(sync_env, run_id: str) -> RunFolder:
+    return RunFolder(sync_env.settings.runs_dir, run_id)
 
 
 def test_local_users_holding_a_tenant_users_names_are_untouched_and_reported(sync_env):
@@ -55,7 +56,7 @@ def test_local_users_holding_a_tenant_users_names_are_untouched_and_reported(syn
         delete_subtree(conn, outside)
         conn.unbind()
 
-    collisions = json.loads(run_file(sync_env, "collide-1", "plan", "collisions.json").read_text())
+    collisions = json.loads(run_folder(sync_env, "collide-1").collisions.read_text())
     assert sorted((c["anchor"], c["attribute"], c["local_dn"]) for c in collisions) == sorted([
         (ana["id"], "sAMAccountName", sam_holder), (bob["id"], "userPrincipalName", upn_holder)])
     assert result["plan"]["collisions"] == 2
@@ -85,12 +86,12 @@ def test_a_plan_over_the_deletion_threshold_writes_nothing_until_approved(sync_e
         emu.admin.delete_user(user["id"], permanent=remove == "delete")
 
     usn = sync_env.highest_usn()
-    with pytest.raises(AirflowFailException, match="deletion guard"):
+    with pytest.raises(PermanentError, match="deletion guard"):
         sync_env.run(run_id="guard-2")
     assert sync_env.highest_usn() == usn, "a blocked plan wrote to the domain"
-    assert "# BLOCKED:" in run_file(sync_env, "guard-2", "plan", "plan.txt").read_text()
+    assert "# BLOCKED:" in run_folder(sync_env, "guard-2").plan_preview.read_text()
     # Its apply refuses it as well (a task cleared by hand, a stale plan).
-    with pytest.raises(RuntimeError, match="deletion guard"):
+    with pytest.raises(PlanNotApproved, match="deletion guard"):
         run_stage("apply", "guard-2", {})
     assert sync_env.highest_usn() == usn
 

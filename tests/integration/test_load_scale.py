@@ -98,7 +98,7 @@ def test_a_member_joining_and_one_leaving_a_5000_member_group_are_two_small_modi
     counted_connections.clear()
     second = env.run(run_id="load-2")
 
-    plan = json.loads(RunFolder(env.settings.runs_dir, "load-2").file("plan", "plan.json").read_text())
+    plan = json.loads(RunFolder(env.settings.runs_dir, "load-2").plan.read_text())
     membership = [c for c in plan["changes"] if c["op"] in ("add_members", "remove_members")]
     assert [(c["op"], len(c["members"])) for c in membership] == [("add_members", 1), ("remove_members", 1)]
     assert membership[0]["members"][0].startswith("CN=Member 05000,")
@@ -169,7 +169,7 @@ def test_a_dc_killed_mid_apply_fails_the_task_and_the_rerun_ends_exactly_in_the_
 
     outcome = kill_mid_apply(env, monkeypatch, "crash-1", restart_at_once=False)
     assert isinstance(outcome.get("error"), ApplyAborted), outcome
-    partial = json.loads(RunFolder(env.settings.runs_dir, "crash-1").file("apply", "results.json").read_text())
+    partial = json.loads(RunFolder(env.settings.runs_dir, "crash-1").apply_results.read_text())
     assert "aborted" in partial and 100 <= sum(partial["writes"].values()) < partial["planned"]
 
     rerun = env.run(run_id="crash-2")

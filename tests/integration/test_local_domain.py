@@ -1,11 +1,14 @@
-"""The local Samba AD DC made by scripts/local-domain: validated LDAPS, binds, persistence."""
+"""The local Samba AD DC made by the local_domain package (scripts/local-domain): validated LDAPS, binds, persistence."""
 
 from __future__ import annotations
 
 import datetime
 import json
+import os
+import shutil
 import socket
 import ssl
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -16,6 +19,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from ldap3.core.exceptions import LDAPBindError, LDAPSocketOpenError
+
+import local_domain as dc
+from tests.fixtures.local_domain import run_local_domain
 
 pytestmark = pytest.mark.integration
 
@@ -149,6 +155,55 @@ def test_connection_json(local_domain):
     assert "password" not in facts
     assert facts["password_file"] == str(local_domain.password_file)
     assert local_domain.password_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_command_line_prints_the_same_connection(local_domain):
+    printed = run_local_domain("connection", local_domain.dir).stdout
+    assert json.loads(printed) == local_domain.connection()
+    assert printed == dc.connection_json(dc.connection(local_domain.dir))
+
+
+def test_command_line_status_and_start_of_a_running_domain(local_domain):
+    status = run_local_domain("status", local_domain.dir)
+    assert (status.returncode, status.stdout) == (0, "running\n")
+    started = run_local_domain("start", local_domain.dir, local_domain.address)
+    assert f"already running (pid {local_domain.pid}) on {local_domain.address}" in started.stderr
+
+
+def test_provisioned_files(local_domain):
+    folder = dc.DomainFolder(local_domain.dir)
+    assert folder.is_provisioned()
+    assert folder.recorded_address() == local_domain.address
+    smb_conf = folder.smb_conf.read_text()
+    for line in dc.EXTRA_GLOBAL_SETTINGS:
+        assert f"\t{line}\n" in smb_conf
+    assert f"kdc = {local_domain.address}" in local_domain.krb5_conf.read_text()
+    assert local_domain.dir.stat().st_mode & 0o777 == 0o700
+
+
+def test_provision_again_is_a_no_op_and_refuses_another_address(local_domain):
+    before = local_domain.password
+    dc.provision(local_domain.dir, local_domain.address)
+    assert local_domain.password == before
+    with pytest.raises(dc.LocalDomainError, match="already provisioned for address"):
+        dc.provision(local_domain.dir, "127.0.0.21")
+    with pytest.raises(dc.LocalDomainError, match="was provisioned for address"):
+        dc.start(local_domain.dir, "127.0.0.21")
+
+
+def test_kinit_against_the_domains_kdc(local_domain, tmp_path):
+    kinit = shutil.which("kinit")
+    assert kinit, "kinit is missing (Debian's krb5-user; scripts/bootstrap.sh installs it)"
+    env = dict(os.environ, KRB5_CONFIG=str(local_domain.krb5_conf), KRB5CCNAME=f"FILE:{tmp_path / 'ccache'}")
+    principal = f"Administrator@{local_domain.realm}"
+    ok = subprocess.run([kinit, principal], input=local_domain.password + "\n", env=env,
+                        capture_output=True, text=True, timeout=30, check=False)
+    assert ok.returncode == 0, ok.stderr
+    assert (tmp_path / "ccache").stat().st_size > 0
+    wrong = subprocess.run([kinit, principal], input="not-the-password-1A!\n", env=env,
+                           capture_output=True, text=True, timeout=30, check=False)
+    assert wrong.returncode != 0
+    assert "Password incorrect" in wrong.stderr
 
 
 def _ou_exists(domain, dn: str) -> bool:

@@ -11,14 +11,9 @@ from domain_sync.apply.runner import apply_changes, plan_phases
 from domain_sync.apply.writer import ApplyAborted
 from domain_sync.records import (
     APPLIED,
-    OP_ADD_MEMBERS,
-    OP_CREATE,
-    OP_CREATE_CONTAINER,
-    OP_DELETE,
-    OP_MODIFY,
-    OP_RENAME,
     ApplyResult,
     Change,
+    Op,
 )
 
 C = "OU=Sync,DC=corp,DC=example,DC=test"
@@ -70,22 +65,22 @@ def user(op, n, **kw):
 
 
 def test_phases_never_overlap_and_keep_plan_order():
-    changes = ([Change(OP_CREATE_CONTAINER, "container", "", C)]
-               + [user(OP_CREATE, n) for n in range(12)]
-               + [user(OP_MODIFY, n) for n in range(12)]
-               + [Change(OP_ADD_MEMBERS, "group", "g1", f"CN=G,{C}", members=["x"])]
-               + [user(OP_DELETE, n) for n in range(12, 20)])
+    changes = ([Change(Op.CREATE_CONTAINER, "container", "", C)]
+               + [user(Op.CREATE, n) for n in range(12)]
+               + [user(Op.MODIFY, n) for n in range(12)]
+               + [Change(Op.ADD_MEMBERS, "group", "g1", f"CN=G,{C}", members=["x"])]
+               + [user(Op.DELETE, n) for n in range(12, 20)])
     _, log, _ = run(changes)
     by_op: dict[str, list] = {}
     for change, start, end, _ in log:
         by_op.setdefault(change.op, []).append((start, end))
-    ops = [OP_CREATE_CONTAINER, OP_CREATE, OP_MODIFY, OP_ADD_MEMBERS, OP_DELETE]
+    ops = [Op.CREATE_CONTAINER, Op.CREATE, Op.MODIFY, Op.ADD_MEMBERS, Op.DELETE]
     for earlier, later in zip(ops, ops[1:], strict=False):
         assert max(e for _, e in by_op[earlier]) <= min(s for s, _ in by_op[later]), f"{later} began too early"
 
 
 def test_changes_of_different_objects_run_in_parallel_on_their_own_connections():
-    changes = [user(OP_CREATE, n) for n in range(40)]
+    changes = [user(Op.CREATE, n) for n in range(40)]
     started = time.monotonic()
     summary, log, writers = run(changes, connections=4, delay=0.02)
     elapsed = time.monotonic() - started
@@ -96,8 +91,8 @@ def test_changes_of_different_objects_run_in_parallel_on_their_own_connections()
 
 
 def test_batches_of_one_group_stay_in_order_on_one_connection():
-    batches = [Change(OP_ADD_MEMBERS, "group", "g1", f"CN=G1,{C}", members=[f"m{i}"]) for i in range(6)]
-    others = [Change(OP_ADD_MEMBERS, "group", f"g{n}", f"CN=G{n},{C}", members=["x"]) for n in range(2, 10)]
+    batches = [Change(Op.ADD_MEMBERS, "group", "g1", f"CN=G1,{C}", members=[f"m{i}"]) for i in range(6)]
+    others = [Change(Op.ADD_MEMBERS, "group", f"g{n}", f"CN=G{n},{C}", members=["x"]) for n in range(2, 10)]
     _, log, _ = run([batches[0], *others[:4], *batches[1:], *others[4:]], connections=4)
     g1 = [(change.members[0], start, writer) for change, start, _, writer in log if change.anchor == "g1"]
     assert [m for m, _, _ in sorted(g1, key=lambda x: x[1])] == [f"m{i}" for i in range(6)]
@@ -106,9 +101,9 @@ def test_batches_of_one_group_stay_in_order_on_one_connection():
 
 def test_renames_into_a_name_another_rename_frees_stay_in_plan_order():
     # u1 leaves "CN=Ana" and u2 takes it: run in parallel, u2 could find the name still taken.
-    free = Change(OP_RENAME, "user", "u1", f"CN=Ana,{C}", new_dn=f"CN=Ana (1111),{C}")
-    take = Change(OP_RENAME, "user", "u2", f"CN=Ana B,{C}", new_dn=f"CN=Ana,{C}")
-    unrelated = [Change(OP_RENAME, "user", f"u{n}", f"CN=X{n},{C}", new_dn=f"CN=Y{n},{C}") for n in range(3, 9)]
+    free = Change(Op.RENAME, "user", "u1", f"CN=Ana,{C}", new_dn=f"CN=Ana (1111),{C}")
+    take = Change(Op.RENAME, "user", "u2", f"CN=Ana B,{C}", new_dn=f"CN=Ana,{C}")
+    unrelated = [Change(Op.RENAME, "user", f"u{n}", f"CN=X{n},{C}", new_dn=f"CN=Y{n},{C}") for n in range(3, 9)]
     units = plan_phases([free, *unrelated, take])[0]
     together = [u for u in units if 0 in u]
     assert together == [[0, 7]]
@@ -116,22 +111,22 @@ def test_renames_into_a_name_another_rename_frees_stay_in_plan_order():
 
 
 def test_nested_containers_are_created_outermost_first():
-    outer = Change(OP_CREATE_CONTAINER, "container", "", f"OU=Outer,{C}")
-    inner = Change(OP_CREATE_CONTAINER, "container", "", f"OU=Inner,OU=Outer,{C}")
+    outer = Change(Op.CREATE_CONTAINER, "container", "", f"OU=Outer,{C}")
+    inner = Change(Op.CREATE_CONTAINER, "container", "", f"OU=Inner,OU=Outer,{C}")
     assert plan_phases([outer, inner]) == [[[0, 1]]]
 
 
 def test_writes_are_counted_per_kind_as_in_a_serial_run():
-    changes = ([user(OP_CREATE, n) for n in range(30)]
-               + [Change(OP_ADD_MEMBERS, "group", "g1", f"CN=G1,{C}", members=[f"m{i}" for i in range(7)])]
-               + [user(OP_DELETE, n) for n in range(30, 35)])
+    changes = ([user(Op.CREATE, n) for n in range(30)]
+               + [Change(Op.ADD_MEMBERS, "group", "g1", f"CN=G1,{C}", members=[f"m{i}" for i in range(7)])]
+               + [user(Op.DELETE, n) for n in range(30, 35)])
     parallel, _, _ = run(changes, connections=4, delay=0)
     serial, _, _ = run(changes, connections=1, delay=0)
     assert parallel.writes == serial.writes == {"user.create": 30, "group.add_members": 7, "user.delete": 5}
 
 
 def test_a_writer_giving_up_stops_the_others_and_keeps_the_results_so_far():
-    changes = [user(OP_CREATE, n) for n in range(200)]
+    changes = [user(Op.CREATE, n) for n in range(200)]
     with pytest.raises(ApplyAborted) as caught:
         run(changes, connections=4, delay=0.005, abort_on="u20")
     partial = caught.value.summary

@@ -2,6 +2,7 @@
 
 import pandas as pd
 
+from domain_sync.dn import normalize_dn
 from domain_sync.plan.changeset import (
     UF_ACCOUNTDISABLE,
     UF_NORMAL_ACCOUNT,
@@ -12,7 +13,6 @@ from domain_sync.plan.changeset import (
 from domain_sync.plan.guards import deletion_guard
 from domain_sync.plan.observed import ObservedDomain, ObservedObject
 from domain_sync.records import RECORD_BASE_COLUMNS, RECORD_MEMBER_COLUMNS, attr_column
-from domain_sync.transform.naming import normalize_dn
 
 C = "OU=AADDC Users,DC=corp,DC=example,DC=test"
 ANCHOR = "mS-DS-ConsistencyGuid"

@@ -9,16 +9,16 @@ import httpx
 import pytest
 from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
 
+from domain_sync.errors import PermanentError
 from domain_sync.extract.graph_reader import (
-    BACKOFF_MAX_SECONDS,
     DeltaLinkExpired,
     GraphRequestRejected,
     TenantAuthError,
-    backoff_delay,
     classify,
     parse_retry_after,
 )
-from domain_sync.state import StateStore, commit_run
+from domain_sync.runs import RunFolder
+from domain_sync.state import ApplyIncomplete, StateStore, commit_run
 
 
 def graph_error(code: str, message: str = "m") -> dict:
@@ -99,19 +99,6 @@ def test_unexpected_exceptions_are_raised_as_they_are():
     assert classify(error, None, "tenant") is error
 
 
-def test_backoff_doubles_with_jitter_and_is_capped():
-    class Fixed:
-        def __init__(self, value):
-            self.value = value
-
-        def random(self):
-            return self.value
-
-    assert [backoff_delay(n, Fixed(1.0)) for n in (1, 2, 3)] == [0.5, 1.0, 2.0]
-    assert backoff_delay(1, Fixed(0.0)) == 0.25
-    assert backoff_delay(30, Fixed(1.0)) == BACKOFF_MAX_SECONDS
-
-
 def _snapshot_dir(tmp_path):
     folder = tmp_path / "transform"
     folder.mkdir()
@@ -134,18 +121,16 @@ def test_a_links_age_counts_from_when_graph_issued_it(tmp_path):
 
 def test_commit_refuses_a_run_whose_apply_did_not_succeed(tmp_path):
     store = StateStore(tmp_path / "state")
-    run = tmp_path / "run"
-    (run / "extract").mkdir(parents=True)
-    (run / "extract" / "delta_links.json").write_text(json.dumps({"users": {"link": "u", "full_read": True}}))
-    with pytest.raises(RuntimeError, match="apply did not succeed"):
+    run = RunFolder(tmp_path / "runs", "run")
+    run.delta_links.write_text(json.dumps({"users": {"link": "u", "full_read": True}}))
+    with pytest.raises(ApplyIncomplete, match="apply did not succeed"):
         commit_run(store, run)
-    (run / "apply").mkdir()
-    (run / "apply" / "results.json").write_text(json.dumps({"aborted": "domain unavailable"}))
-    with pytest.raises(RuntimeError, match="apply did not succeed"):
+    run.apply_results.write_text(json.dumps({"aborted": "domain unavailable"}))
+    with pytest.raises(ApplyIncomplete, match="apply did not succeed"):
         commit_run(store, run)
-    (run / "apply" / "results.json").write_text(json.dumps({"total_writes": 0}))
-    (run / "summary.json").write_text(json.dumps({"apply": {"failed": "3 of 4 changes failed"}}))
-    with pytest.raises(RuntimeError, match="apply did not succeed"):
+    run.apply_results.write_text(json.dumps({"total_writes": 0, "failed": [{"op": "create", "anchor": "a"}]}))
+    with pytest.raises(ApplyIncomplete, match="apply did not succeed"):
         commit_run(store, run)
+    assert isinstance(ApplyIncomplete("x"), PermanentError)
     assert store.delta_links() == {}
     assert commit_run(store, run, dry_run=True)["committed"] is False

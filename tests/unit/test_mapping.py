@@ -4,9 +4,9 @@ import pandas as pd
 import pytest
 
 from domain_sync.config import DEFAULT_MAPPING_FILE
+from domain_sync.mapping import MappingError, fit_value, load_mapping, parse_mapping
 from domain_sync.records import attr_column
 from domain_sync.transform.directory import user_records
-from domain_sync.transform.mapping import MappingError, fit_value, load_mapping, parse_mapping
 
 
 def test_default_mapping_covers_microsofts_user_table():

@@ -6,15 +6,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ldap3.utils.dn import parse_dn
 
-from domain_sync.transform.naming import (
+from domain_sync.dn import child_dn, escape_rdn_value, rdn_value
+from domain_sync.naming import (
     SAM_MAX,
     account_name_base,
     assign_account_names,
     assign_common_names,
-    child_dn,
-    escape_rdn_value,
     is_valid_account_name,
-    rdn_value,
 )
 
 ids = st.uuids().map(str)

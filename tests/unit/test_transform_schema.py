@@ -4,8 +4,8 @@ be filled from a Graph property."""
 import pytest
 
 from domain_sync.config import DEFAULT_MAPPING_FILE
-from domain_sync.transform.domain_schema import AttributeSchema, DomainSchema, class_allowed_attributes
-from domain_sync.transform.mapping import MappingError, check_against_schema, load_mapping, parse_mapping
+from domain_sync.domain_schema import AttributeSchema, DomainSchema, class_allowed_attributes
+from domain_sync.mapping import MappingError, check_against_schema, load_mapping, parse_mapping
 
 # A schema shaped like AD's: user -> organizationalPerson -> person -> top, with auxiliary classes.
 CLASSES = {
@@ -100,6 +100,6 @@ def test_too_long_must_be_cut_or_drop():
 
 
 def test_the_default_mapping_fits_the_default_schema():
-    from domain_sync.transform.domain_schema import DEFAULT_SCHEMA
+    from domain_sync.domain_schema import DEFAULT_SCHEMA
 
     check_against_schema(load_mapping(DEFAULT_MAPPING_FILE), DEFAULT_SCHEMA, "mS-DS-ConsistencyGuid")

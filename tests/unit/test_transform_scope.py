@@ -5,9 +5,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from domain_sync.mapping import parse_mapping
 from domain_sync.records import SNAPSHOT_MEMBER_COLUMNS, STATE_ACTIVE, TENANT_STATE
 from domain_sync.transform.directory import directory_records
-from domain_sync.transform.mapping import parse_mapping
 from domain_sync.transform.scope import ScopeError, compute_scope, mark_scope, nested_groups
 
 MAPPING = parse_mapping({"users": {"attributes": {}}, "groups": {"attributes": {}}})

@@ -4,18 +4,18 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain_sync.records import attr_column
-from domain_sync.transform.directory import directory_records
-from domain_sync.transform.domain_schema import DEFAULT_SCHEMA, AttributeSchema
-from domain_sync.transform.mapping import parse_mapping
-from domain_sync.transform.naming import (
+from domain_sync.domain_schema import DEFAULT_SCHEMA, AttributeSchema
+from domain_sync.mapping import parse_mapping
+from domain_sync.naming import (
     account_name_base,
     account_name_bases,
     cn_base,
     cn_bases,
     utf16_length,
 )
-from domain_sync.transform.values import CUT, DROPPED, fit_multi_series, fit_one, fit_series
+from domain_sync.records import attr_column
+from domain_sync.transform.directory import directory_records
+from domain_sync.values import CUT, DROPPED, fit_multi_series, fit_one, fit_series
 
 EMPLOYEE_ID = DEFAULT_SCHEMA.attribute("employeeID")  # rangeUpper 16
 

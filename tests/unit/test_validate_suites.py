@@ -9,11 +9,12 @@ import pandas as pd
 import pytest
 
 from domain_sync.config import Settings
+from domain_sync.context import StageContext
 from domain_sync.records import FIELDS, MEMBER_COLUMNS, REMOVED, attr_column
 from domain_sync.runs import RunFolder, write_json_atomic
 from domain_sync.state import StateStore
-from domain_sync.transform.stage import transform_run
-from domain_sync.validate.stage import validate_run
+from domain_sync.transform import stage as transform_stage
+from domain_sync.validate import stage as validate_stage
 from domain_sync.validate.suites import SystemicValidationError, Validator, validate_names, validate_records
 
 USER_COLUMNS = ["id", "displayName", "mailNickname", "userPrincipalName", "accountEnabled", "department"]
@@ -32,16 +33,24 @@ def write_round(settings: Settings, run_id: str, users: list[dict], groups: list
     frame = pd.DataFrame(users)
     frame[REMOVED] = None
     frame[FIELDS] = ",".join(c for c in frame.columns if c not in ("id", REMOVED, FIELDS))
-    frame.to_parquet(run.file("extract", "users.parquet"), index=False)
+    frame.to_parquet(run.staged("users"), index=False)
     groups_frame = pd.DataFrame(groups or [], columns=["id", "displayName", "securityEnabled"])
     groups_frame[REMOVED] = None
     groups_frame[FIELDS] = "displayName,securityEnabled"
-    groups_frame.to_parquet(run.file("extract", "groups.parquet"), index=False)
+    groups_frame.to_parquet(run.staged("groups"), index=False)
     pd.DataFrame([(g, m, "user", False) for g, m in members or []], columns=MEMBER_COLUMNS).to_parquet(
-        run.file("extract", "members.parquet"), index=False)
-    write_json_atomic(run.file("extract", "delta_links.json"),
+        run.staged("members"), index=False)
+    write_json_atomic(run.delta_links,
                       {r: {"link": f"test://{r}", "full_read": full} for r in ("users", "groups")})
     return run
+
+
+def transform_run(settings: Settings, run: RunFolder) -> dict:
+    return transform_stage.run(StageContext(settings, run, endpoint_factory=lambda s: None))
+
+
+def validate_run(settings: Settings, run: RunFolder) -> dict:
+    return validate_stage.run(StageContext(settings, run))
 
 
 @pytest.fixture
@@ -57,10 +66,10 @@ def test_two_percent_malformed_users_are_quarantined_exactly_and_the_run_goes_on
     transform_run(settings, run)
     summary = validate_run(settings, run)
     assert summary["quarantined"] == {"user": 2, "group": 0}
-    quarantine = json.loads(run.file("validate", "quarantine.json").read_text())
+    quarantine = json.loads(run.quarantine.read_text())
     assert {q["anchor"] for q in quarantine} == {users[3]["id"], users[7]["id"]}
     assert all(set(q) == {"anchor", "kind", "attribute", "rule", "value_shape", "suite"} for q in quarantine)
-    text = run.file("validate", "report.txt").read_text()
+    text = run.validation_report_text.read_text()
     assert "result: passed" in text and "2 of 100 users" in text
     assert "FAIL expect_column_values_to_match_regex(userPrincipalName)" in text
 
@@ -74,7 +83,7 @@ def test_twenty_percent_malformed_stops_the_run_and_says_why(settings):
     with pytest.raises(SystemicValidationError) as err:
         validate_run(settings, run)
     assert "20 of 100 users (20.0%) fail validation, more than the limit of 5%" in str(err.value)
-    assert "STOPPED before any write" in run.file("validate", "report.txt").read_text()
+    assert "STOPPED before any write" in run.validation_report_text.read_text()
 
 
 def test_userprincipalnames_equal_without_case_quarantine_both_users(settings):
@@ -84,7 +93,7 @@ def test_userprincipalnames_equal_without_case_quarantine_both_users(settings):
     run = write_round(settings, "r1", users)
     transform_run(settings, run)
     validate_run(settings, run)
-    quarantine = json.loads(run.file("validate", "quarantine.json").read_text())
+    quarantine = json.loads(run.quarantine.read_text())
     assert {q["anchor"] for q in quarantine} == {users[1]["id"], users[2]["id"]}
     assert {q["rule"] for q in quarantine} == {"expect_column_values_to_be_unique"}
 
@@ -117,7 +126,7 @@ def test_a_full_read_much_smaller_than_the_previous_snapshot_is_systemic(setting
     run = write_round(settings, "r1", [user(n) for n in range(100)])
     transform_run(settings, run)
     validate_run(settings, run)
-    StateStore(settings.state_dir).commit(run.path / "transform", {"users": "l1", "groups": "l1"})
+    StateStore(settings.state_dir).commit(run.snapshot_dir, {"users": "l1", "groups": "l1"})
     run = write_round(settings, "r2", [user(n) for n in range(60)])
     transform_run(settings, run)
     with pytest.raises(SystemicValidationError, match="full read returned 60 users, fewer than 80% of the 100"):
@@ -133,10 +142,10 @@ def test_memberships_to_quarantined_objects_are_counted(settings):
     group = {"id": str(uuid.UUID(int=999)), "displayName": "Team", "securityEnabled": True}
     run = write_round(settings, "r1", users, [group], [(group["id"], users[0]["id"]), (group["id"], users[1]["id"]),
                                                        (group["id"], "device-not-a-user")])
-    run.update_summary("transform", transform_run(settings, run))
+    transform_run(settings, run)
     summary = validate_run(settings, run)
     assert summary["memberships_dropped"] == {"to_quarantined_object": 1, "unknown_object": 1, "out_of_scope": 0}
-    assert "1 to quarantined object" in run.file("validate", "report.txt").read_text()
+    assert "1 to quarantined object" in run.validation_report_text.read_text()
 
 
 def records(*rows):

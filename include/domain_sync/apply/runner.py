@@ -1,6 +1,6 @@
 """Runs a change set over a pool of connections: phases in plan order, objects in parallel.
 
-A phase is a run of consecutive changes of one operation (the plan sorts them in `OP_ORDER`:
+A phase is a run of consecutive changes of one operation (the plan sorts them in `Op`:
 containers, creates, renames, modifies, member adds and removes, disables, deletes), so a phase
 only starts once every write it may refer to has finished: no dangling reference, as in serial
 order. Within a phase the changes are cut into units that never share an object (its anchor; for
@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from domain_sync.apply.writer import ApplyAborted, ApplySummary, DomainWriter
-from domain_sync.records import FAILED, OP_CREATE_CONTAINER, OP_RENAME, ApplyResult, Change
-from domain_sync.transform.naming import normalize_dn
+from domain_sync.dn import normalize_dn
+from domain_sync.records import FAILED, ApplyResult, Change, Op
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +29,11 @@ def _resources(change: Change) -> list[str]:
     """What a change must not share with a parallel one: its object, and for renames and containers
     the DNs involved (a rename into a name another rename frees; a container inside a new one)."""
     keys = [f"anchor:{change.anchor}"] if change.anchor else []
-    if change.op in (OP_RENAME, OP_CREATE_CONTAINER):
+    if change.op in (Op.RENAME, Op.CREATE_CONTAINER):
         keys.append(f"dn:{normalize_dn(change.dn)}")
         if change.new_dn:
             keys.append(f"dn:{normalize_dn(change.new_dn)}")
-        if change.op == OP_CREATE_CONTAINER and "," in change.dn:
+        if change.op == Op.CREATE_CONTAINER and "," in change.dn:
             keys.append(f"dn:{normalize_dn(change.dn.split(',', 1)[1])}")
     return keys or [f"change:{id(change)}"]
 

@@ -6,37 +6,46 @@ import logging
 
 from domain_sync.apply.runner import apply_changes
 from domain_sync.apply.writer import ApplyAborted, DomainWriter
-from domain_sync.config import Settings
-from domain_sync.domain import DomainEndpoint, connect
+from domain_sync.context import StageContext
+from domain_sync.domain import connect
+from domain_sync.errors import PermanentError, StageInputMissing
 from domain_sync.records import ChangeSet
-from domain_sync.runs import RunFolder, read_json, write_json_atomic
+from domain_sync.runs import read_json, write_json_atomic
 
 log = logging.getLogger(__name__)
 
 
-class ApplyFailed(RuntimeError):
+class ApplyFailed(PermanentError):
     """Too many changes failed permanently; the results file lists each with its LDAP code."""
 
 
-def apply_run(settings: Settings, run: RunFolder, endpoint: DomainEndpoint, dry_run: bool = False) -> dict:
-    plan = read_json(run.file("plan", "plan.json"))
+class PlanNotApproved(PermanentError):
+    """The plan is over the deletion guard and was not approved; nothing was written."""
+
+
+def run(ctx: StageContext) -> dict:
+    settings, run, dry_run = ctx.settings, ctx.run, ctx.flag("dry_run")
+    plan = read_json(run.plan)
     if plan is None:
-        raise RuntimeError(f"run {run.run_id}: no plan; plan must run first")
+        raise StageInputMissing(f"run {run.run_id}: no plan; plan must run first")
     change_set = ChangeSet.from_json(plan)
     if change_set.blocked_reasons and not plan.get("approved"):
-        raise RuntimeError(f"run {run.run_id}: the plan is blocked by the deletion guard and not approved")
+        raise PlanNotApproved(f"run {run.run_id}: the plan is blocked by the deletion guard and not approved")
     if dry_run:
         log.info("dry run: %d planned changes not applied (see %s)", len(change_set.changes),
-                 run.file("plan", "plan.txt"))
+                 run.plan_preview)
         summary = {"dry_run": True, "planned": change_set.counts, "total_writes": 0}
-        write_json_atomic(run.file("apply", "results.json"), summary)
+        write_json_atomic(run.apply_results, summary)
         return summary
+
+    endpoint = ctx.endpoint
 
     def make_writer() -> DomainWriter:
         return DomainWriter(
             lambda: connect(endpoint, settings.ldap_timeout_seconds),
             settings.anchor_attribute,
             retry_budget_seconds=settings.ldap_retry_budget_seconds,
+            retry_attempts=settings.retry_attempts,
             set_passwords=settings.initial_password == "random",
         )
 
@@ -45,12 +54,12 @@ def apply_run(settings: Settings, run: RunFolder, endpoint: DomainEndpoint, dry_
     except ApplyAborted as exc:
         # Keep what was written for the operator; the rerun converges (every write is idempotent).
         partial = exc.summary.to_json() if exc.summary else {}
-        write_json_atomic(run.file("apply", "results.json"),
+        write_json_atomic(run.apply_results,
                           partial | {"dry_run": False, "planned": len(change_set.changes), "aborted": str(exc)})
         raise
     summary = result.to_json() | {"dry_run": False, "planned": len(change_set.changes),
                                   "connections": settings.apply_connections}
-    write_json_atomic(run.file("apply", "results.json"), summary)
+    write_json_atomic(run.apply_results, summary)
     failures = result.failures()
     log.info("apply: %d writes %s, statuses %s", summary["total_writes"], summary["writes"], summary["statuses"])
     if change_set.changes and len(failures) / len(change_set.changes) > settings.max_apply_failure_share:

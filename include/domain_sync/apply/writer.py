@@ -17,21 +17,16 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from domain_sync.backoff import Backoff
 from domain_sync.domain import ANCHOR_BINARY_ATTRIBUTES, decode_anchor
+from domain_sync.errors import TransientError
 from domain_sync.records import (
     ALREADY,
     APPLIED,
     FAILED,
-    OP_ADD_MEMBERS,
-    OP_CREATE,
-    OP_CREATE_CONTAINER,
-    OP_DELETE,
-    OP_DISABLE,
-    OP_MODIFY,
-    OP_REMOVE_MEMBERS,
-    OP_RENAME,
     ApplyResult,
     Change,
+    Op,
 )
 
 log = logging.getLogger(__name__)
@@ -47,11 +42,7 @@ ENTRY_ALREADY_EXISTS = 68
 TRANSIENT_CODES = {BUSY, UNAVAILABLE, 80}  # 80: other (Samba answers it while shutting down)
 
 
-class TransientDomainError(RuntimeError):
-    pass
-
-
-class ApplyAborted(RuntimeError):
+class ApplyAborted(TransientError):
     """The domain stayed unreachable past the retry budget; `summary` holds the results so far."""
 
     summary: ApplySummary | None = None
@@ -112,11 +103,13 @@ class DomainWriter:
         anchor_attribute: str,
         retry_budget_seconds: float = 120.0,
         set_passwords: bool = True,
+        retry_attempts: int = 10,
     ):
         self._connect = connect
         self._conn = None
         self.anchor_attribute = anchor_attribute
         self.retry_budget_seconds = retry_budget_seconds
+        self.retry_attempts = retry_attempts
         self.set_passwords = set_passwords
 
     # -- connection handling ------------------------------------------------------------------
@@ -138,8 +131,7 @@ class DomainWriter:
         """Run one LDAP operation, retrying transient failures on a fresh connection."""
         from ldap3.core.exceptions import LDAPException
 
-        deadline = time.monotonic() + self.retry_budget_seconds
-        delay = 0.5
+        backoff = Backoff(self.retry_budget_seconds, self.retry_attempts, cap_seconds=10.0)
         while True:
             try:
                 conn = self.conn
@@ -153,12 +145,12 @@ class DomainWriter:
             except (RuntimeError, OSError) as exc:  # DomainConnectionError while reconnecting, a reset socket
                 problem = str(exc)
             self.close()
-            if time.monotonic() + delay > deadline:
-                raise ApplyAborted(f"{what}: the domain stayed unavailable for {self.retry_budget_seconds:.0f}s "
+            delay = backoff.next_delay()
+            if delay is None:
+                raise ApplyAborted(f"{what}: the domain stayed unavailable after {backoff.exhausted()} "
                                    f"(last error: {problem})")
             log.warning("%s: transient failure (%s); retrying in %.1fs", what, problem, delay)
             time.sleep(delay)
-            delay = min(delay * 2, 10.0)
 
     # -- helpers -------------------------------------------------------------------------------
     def _anchor_at(self, dn: str) -> str | None:
@@ -181,14 +173,14 @@ class DomainWriter:
     # -- operations ------------------------------------------------------------------------------
     def apply(self, change: Change) -> ApplyResult:
         handler = {
-            OP_CREATE_CONTAINER: self._create_container,
-            OP_CREATE: self._create,
-            OP_RENAME: self._rename,
-            OP_MODIFY: self._modify,
-            OP_DISABLE: self._modify,
-            OP_ADD_MEMBERS: self._members,
-            OP_REMOVE_MEMBERS: self._members,
-            OP_DELETE: self._delete,
+            Op.CREATE_CONTAINER: self._create_container,
+            Op.CREATE: self._create,
+            Op.RENAME: self._rename,
+            Op.MODIFY: self._modify,
+            Op.DISABLE: self._modify,
+            Op.ADD_MEMBERS: self._members,
+            Op.REMOVE_MEMBERS: self._members,
+            Op.DELETE: self._delete,
         }[change.op]
         return handler(change)
 
@@ -245,7 +237,7 @@ class DomainWriter:
     def _members(self, change: Change) -> ApplyResult:
         from ldap3 import MODIFY_ADD, MODIFY_DELETE
 
-        adding = change.op == OP_ADD_MEMBERS
+        adding = change.op == Op.ADD_MEMBERS
         verb = MODIFY_ADD if adding else MODIFY_DELETE
         benign = ATTRIBUTE_OR_VALUE_EXISTS if adding else NO_SUCH_ATTRIBUTE
         what = f"{'add' if adding else 'remove'} members of group {change.anchor}"

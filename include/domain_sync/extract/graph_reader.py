@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,29 +22,30 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from domain_sync.backoff import Backoff
+from domain_sync.errors import PermanentError, TransientError
+
 log = logging.getLogger(__name__)
 
-BACKOFF_BASE_SECONDS = 0.5
-BACKOFF_MAX_SECONDS = 60.0
 TRANSIENT_STATUSES = {408, 429, 500, 502, 503, 504}
 EXPIRED_CODES = ("syncStateNotFound", "resyncRequired")
 AUTH_CODES = ("invalid_client", "unauthorized_client", "invalid_tenant", "invalid_request", "invalid_scope",
               "unsupported_grant_type")
 
 
-class DeltaLinkExpired(RuntimeError):
+class DeltaLinkExpired(PermanentError):
     """Graph no longer knows the delta link; only a full read recovers."""
 
 
-class TenantAuthError(RuntimeError):
+class TenantAuthError(PermanentError):
     """The tenant refused the connection's client credentials; retrying cannot help."""
 
 
-class TenantUnavailable(RuntimeError):
+class TenantUnavailable(TransientError):
     """Graph kept failing (throttling, server errors, timeouts, dropped connections) past the retry budget."""
 
 
-class GraphRequestRejected(RuntimeError):
+class GraphRequestRejected(PermanentError):
     """Graph answered a request with a client error other than an expired link or refused credentials."""
 
 
@@ -150,12 +149,6 @@ def classify(exc: BaseException, status: int | None, conn_id: str) -> BaseExcept
     return exc
 
 
-def backoff_delay(attempt: int, rng: random.Random | None = None) -> float:
-    """Exponential backoff with jitter: base * 2^(attempt-1), capped, times 0.5..1."""
-    rng = rng or random
-    return min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1)) * (0.5 + rng.random() / 2)
-
-
 async def read_delta(
     hook: Any,
     resource: str,
@@ -165,6 +158,7 @@ async def read_delta(
     conn_id: str,
     retry_budget_seconds: float = 300.0,
     sleep: Callable[[float], Any] = asyncio.sleep,
+    retry_attempts: int = 10,
 ) -> DeltaRound:
     """Read one delta round; each page's objects go to `on_page` once, in order."""
     if delta_link:
@@ -178,7 +172,7 @@ async def read_delta(
         url, params = delta_link, None
     else:
         url, params = f"{resource}/delta", {"$select": ",".join(select)}
-    reader = _RetryingReader(hook, conn_id, retry_budget_seconds, sleep)
+    reader = _RetryingReader(hook, conn_id, Backoff(retry_budget_seconds, retry_attempts), sleep)
     pages = 0
     while True:
         response = await reader.get(url, params)
@@ -193,23 +187,21 @@ async def read_delta(
         if not link:
             raise GraphRequestRejected(
                 f"tenant connection '{conn_id}': a {resource} delta page had neither next nor delta link")
-        return DeltaRound(link, pages, reader.requests, reader.retries)
+        return DeltaRound(link, pages, reader.requests, reader.backoff.retries)
 
 
 class _RetryingReader:
-    def __init__(self, hook: Any, conn_id: str, budget: float, sleep: Callable[[float], Any]):
+    def __init__(self, hook: Any, conn_id: str, backoff: Backoff, sleep: Callable[[float], Any]):
         self.hook = hook
         self.conn_id = conn_id
-        self.budget = budget
+        self.backoff = backoff
         self.sleep = sleep
         self.watch = ResponseWatch()
         self.requests = 0
-        self.retries = 0
 
     async def get(self, url: str, params: dict | None) -> dict:
         """One page; the budget counts from the last page received, so only time without progress counts."""
-        started = time.monotonic()
-        attempt = 0
+        self.backoff.progress()
         unauthorized_retried = False
         while True:
             self.watch.reset()
@@ -232,17 +224,14 @@ class _RetryingReader:
                     raise
                 if final is not None:
                     raise final from None
-                attempt += 1
-                delay = retry_after if retry_after is not None else backoff_delay(attempt)
-                waited = time.monotonic() - started
+                delay = self.backoff.next_delay(retry_after)
                 what = f"{type(exc).__name__}{f' HTTP {status}' if status else ''}: {_error_text(exc)[:200]}"
-                if waited + delay > self.budget:
+                if delay is None:
                     asked = f"; Graph asked to wait {retry_after:.0f}s" if retry_after is not None else ""
                     raise TenantUnavailable(
-                        f"tenant connection '{self.conn_id}': Graph still failing after {attempt} attempts in "
-                        f"{waited:.0f}s (retry budget {self.budget:.0f}s{asked}); last error {what}"
+                        f"tenant connection '{self.conn_id}': Graph still failing after {self.backoff.exhausted()}"
+                        f"{asked}; last error {what}", delay=retry_after,
                     ) from None
-                self.retries += 1
-                log.warning("Graph request failed (%s); retry %d in %.1fs%s", what, attempt, delay,
+                log.warning("Graph request failed (%s); retry %d in %.1fs%s", what, self.backoff.attempts, delay,
                             " (Retry-After)" if retry_after is not None else "")
                 await self.sleep(delay)

@@ -16,11 +16,13 @@ from datetime import UTC, datetime
 
 from domain_sync.alerts import raise_alert
 from domain_sync.config import Settings
+from domain_sync.context import StageContext
 from domain_sync.extract.graph_reader import DeltaLinkExpired, DeltaRound, read_delta
-from domain_sync.extract.staging import MEMBER_SCHEMA, ParquetSink, TenantPageWriter, object_schema
+from domain_sync.extract.staging import ParquetSink, TenantPageWriter
+from domain_sync.mapping import load_mapping
+from domain_sync.records import MEMBER_SCHEMA, object_schema
 from domain_sync.runs import RunFolder, locked, read_json, write_json_atomic
 from domain_sync.state import DELTA_LINK_WARN_AGE_DAYS, StateStore
-from domain_sync.transform.mapping import load_mapping
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +53,16 @@ def _make_hook(settings: Settings):
     return KiotaRequestAdapterHook(conn_id=settings.tenant_conn_id, timeout=settings.graph_timeout_seconds)
 
 
+def run_users(ctx: StageContext) -> dict:
+    return extract_resource(ctx.settings, ctx.run, "users", ctx.flag("full_resync")).to_json()
+
+
+def run_groups(ctx: StageContext) -> dict:
+    return extract_resource(ctx.settings, ctx.run, "groups", ctx.flag("full_resync")).to_json()
+
+
 def extract_resource(settings: Settings, run: RunFolder, resource: str, full_resync: bool,
                      hook_factory=_make_hook) -> ExtractResult:
-    if resource not in RESOURCES:
-        raise ValueError(f"unknown resource {resource!r}; expected one of {sorted(RESOURCES)}")
     mapping = load_mapping(settings.mapping_file)
     select = mapping.graph_select(RESOURCES[resource])
     state = StateStore(settings.state_dir)
@@ -89,7 +97,7 @@ def extract_resource(settings: Settings, run: RunFolder, resource: str, full_res
         received_at = datetime.now(UTC)
         round_, counts = _read_round(settings, run, resource, select, None, hook_factory)
     full = link is None or expired
-    links_file = run.file("extract", "delta_links.json")
+    links_file = run.delta_links
     with locked(links_file):
         links = read_json(links_file, {}) or {}
         links[resource] = {"link": round_.delta_link, "full_read": full, "received_at": received_at.isoformat(),
@@ -105,15 +113,15 @@ def extract_resource(settings: Settings, run: RunFolder, resource: str, full_res
 def _read_round(settings: Settings, run: RunFolder, resource: str, select: list[str], link: str | None,
                 hook_factory) -> tuple[DeltaRound, dict[str, int]]:
     """One round into fresh Parquet files; the files appear only when the round completed."""
-    objects = ParquetSink(run.file("extract", f"{resource}.parquet"), object_schema(select))
-    members = ParquetSink(run.file("extract", "members.parquet"), MEMBER_SCHEMA) if resource == "groups" else None
+    objects = ParquetSink(run.staged(resource), object_schema(select))
+    members = ParquetSink(run.staged("members"), MEMBER_SCHEMA) if resource == "groups" else None
     writer = TenantPageWriter(objects, members, select)
 
     async def go() -> DeltaRound:
         hook = hook_factory(settings)
         try:
             return await read_delta(hook, resource, select, link, writer.write, settings.tenant_conn_id,
-                                    settings.graph_retry_budget_seconds)
+                                    settings.graph_retry_budget_seconds, retry_attempts=settings.retry_attempts)
         finally:
             # Adapters are cached per conn id and bound to this event loop: close so that the next
             # asyncio.run() in this process builds a new one (DESIGN.md section 5).

@@ -8,37 +8,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from domain_sync.records import FIELDS, MEMBER_COLUMNS, REMOVED
-
-LIST_PROPERTIES = {"businessPhones", "proxyAddresses", "otherMails", "imAddresses", "groupTypes"}
-BOOL_PROPERTIES = {"accountEnabled", "securityEnabled", "mailEnabled", "onPremisesSyncEnabled"}
-NAVIGATION_PROPERTIES = {"manager", "members"}
-
-
-def object_schema(select: list[str]) -> pa.Schema:
-    fields = [pa.field("id", pa.string())]
-    for name in select:
-        if name == "id" or name in NAVIGATION_PROPERTIES:
-            continue
-        if name in LIST_PROPERTIES:
-            fields.append(pa.field(name, pa.list_(pa.string())))
-        elif name in BOOL_PROPERTIES:
-            fields.append(pa.field(name, pa.bool_()))
-        else:
-            fields.append(pa.field(name, pa.string()))
-    if "manager" in select:
-        fields.append(pa.field("manager_id", pa.string()))
-    fields += [pa.field(REMOVED, pa.string()), pa.field(FIELDS, pa.string())]
-    return pa.schema(fields)
-
-
-MEMBER_SCHEMA = pa.schema([
-    pa.field("group_id", pa.string()),
-    pa.field("member_id", pa.string()),
-    pa.field("member_type", pa.string()),
-    pa.field("removed", pa.bool_()),
-])
-assert [f.name for f in MEMBER_SCHEMA] == MEMBER_COLUMNS
+from domain_sync.records import BOOL_PROPERTIES, FIELDS, LIST_PROPERTIES, REMOVED
 
 
 class ParquetSink:

@@ -13,26 +13,19 @@ from typing import Any
 
 import pandas as pd
 
+from domain_sync.dn import child_dn, normalize_dn
 from domain_sync.domain import encode_anchor
+from domain_sync.naming import assign_account_names, assign_common_names
 from domain_sync.plan.observed import ObservedDomain, ObservedObject
 from domain_sync.records import (
     ATTR_PREFIX,
     GROUP,
-    OP_ADD_MEMBERS,
-    OP_CREATE,
-    OP_CREATE_CONTAINER,
-    OP_DELETE,
-    OP_DISABLE,
-    OP_MODIFY,
-    OP_ORDER,
-    OP_REMOVE_MEMBERS,
-    OP_RENAME,
     USER,
     Change,
     ChangeSet,
+    Op,
     is_missing,
 )
-from domain_sync.transform.naming import assign_account_names, assign_common_names, child_dn, normalize_dn
 
 # userAccountControl bits (MS-ADTS 2.2.16)
 UF_ACCOUNTDISABLE = 0x0002
@@ -117,7 +110,7 @@ def plan_changes(
     collisions: list[Collision] = []
     for dn in observed.missing_containers:
         ou = dn.split(",", 1)[0].split("=", 1)[1]
-        changes.append(Change(OP_CREATE_CONTAINER, "container", "", dn, values={
+        changes.append(Change(Op.CREATE_CONTAINER, "container", "", dn, values={
             "objectClass": ["organizationalUnit"], "ou": [ou]}))
 
     records = [r for frame in (inputs.users, inputs.groups) for r in frame.to_dict("records")]
@@ -180,24 +173,24 @@ def plan_changes(
         if obj.kind == USER and anchor in inputs.out_of_scope:
             uac = int(obj.first("userAccountControl") or UF_NORMAL_ACCOUNT)
             if not uac & UF_ACCOUNTDISABLE:
-                changes.append(Change(OP_DISABLE, obj.kind, anchor, obj.dn,
+                changes.append(Change(Op.DISABLE, obj.kind, anchor, obj.dn,
                                       values={"userAccountControl": [str(uac | UF_ACCOUNTDISABLE)]},
                                       reason="out of scope"))
             continue
-        changes.append(Change(OP_DELETE, obj.kind, anchor, obj.dn, reason="not in the tenant"))
+        changes.append(Change(Op.DELETE, obj.kind, anchor, obj.dn, reason="not in the tenant"))
 
     # A delete that frees a DN another object is renamed or created into goes first (an object still
     # holding the name would make that write fail with entryAlreadyExists); the others go last.
-    wanted = {normalize_dn(c.dn) for c in changes if c.op == OP_CREATE}
-    wanted |= {normalize_dn(c.new_dn) for c in changes if c.op == OP_RENAME and c.new_dn}
+    wanted = {normalize_dn(c.dn) for c in changes if c.op == Op.CREATE}
+    wanted |= {normalize_dn(c.new_dn) for c in changes if c.op == Op.RENAME and c.new_dn}
     for c in changes:
-        if c.op == OP_DELETE and normalize_dn(c.dn) in wanted:
+        if c.op == Op.DELETE and normalize_dn(c.dn) in wanted:
             c.reason = "not in the tenant; frees its name for another object"
 
     def order(c: Change) -> tuple[float, int]:
-        index: float = OP_ORDER.index(c.op)
-        if c.op == OP_DELETE and normalize_dn(c.dn) in wanted:
-            index = OP_ORDER.index(OP_RENAME) - 0.5
+        index: float = Op(c.op).order
+        if c.op == Op.DELETE and normalize_dn(c.dn) in wanted:
+            index = Op.RENAME.order - 0.5
         return index, 0 if c.kind == USER else 1
 
     changes.sort(key=order)
@@ -209,14 +202,14 @@ def plan_changes(
 def _break_rename_cycles(changes: list[Change]) -> list[Change]:
     """Objects that swap names (A -> B while B -> A, or longer cycles) cannot rename in any order: the
     first of each cycle moves to a temporary name, the others follow, then it takes its new name."""
-    by_source = {normalize_dn(c.dn): c for c in changes if c.op == OP_RENAME}
+    by_source = {normalize_dn(c.dn): c for c in changes if c.op == Op.RENAME}
     out: list[Change] = []
     handled: set[int] = set()
     for c in changes:
         if id(c) in handled:
             continue
         cycle = [c]
-        target = normalize_dn(c.new_dn) if c.op == OP_RENAME and c.new_dn else None
+        target = normalize_dn(c.new_dn) if c.op == Op.RENAME and c.new_dn else None
         while target in by_source and by_source[target] not in cycle:
             cycle.append(by_source[target])
             target = normalize_dn(cycle[-1].new_dn)
@@ -225,9 +218,9 @@ def _break_rename_cycles(changes: list[Change]) -> list[Change]:
             continue
         parent = c.dn.split(",", 1)[1]
         temporary = child_dn("CN", f"renaming {c.anchor}", parent)
-        out.append(Change(OP_RENAME, c.kind, c.anchor, c.dn, new_dn=temporary, reason="name swap, step 1"))
+        out.append(Change(Op.RENAME, c.kind, c.anchor, c.dn, new_dn=temporary, reason="name swap, step 1"))
         out.extend(reversed(cycle[1:]))
-        out.append(Change(OP_RENAME, c.kind, c.anchor, temporary, new_dn=c.new_dn, reason="name swap, step 2"))
+        out.append(Change(Op.RENAME, c.kind, c.anchor, temporary, new_dn=c.new_dn, reason="name swap, step 2"))
         handled.update(id(x) for x in cycle)
     return out
 
@@ -246,12 +239,12 @@ def _create(r, dn, cn, sam, values, anchor_attribute, set_initial_password) -> l
         attributes["groupType"] = [str(group_type(bool(r["security_enabled"])))]
     anchor_value = encode_anchor(anchor_attribute, anchor)
     attributes[anchor_attribute] = [anchor_value.hex() if isinstance(anchor_value, bytes) else anchor_value]
-    create = Change(OP_CREATE, kind, anchor, dn, values=attributes)
+    create = Change(Op.CREATE, kind, anchor, dn, values=attributes)
     if kind == USER and set_initial_password:
         create.reason = "initial password"
     out = [create]
     if values.get("manager"):
-        out.append(Change(OP_MODIFY, kind, anchor, dn, values={"manager": values["manager"]}, reason="manager"))
+        out.append(Change(Op.MODIFY, kind, anchor, dn, values={"manager": values["manager"]}, reason="manager"))
     return out
 
 
@@ -259,7 +252,7 @@ def _update(r, dn, obj: ObservedObject, values, after_renames: dict[str, str]) -
     kind, anchor = r["kind"], r["anchor"]
     out: list[Change] = []
     if normalize_dn(dn) != normalize_dn(obj.dn):
-        out.append(Change(OP_RENAME, kind, anchor, obj.dn, new_dn=dn))
+        out.append(Change(Op.RENAME, kind, anchor, obj.dn, new_dn=dn))
     diff = {}
     for name, desired in values.items():
         current = obj.attributes.get(name.lower(), [])
@@ -274,7 +267,7 @@ def _update(r, dn, obj: ObservedObject, values, after_renames: dict[str, str]) -
         if desired_uac != observed_uac:
             disable = bool(desired_uac & UF_ACCOUNTDISABLE) and not observed_uac & UF_ACCOUNTDISABLE
             if disable:
-                out.append(Change(OP_DISABLE, kind, anchor, dn, values={"userAccountControl": [str(desired_uac)]},
+                out.append(Change(Op.DISABLE, kind, anchor, dn, values={"userAccountControl": [str(desired_uac)]},
                                   reason="disabled in the tenant"))
             else:
                 diff["userAccountControl"] = [str(desired_uac)]
@@ -283,7 +276,7 @@ def _update(r, dn, obj: ObservedObject, values, after_renames: dict[str, str]) -
         if str(desired_type) != (obj.first("groupType") or ""):
             diff["groupType"] = [str(desired_type)]
     if diff:
-        out.append(Change(OP_MODIFY, kind, anchor, dn, values=diff))
+        out.append(Change(Op.MODIFY, kind, anchor, dn, values=diff))
     return out
 
 
@@ -306,7 +299,7 @@ def _membership_changes(members: pd.DataFrame, dns: dict[str, str], observed: Ob
         want = desired.get(group, set())
         add = sorted(dns[a] for a in want - have)
         remove = sorted(dns.get(a, observed.objects[a].dn) for a in have - want - held)
-        for op, items in ((OP_ADD_MEMBERS, add), (OP_REMOVE_MEMBERS, remove)):
+        for op, items in ((Op.ADD_MEMBERS, add), (Op.REMOVE_MEMBERS, remove)):
             for i in range(0, len(items), MEMBER_BATCH):
                 out.append(Change(op, GROUP, group, dn, members=items[i:i + MEMBER_BATCH]))
     return out

@@ -7,7 +7,7 @@ An operator approves one run explicitly (the DAG's `approve_deletions` param).
 
 from __future__ import annotations
 
-from domain_sync.records import KINDS, OP_DELETE, OP_DISABLE, ChangeSet
+from domain_sync.records import KINDS, ChangeSet, Op
 
 
 def deletion_guard(
@@ -20,7 +20,7 @@ def deletion_guard(
     """Reasons the plan must not run unapproved (empty: it may)."""
     reasons = []
     for kind in KINDS:
-        destructive = sum(1 for c in change_set.changes if c.kind == kind and c.op in (OP_DELETE, OP_DISABLE))
+        destructive = sum(1 for c in change_set.changes if c.kind == kind and c.op in (Op.DELETE, Op.DISABLE))
         total = synced_counts.get(kind, 0)
         if destructive > max_deletes:
             reasons.append(

@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from domain_sync.dn import normalize_dn
 from domain_sync.domain import decode_anchor, ldap_values
 from domain_sync.records import GROUP, USER
-from domain_sync.transform.naming import normalize_dn
 
 log = logging.getLogger(__name__)
 

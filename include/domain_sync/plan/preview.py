@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 from domain_sync.records import (
-    OP_ADD_MEMBERS,
-    OP_CREATE,
-    OP_CREATE_CONTAINER,
-    OP_DELETE,
-    OP_REMOVE_MEMBERS,
-    OP_RENAME,
     ChangeSet,
+    Op,
 )
 
 
@@ -24,17 +19,17 @@ def render_preview(change_set: ChangeSet, header: str = "") -> str:
         lines.append("")
         lines.append(f"# {c.op} {c.kind} {c.anchor}".rstrip() + (f" ({c.reason})" if c.reason else ""))
         lines.append(f"dn: {c.dn}")
-        if c.op in (OP_CREATE, OP_CREATE_CONTAINER):
+        if c.op in (Op.CREATE, Op.CREATE_CONTAINER):
             lines.append("changetype: add")
             for name, values in c.values.items():
                 lines += [f"{name}: {v}" for v in values]
-        elif c.op == OP_DELETE:
+        elif c.op == Op.DELETE:
             lines.append("changetype: delete")
-        elif c.op == OP_RENAME:
+        elif c.op == Op.RENAME:
             rdn, _, parent = c.new_dn.partition(",")
             lines += ["changetype: modrdn", f"newrdn: {rdn}", "deleteoldrdn: 1", f"newsuperior: {parent}"]
-        elif c.op in (OP_ADD_MEMBERS, OP_REMOVE_MEMBERS):
-            verb = "add" if c.op == OP_ADD_MEMBERS else "delete"
+        elif c.op in (Op.ADD_MEMBERS, Op.REMOVE_MEMBERS):
+            verb = "add" if c.op == Op.ADD_MEMBERS else "delete"
             lines += ["changetype: modify", f"{verb}: member"] + [f"member: {m}" for m in c.members] + ["-"]
         else:
             lines.append("changetype: modify")

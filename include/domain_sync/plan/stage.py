@@ -8,20 +8,22 @@ from dataclasses import asdict
 import pandas as pd
 
 from domain_sync.config import Settings, SettingsError
-from domain_sync.domain import DomainEndpoint, connect
+from domain_sync.context import StageContext
+from domain_sync.dn import normalize_dn
+from domain_sync.domain import connect
+from domain_sync.errors import PermanentError, StageInputMissing
+from domain_sync.mapping import load_mapping
 from domain_sync.plan.changeset import PlanInputs, plan_changes
 from domain_sync.plan.guards import deletion_guard
 from domain_sync.plan.observed import observe_domain
 from domain_sync.plan.preview import render_preview
 from domain_sync.records import GROUP, USER
-from domain_sync.runs import RunFolder, read_json, write_json_atomic
-from domain_sync.transform.mapping import load_mapping
-from domain_sync.transform.naming import normalize_dn
+from domain_sync.runs import read_json, write_json_atomic
 
 log = logging.getLogger(__name__)
 
 
-class PlanBlocked(RuntimeError):
+class PlanBlocked(PermanentError):
     """The plan exceeds the deletion guard; nothing was written. Approve the run to go on."""
 
 
@@ -41,17 +43,19 @@ def search_base_dn(settings: Settings, base_dn: str) -> str:
     return search_base
 
 
-def plan_run(settings: Settings, run: RunFolder, endpoint: DomainEndpoint, approve_deletions: bool = False) -> dict:
+def run(ctx: StageContext) -> dict:
+    settings, run, endpoint = ctx.settings, ctx.run, ctx.endpoint
+    approve_deletions = ctx.flag("approve_deletions")
     mapping = load_mapping(settings.mapping_file)
-    quarantine = read_json(run.file("validate", "quarantine.json"), None)
+    quarantine = read_json(run.quarantine, None)
     if quarantine is None:
-        raise RuntimeError(f"run {run.run_id}: no validation output; validate must run first")
+        raise StageInputMissing(f"run {run.run_id}: no validation output; validate must run first")
     inputs = PlanInputs(
-        users=pd.read_parquet(run.file("transform", "records_users.parquet")),
-        groups=pd.read_parquet(run.file("transform", "records_groups.parquet")),
-        members=pd.read_parquet(run.file("transform", "records_members.parquet")),
+        users=pd.read_parquet(run.records("users")),
+        groups=pd.read_parquet(run.records("groups")),
+        members=pd.read_parquet(run.records("members")),
         quarantined={q["anchor"] for q in quarantine if q.get("anchor")},
-        out_of_scope=set(read_json(run.file("transform", "users_out_of_scope.json"), []) or []),
+        out_of_scope=set((read_json(run.records_notes, {}) or {}).get("users_out_of_scope") or []),
     )
     conn = connect(endpoint, settings.ldap_timeout_seconds)
     try:
@@ -70,12 +74,11 @@ def plan_run(settings: Settings, run: RunFolder, endpoint: DomainEndpoint, appro
         change_set, synced, settings.max_deletes, settings.max_delete_share, settings.delete_share_min_objects
     )
     if collisions:
-        write_json_atomic(run.file("plan", "collisions.json"), [asdict(c) for c in collisions])
+        write_json_atomic(run.collisions, [asdict(c) for c in collisions])
         for c in collisions:
             log.warning("collision: %s", c.reason())
-    write_json_atomic(run.file("plan", "plan.json"), change_set.to_json() | {"approved": approve_deletions},
-                      compact=True)
-    run.file("plan", "plan.txt").write_text(
+    write_json_atomic(run.plan, change_set.to_json() | {"approved": approve_deletions}, compact=True)
+    run.plan_preview.write_text(
         render_preview(change_set, header=f"plan of run {run.run_id}"), encoding="utf-8")
     summary = {
         "counts": change_set.counts,
@@ -84,7 +87,7 @@ def plan_run(settings: Settings, run: RunFolder, endpoint: DomainEndpoint, appro
         "blocked_reasons": change_set.blocked_reasons,
         "approved": approve_deletions,
         "synced_in_domain": synced,
-        "plan_file": str(run.file("plan", "plan.txt")),
+        "plan_file": str(run.plan_preview),
     }
     log.info("plan: %d changes %s", len(change_set.changes), change_set.counts)
     if change_set.blocked_reasons and not approve_deletions:

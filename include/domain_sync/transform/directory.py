@@ -14,6 +14,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from domain_sync.columns import isin, objects
+from domain_sync.domain_schema import DEFAULT_SCHEMA, AttributeSchema, DomainSchema
+from domain_sync.mapping import FUNCTIONS, AttributeRule, Mapping
+from domain_sync.naming import account_name_bases, cn_bases
 from domain_sync.records import (
     GROUP,
     RECORD_BASE_COLUMNS,
@@ -23,11 +27,7 @@ from domain_sync.records import (
     USER,
     attr_column,
 )
-from domain_sync.transform.columns import isin, objects
-from domain_sync.transform.domain_schema import DEFAULT_SCHEMA, AttributeSchema, DomainSchema
-from domain_sync.transform.mapping import FUNCTIONS, AttributeRule, Mapping
-from domain_sync.transform.naming import account_name_bases, cn_bases
-from domain_sync.transform.values import Fix, fit_multi_series, fit_series
+from domain_sync.values import Fix, fit_multi_series, fit_series
 
 DONT_EXPIRE = "DisablePasswordExpiration"
 
@@ -170,11 +170,3 @@ def directory_records(users: pd.DataFrame, groups: pd.DataFrame, members: pd.Dat
     unknown = int((~isin(left_out["group_id"], tenant) | ~isin(left_out["member_id"], tenant)).sum())
     return Records(user_frame, group_frame, member_frame, {USER: user_fixes, GROUP: group_fixes},
                    {"unknown_object": unknown, "out_of_scope": len(left_out) - unknown})
-
-
-def to_directory_records(
-    users: pd.DataFrame, groups: pd.DataFrame, members: pd.DataFrame, mapping: Mapping,
-    schema: DomainSchema = DEFAULT_SCHEMA,
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    records = directory_records(users, groups, members, mapping, schema)
-    return records.users, records.groups, records.members

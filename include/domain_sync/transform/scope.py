@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from domain_sync.transform.columns import isin, objects
-from domain_sync.transform.mapping import MappingError
+from domain_sync.columns import isin, objects
+from domain_sync.mapping import MappingError
 
 # Snapshot columns the scope adds (records.py): whether an object is in scope, and for users whether
 # they have been synced (so that one that leaves scope is kept, disabled).

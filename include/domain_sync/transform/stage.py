@@ -10,12 +10,14 @@ from dataclasses import asdict
 import pandas as pd
 
 from domain_sync.config import Settings
+from domain_sync.context import StageContext
+from domain_sync.domain_schema import DEFAULT_SCHEMA, DomainSchema, read_domain_schema
+from domain_sync.errors import StageInputMissing
+from domain_sync.mapping import Mapping, check_against_schema, load_mapping
 from domain_sync.records import FIELDS, GROUP, MEMBER_COLUMNS, REMOVED, SNAPSHOT_MEMBER_COLUMNS, TENANT_STATE, USER
 from domain_sync.runs import RunFolder, read_json, write_json_atomic
 from domain_sync.state import StateStore
 from domain_sync.transform.directory import directory_records
-from domain_sync.transform.domain_schema import DEFAULT_SCHEMA, DomainSchema, read_domain_schema
-from domain_sync.transform.mapping import Mapping, check_against_schema, load_mapping
 from domain_sync.transform.scope import compute_scope, mark_scope
 from domain_sync.transform.tenant_state import merge_members, merge_objects
 
@@ -45,7 +47,7 @@ def target_schema(settings: Settings, mapping: Mapping, endpoint) -> DomainSchem
 
 def snapshot_columns(mapping: Mapping, kind: str) -> list[str]:
     """The snapshot columns the mapping's $select yields (as staged by extract)."""
-    from domain_sync.extract.staging import object_schema
+    from domain_sync.records import object_schema
 
     return [f.name for f in object_schema(mapping.graph_select(kind)) if f.name not in (REMOVED, FIELDS)]
 
@@ -61,33 +63,34 @@ def _keep_columns(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return out
 
 
-def transform_run(settings: Settings, run: RunFolder, endpoint=None) -> dict:
+def run(ctx: StageContext) -> dict:
+    settings, run = ctx.settings, ctx.run
     mapping = load_mapping(settings.mapping_file)
-    schema = target_schema(settings, mapping, endpoint)
+    schema = target_schema(settings, mapping, ctx.endpoint)
     check_against_schema(mapping, schema, settings.anchor_attribute)
     state = StateStore(settings.state_dir)
-    links = read_json(run.file("extract", "delta_links.json"), {}) or {}
+    links = read_json(run.delta_links, {}) or {}
     missing = [r for r in ("users", "groups") if r not in links]
     if missing:
-        raise RuntimeError(f"run {run.run_id}: no extract output for {', '.join(missing)}; extract must run first")
+        raise StageInputMissing(f"run {run.run_id}: no extract output for {', '.join(missing)}; extract must run first")
 
-    user_changes = pd.read_parquet(run.file("extract", "users.parquet"))
-    group_changes = pd.read_parquet(run.file("extract", "groups.parquet"))
-    member_changes = pd.read_parquet(run.file("extract", "members.parquet"))
+    user_changes = pd.read_parquet(run.staged("users"))
+    group_changes = pd.read_parquet(run.staged("groups"))
+    member_changes = pd.read_parquet(run.staged("members"))
     if member_changes.empty:
         member_changes = pd.DataFrame(columns=MEMBER_COLUMNS)
     without_id = {USER: int(user_changes["id"].isna().sum()), GROUP: int(group_changes["id"].isna().sum())}
 
     users_full = links["users"]["full_read"]
     groups_full = links["groups"]["full_read"]
-    previous_users = _read(state.snapshot_file("snapshot_users.parquet"))
-    previous_groups = _read(state.snapshot_file("snapshot_groups.parquet"))
+    previous_users = _read(state.snapshot("users"))
+    previous_groups = _read(state.snapshot("groups"))
     user_columns, group_columns = snapshot_columns(mapping, USER), snapshot_columns(mapping, GROUP)
 
     users, users_gone = merge_objects(previous_users, user_changes, full=users_full, soft_delete_keeps=True)
     groups, groups_gone = merge_objects(previous_groups, group_changes, full=groups_full, soft_delete_keeps=False)
     users, groups = _keep_columns(users, user_columns), _keep_columns(groups, group_columns)
-    previous_members = _read(state.snapshot_file("snapshot_members.parquet"))
+    previous_members = _read(state.snapshot("members"))
     if previous_members is None:
         previous_members = pd.DataFrame(columns=SNAPSHOT_MEMBER_COLUMNS)
     members = merge_members(previous_members, member_changes, full=groups_full,
@@ -95,20 +98,21 @@ def transform_run(settings: Settings, run: RunFolder, endpoint=None) -> dict:
 
     scope = compute_scope(users, groups, members, settings.scope_groups, previous_users, previous_groups)
     users, groups = mark_scope(users, groups, scope)
-    users.to_parquet(run.file("transform", "snapshot_users.parquet"), index=False)
-    groups.to_parquet(run.file("transform", "snapshot_groups.parquet"), index=False)
-    members.to_parquet(run.file("transform", "snapshot_members.parquet"), index=False)
+    users.to_parquet(run.snapshot("users"), index=False)
+    groups.to_parquet(run.snapshot("groups"), index=False)
+    members.to_parquet(run.snapshot("members"), index=False)
 
     records = directory_records(users, groups, members, mapping, schema)
-    records.users.to_parquet(run.file("transform", "records_users.parquet"), index=False)
-    records.groups.to_parquet(run.file("transform", "records_groups.parquet"), index=False)
-    records.members.to_parquet(run.file("transform", "records_members.parquet"), index=False)
+    records.users.to_parquet(run.records("users"), index=False)
+    records.groups.to_parquet(run.records("groups"), index=False)
+    records.members.to_parquet(run.records("members"), index=False)
     # Tenant users without records (out of scope, never synced as far as the state knows): if the
     # domain holds them anyway (state lost, a restored backup), the plan disables them, never deletes.
     tenant_only = sorted(set(users["id"].astype(str)) - set(records.users["anchor"].astype(str)))
-    write_json_atomic(run.file("transform", "users_out_of_scope.json"), tenant_only)
+    write_json_atomic(run.records_notes, {"users_out_of_scope": tenant_only,
+                                          "memberships_dropped": records.dropped_memberships})
     targets = set(mapping.targets(USER)) | set(mapping.targets(GROUP))
-    write_json_atomic(run.file("transform", "target_schema.json"), schema.to_json(targets))
+    write_json_atomic(run.target_schema, schema.to_json(targets))
     fixes = _write_fixes(run, records)
 
     summary = {
@@ -144,9 +148,9 @@ def _write_fixes(run: RunFolder, records) -> dict[str, dict[str, int]]:
         for f in fixes[: MAX_LISTED_FIXES - len(listed)]:
             listed.append({"anchor": anchors[f.row], "kind": kind} | {k: v for k, v in asdict(f).items() if k != "row"})
     total = sum(sum(c.values()) for c in counts.values())
-    write_json_atomic(run.file("transform", "value_fixes.json"), {"total": total, "listed": listed})
+    write_json_atomic(run.value_fixes, {"total": total, "listed": listed})
     if total:
         log.warning("%d values did not fit the domain's schema and were cut or dropped (no object quarantined): %s; "
-                    "see %s", total, counts, run.file("transform", "value_fixes.json"))
+                    "see %s", total, counts, run.value_fixes)
     return counts
 

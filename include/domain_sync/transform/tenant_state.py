@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from domain_sync.columns import isin, objects
 from domain_sync.records import (
     FIELDS,
     REMOVED,
@@ -27,7 +28,6 @@ from domain_sync.records import (
     STATE_SOFT_DELETED,
     TENANT_STATE,
 )
-from domain_sync.transform.columns import isin, objects
 
 
 def _present_matrix(changes: pd.DataFrame, columns: list[str]) -> dict[str, np.ndarray]:

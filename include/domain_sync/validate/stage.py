@@ -14,6 +14,7 @@ from dataclasses import asdict
 import pandas as pd
 
 from domain_sync.config import Settings
+from domain_sync.context import StageContext
 from domain_sync.records import GROUP, USER
 from domain_sync.runs import RunFolder, read_json, write_json_atomic
 from domain_sync.state import StateStore
@@ -32,8 +33,7 @@ from domain_sync.validate.suites import (
 
 log = logging.getLogger(__name__)
 
-KIND_FILES = {USER: ("users", "snapshot_users.parquet", "records_users.parquet"),
-              GROUP: ("groups", "snapshot_groups.parquet", "records_groups.parquet")}
+FRAMES = {USER: "users", GROUP: "groups"}
 
 
 def _unique_entries(outcomes: list[SuiteOutcome]) -> list[QuarantineEntry]:
@@ -51,11 +51,11 @@ def _unique_entries(outcomes: list[SuiteOutcome]) -> list[QuarantineEntry]:
 def full_read_problems(settings: Settings, run: RunFolder, current: dict[str, int]) -> tuple[list[str], dict]:
     """A full read far smaller than the committed snapshot is a broken read (a filter, a permission,
     a half-answered query), not the tenant: stop before the plan deletes the difference."""
-    links = read_json(run.file("extract", "delta_links.json"), {}) or {}
+    links = read_json(run.delta_links, {}) or {}
     state = StateStore(settings.state_dir)
     problems, counts = [], {}
-    for kind, (resource, snapshot_name, _) in KIND_FILES.items():
-        path = state.snapshot_file(snapshot_name)
+    for kind, resource in FRAMES.items():
+        path = state.snapshot(resource)
         previous = pd.read_parquet(path, columns=["id"]).shape[0] if path is not None else None
         full = bool((links.get(resource) or {}).get("full_read"))
         counts[kind] = {"full_read": full, "now": current[kind], "previous": previous}
@@ -70,15 +70,16 @@ def full_read_problems(settings: Settings, run: RunFolder, current: dict[str, in
     return problems, counts
 
 
-def validate_run(settings: Settings, run: RunFolder) -> dict:
+def run(ctx: StageContext) -> dict:
+    settings, run = ctx.settings, ctx.run
     validator = Validator()
-    staged = [validate_staged(validator, resource, pd.read_parquet(run.file("extract", f"{resource}.parquet")))
+    staged = [validate_staged(validator, resource, pd.read_parquet(run.staged(resource)))
               for resource in ("users", "groups", "members")]
-    target_schema = read_json(run.file("transform", "target_schema.json"), {}) or {}
+    target_schema = read_json(run.target_schema, {}) or {}
     tenant, records, frames = {}, {}, {}
-    for kind, (_, snapshot_name, records_name) in KIND_FILES.items():
-        frame = pd.read_parquet(run.file("transform", records_name))
-        snapshot = pd.read_parquet(run.file("transform", snapshot_name))
+    for kind, resource in FRAMES.items():
+        frame = pd.read_parquet(run.records(resource))
+        snapshot = pd.read_parquet(run.snapshot(resource))
         if "id" in snapshot.columns and "anchor" in frame.columns:
             snapshot = snapshot[snapshot["id"].isin(frame["anchor"])]
         tenant[kind] = validate_tenant(validator, kind, snapshot)
@@ -114,36 +115,35 @@ def validate_run(settings: Settings, run: RunFolder) -> dict:
     read_problems, read_counts = full_read_problems(settings, run, {k: len(frames[k]) for k in (USER, GROUP)})
     problems += read_problems
 
-    members = pd.read_parquet(run.file("transform", "records_members.parquet"))
+    members = pd.read_parquet(run.records("members"))
     all_quarantined = quarantined[USER] | quarantined[GROUP]
     to_quarantined = int((members["group_anchor"].isin(all_quarantined)
                           | members["member_anchor"].isin(all_quarantined)).sum())
-    transform_summary = (read_json(run.summary_file, {}) or {}).get("transform") or {}
-    memberships_dropped = {"to_quarantined_object": to_quarantined,
-                           **(transform_summary.get("memberships_dropped") or {})}
+    notes = read_json(run.records_notes, {}) or {}
+    memberships_dropped = {"to_quarantined_object": to_quarantined, **(notes.get("memberships_dropped") or {})}
 
     summary = {
         "checked": checked,
         "quarantined": {k: len(v) for k, v in quarantined.items()},
-        "quarantine_file": str(run.file("validate", "quarantine.json")),
-        "report_file": str(run.file("validate", "report.txt")),
+        "quarantine_file": str(run.quarantine),
+        "report_file": str(run.validation_report_text),
         "unidentified_staged_rows": sum(o.unidentified_rows for o in staged),
         "memberships_dropped": memberships_dropped,
         "counts": read_counts,
     }
-    write_json_atomic(run.file("validate", "quarantine.json"), [asdict(q) for q in quarantine])
-    write_json_atomic(run.file("validate", "report.json"), {
+    write_json_atomic(run.quarantine, [asdict(q) for q in quarantine])
+    write_json_atomic(run.validation_report, {
         "summary": summary, "problems": problems,
         "suites": {o.name: {"kind": o.kind, "checked": o.checked, "missing_columns": o.missing_columns,
                             "expectations": o.expectations, "result": o.report} for o in outcomes},
     })
-    run.file("validate", "report.txt").write_text(
+    run.validation_report_text.write_text(
         render_report(run.run_id, outcomes, quarantine, summary, problems), encoding="utf-8")
     for entry in quarantine[:50]:
         log.warning("quarantined %s %s: %s fails %s (%s)", entry.kind, entry.anchor, entry.attribute, entry.rule,
                     entry.value_shape)
     if problems:
         raise SystemicValidationError("validation stopped the run before any write: " + " | ".join(problems)
-                                      + f" (report: {run.file('validate', 'report.txt')})")
+                                      + f" (report: {run.validation_report_text})")
     log.info("validate: %s", summary)
     return summary

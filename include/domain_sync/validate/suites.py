@@ -22,10 +22,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from domain_sync.columns import objects, text_lengths
+from domain_sync.errors import PermanentError
+from domain_sync.naming import SAM_FORBIDDEN, SAM_MAX, assign_common_names, utf16_length
 from domain_sync.records import FIELDS, GROUP, MEMBER_COLUMNS, REMOVED, USER, attr_column
-from domain_sync.transform.columns import objects, text_lengths
-from domain_sync.transform.naming import SAM_FORBIDDEN, SAM_MAX, assign_common_names, utf16_length
-from domain_sync.transform.values import value_shape
+from domain_sync.values import value_shape
 
 __all__ = ["value_shape", "SystemicValidationError", "QuarantineEntry", "SuiteOutcome", "Validator"]
 
@@ -50,7 +51,7 @@ REQUIRED_COLUMNS = {
 TENANT_REQUIRED = {USER: ["id", "userPrincipalName"], GROUP: ["id"]}
 
 
-class SystemicValidationError(RuntimeError):
+class SystemicValidationError(PermanentError):
     """The data set as a whole is unusable; nothing is loaded."""
 
 
@@ -78,10 +79,6 @@ class SuiteOutcome:
     failed_without_rows: list[str] = field(default_factory=list)
     expectations: list[dict[str, Any]] = field(default_factory=list)
     report: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def quarantined_anchors(self) -> set[str]:
-        return {q.anchor for q in self.quarantine if q.anchor}
 
 
 def _gx_environment() -> None:
@@ -265,7 +262,7 @@ def over_limit(frame: pd.DataFrame, limits: dict[str, int]) -> np.ndarray:
 
 def length_limits(target_schema: dict[str, Any], columns: list[str]) -> dict[str, int]:
     """attr: columns of single-valued string targets with a rangeUpper, from transform/target_schema.json."""
-    from domain_sync.transform.domain_schema import STRING_SYNTAXES
+    from domain_sync.domain_schema import STRING_SYNTAXES
 
     limits = {}
     for facts in (target_schema or {}).get("attributes", {}).values():

@@ -1,0 +1,49 @@
+"""The Airflow side of the stages, so that DAG files only wire: one task factory and the defaults
+every sync task shares (retry rule, failure alert)."""
+
+from __future__ import annotations
+
+import os
+
+import pendulum
+from airflow.sdk import Asset, AssetAlias, task
+
+# Airflow pool of the apply task, capping writers to the domain across runs and DAGs; it must exist
+# (`airflow pools set NAME SLOTS DESCRIPTION`): the scheduler never runs a task whose pool is missing.
+# Unset: Airflow's default pool.
+APPLY_POOL = os.environ.get("DOMAIN_SYNC_APPLY_POOL") or "default_pool"
+TENANT = Asset(name="entra_tenant_directory", uri="x-msgraph://tenant/directory")
+DOMAIN = Asset(name="ad_domain_synced_objects", uri="x-ldap://domain/synced-objects")
+
+
+def default_args() -> dict:
+    from domain_sync.notifiers import TaskFailureAlert
+    from domain_sync.pipeline import retry_policy
+
+    return {
+        "owner": "identity-ops",
+        "retries": 2,
+        "retry_delay": pendulum.duration(seconds=30),
+        "retry_exponential_backoff": 2.0,
+        "retry_policy": retry_policy(),
+        "on_failure_callback": [TaskFailureAlert()],
+    }
+
+
+def stage_task(name: str, writes: Asset | None = None, **task_kwargs):
+    """The task that runs stage `name` (domain_sync.pipeline.STAGES). `writes`: the asset the stage
+    changes; an event is recorded for it only when the stage wrote (never for a dry run)."""
+    alias = AssetAlias(f"{name}_writes") if writes is not None else None
+    if alias is not None:
+        task_kwargs["outlets"] = [*task_kwargs.get("outlets", []), alias]
+
+    @task(task_id=name, **task_kwargs)
+    def run(params=None, run_id=None, outlet_events=None) -> dict:
+        from domain_sync.pipeline import run_stage
+
+        result = run_stage(name, run_id, params)
+        if alias is not None and not result.get("dry_run"):
+            outlet_events[alias].add(writes, extra={"run_id": run_id, "writes": result.get("total_writes", 0)})
+        return result
+
+    return run()

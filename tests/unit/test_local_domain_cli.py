@@ -1,0 +1,101 @@
+"""The local domain's constants and command line (no Samba needed)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import local_domain
+from local_domain import LocalDomainError
+from local_domain.__main__ import STOPPED, build_parser, main
+
+
+def test_names_are_defined_once_and_agree():
+    assert local_domain.REALM == "CORP.EXAMPLE.TEST"
+    assert local_domain.SERVER_NAME == "dc1.corp.example.test"
+    assert local_domain.BASE_DN == "DC=corp,DC=example,DC=test"
+    assert local_domain.BIND_DN == "CN=Administrator,CN=Users,DC=corp,DC=example,DC=test"
+    assert len(local_domain.HOST_NAME) <= 15 and local_domain.HOST_NAME.upper() != local_domain.NETBIOS_DOMAIN
+    assert (local_domain.LDAP_PORT, local_domain.LDAPS_PORT) == (389, 636)
+
+
+@pytest.mark.parametrize("command", local_domain.COMMANDS)
+def test_every_command_parses(command):
+    args = build_parser().parse_args([command, "some/dir", "--address", "127.0.0.2"])
+    assert (args.command, args.dir, args.address) == (command, "some/dir", "127.0.0.2")
+
+
+def test_address_is_optional_and_may_come_first():
+    assert build_parser().parse_args(["start", "d"]).address is None
+    assert build_parser().parse_args(["--address=0.0.0.0", "provision", "d"]).address == "0.0.0.0"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [[], ["start"], ["restart", "d"], ["start", "d", "e"], ["provision", "d", "--address", "localhost"],
+     ["provision", "d", "--address", "127.0.0.256"], ["provision", "d", "--address"]],
+)
+def test_bad_arguments_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert "usage: local-domain" in capsys.readouterr().err
+
+
+def test_status_of_a_missing_folder_is_stopped(tmp_path, capsys):
+    assert main(["status", str(tmp_path / "nothing")]) == STOPPED
+    out = capsys.readouterr()
+    assert out.out == "stopped\n"
+    assert "is not provisioned" in out.err
+
+
+def test_connection_of_a_missing_folder_fails_with_a_message(tmp_path, capsys):
+    assert main(["connection", str(tmp_path)]) == 1
+    assert "local-domain: error:" in capsys.readouterr().err
+
+
+def test_connection_facts_name_the_password_file_or_the_password(tmp_path):
+    folder = local_domain.DomainFolder(tmp_path)
+    folder.password_file.write_text("Secret-1a")
+    facts = local_domain.connection_facts(folder, "127.0.0.2", with_password=False)
+    assert facts["password_file"] == str(folder.password_file) and "password" not in facts
+    conn = json.loads(local_domain.connection_json(local_domain.connection_facts(folder, "127.0.0.2", with_password=True)))
+    assert conn["password"] == "Secret-1a"
+    assert conn["extra"] == {
+        "base_dn": local_domain.BASE_DN,
+        "ca_file": str(tmp_path / "private" / "tls" / "ca.pem"),
+        "tls_server_name": local_domain.SERVER_NAME,
+        "realm": local_domain.REALM,
+    }
+
+
+def test_smb_conf_gets_the_settings_provision_drops():
+    text = "[global]\n\tserver services = s3fs, rpc\n\tinterfaces = 127.0.0.2\n\n[netlogon]\n\tpath = x\n"
+    changed = local_domain.add_global_settings(text)
+    assert "s3fs" not in changed
+    assert changed.startswith("[global]\n\tserver services = ldap, cldap, kdc\n\tldap server require strong auth = no\n")
+    with pytest.raises(LocalDomainError):
+        local_domain.add_global_settings("[netlogon]\n")
+
+
+def test_recorded_address(tmp_path):
+    folder = local_domain.DomainFolder(tmp_path)
+    folder.smb_conf.parent.mkdir()
+    folder.smb_conf.write_text("[global]\n\tinterfaces = 127.0.0.5\n")
+    assert folder.recorded_address() == "127.0.0.5"
+    folder.smb_conf.write_text("[global]\n\tnetbios name = DC1\n")
+    assert folder.recorded_address() == "0.0.0.0"
+    assert local_domain.connect_address("0.0.0.0") == "127.0.0.1"
+
+
+def test_krb5_conf_names_the_kdc_by_address():
+    text = local_domain.krb5_conf_text("127.0.0.2")
+    assert "default_realm = CORP.EXAMPLE.TEST" in text
+    assert "kdc = 127.0.0.2" in text and "dns_lookup_kdc = false" in text
+
+
+def test_generated_passwords_meet_the_complexity_rules():
+    password = local_domain.new_admin_password()
+    assert any(c.isupper() for c in password) and any(c.islower() for c in password)
+    assert any(c.isdigit() for c in password) and "-" in password and len(password) >= 20
