@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Install what the project needs to run and test here, skipping what is already in place:
-#   - Debian packages for the local Samba AD DC (samba, samba-ad-dc, winbind, krb5-user, ldap-utils),
-#     iproute2 (loopback addresses for test DCs) and openssl; their services are not started;
-#   - python3-venv when `python3 -m venv` cannot work;
+#   - Debian packages for the local Samba AD DC (samba, samba-ad-dc, samba-ad-provision, winbind,
+#     krb5-user, ldap-utils), iproute2 (loopback addresses for test DCs), openssl and ca-certificates;
+#     their services are not started; afterwards a check that the files provisioning and the tests use
+#     are there (a package list that installs can still lack them: --no-install-recommends skips
+#     Recommends such as samba-ad-provision, the schema files provisioning reads);
+#   - Python 3.11 or newer: Debian's python3 (3.11 on Debian 12) when there is none, and python3-venv
+#     when `python3 -m venv` cannot work;
 #   - the virtualenv .venv from requirements.txt with constraints.txt (plus requirements-dev.txt with
 #     --dev), reinstalled only when those files change (hash stamp in .venv/.bootstrap-stamp).
 #
@@ -21,50 +25,51 @@ for arg in "$@"; do
     esac
 done
 
-say() { echo "bootstrap: $*"; }
-die() { echo "bootstrap: error: $*" >&2; exit 1; }
+SCRIPT_NAME=bootstrap
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
 
-DEBIAN_PACKAGES=(samba samba-ad-dc winbind krb5-user ldap-utils iproute2 openssl ca-certificates)
+DEBIAN_PACKAGES=(samba samba-ad-dc samba-ad-provision winbind krb5-user ldap-utils iproute2 openssl ca-certificates)
 
-as_root() {
-    if [[ $(id -u) -eq 0 ]]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo "$@"
-    else
-        die "need root (or sudo) to run: $*"
-    fi
-}
+# What the local domain and the tests use, each with the package that brings it.
+REQUIRED_COMMANDS=(
+    samba:samba
+    samba-tool:samba-common-bin
+    kinit:krb5-user
+    ldapsearch:ldap-utils
+    ip:iproute2
+    openssl:openssl
+)
+REQUIRED_FILES=(
+    /usr/share/samba/setup/provision.ldif:samba-ad-provision
+    /usr/share/samba/setup/ad-schema/AD_DS_Attributes__Windows_Server_2012_R2.ldf:samba-ad-provision
+    /usr/share/samba/setup/ad-schema/AD_DS_Classes__Windows_Server_2012_R2.ldf:samba-ad-provision
+    /etc/ssl/certs/ca-certificates.crt:ca-certificates
+)
 
-package_installed() {
-    [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true) == "install ok installed" ]]
-}
-
-APT_UPDATED=0
-apt_install() {
-    command -v apt-get >/dev/null 2>&1 || die "apt-get not found: install these packages by hand: $*"
-    export DEBIAN_FRONTEND=noninteractive
-    if [[ $APT_UPDATED -eq 0 ]]; then
-        say "apt-get update"
-        as_root apt-get update -qq
-        APT_UPDATED=1
+check_installation() {
+    local entry name package problems=()
+    for entry in "${REQUIRED_COMMANDS[@]}"; do
+        name=${entry%%:*} package=${entry#*:}
+        # samba lives in /usr/sbin, which a non-root PATH may lack.
+        PATH=$PATH:/usr/sbin:/sbin command -v "$name" >/dev/null 2>&1 \
+            || problems+=("command $name (package $package)")
+    done
+    for entry in "${REQUIRED_FILES[@]}"; do
+        name=${entry%%:*} package=${entry#*:}
+        [[ -f $name ]] || problems+=("file $name (package $package)")
+    done
+    if ! compgen -G '/usr/share/samba/setup/ad-schema/*.ldf' >/dev/null; then
+        problems+=("schema files /usr/share/samba/setup/ad-schema/*.ldf (package samba-ad-provision)")
     fi
-    # Keep the packages' services (smbd, nmbd, winbind, samba-ad-dc, postgresql, ...) from being started
-    # by their maintainer scripts: policy-rc.d answering 101 forbids invoke-rc.d to start anything.
-    local policy=/usr/sbin/policy-rc.d created_policy=0
-    if [[ ! -e $policy ]]; then
-        printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
-        as_root chmod 0755 "$policy"
-        created_policy=1
+    if [[ ${#problems[@]} -gt 0 ]]; then
+        local problem
+        for problem in "${problems[@]}"; do
+            echo "bootstrap: missing after installing: $problem" >&2
+        done
+        die "the installed packages are not enough for the local domain; reinstall the packages named above" \
+            "(apt-get install --reinstall PACKAGE) and check that dpkg does not exclude their paths (/etc/dpkg/dpkg.cfg.d/)"
     fi
-    say "apt-get install $*"
-    local status=0
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@" || status=$?
-    if [[ $created_policy -eq 1 ]]; then
-        as_root rm -f "$policy"
-    fi
-    [[ $status -eq 0 ]] || die "apt-get install $* failed"
 }
 
 # ---------------------------------------------------------------- Debian packages
@@ -77,6 +82,7 @@ if [[ ${#missing[@]} -gt 0 ]]; then
 else
     say "Debian packages present: ${DEBIAN_PACKAGES[*]}"
 fi
+check_installation
 
 # ---------------------------------------------------------------- Python
 PYTHON=""

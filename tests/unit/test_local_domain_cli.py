@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
@@ -99,3 +100,33 @@ def test_generated_passwords_meet_the_complexity_rules():
     password = local_domain.new_admin_password()
     assert any(c.isupper() for c in password) and any(c.islower() for c in password)
     assert any(c.isdigit() for c in password) and "-" in password and len(password) >= 20
+
+
+def test_postgres_start_up_starts_every_cluster_then_waits(tmp_path, monkeypatch):
+    from local_domain import postgres
+
+    (tmp_path / "15").mkdir()
+    monkeypatch.setattr(postgres, "CONF_ROOT", tmp_path)
+    answers = iter([False, False])
+    monkeypatch.setattr(postgres, "ready", lambda: next(answers, True))
+    calls = []
+
+    def fake_run(args, **kwargs):
+        calls.append(args)
+        return subprocess.CompletedProcess(args, 0, "", "")
+
+    monkeypatch.setattr(postgres.subprocess, "run", fake_run)
+    postgres.ensure_running(timeout=5)
+    assert [args[-4:] for args in calls] == [["--skip-systemctl-redirect", "15", "main", "start"]]
+    assert postgres.installed()
+
+
+def test_postgres_start_up_says_when_it_is_not_installed(tmp_path, monkeypatch):
+    from local_domain import postgres
+
+    monkeypatch.setattr(postgres, "CONF_ROOT", tmp_path / "none")
+    monkeypatch.setattr(postgres, "ready", lambda: False)
+    assert not postgres.installed()
+    with pytest.raises(postgres.PostgresError, match="not installed"):
+        postgres.ensure_running(timeout=1)
+    assert postgres.main(["installed"]) == 1
