@@ -118,4 +118,16 @@ def test_memberships_to_objects_outside_the_tenant_are_counted():
     marked_users, marked_groups = mark_scope(USERS, GROUPS, scope)
     extra = pd.concat([MEMBERS, members(("g1", "device-1"))], ignore_index=True)
     records = directory_records(marked_users, marked_groups, extra, MAPPING)
-    assert records.dropped_memberships == {"unknown_object": 1, "out_of_scope": 0}
+    assert records.dropped_memberships == {"unknown_object": 1, "out_of_scope": 0, "not_user_or_group": 0}
+
+
+def test_devices_service_principals_and_contacts_are_counted_never_members():
+    scope = compute_scope(USERS, GROUPS, MEMBERS, "")
+    marked_users, marked_groups = mark_scope(USERS, GROUPS, scope)
+    others = pd.DataFrame([("g1", "u1", t) for t in ("device", "servicePrincipal", "orgContact")],
+                          columns=["group_id", "member_id", "member_type"])
+    extra = pd.concat([MEMBERS, others], ignore_index=True)
+    records = directory_records(marked_users, marked_groups, extra, MAPPING)
+    base = directory_records(marked_users, marked_groups, MEMBERS, MAPPING)
+    assert records.dropped_memberships["not_user_or_group"] == 3
+    assert len(records.members) == len(base.members)

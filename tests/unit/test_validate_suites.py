@@ -144,7 +144,8 @@ def test_memberships_to_quarantined_objects_are_counted(settings):
                                                        (group["id"], "device-not-a-user")])
     transform_run(settings, run)
     summary = validate_run(settings, run)
-    assert summary["memberships_dropped"] == {"to_quarantined_object": 1, "unknown_object": 1, "out_of_scope": 0}
+    assert summary["memberships_dropped"] == {"to_quarantined_object": 1, "unknown_object": 1, "out_of_scope": 0,
+                                            "not_user_or_group": 0}
     assert "1 to quarantined object" in run.validation_report_text.read_text()
 
 

@@ -55,7 +55,23 @@ def _scalar(name: str, value: Any) -> Any:
 
 
 def member_type(odata_type: str | None) -> str:
-    return "group" if odata_type and odata_type.lower().endswith("group") else "user"
+    """Graph's member type as it is ("#microsoft.graph.device" -> "device"): users and groups become
+    members in the domain; devices, service principals and org contacts are counted, never written."""
+    name = (odata_type or "").rsplit(".", 1)[-1]
+    return name or "user"
+
+
+def manager_change(item: dict[str, Any]) -> tuple[bool, str | None]:
+    """(carried, manager id) of a Graph user: `manager@delta` as the users delta sends it (a list of
+    {"@odata.type", "id"}, "@removed" on an entry when the manager was cleared), or `manager` as
+    $expand gives it (an object, or null)."""
+    if "manager@delta" in item:
+        current = [e for e in item.get("manager@delta") or [] if isinstance(e, dict) and "@removed" not in e]
+        return True, (current[-1].get("id") if current else None)
+    if "manager" in item:
+        manager = item["manager"]
+        return True, (manager.get("id") if isinstance(manager, dict) else manager)
+    return False, None
 
 
 class TenantPageWriter:
@@ -79,9 +95,9 @@ class TenantPageWriter:
                 present = [name for name in self.columns if name in item]
                 for name in present:
                     row[name] = _scalar(name, item[name])
-                if self.with_manager and "manager" in item:
-                    manager = item["manager"]
-                    row["manager_id"] = manager.get("id") if isinstance(manager, dict) else manager
+                carried, manager_id = manager_change(item) if self.with_manager else (False, None)
+                if carried:
+                    row["manager_id"] = manager_id
                     present.append("manager_id")
                 row[FIELDS] = ",".join(present)
             self.objects.add(row)

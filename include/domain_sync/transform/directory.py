@@ -142,6 +142,10 @@ def group_records(groups: pd.DataFrame, mapping: Mapping, schema: DomainSchema =
     return _frame(record, mapping, GROUP)
 
 
+# Graph member types that become members in the domain (devices, service principals, org contacts do not).
+PRINCIPAL_MEMBER_TYPES = {"user", "group"}
+
+
 def member_records(members: pd.DataFrame, known_anchors: set[str]) -> pd.DataFrame:
     """Memberships whose both ends are synced objects; the others cannot be written as DNs."""
     frame = members.rename(columns={"group_id": "group_anchor", "member_id": "member_anchor"})
@@ -164,9 +168,14 @@ def directory_records(users: pd.DataFrame, groups: pd.DataFrame, members: pd.Dat
     user_frame = user_records(_synced(users, "synced"), mapping, schema, user_fixes)
     group_frame = group_records(_synced(groups, "in_scope"), mapping, schema, group_fixes)
     anchors = set(user_frame["anchor"]) | set(group_frame["anchor"])
+    principal = (isin(members["member_type"], PRINCIPAL_MEMBER_TYPES) if "member_type" in members.columns
+                 else np.ones(len(members), dtype=bool))
+    not_principals = int((~principal).sum())
+    members = members[principal]
     member_frame = member_records(members, anchors)
     tenant = set(objects(users["id"])) | set(objects(groups["id"]))
     left_out = members[~(isin(members["group_id"], anchors) & isin(members["member_id"], anchors))]
     unknown = int((~isin(left_out["group_id"], tenant) | ~isin(left_out["member_id"], tenant)).sum())
     return Records(user_frame, group_frame, member_frame, {USER: user_fixes, GROUP: group_fixes},
-                   {"unknown_object": unknown, "out_of_scope": len(left_out) - unknown})
+                   {"unknown_object": unknown, "out_of_scope": len(left_out) - unknown,
+                    "not_user_or_group": not_principals})
