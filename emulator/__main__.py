@@ -100,7 +100,7 @@ def _connection(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace) -> int:
     from .generate import write_tenant
 
-    write_tenant(args.out, users=args.users, groups=args.groups, seed=args.seed, domain=args.domain)
+    write_tenant(args.out, users=args.users, groups=args.groups, seed=args.seed, domain=args.domain, hostile=args.hostile)
     return 0
 
 
@@ -136,7 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--users", type=int, required=True)
     gen.add_argument("--groups", type=int, required=True)
     gen.add_argument("--seed", type=int, default=2026)
-    gen.add_argument("--domain", default=None, help="tenant domain (default corp.example.test)")
+    gen.add_argument("--domain", default=None,
+                     help="UPN suffix: the tenant domain, and in hostile mode the domain's DNS name (default corp.example.test)")
+    gen.add_argument("--hostile", action="store_true",
+                     help="names and shapes that break naive directory code (Unicode, DN/LDAP/sAMAccountName specials, "
+                          "duplicates, implied-UPN collisions, nesting, non-user members, soft-deleted users)")
     gen.add_argument("--out", required=True)
     gen.set_defaults(func=_generate)
 

@@ -152,5 +152,9 @@ class EmulatorAdmin:
         """The current tenant in the tenant file's shape."""
         return self.request("GET", "/export")
 
+    def deleted_items(self) -> dict[str, list[dict[str, Any]]]:
+        """The soft-deleted (restorable) objects: {"users": [...], "groups": [...], "devices": [...], ...}."""
+        return self.request("GET", "/deletedItems")
+
     def health(self) -> dict[str, Any]:
         return self.request("GET", "/health")

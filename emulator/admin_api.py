@@ -87,6 +87,8 @@ class AdminApi:
             return ok(200, doc)
         if seg == ["export"] and method == "GET":
             return ok(200, em.tenant.export())
+        if seg == ["deletedItems"] and method == "GET":
+            return ok(200, em.tenant.deleted_items())
         if seg and seg[0] in OBJECT_KINDS:
             return self._objects(request, seg, need_body)
         raise GraphError(404, "Request_ResourceNotFound", f"No admin resource at {path}.")

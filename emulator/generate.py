@@ -17,6 +17,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from .tenant import MEMBER_ONLY_KINDS
+
 DEFAULT_DOMAIN = "corp.example.test"
 ALIAS_DOMAIN = "corpexample.onmicrosoft.com"
 USER_TYPE = "#microsoft.graph.user"
@@ -421,11 +423,21 @@ def _groups(
     return groups
 
 
-def generate_tenant(users: int, groups: int, seed: int = 2026, domain: str | None = None) -> dict[str, Any]:
-    """A tenant document: {"tenant": {...}, "users": [...], "groups": [...]}."""
+def generate_tenant(
+    users: int, groups: int, seed: int = 2026, domain: str | None = None, hostile: bool = False
+) -> dict[str, Any]:
+    """A tenant document: {"tenant": {...}, "users": [...], "groups": [...]}.
+
+    hostile: names and shapes that break naive directory code instead of realistic ones (see
+    emulator.hostile); the document then also has "devices", "servicePrincipals" and "contacts".
+    """
     if users < 0 or groups < 0:
         raise ValueError("users and groups must not be negative")
     domain = domain or DEFAULT_DOMAIN
+    if hostile:
+        from .hostile import hostile_tenant
+
+        return hostile_tenant(users, groups, seed=seed, domain=domain)
     rng = random.Random(seed)
     tenant = {"id": _uuid(rng), "client_id": _uuid(rng), "domain": domain, "displayName": "Contoso"}
     used_nicks = _Nicknames()
@@ -441,20 +453,26 @@ def dumps_tenant(doc: dict[str, Any]) -> str:
         return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
     parts = ['{"tenant":' + one(doc.get("tenant", {})) + ",\n"]
-    for key in ("users", "groups"):
+    keys = ["users", *(k for k in MEMBER_ONLY_KINDS if k in doc), "groups"]
+    for key in keys:
         items = doc.get(key, [])
         parts.append(f'"{key}":[\n')
         parts.append(",\n".join(one(item) for item in items))
-        parts.append("\n]" + (",\n" if key == "users" else "}\n"))
+        parts.append("\n]" + ("}\n" if key == "groups" else ",\n"))
     return "".join(parts)
 
 
 def write_tenant(
-    path: str | os.PathLike, users: int, groups: int, seed: int = 2026, domain: str | None = None
+    path: str | os.PathLike,
+    users: int,
+    groups: int,
+    seed: int = 2026,
+    domain: str | None = None,
+    hostile: bool = False,
 ) -> Path:
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    text = dumps_tenant(generate_tenant(users, groups, seed=seed, domain=domain))
+    text = dumps_tenant(generate_tenant(users, groups, seed=seed, domain=domain, hostile=hostile))
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, out)

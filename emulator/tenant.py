@@ -40,6 +40,7 @@ CONTACTS = "contacts"  # organizational contacts (orgContact)
 KINDS = (USERS, GROUPS)  # what the Graph API serves: users and groups, their delta queries and members
 # every kind of directory object the store holds; all of them can be members of groups
 OBJECT_KINDS = (USERS, GROUPS, DEVICES, SERVICE_PRINCIPALS, CONTACTS)
+MEMBER_ONLY_KINDS = (DEVICES, SERVICE_PRINCIPALS, CONTACTS)  # kinds that are only ever members
 ODATA_TYPE = {
     USERS: "#microsoft.graph.user",
     GROUPS: "#microsoft.graph.group",
@@ -213,6 +214,7 @@ class Tenant:
     def load(self, doc: dict, copy: bool = True) -> None:
         """Load a tenant document: {"tenant": {...}?, "users": [...], "groups": [...]}, and optionally
         "devices", "servicePrincipals" and "contacts" (organizational contacts), which can be members.
+        An object with a "deletedDateTime" is loaded soft-deleted.
 
         With copy=False the document's objects are taken over (and the groups' "members" removed).
         """
@@ -241,6 +243,12 @@ class Tenant:
                     mid, mkind = self._member_ref(member, group_ids)
                     if mid != gid:
                         self._attach(gid, mid, mkind)
+            # Objects the document names as deleted (Graph's deletedDateTime) are soft-deleted ones: restorable,
+            # absent from full rounds, their memberships parked until a restore.
+            for kind in OBJECT_KINDS:
+                for oid, entry in list(self._logs[kind].latest.items()):
+                    if entry.status == PRESENT and entry.data.get("deletedDateTime"):
+                        self.delete(kind, oid)
 
     def _member_ref(self, member: Any, group_ids: set[str] | None = None) -> tuple[str, str]:
         if isinstance(member, str):
@@ -688,6 +696,14 @@ class Tenant:
             self._present(GROUPS, gid)
             return [{"@odata.type": ODATA_TYPE[k], "id": mid} for mid, (k, _o) in self._members[gid].items()]
 
+    def deleted_items(self) -> dict[str, list[dict]]:
+        """The soft-deleted (restorable) objects of every kind, as Graph's directory/deletedItems lists them."""
+        with self._lock:
+            return {
+                kind: [dict(e.data) for e in self._logs[kind].latest.values() if e.status == SOFT_DELETED]
+                for kind in OBJECT_KINDS
+            }
+
     def status(self, kind: str, oid: str) -> str | None:
         """present, softDeleted, deleted, or None for an unknown id."""
         with self._lock:
@@ -728,7 +744,7 @@ class Tenant:
             if self.info:
                 doc["tenant"] = dict(self.info)
             doc["users"] = [dict(e.data) for e in self._logs[USERS].latest.values() if e.status == PRESENT]
-            for kind in (DEVICES, SERVICE_PRINCIPALS, CONTACTS):
+            for kind in MEMBER_ONLY_KINDS:
                 objects = [dict(e.data) for e in self._logs[kind].latest.values() if e.status == PRESENT]
                 if objects:
                     doc[kind] = objects
@@ -814,12 +830,15 @@ class Tenant:
                 raise _not_found(kind, oid)
             if kind == USERS:
                 self._check_upn(entry.data.get("userPrincipalName"), oid)
-            self._append(kind, oid, PRESENT, entry.data, None)
+            data = entry.data
+            if data.get("deletedDateTime"):
+                data = {**data, "deletedDateTime": None}
+            self._append(kind, oid, PRESENT, data, None)
             for gid in self._parked_memberships.pop(oid, []):
                 group = self._logs[GROUPS].latest.get(gid)
                 if group is not None and group.status == PRESENT and oid not in self._members[gid]:
                     self._record_member(gid, oid, kind, True)
-            return dict(entry.data)
+            return dict(data)
 
     def add_member(self, gid: str, member_id: str, odata_type: str | None = None) -> dict:
         with self._lock:
