@@ -2,22 +2,38 @@
 
 TLS: LDAPS (or StartTLS) with certificate validation against the connection's CA file; a
 self-signed DC certificate without an IP SAN (Samba's) is validated for `tls_server_name`.
+
+Referrals: never followed. ldap3 would follow one to any host, binding there with the service
+account's credentials (in clear text for an ldap:// referral); `connect` switches that off, and
+`check_referrals` turns a referral the domain answers into a `DomainReferral` (a configuration error).
 """
 
 from __future__ import annotations
 
+import logging
 import ssl
+import urllib.parse
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from domain_sync.errors import PermanentError, TransientError
 
+log = logging.getLogger(__name__)
+
 ANCHOR_BINARY_ATTRIBUTES = {"ms-ds-consistencyguid"}
+RESULT_REFERRAL = 10  # LDAP result code "referral" (RFC 4511)
 
 
 class DomainConnectionError(PermanentError):
     """The domain refused the connection's settings (bind, StartTLS); retrying cannot help."""
+
+
+class DomainReferral(DomainConnectionError):
+    """The domain answered with a referral to another server; the sync never follows one (it would bind
+    there with the service account's credentials). A setting is wrong: the connection's host, its
+    base_dn or DOMAIN_SYNC_SEARCH_BASE points at a naming context this DC does not hold."""
 
 
 class DomainUnreachable(TransientError):
@@ -83,7 +99,8 @@ def endpoint_from_airflow(conn_id: str) -> DomainEndpoint:
 
 
 def connect(endpoint: DomainEndpoint, timeout: float = 30.0, collect_usage: bool = False):
-    """A bound ldap3 connection over TLS; raises DomainConnectionError naming the endpoint."""
+    """A bound ldap3 connection over TLS that never follows a referral (check answers with
+    `check_referrals`); raises DomainConnectionError naming the endpoint."""
     import ldap3
     from ldap3.core.exceptions import LDAPException
 
@@ -100,6 +117,7 @@ def connect(endpoint: DomainEndpoint, timeout: float = 30.0, collect_usage: bool
         tls=tls,
         get_info=ldap3.NONE,
         connect_timeout=int(timeout),
+        allowed_referral_hosts=[],
     )
     try:
         conn = ldap3.Connection(
@@ -112,6 +130,7 @@ def connect(endpoint: DomainEndpoint, timeout: float = 30.0, collect_usage: bool
             collect_usage=collect_usage,
             auto_range=True,
             return_empty_attributes=False,
+            auto_referrals=False,
         )
         conn.open()
         # StartTLS failures raise (LDAPStartTLSError); never bind in clear text when it did not start.
@@ -134,6 +153,52 @@ def connect(endpoint: DomainEndpoint, timeout: float = 30.0, collect_usage: bool
             f"domain connection '{endpoint.conn_id}' ({endpoint.address}) failed: {type(exc).__name__}: {exc}"
         ) from None
     return conn
+
+
+def check_referrals(outcome: Any, dn: str) -> None:
+    """Raise DomainReferral when `outcome` carries a referral for the operation on `dn`; never follow it.
+
+    `outcome` is an ldap3 Connection after an operation (its `result` and `response` are checked), an
+    operation's result (`conn.result`), a search response (a list of entries) or one entry of it (as a
+    paged-search generator yields them). A result with code 10 (referral) and a searchResRef entry
+    (continuation reference) raise, naming `dn` and the referral URLs. Let through: continuation
+    references to the forest's Configuration, Schema and DNS application partitions, which AD and Samba
+    return on every subtree search from the domain root and which hold no users or groups.
+    """
+    if hasattr(outcome, "result") and hasattr(outcome, "response"):  # a Connection
+        items = [outcome.result, *(outcome.response or [])]
+    elif isinstance(outcome, Mapping):
+        items = [outcome]
+    else:
+        items = list(outcome or [])
+    urls: list[str] = []
+    for item in items:
+        if not isinstance(item, Mapping):
+            continue
+        if item.get("type") == "searchResRef":
+            urls += [url for url in ldap_values(item.get("uri")) if not _names_forest_partition(url)]
+        elif item.get("result") == RESULT_REFERRAL:
+            urls += ldap_values(item.get("referrals")) or ["(no URL given)"]
+    if urls:
+        raise DomainReferral(
+            f"the domain answered the operation on {dn!r} with a referral to {', '.join(urls)}: referrals are not "
+            f"followed (that would bind to another host with the service account's credentials); point the "
+            f"connection at a DC that holds {dn!r}, or correct extra.base_dn or DOMAIN_SYNC_SEARCH_BASE")
+
+
+_FOREST_PARTITION_HEADS = (("cn=configuration",), ("cn=schema", "cn=configuration"), ("dc=domaindnszones",),
+                           ("dc=forestdnszones",))
+
+
+def _names_forest_partition(url: str) -> bool:
+    """Whether an LDAP URL names the Configuration, Schema or a DNS application partition of a forest."""
+    path = urllib.parse.unquote(urllib.parse.urlsplit(url).path).lstrip("/")
+    rdns = [rdn.replace(" ", "").lower() for rdn in path.split(",")]
+    for head in _FOREST_PARTITION_HEADS:
+        rest = rdns[len(head):]
+        if tuple(rdns[:len(head)]) == head and rest and all(rdn.startswith("dc=") for rdn in rest):
+            return True
+    return False
 
 
 def ldap_values(value: Any) -> list[str]:
