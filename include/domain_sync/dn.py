@@ -1,11 +1,34 @@
-"""Distinguished names: escaping, parsing and building, the one place DNs are handled (RFC 4514)."""
+"""Distinguished names: escaping, parsing and building, the one place DNs are handled (RFC 4514).
+
+Nothing else splits a DN as text: "Smith, John" is an ordinary display name, and `OU=Sales\\, EMEA`
+an ordinary container. The parser reads what AD-compatible servers send back, which is more than
+RFC 4514 requires: Samba escapes characters such as `?` (`CN=Star \\?`), servers emit hex escapes
+(`\\2C`, multi-byte UTF-8 as `\\C3\\A9`), attribute types in any case, spaces around separators.
+A DN it still cannot read raises `DNError` (a PermanentError) naming the DN.
+
+Objects are addressed for writes by their objectGUID (`guid_dn`): AD and Samba accept `<GUID=...>`
+wherever a DN is expected, so a write lands on the object that was observed, whatever its name is now.
+"""
 
 from __future__ import annotations
 
 import re
+import uuid
+
+from domain_sync.errors import PermanentError
 
 # '#' is escaped everywhere, not only in front: RFC 4514 allows it and ldap3's parser demands it.
 _RDN_SPECIAL = set(',+"\\<>;=#')
+_HEX2 = re.compile(r"[0-9A-Fa-f]{2}")
+_ATTRIBUTE_TYPE = re.compile(r"^(?:[A-Za-z][A-Za-z0-9-]*|[0-9]+(?:\.[0-9]+)*)$")
+
+# One attribute-value assertion (type, unescaped value); an RDN is one or more ('+'), a DN a sequence.
+AVA = tuple[str, str]
+RDN = tuple[AVA, ...]
+
+
+class DNError(PermanentError):
+    """A DN that cannot be read; the message names it."""
 
 
 def escape_rdn_value(value: str) -> str:
@@ -22,42 +45,140 @@ def escape_rdn_value(value: str) -> str:
     return "".join(out)
 
 
-def child_dn(attribute: str, value: str, parent: str) -> str:
-    return f"{attribute}={escape_rdn_value(value)},{parent}"
-
-
-def normalize_dn(dn: str) -> str:
-    """A comparison key for DNs: attribute types and values without case, no spaces around ',' '='."""
-    from ldap3.utils.dn import parse_dn
-
-    parts = []
-    for attr, value, _sep in parse_dn(dn, escape=False, strip=False):
-        parts.append(f"{attr.strip().lower()}={_unescape(value).casefold()}")
-    return ",".join(parts)
-
-
-def _unescape(value: str) -> str:
-    out = bytearray()
-    i = 0
-    raw = value
-    while i < len(raw):
-        ch = raw[i]
-        if ch == "\\" and i + 1 < len(raw):
-            nxt = raw[i + 1 : i + 3]
-            if re.fullmatch(r"[0-9A-Fa-f]{2}", nxt):
-                out += bytes.fromhex(nxt)
-                i += 3
-                continue
-            out += raw[i + 1].encode("utf-8")
-            i += 2
-            continue
-        out += ch.encode("utf-8")
+def parse_dn(dn: str) -> tuple[RDN, ...]:
+    """The RDNs of `dn`, each a tuple of (attribute type, unescaped value), first RDN first."""
+    if dn is None:
+        raise DNError("no DN")
+    rdns: list[RDN] = []
+    avas: list[AVA] = []
+    i, n = 0, len(dn)
+    if not dn.strip():
+        return ()
+    while True:
+        # attribute type
+        eq = dn.find("=", i)
+        if eq < 0:
+            raise DNError(f"DN {dn!r}: no '=' after position {i}")
+        attribute = dn[i:eq].strip()
+        if not _ATTRIBUTE_TYPE.match(attribute):
+            raise DNError(f"DN {dn!r}: {attribute!r} is not an attribute type")
+        i = eq + 1
+        while i < n and dn[i] == " ":
+            i += 1
+        value, i = _read_value(dn, i)
+        avas.append((attribute, value))
+        if i >= n:
+            rdns.append(tuple(avas))
+            return tuple(rdns)
+        sep = dn[i]
         i += 1
-    return out.decode("utf-8", "replace")
+        if sep == "+":
+            continue
+        rdns.append(tuple(avas))
+        avas = []
+        while i < n and dn[i] == " ":
+            i += 1
+
+
+def _read_value(dn: str, i: int) -> tuple[str, int]:
+    """Read one value from position i up to an unescaped ',' '+' ';' (or the end); return it unescaped."""
+    n = len(dn)
+    if i < n and dn[i] == "#":  # a BER-encoded value (RFC 4514 2.4): kept as written
+        j = i + 1
+        while j < n and dn[j] not in ",+;":
+            j += 1
+        return dn[i:j].rstrip(), j
+    out = bytearray()
+    trailing_plain_spaces = 0
+    while i < n:
+        ch = dn[i]
+        if ch == "\\":
+            if i + 1 >= n:
+                raise DNError(f"DN {dn!r}: ends with a lone backslash")
+            pair = dn[i + 1:i + 3]
+            if _HEX2.fullmatch(pair):
+                out += bytes.fromhex(pair)
+                i += 3
+            else:  # any escaped character stands for itself (Samba escapes more than RFC 4514 asks)
+                out += dn[i + 1].encode("utf-8")
+                i += 2
+            trailing_plain_spaces = 0
+            continue
+        if ch in ",+;":
+            break
+        out += ch.encode("utf-8")
+        trailing_plain_spaces = trailing_plain_spaces + 1 if ch == " " else 0
+        i += 1
+    if trailing_plain_spaces:
+        out = out[:-trailing_plain_spaces]
+    try:
+        return out.decode("utf-8"), i
+    except UnicodeDecodeError:
+        raise DNError(f"DN {dn!r}: an escaped value is not UTF-8") from None
+
+
+def build_dn(rdns: tuple[RDN, ...] | list[RDN]) -> str:
+    """The DN text of parsed RDNs, escaped canonically."""
+    return ",".join("+".join(f"{a}={escape_rdn_value(v)}" for a, v in rdn) for rdn in rdns)
+
+
+def child_dn(attribute: str, value: str, parent: str) -> str:
+    rdn = f"{attribute}={escape_rdn_value(value)}"
+    return f"{rdn},{parent}" if parent else rdn
+
+
+def first_rdn(dn: str) -> str:
+    """The first RDN as text (what a modify-DN request takes as the new RDN)."""
+    return build_dn(parse_dn(dn)[:1])
+
+
+def parent_dn(dn: str) -> str:
+    """The DN of the entry that holds `dn` ("" for a naming context's root)."""
+    return build_dn(parse_dn(dn)[1:])
 
 
 def rdn_value(dn: str) -> str:
     """The unescaped value of a DN's first RDN."""
-    from ldap3.utils.dn import parse_dn
+    return parse_dn(dn)[0][0][1]
 
-    return _unescape(parse_dn(dn, escape=False, strip=False)[0][1])
+
+def rdn_attribute(dn: str) -> str:
+    return parse_dn(dn)[0][0][0]
+
+
+def ancestors(dn: str, down_to: str) -> list[str]:
+    """The DNs from `dn` up to, not including, `down_to` (an ancestor of `dn`), outermost first."""
+    rdns = parse_dn(dn)
+    stop = len(parse_dn(down_to))
+    return [build_dn(rdns[i:]) for i in range(len(rdns) - stop - 1, -1, -1)]
+
+
+def normalize_dn(dn: str) -> str:
+    """A comparison key for DNs: attribute types and values without case, escaping made canonical."""
+    return ",".join("+".join(sorted(f"{a.lower()}={escape_rdn_value(v).casefold()}" for a, v in rdn))
+                    for rdn in parse_dn(dn))
+
+
+def same_dn(a: str, b: str) -> bool:
+    return normalize_dn(a) == normalize_dn(b)
+
+
+def is_within(dn: str, base: str) -> bool:
+    """Whether `dn` is `base` or below it."""
+    key, base_key = normalize_dn(dn), normalize_dn(base)
+    return key == base_key or key.endswith("," + base_key)
+
+
+def dns_domain_name(dn: str) -> str:
+    """The DNS name spelt by a DN's DC= components ("DC=corp,DC=example,DC=test" -> corp.example.test)."""
+    return ".".join(v for rdn in parse_dn(dn) for a, v in rdn if a.lower() == "dc").lower()
+
+
+def guid_dn(guid: str) -> str:
+    """The extended DN AD and Samba resolve to the object with this objectGUID, wherever it is."""
+    return f"<GUID={uuid.UUID(guid)}>"
+
+
+def guid_from_bytes(raw: bytes) -> str:
+    """objectGUID as the domain stores it (16 bytes, little-endian fields) -> its string form."""
+    return str(uuid.UUID(bytes_le=bytes(raw)))

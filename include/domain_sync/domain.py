@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import logging
 import ssl
+import threading
 import urllib.parse
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from domain_sync.alerts import raise_alert
+from domain_sync.config import Settings, SettingsError
 from domain_sync.errors import PermanentError, TransientError
 
 log = logging.getLogger(__name__)
@@ -61,35 +64,76 @@ class DomainEndpoint:
         return f"ldaps://{self.host}:{self.port}" if not self.start_tls else f"ldap://{self.host}:{self.port}"
 
 
+# The domain connection's extras: name -> (type, default). README.md ("The domain connection's
+# extras") documents each; any other key is refused, so that a misspelt one is not silently ignored.
+CONNECTION_EXTRAS: dict[str, tuple[type, Any]] = {
+    "base_dn": (str, None),
+    "ca_file": (str, None),
+    "tls_server_name": (str, None),
+    "start_tls": (bool, False),
+    "validate_tls": (bool, True),
+    "realm": (str, None),
+}
+
+
 def endpoint_from_connection(conn: Any, conn_id: str) -> DomainEndpoint:
-    """Build the endpoint from an Airflow connection: host, port, login (bind DN), password,
-    extra: base_dn (required), ca_file, tls_server_name, start_tls, validate_tls."""
-    extra = conn.extra_dejson if hasattr(conn, "extra_dejson") else dict(conn.extra or {})
+    """Build the endpoint from an Airflow connection: host, port, login (bind DN), password, and the
+    extras of CONNECTION_EXTRAS (base_dn required). Raises SettingsError for an unknown extra, a
+    boolean extra that is not true/false, or a wildcard tls_server_name."""
+    raw = conn.extra_dejson if hasattr(conn, "extra_dejson") else dict(conn.extra or {})
+    extra = _connection_extras(raw, conn_id)
     missing = [name for name, value in (("host", conn.host), ("login", conn.login),
-                                        ("password", conn.password), ("extra.base_dn", extra.get("base_dn")))
+                                        ("password", conn.password), ("extra.base_dn", extra["base_dn"]))
                if not value]
     if missing:
         raise DomainConnectionError(f"connection '{conn_id}' lacks {', '.join(missing)}")
-    start_tls = _flag(extra.get("start_tls", False))
+    start_tls = extra["start_tls"]
     return DomainEndpoint(
         host=conn.host,
         port=int(conn.port or (389 if start_tls else 636)),
         bind_dn=conn.login,
         password=conn.password,
         base_dn=extra["base_dn"],
-        ca_file=extra.get("ca_file"),
-        tls_server_name=extra.get("tls_server_name"),
+        ca_file=extra["ca_file"],
+        tls_server_name=extra["tls_server_name"],
         start_tls=start_tls,
-        validate_tls=_flag(extra.get("validate_tls", True)),
+        validate_tls=extra["validate_tls"],
         conn_id=conn_id,
     )
 
 
-def _flag(value: Any) -> bool:
-    """A boolean from a connection extra, which may hold JSON true/false or the text "true"/"false"."""
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
+def _connection_extras(raw: Any, conn_id: str) -> dict[str, Any]:
+    """The extras checked against CONNECTION_EXTRAS, defaults filled in (JSON null counts as absent)."""
+    if not isinstance(raw, Mapping):
+        raise SettingsError(f"connection '{conn_id}': extra must be a JSON object")
+    unknown = sorted(str(key) for key in raw if key not in CONNECTION_EXTRAS)
+    if unknown:  # names only: a value put in the wrong place may be a secret
+        raise SettingsError(f"connection '{conn_id}': unknown extra {', '.join(unknown)}; "
+                            f"known: {', '.join(CONNECTION_EXTRAS)}")
+    extra = {}
+    for key, (kind, default) in CONNECTION_EXTRAS.items():
+        value = raw.get(key)
+        if value is None:
+            extra[key] = default
+        elif kind is bool:
+            extra[key] = _flag(value, conn_id, key)
+        elif isinstance(value, str):
+            extra[key] = value
+        else:
+            raise SettingsError(f"connection '{conn_id}': extra.{key} must be a string, not {type(value).__name__}")
+    if extra["tls_server_name"] is not None and "*" in extra["tls_server_name"]:
+        raise SettingsError(f"connection '{conn_id}': extra.tls_server_name {extra['tls_server_name']!r} is a "
+                            f"wildcard; name the DC's certificate exactly")
+    return extra
+
+
+def _flag(value: Any, conn_id: str, key: str) -> bool:
+    """A boolean extra: JSON true/false, or the text "true"/"false" in any case; nothing else."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise SettingsError(f"connection '{conn_id}': extra.{key} must be true or false, not {value!r}")
 
 
 def endpoint_from_airflow(conn_id: str) -> DomainEndpoint:
@@ -104,6 +148,8 @@ def connect(endpoint: DomainEndpoint, timeout: float = 30.0, collect_usage: bool
     import ldap3
     from ldap3.core.exceptions import LDAPException
 
+    if not endpoint.validate_tls:
+        _warn_tls_validation_off(endpoint)
     tls = ldap3.Tls(
         validate=ssl.CERT_REQUIRED if endpoint.validate_tls else ssl.CERT_NONE,
         ca_certs_file=endpoint.ca_file,
@@ -153,6 +199,24 @@ def connect(endpoint: DomainEndpoint, timeout: float = 30.0, collect_usage: bool
             f"domain connection '{endpoint.conn_id}' ({endpoint.address}) failed: {type(exc).__name__}: {exc}"
         ) from None
     return conn
+
+
+_tls_off_alert_raised = False
+_tls_off_lock = threading.Lock()
+
+
+def _warn_tls_validation_off(endpoint: DomainEndpoint) -> None:
+    """Certificate validation is off: a warning on every connect, a `tls_validation_off` alert once per
+    process (one task's connections raise one alert)."""
+    global _tls_off_alert_raised
+    message = (f"domain connection '{endpoint.conn_id}' ({endpoint.address}) has extra.validate_tls false: the DC's "
+               f"certificate is not checked, so whoever answers in its place receives the bind password")
+    log.warning("%s", message)
+    with _tls_off_lock:
+        if _tls_off_alert_raised:
+            return
+        _tls_off_alert_raised = True
+    raise_alert(Settings.from_env(), "tls_validation_off", message, conn_id=endpoint.conn_id, address=endpoint.address)
 
 
 def check_referrals(outcome: Any, dn: str) -> None:

@@ -166,21 +166,38 @@ def account_name_bases(sources: pd.Series, anchors: pd.Series, kind: str) -> pd.
     return names
 
 
+def _suffixed_cn(base: str, anchor: str) -> str:
+    suffix = f" ({_hex_of(anchor)[:8]})"
+    return cut_utf16(base, CN_MAX - len(suffix)).rstrip() + suffix
+
+
 def assign_common_names(
-    candidates: Iterable[tuple[str, str]], local_names: Iterable[str]
+    candidates: Iterable[tuple[str, str]], local_names: Iterable[str], existing: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """cn for each (anchor, cn base) of one container; duplicates get the id suffix."""
+    """cn for each (anchor, cn base) of one container. Stable: an object whose current cn (`existing`)
+    is its base or its suffixed base keeps that form, in the base's current spelling (a case-only
+    change of the display name reaches the cn); newcomers sharing a name taken by a local object, an
+    existing one or another newcomer get " (<8 hex of id>)"."""
     candidates = list(candidates)
-    counts: dict[str, int] = {}
-    for _, base in candidates:
-        counts[base.casefold()] = counts.get(base.casefold(), 0) + 1
-    local = {name.casefold() for name in local_names}
-    result = {}
+    existing = existing or {}
+    claimed = {name.casefold() for name in local_names}
+    result: dict[str, str] = {}
     for anchor, base in candidates:
+        current = existing.get(anchor)
+        if current is None:
+            continue
+        for option in (base, _suffixed_cn(base, anchor)):
+            if current.casefold() == option.casefold() and option.casefold() not in claimed:
+                result[anchor] = option
+                claimed.add(option.casefold())
+                break
+    rest = [(anchor, base) for anchor, base in candidates if anchor not in result]
+    counts: dict[str, int] = {}
+    for _, base in rest:
+        counts[base.casefold()] = counts.get(base.casefold(), 0) + 1
+    for anchor, base in rest:
         key = base.casefold()
-        if counts[key] > 1 or key in local:
-            suffix = f" ({_hex_of(anchor)[:8]})"
-            result[anchor] = cut_utf16(base, CN_MAX - len(suffix)).rstrip() + suffix
-        else:
-            result[anchor] = base
+        name = _suffixed_cn(base, anchor) if counts[key] > 1 or key in claimed else base
+        result[anchor] = name
+        claimed.add(name.casefold())
     return result

@@ -116,7 +116,12 @@ def attr_column(ldap_name: str) -> str:
 
 @dataclass
 class Change:
-    """One write the plan asks for. `values` maps attribute -> list of values (replace semantics)."""
+    """One write the plan asks for. `values` maps attribute -> list of values (replace semantics).
+
+    `guid` is the objectGUID of the object as observed when the plan was made: every write to an
+    existing object addresses it by that GUID, never by DN text, so a retried apply cannot land on
+    another object that took the name meanwhile. `final_dn`: for the first step of a name swap (to a
+    temporary name), where the object ends up; a retry finding it there skips the step."""
 
     op: Op
     kind: str
@@ -126,6 +131,8 @@ class Change:
     values: dict[str, list[str]] = field(default_factory=dict)
     members: list[str] = field(default_factory=list)
     reason: str = ""
+    guid: str | None = None
+    final_dn: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         # Shallow (values are plain lists and strings): a deep copy (dataclasses.asdict) costs seconds on a full load.

@@ -18,13 +18,13 @@ def test_ldaps_on_636_by_default():
     assert (endpoint.start_tls, endpoint.port, endpoint.address) == (False, 636, "ldaps://dc1.corp.example.test:636")
 
 
-@pytest.mark.parametrize("value", [True, "true", "True", "yes", "1"])
+@pytest.mark.parametrize("value", [True, "true", "True", "TRUE"])
 def test_start_tls_uses_389(value):
     endpoint = endpoint_from_connection(Conn(start_tls=value), "ldap_domain")
     assert (endpoint.start_tls, endpoint.port) == (True, 389)
 
 
-@pytest.mark.parametrize("value", [False, "false", "False", "no", "0", ""])
+@pytest.mark.parametrize("value", [False, "false", "False", None])
 def test_start_tls_written_as_false_text_stays_ldaps(value):
     assert endpoint_from_connection(Conn(start_tls=value), "ldap_domain").start_tls is False
 

@@ -178,3 +178,88 @@ def test_a_domain_user_the_tenant_has_out_of_scope_is_disabled_not_deleted():
     empty.out_of_scope = {U1, U2}
     cs, _ = plan_changes(empty, obs, ANCHOR)
     assert [(c.op, c.anchor) for c in cs.changes] == [("disable", U1)]
+
+
+U3 = "33333333-3333-3333-3333-333333333333"
+G2 = "88888888-8888-8888-8888-888888888888"
+
+
+def with_guid(obj, guid):
+    obj.guid = guid
+    return obj
+
+
+def test_every_write_to_an_existing_object_names_its_observed_guid():
+    obj = with_guid(observed_user(U1, "ana", display="Ana"), "aaaaaaaa-0000-0000-0000-00000000000a")
+    gone = with_guid(observed_user(U2, "bob"), "bbbbbbbb-0000-0000-0000-00000000000b")
+    cs, _ = plan_changes(inputs([user(U1, "ana", display="Ana Lima")]), observed([obj, gone]), ANCHOR)
+    by_op = {c.op: c for c in cs.changes}
+    assert by_op["rename"].guid == obj.guid and by_op["modify"].guid == obj.guid
+    assert by_op["delete"].guid == gone.guid
+
+
+def test_a_case_only_display_name_change_renames_the_cn():
+    obj = observed_user(U1, "js", display="john smith")
+    cs, _ = plan_changes(inputs([user(U1, "js", display="John Smith")]), observed([obj]), ANCHOR)
+    rename = next(c for c in cs.changes if c.op == "rename")
+    assert rename.new_dn.startswith("CN=John Smith,")
+
+
+def test_an_existing_cn_stays_and_the_newcomer_with_the_same_name_gets_the_suffix():
+    obj = observed_user(U2, "ana", display="Ana Lima")
+    cs, _ = plan_changes(inputs([user(U2, "ana", display="Ana Lima"), user(U1, "ana2", display="Ana Lima")]),
+                         observed([obj]), ANCHOR)
+    assert not [c for c in cs.changes if c.op == "rename"]
+    create = next(c for c in cs.changes if c.op == "create")
+    assert create.anchor == U1 and create.dn.startswith("CN=Ana Lima (11111111),")
+
+
+def test_a_tenant_upn_implied_by_a_local_accounts_sam_is_a_plan_time_collision():
+    local = "CN=Local Ana,CN=Users,DC=corp,DC=example,DC=test"
+    cs, collisions = plan_changes(inputs([user(U1, "ana.lima", upn="ana@corp.example.test")]),
+                                  observed(names={"ana": local}), ANCHOR)
+    assert [(c.anchor, c.attribute, c.local_dn) for c in collisions] == [(U1, "userPrincipalName", local)]
+    assert "implied" in collisions[0].reason() and "change the UPN" in collisions[0].reason()
+    assert not [c for c in cs.changes if c.op == "create"]
+
+
+def test_a_group_never_takes_a_sam_that_is_a_users_upn_local_part():
+    cs, collisions = plan_changes(inputs([user(U1, "ana.lima", upn="sales@corp.example.test")], [group(G1, "sales")]),
+                                  observed(), ANCHOR)
+    names = {c.anchor: c.values["sAMAccountName"][0] for c in cs.changes if c.op == "create"}
+    assert names[G1].lower() != "sales" and not collisions
+
+
+def test_a_name_freed_by_a_delete_is_taken_by_a_create_in_the_same_run_delete_first():
+    gone = observed_user(U2, "ana", display="Old Ana")
+    cs, collisions = plan_changes(inputs([user(U1, "ana", display="New Ana")]),
+                                  observed([gone], names={"ana": gone.dn},
+                                           upns={"ana@corp.example.test": gone.dn}), ANCHOR)
+    assert not collisions
+    create = next(c for c in cs.changes if c.op == "create")
+    assert create.values["sAMAccountName"] == ["ana"]
+    assert ops(cs).index(("delete", U2)) < ops(cs).index(("create", U1))
+
+
+def test_two_objects_with_one_anchor_are_both_held_and_reported():
+    a = observed_user(U1, "ana")
+    domain = observed([a])
+    domain.duplicate_anchors = {U1: [a.dn, f"CN=Ana Copy,{C}"]}
+    domain.objects.pop(U1)
+    cs, collisions = plan_changes(inputs([user(U1, "ana", display="Ana Renamed")]), domain, ANCHOR)
+    assert cs.changes == [] and [c.attribute for c in collisions] == [ANCHOR]
+
+
+def test_an_admins_group_scope_is_kept_only_the_security_bit_is_owned():
+    obj = ObservedObject(G1, "group", f"CN=Sales,{C}", {"samaccountname": ["Sales"], "displayname": ["Sales"],
+                                                        "grouptype": [str(-2147483640)]})  # universal, security
+    cs, _ = plan_changes(inputs(groups=[group(G1, "Sales")]), observed([obj]), ANCHOR)
+    assert cs.changes == []
+    distribution = dict(group(G1, "Sales"), security_enabled=False)
+    cs, _ = plan_changes(inputs(groups=[distribution]), observed([obj]), ANCHOR)
+    assert [c.values.get("groupType") for c in cs.changes] == [["8"]]
+
+
+def test_creates_carry_the_ownership_marker():
+    cs, _ = plan_changes(inputs([user(U1, "ana")]), observed(), ANCHOR, owner=("extensionName", "domain-sync:t1"))
+    assert cs.changes[0].values["extensionName"] == ["domain-sync:t1"]

@@ -4,9 +4,7 @@ import uuid
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from ldap3.utils.dn import parse_dn
 
-from domain_sync.dn import child_dn, escape_rdn_value, rdn_value
 from domain_sync.naming import (
     SAM_MAX,
     account_name_base,
@@ -59,19 +57,6 @@ def test_long_and_accented_sources_fold_and_cut():
 
 def test_source_of_only_punctuation_falls_back_to_the_id():
     assert account_name_base("***///", "abcdef12-0000-0000-0000-000000000000", "group") == "g-abcdef12"
-
-
-@given(st.text(min_size=1, max_size=64))
-def test_rdn_round_trips_through_ldap3s_dn_parser(value):
-    dn = child_dn("CN", value, "OU=AADDC Users,DC=corp,DC=example,DC=test")
-    parsed = parse_dn(dn, escape=False, strip=False)
-    assert len(parsed) == 5
-    assert rdn_value(dn) == value
-
-
-def test_rfc4514_specials_are_escaped():
-    assert escape_rdn_value(' #a,b+c"d\\e<f>g;h=i ') == '\\ \\#a\\,b\\+c\\"d\\\\e\\<f\\>g\\;h\\=i\\ '
-    assert escape_rdn_value("a\x00b") == "a\\00b"
 
 
 def test_duplicate_display_names_get_distinct_stable_cns():

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from domain_sync.apply.writer import ApplyAborted, ApplySummary, DomainWriter
-from domain_sync.dn import normalize_dn
+from domain_sync.dn import normalize_dn, parent_dn
 from domain_sync.records import FAILED, ApplyResult, Change, Op
 
 log = logging.getLogger(__name__)
@@ -33,8 +33,8 @@ def _resources(change: Change) -> list[str]:
         keys.append(f"dn:{normalize_dn(change.dn)}")
         if change.new_dn:
             keys.append(f"dn:{normalize_dn(change.new_dn)}")
-        if change.op == Op.CREATE_CONTAINER and "," in change.dn:
-            keys.append(f"dn:{normalize_dn(change.dn.split(',', 1)[1])}")
+        if change.op == Op.CREATE_CONTAINER and parent_dn(change.dn):
+            keys.append(f"dn:{normalize_dn(parent_dn(change.dn))}")
     return keys or [f"change:{id(change)}"]
 
 

@@ -1,8 +1,11 @@
 """The LDAP writer: applies one change at a time over its own connection (see runner.py for the pool).
 
+Every write to an existing object addresses it by the objectGUID the plan observed (`<GUID=...>`),
+never by DN text: a retried apply cannot write to another object that took the name meanwhile.
 Idempotent by construction, so a rerun after a crash at any point converges: an add that finds
-its object (with our anchor) already there, a member already present or already gone, a delete
-of an object already gone, all count as `already_in_place`, not as failures. Transient errors
+its object (with our anchor) already there, a rename whose object already sits at its new DN, a
+member already present or already gone, a delete of an object already gone, all count as
+`already_in_place`, not as failures. Transient errors
 (busy, unavailable, timeouts, a dropped connection) are retried on a fresh connection with
 backoff; permanent ones are recorded with the LDAP result code and the object's anchor.
 """
@@ -18,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from domain_sync.backoff import Backoff
+from domain_sync.dn import first_rdn, guid_dn, parent_dn, rdn_value, same_dn
 from domain_sync.domain import ANCHOR_BINARY_ATTRIBUTES, decode_anchor
 from domain_sync.errors import TransientError
 from domain_sync.records import (
@@ -40,6 +44,13 @@ BUSY = 51
 UNAVAILABLE = 52
 ENTRY_ALREADY_EXISTS = 68
 TRANSIENT_CODES = {BUSY, UNAVAILABLE, 80}  # 80: other (Samba answers it while shutting down)
+# Tree delete (MS-ADTS 3.1.1.3.4.1.15): an AD user or group may hold child objects (devices, policies).
+TREE_DELETE_CONTROL = ("1.2.840.113556.1.4.805", True, None)
+
+
+def target(change: Change) -> str:
+    """Where a write goes: the observed object by its GUID, or (creates) the planned DN."""
+    return guid_dn(change.guid) if change.guid else change.dn
 
 
 class ApplyAborted(TransientError):
@@ -142,7 +153,7 @@ class DomainWriter:
                 problem = f"LDAP code {result.get('result')} {result.get('description')}"
             except LDAPException as exc:
                 problem = f"{type(exc).__name__}: {exc}"
-            except (RuntimeError, OSError) as exc:  # DomainConnectionError while reconnecting, a reset socket
+            except (TransientError, OSError) as exc:  # the domain unreachable while reconnecting, a reset socket
                 problem = str(exc)
             self.close()
             delay = backoff.next_delay()
@@ -164,6 +175,14 @@ class DomainWriter:
                 values = raw.get(self.anchor_attribute.lower())
                 return decode_anchor(self.anchor_attribute, values[0]) if values else None
         return None
+
+    def _dn_of(self, guid: str) -> str | None:
+        """The DN the object with this GUID has now; None when the domain says it does not exist."""
+        result = self._call(f"read {guid}", lambda c: c.search(guid_dn(guid), "(objectClass=*)", search_scope="BASE",
+                                                              attributes=["objectGUID"]))
+        if result.get("result") != SUCCESS:
+            return None
+        return next((e["dn"] for e in self.conn.response or [] if e.get("type") == "searchResEntry"), None)
 
     def _ldap_values(self, name: str, values: list[str]):
         if name.lower() == self.anchor_attribute.lower() and name.lower() in ANCHOR_BINARY_ATTRIBUTES:
@@ -216,20 +235,34 @@ class DomainWriter:
         return self._result(change, FAILED, r)
 
     def _rename(self, change: Change) -> ApplyResult:
-        rdn, _, parent = change.new_dn.partition(",")
+        if change.guid and change.final_dn:  # first step of a name swap: skipped once the swap is done
+            now = self._dn_of(change.guid)
+            if now is not None and self._at(now, change.final_dn):
+                return self._result(change, ALREADY)
+        # AD resolves <GUID=...> for the entry, not for the new DN's parent: the parent is always given.
         r = self._call(f"rename {change.kind} {change.anchor}",
-                       lambda c: c.modify_dn(change.dn, rdn, delete_old_dn=True, new_superior=parent))
+                       lambda c: c.modify_dn(target(change), first_rdn(change.new_dn), delete_old_dn=True,
+                                             new_superior=parent_dn(change.new_dn)))
         if r.get("result") == SUCCESS:
             return self._result(change, APPLIED, r, 1)
-        if r.get("result") == NO_SUCH_OBJECT and self._anchor_at(change.new_dn) == change.anchor:
+        if change.guid:
+            now = self._dn_of(change.guid)
+            if now is not None and self._at(now, change.new_dn):
+                return self._result(change, ALREADY, r)
+        elif r.get("result") == NO_SUCH_OBJECT and self._anchor_at(change.new_dn) == change.anchor:
             return self._result(change, ALREADY, r)
         return self._result(change, FAILED, r)
+
+    @staticmethod
+    def _at(current: str, wanted: str) -> bool:
+        """The object sits at `wanted`, spelt the same (a case-only rename is not done until the case is)."""
+        return same_dn(current, wanted) and rdn_value(current) == rdn_value(wanted)
 
     def _modify(self, change: Change) -> ApplyResult:
         from ldap3 import MODIFY_REPLACE
 
         mods = {k: [(MODIFY_REPLACE, self._ldap_values(k, v))] for k, v in change.values.items()}
-        r = self._call(f"modify {change.kind} {change.anchor}", lambda c: c.modify(change.dn, mods))
+        r = self._call(f"modify {change.kind} {change.anchor}", lambda c: c.modify(target(change), mods))
         if r.get("result") == SUCCESS:
             return self._result(change, APPLIED, r, 1)
         return self._result(change, FAILED, r)
@@ -241,7 +274,7 @@ class DomainWriter:
         verb = MODIFY_ADD if adding else MODIFY_DELETE
         benign = ATTRIBUTE_OR_VALUE_EXISTS if adding else NO_SUCH_ATTRIBUTE
         what = f"{'add' if adding else 'remove'} members of group {change.anchor}"
-        r = self._call(what, lambda c: c.modify(change.dn, {"member": [(verb, change.members)]}))
+        r = self._call(what, lambda c: c.modify(target(change), {"member": [(verb, change.members)]}))
         if r.get("result") == SUCCESS:
             return self._result(change, APPLIED, r, 1)
         if r.get("result") not in (benign, ENTRY_ALREADY_EXISTS, NO_SUCH_OBJECT, 53) or len(change.members) == 0:
@@ -249,7 +282,7 @@ class DomainWriter:
         # Part of the batch is already in place (a rerun): one value at a time.
         writes, failed = 0, None
         for member in change.members:
-            r1 = self._call(what, lambda c, m=member: c.modify(change.dn, {"member": [(verb, [m])]}))
+            r1 = self._call(what, lambda c, m=member: c.modify(target(change), {"member": [(verb, [m])]}))
             code = r1.get("result")
             if code == SUCCESS:
                 writes += 1
@@ -262,7 +295,9 @@ class DomainWriter:
         return self._result(change, APPLIED if writes else ALREADY, r, writes)
 
     def _delete(self, change: Change) -> ApplyResult:
-        r = self._call(f"delete {change.kind} {change.anchor}", lambda c: c.delete(change.dn))
+        # Tree delete: a synced user or group may hold child objects (AD puts devices and policies there).
+        r = self._call(f"delete {change.kind} {change.anchor}",
+                       lambda c: c.delete(target(change), controls=[TREE_DELETE_CONTROL]))
         if r.get("result") == SUCCESS:
             return self._result(change, APPLIED, r, 1)
         if r.get("result") == NO_SUCH_OBJECT:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from domain_sync.dn import child_dn, normalize_dn
+from domain_sync.dn import child_dn, dns_domain_name, normalize_dn, parent_dn, rdn_attribute, rdn_value
 from domain_sync.domain import encode_anchor
 from domain_sync.naming import assign_account_names, assign_common_names
 from domain_sync.plan.observed import ObservedDomain, ObservedObject
@@ -32,10 +32,16 @@ UF_ACCOUNTDISABLE = 0x0002
 UF_NORMAL_ACCOUNT = 0x0200
 UF_DONT_EXPIRE_PASSWD = 0x10000
 OWNED_UAC_BITS = UF_ACCOUNTDISABLE | UF_DONT_EXPIRE_PASSWD
-# groupType: global scope, plus the security bit
+# groupType: global scope, plus the security bit (the only bit the sync owns on existing groups: an
+# admin may change the scope, e.g. global to universal)
 GROUP_TYPE_GLOBAL = 0x00000002
 GROUP_TYPE_SECURITY = -0x80000000
+_SECURITY_BIT = 0x80000000
 MEMBER_BATCH = 1000
+
+
+UPN_COLLISION_ADVICE = ("the tenant object is quarantined, the other object left untouched; change the UPN in the "
+                        "tenant, or rename or remove the other object in the domain")
 
 
 @dataclass
@@ -45,11 +51,10 @@ class Collision:
     attribute: str
     value: str
     local_dn: str
-    outcome: str = "the tenant object is quarantined"
+    outcome: str = "the tenant object is quarantined, the local one left untouched"
 
     def reason(self) -> str:
-        return (f"{self.kind} {self.anchor}: {self.attribute} {self.value!r} is held by local object "
-                f"{self.local_dn}; {self.outcome}, the local one left untouched")
+        return f"{self.kind} {self.anchor}: {self.attribute} {self.value!r} is held by {self.local_dn}; {self.outcome}"
 
 
 @dataclass
@@ -72,8 +77,12 @@ def user_account_control(enabled: bool, never_expires: bool, observed: int | Non
     return value
 
 
-def group_type(security_enabled: bool) -> int:
-    return GROUP_TYPE_GLOBAL | (GROUP_TYPE_SECURITY if security_enabled else 0)
+def group_type(security_enabled: bool, observed: int | None = None) -> int:
+    """groupType for a new group (global scope), or the observed one with only the security bit set as wanted."""
+    if observed is None:
+        return GROUP_TYPE_GLOBAL | (GROUP_TYPE_SECURITY if security_enabled else 0)
+    unsigned = (observed & 0xFFFFFFFF & ~_SECURITY_BIT) | (_SECURITY_BIT if security_enabled else 0)
+    return unsigned - 0x100000000 if unsigned & _SECURITY_BIT else unsigned
 
 
 def _desired_values(row: dict[str, Any]) -> dict[str, list[str]]:
@@ -104,27 +113,57 @@ def plan_changes(
     observed: ObservedDomain,
     anchor_attribute: str,
     set_initial_password: bool = True,
+    owner: tuple[str, str] | None = None,
 ) -> tuple[ChangeSet, list[Collision]]:
+    """`owner`: (attribute, marker) written on every object the sync creates (observed.py)."""
     container = observed.container_dn
     changes: list[Change] = []
     collisions: list[Collision] = []
     for dn in observed.missing_containers:
-        ou = dn.split(",", 1)[0].split("=", 1)[1]
+        classes = {"ou": "organizationalUnit", "cn": "container"}
+        attribute = rdn_attribute(dn).lower()
         changes.append(Change(Op.CREATE_CONTAINER, "container", "", dn, values={
-            "objectClass": ["organizationalUnit"], "ou": [ou]}))
+            "objectClass": [classes.get(attribute, "organizationalUnit")], attribute: [rdn_value(dn)]}))
 
     records = [r for frame in (inputs.users, inputs.groups) for r in frame.to_dict("records")]
     records = [r for r in records if r["anchor"] not in inputs.quarantined]
+    # An anchor on two objects in the domain: neither is written, nothing is created for it.
+    for r in records:
+        if r["anchor"] in observed.duplicate_anchors:
+            collisions.append(Collision(r["anchor"], r["kind"], anchor_attribute, r["anchor"],
+                                        "; ".join(sorted(observed.duplicate_anchors[r["anchor"]])),
+                                        outcome="the objects holding it are held (no write) until one is removed"))
+    records = [r for r in records if r["anchor"] not in observed.duplicate_anchors]
 
-    # Local objects' UPNs cannot be shared (the domain rejects it): quarantine, report.
+    # Names held in the domain, without those of synced objects this plan deletes (a name freed by a
+    # delete can be taken by a create or a rename in the same run: the delete then goes first).
+    staying = {r["anchor"] for r in records} | inputs.quarantined | inputs.out_of_scope | set(observed.duplicate_anchors)
+    leaving = {normalize_dn(o.dn) for a, o in observed.objects.items() if a not in staying}
+    account_names = {n: dn for n, dn in observed.account_names.items() if normalize_dn(dn) not in leaving}
+    principal_names = {n: dn for n, dn in observed.principal_names.items() if normalize_dn(dn) not in leaving}
+    suffix = "@" + dns_domain_name(container)
+
+    # A UPN is unique among explicit UPNs and the implied ones (sAMAccountName@<the domain's DNS name>)
+    # of every account (AD rejects it: 19 or 68). Held by another object: the tenant object is
+    # quarantined and reported, the other left untouched.
     upn_column = ATTR_PREFIX + "userPrincipalName"
     kept = []
     for r in records:
         upn = r.get(upn_column)
-        holder = observed.principal_names.get(str(upn).lower()) if isinstance(upn, str) else None
-        if holder and not observed.is_synced_dn(holder):
-            collisions.append(Collision(r["anchor"], r["kind"], "userPrincipalName", upn, holder))
-            continue
+        own = observed.objects.get(r["anchor"])
+        own_key = normalize_dn(own.dn) if own is not None else None
+        if isinstance(upn, str):
+            holder = principal_names.get(upn.lower())
+            implied = account_names.get(upn.lower()[: -len(suffix)]) if upn.lower().endswith(suffix) else None
+            if holder and normalize_dn(holder) != own_key and not observed.is_synced_dn(holder):
+                collisions.append(Collision(r["anchor"], r["kind"], "userPrincipalName", upn, holder,
+                                            outcome=UPN_COLLISION_ADVICE))
+                continue
+            if implied and normalize_dn(implied) != own_key:
+                collisions.append(Collision(r["anchor"], r["kind"], "userPrincipalName", upn, implied,
+                                            outcome="the tenant object is quarantined: the UPN is implied by that "
+                                                    "object's sAMAccountName; " + UPN_COLLISION_ADVICE))
+                continue
         kept.append(r)
     records = kept
 
@@ -135,14 +174,17 @@ def plan_changes(
             existing_names[r["anchor"]] = obj.first("sAMAccountName")
     names = assign_account_names(
         [(r["anchor"], r["account_name"]) for r in records], existing_names,
-        set(observed.account_names) | implied_principal_names(records, observed, upn_column),
+        set(account_names) | implied_principal_names(records, principal_names, suffix, upn_column),
     )
     for r in records:
-        holder = observed.account_names.get(r["account_name"].lower())
+        holder = account_names.get(r["account_name"].lower())
         if r["anchor"] not in existing_names and holder and not observed.is_synced_dn(holder):
             collisions.append(Collision(r["anchor"], r["kind"], "sAMAccountName", r["account_name"], holder,
-                                        outcome=f"the tenant object gets {names[r['anchor']]!r} instead"))
-    cns = assign_common_names([(r["anchor"], r["cn"]) for r in records], observed.local_names_in_container)
+                                        outcome=f"the tenant object gets {names[r['anchor']]!r} instead, the local one left untouched"))
+    current_cns = {a: rdn_value(o.dn) for a, o in observed.objects.items()
+                   if normalize_dn(parent_dn(o.dn)) == normalize_dn(container)}
+    cns = assign_common_names([(r["anchor"], r["cn"]) for r in records], observed.local_names_in_container,
+                              current_cns)
     dns = {r["anchor"]: child_dn("CN", cns[r["anchor"]], container) for r in records}
     # Where each synced object sits now (normalized DN) -> its anchor.
     anchor_of = {normalize_dn(o.dn): a for a, o in observed.objects.items()}
@@ -158,14 +200,19 @@ def plan_changes(
             values["manager"] = [dns[manager]] if isinstance(manager, str) and manager in dns else []
         obj = observed.objects.get(anchor)
         if obj is None:
-            changes.extend(_create(r, dn, cns[anchor], names[anchor], values, anchor_attribute, set_initial_password))
+            changes.extend(_create(r, dn, cns[anchor], names[anchor], values, anchor_attribute, set_initial_password,
+                                   owner))
         else:
             changes.extend(_update(r, dn, obj, values, after_renames))
 
     held = set(inputs.quarantined) | {c.anchor for c in collisions if c.attribute == "userPrincipalName"}
+    held |= set(observed.duplicate_anchors)
+    freed_names = {n for n, dn in observed.account_names.items() if normalize_dn(dn) in leaving}
+    freed_names |= {n for n, dn in observed.principal_names.items() if normalize_dn(dn) in leaving}
     changes.extend(_membership_changes(inputs.members, dns, observed, anchor_of, held))
 
     quarantined_by_name = {c.anchor for c in collisions if c.attribute == "userPrincipalName"}
+    quarantined_by_name |= set(observed.duplicate_anchors)
     desired_anchors = {r["anchor"] for r in records} | inputs.quarantined | quarantined_by_name
     for anchor, obj in sorted(observed.objects.items()):
         if anchor in desired_anchors:
@@ -175,14 +222,22 @@ def plan_changes(
             if not uac & UF_ACCOUNTDISABLE:
                 changes.append(Change(Op.DISABLE, obj.kind, anchor, obj.dn,
                                       values={"userAccountControl": [str(uac | UF_ACCOUNTDISABLE)]},
-                                      reason="out of scope"))
+                                      reason="out of scope", guid=obj.guid))
             continue
-        changes.append(Change(Op.DELETE, obj.kind, anchor, obj.dn, reason="not in the tenant"))
+        changes.append(Change(Op.DELETE, obj.kind, anchor, obj.dn, reason="not in the tenant", guid=obj.guid))
 
     # A delete that frees a DN another object is renamed or created into goes first (an object still
     # holding the name would make that write fail with entryAlreadyExists); the others go last.
     wanted = {normalize_dn(c.dn) for c in changes if c.op == Op.CREATE}
     wanted |= {normalize_dn(c.new_dn) for c in changes if c.op == Op.RENAME and c.new_dn}
+    # ... and so does a delete whose sAMAccountName or UPN a create or a modify takes.
+    taken = {v.lower() for c in changes if c.op in (Op.CREATE, Op.MODIFY)
+             for k, vs in c.values.items() if k.lower() in ("samaccountname", "userprincipalname") for v in vs}
+    taken |= {v[: -len(suffix)] for v in taken if v.endswith(suffix)}
+    frees = {normalize_dn(o.dn) for o in observed.objects.values() if normalize_dn(o.dn) in leaving and (
+        {n.lower() for n in o.attributes.get("samaccountname", []) + o.attributes.get("userprincipalname", [])}
+        & taken & freed_names)}
+    wanted |= frees
     for c in changes:
         if c.op == Op.DELETE and normalize_dn(c.dn) in wanted:
             c.reason = "not in the tenant; frees its name for another object"
@@ -216,16 +271,17 @@ def _break_rename_cycles(changes: list[Change]) -> list[Change]:
         if len(cycle) < 2 or target != normalize_dn(c.dn):
             out.append(c)
             continue
-        parent = c.dn.split(",", 1)[1]
-        temporary = child_dn("CN", f"renaming {c.anchor}", parent)
-        out.append(Change(Op.RENAME, c.kind, c.anchor, c.dn, new_dn=temporary, reason="name swap, step 1"))
+        temporary = child_dn("CN", f"renaming {c.anchor}", parent_dn(c.dn))
+        out.append(Change(Op.RENAME, c.kind, c.anchor, c.dn, new_dn=temporary, reason="name swap, step 1",
+                          guid=c.guid, final_dn=c.new_dn))
         out.extend(reversed(cycle[1:]))
-        out.append(Change(Op.RENAME, c.kind, c.anchor, temporary, new_dn=c.new_dn, reason="name swap, step 2"))
+        out.append(Change(Op.RENAME, c.kind, c.anchor, temporary, new_dn=c.new_dn, reason="name swap, step 2",
+                          guid=c.guid))
         handled.update(id(x) for x in cycle)
     return out
 
 
-def _create(r, dn, cn, sam, values, anchor_attribute, set_initial_password) -> list[Change]:
+def _create(r, dn, cn, sam, values, anchor_attribute, set_initial_password, owner=None) -> list[Change]:
     kind, anchor = r["kind"], r["anchor"]
     attributes = {k: v for k, v in values.items() if v and k != "manager"}
     attributes["cn"] = [cn]
@@ -239,6 +295,8 @@ def _create(r, dn, cn, sam, values, anchor_attribute, set_initial_password) -> l
         attributes["groupType"] = [str(group_type(bool(r["security_enabled"])))]
     anchor_value = encode_anchor(anchor_attribute, anchor)
     attributes[anchor_attribute] = [anchor_value.hex() if isinstance(anchor_value, bytes) else anchor_value]
+    if owner:
+        attributes[owner[0]] = [owner[1]]
     create = Change(Op.CREATE, kind, anchor, dn, values=attributes)
     if kind == USER and set_initial_password:
         create.reason = "initial password"
@@ -251,8 +309,9 @@ def _create(r, dn, cn, sam, values, anchor_attribute, set_initial_password) -> l
 def _update(r, dn, obj: ObservedObject, values, after_renames: dict[str, str]) -> list[Change]:
     kind, anchor = r["kind"], r["anchor"]
     out: list[Change] = []
-    if normalize_dn(dn) != normalize_dn(obj.dn):
-        out.append(Change(Op.RENAME, kind, anchor, obj.dn, new_dn=dn))
+    # A case-only change of the name is a rename too (the DNs compare equal without case).
+    if normalize_dn(dn) != normalize_dn(obj.dn) or rdn_value(dn) != rdn_value(obj.dn):
+        out.append(Change(Op.RENAME, kind, anchor, obj.dn, new_dn=dn, guid=obj.guid))
     diff = {}
     for name, desired in values.items():
         current = obj.attributes.get(name.lower(), [])
@@ -268,15 +327,16 @@ def _update(r, dn, obj: ObservedObject, values, after_renames: dict[str, str]) -
             disable = bool(desired_uac & UF_ACCOUNTDISABLE) and not observed_uac & UF_ACCOUNTDISABLE
             if disable:
                 out.append(Change(Op.DISABLE, kind, anchor, dn, values={"userAccountControl": [str(desired_uac)]},
-                                  reason="disabled in the tenant"))
+                                  reason="disabled in the tenant", guid=obj.guid))
             else:
                 diff["userAccountControl"] = [str(desired_uac)]
     else:
-        desired_type = group_type(bool(r["security_enabled"]))
-        if str(desired_type) != (obj.first("groupType") or ""):
+        observed_type = obj.first("groupType")
+        desired_type = group_type(bool(r["security_enabled"]), int(observed_type) if observed_type else None)
+        if str(desired_type) != (observed_type or ""):
             diff["groupType"] = [str(desired_type)]
     if diff:
-        out.append(Change(Op.MODIFY, kind, anchor, dn, values=diff))
+        out.append(Change(Op.MODIFY, kind, anchor, dn, values=diff, guid=obj.guid))
     return out
 
 
@@ -301,18 +361,17 @@ def _membership_changes(members: pd.DataFrame, dns: dict[str, str], observed: Ob
         remove = sorted(dns.get(a, observed.objects[a].dn) for a in have - want - held)
         for op, items in ((Op.ADD_MEMBERS, add), (Op.REMOVE_MEMBERS, remove)):
             for i in range(0, len(items), MEMBER_BATCH):
-                out.append(Change(op, GROUP, group, dn, members=items[i:i + MEMBER_BATCH]))
+                out.append(Change(op, GROUP, group, dn, members=items[i:i + MEMBER_BATCH],
+                                  guid=obj.guid if obj is not None else None))
     return out
 
 
-def implied_principal_names(records: list[dict], observed: ObservedDomain, upn_column: str) -> set[str]:
+def implied_principal_names(records: list[dict], principal_names: dict[str, str], suffix: str,
+                            upn_column: str) -> set[str]:
     """AD (and Samba) treat sAMAccountName@<domain DNS name> as every account's implied UPN: a new
     account name may not equal the local part of another object's UPN in that DNS domain (the domain
-    answers constraintViolation, code 19)."""
-    realm = ".".join(part.split("=", 1)[1] for part in observed.container_dn.split(",")
-                     if part.strip().lower().startswith("dc=")).lower()
-    suffix = "@" + realm
-    names = {upn[: -len(suffix)] for upn in observed.principal_names if upn.endswith(suffix)}
+    answers constraintViolation, code 19). `principal_names`: the UPNs held in the domain (lower case)."""
+    names = {upn[: -len(suffix)] for upn in principal_names if upn.endswith(suffix)}
     for r in records:
         upn = r.get(upn_column)
         if isinstance(upn, str) and upn.lower().endswith(suffix):

@@ -1,9 +1,15 @@
 """Observed state: what the domain holds now, read with paged searches.
 
-A user or group under the search base (the whole domain by default) that carries the anchor
-attribute is synced (ours), wherever it sits: an object left in a former container is found by its
-anchor and moved, never created a second time. Every other object is local and is only read, to
-keep names unique and to report collisions.
+A user or group under the search base (the container by default) that carries the anchor attribute
+and this tenant's ownership marker is synced (ours), wherever it sits below the search base: an object
+left in a former container is found by its anchor and moved, never created a second time. Every other
+object is local and is only read, to keep names unique and to report collisions. Anchored objects
+without the marker (Entra Connect and Cloud Sync write mS-DS-ConsistencyGuid on every object of a
+hybrid domain) are counted as `unmarked`, never touched.
+
+Reads fail closed: a paged search that ends on anything but success raises DomainReadError, so no
+partial read of the domain is ever planned against. A DN the code cannot read skips that object
+(reported in `unreadable`), never the run. Two objects with the same anchor are both held.
 """
 
 from __future__ import annotations
@@ -11,13 +17,22 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from domain_sync.dn import normalize_dn
+from domain_sync.dn import DNError, ancestors, guid_from_bytes, normalize_dn
 from domain_sync.domain import decode_anchor, ldap_values
+from domain_sync.errors import TransientError
 from domain_sync.records import GROUP, USER
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 500
+SUCCESS = 0
+NO_SUCH_OBJECT = 32
+# Busy, unavailable, time limit, size limit, admin limit: the read may succeed later.
+TRANSIENT_READ_CODES = {3, 4, 11, 51, 52}
+
+
+class DomainReadError(TransientError):
+    """A search of the domain did not complete; nothing read by it is planned against."""
 
 
 @dataclass
@@ -27,6 +42,7 @@ class ObservedObject:
     dn: str
     attributes: dict[str, list[str]]
     members: list[str] = field(default_factory=list)
+    guid: str | None = None  # objectGUID: what every write addresses
 
     def first(self, name: str) -> str | None:
         values = self.attributes.get(name.lower())
@@ -44,6 +60,12 @@ class ObservedDomain:
     # cn of local (not synced) objects directly in the container, lower-cased
     local_names_in_container: set[str]
     synced_dns: set[str] = field(default_factory=set)  # normalized DNs of synced objects
+    # Anchors found on more than one object: every such object is held (no write), reported.
+    duplicate_anchors: dict[str, list[str]] = field(default_factory=dict)
+    # Objects under the search base with the anchor attribute but not this tenant's marker.
+    unmarked: int = 0
+    # DNs the domain returned that could not be read (each object skipped, reported).
+    unreadable: list[str] = field(default_factory=list)
 
     def is_synced_dn(self, dn: str) -> bool:
         return normalize_dn(dn) in self.synced_dns
@@ -59,14 +81,33 @@ def _kind(object_classes: list[str]) -> str | None:
 
 
 def _paged(conn, base: str, search_filter: str, attributes: list[str], scope: str = "SUBTREE"):
-    return conn.extend.standard.paged_search(
-        base, search_filter, search_scope=scope, attributes=attributes, paged_size=PAGE_SIZE, generator=True
-    )
+    """Every entry of a paged search; raises DomainReadError unless the search ended in success."""
+    from ldap3.core.exceptions import LDAPException
+
+    try:
+        yield from (e for e in conn.extend.standard.paged_search(
+            base, search_filter, search_scope=scope, attributes=attributes, paged_size=PAGE_SIZE, generator=True)
+            if e.get("type") == "searchResEntry")
+    except LDAPException as exc:
+        raise DomainReadError(f"reading {base} ({search_filter}) failed: {type(exc).__name__}: {exc}") from None
+    _check_result(conn, f"reading {base} ({search_filter})")
+
+
+def _check_result(conn, what: str) -> None:
+    result = conn.result or {}
+    code = result.get("result")
+    if code != SUCCESS:
+        raise DomainReadError(f"{what} ended with LDAP code {code} {result.get('description')}: "
+                              f"{result.get('message', '')}; no plan is made from a partial read")
 
 
 def _exists(conn, dn: str) -> bool:
+    """Whether an entry exists: missing only when the domain says noSuchObject (32); any other error raises."""
     conn.search(dn, "(objectClass=*)", search_scope="BASE", attributes=["objectClass"])
-    return bool(conn.entries) or conn.result.get("result") == 0 and bool(conn.response)
+    if (conn.result or {}).get("result") == NO_SUCH_OBJECT:
+        return False
+    _check_result(conn, f"looking up {dn}")
+    return True
 
 
 def observe_domain(
@@ -76,22 +117,17 @@ def observe_domain(
     anchor_attribute: str,
     mapped_attributes: list[str],
     search_base: str | None = None,
+    owner_attribute: str | None = None,
+    owner_marker: str | None = None,
 ) -> ObservedDomain:
-    search_base = search_base or base_dn
+    search_base = search_base or container_dn
     # Containers, outermost first.
-    levels = []
-    dn = container_dn
-    while dn and normalize_dn(dn) != normalize_dn(base_dn):
-        levels.append(dn)
-        dn = dn.split(",", 1)[1] if "," in dn else ""
-    missing = [d for d in reversed(levels) if not _exists(conn, d)]
+    missing = [d for d in ancestors(container_dn, base_dn) if not _exists(conn, d)]
 
     account_names: dict[str, str] = {}
     principal_names: dict[str, str] = {}
     for entry in _paged(conn, base_dn, "(|(sAMAccountName=*)(userPrincipalName=*))",
                         ["sAMAccountName", "userPrincipalName"]):
-        if entry.get("type") != "searchResEntry":
-            continue
         attrs = entry["attributes"]
         for name in ldap_values(attrs.get("sAMAccountName")):
             account_names[name.lower()] = entry["dn"]
@@ -100,13 +136,25 @@ def observe_domain(
 
     objects: dict[str, ObservedObject] = {}
     synced_dns: set[str] = set()
-    wanted = sorted({"objectClass", "cn", "sAMAccountName", "userAccountControl", "groupType",
-                     "member", "manager", anchor_attribute, *mapped_attributes})
+    duplicates: dict[str, list[str]] = {}
+    unreadable: list[str] = []
+    unmarked = 0
+    marker_attribute = owner_attribute if owner_attribute and owner_marker else None
+    wanted = sorted({"objectClass", "cn", "sAMAccountName", "userAccountControl", "groupType", "objectGUID",
+                     "member", "manager", anchor_attribute, *mapped_attributes,
+                     *([marker_attribute] if marker_attribute else [])})
     synced_filter = f"(&(|(objectClass=user)(objectClass=group))({anchor_attribute}=*))"
     # The search base holds the container: when it is missing (a first run), nothing is synced yet.
     found = _paged(conn, search_base, synced_filter, wanted) if _exists(conn, search_base) else []
     for entry in found:
-        if entry.get("type") != "searchResEntry":
+        try:
+            normalize_dn(entry["dn"])
+        except DNError as exc:
+            log.warning("skipping an object the domain returned: %s", exc)
+            unreadable.append(entry["dn"])
+            continue
+        if marker_attribute and owner_marker not in ldap_values(_get(entry["attributes"], marker_attribute)):
+            unmarked += 1
             continue
         kind = _kind(ldap_values(entry["attributes"].get("objectClass")))
         anchor_raw = _get(entry.get("raw_attributes", {}), anchor_attribute)
@@ -116,14 +164,15 @@ def observe_domain(
         if anchor is None:
             log.warning("object %s has an unreadable %s; treated as local", entry["dn"], anchor_attribute)
             continue
-        if anchor in objects:
-            log.warning("anchor %s is on %s and on %s; the second is treated as local", anchor,
-                        objects[anchor].dn, entry["dn"])
+        if anchor in duplicates or anchor in objects:
+            duplicates.setdefault(anchor, [objects.pop(anchor).dn] if anchor in objects else []).append(entry["dn"])
+            synced_dns.add(normalize_dn(entry["dn"]))
             continue
+        raw_guid = _get(entry.get("raw_attributes", {}), "objectGUID")
         attributes = {
             name.lower(): ldap_values(value)
             for name, value in entry["attributes"].items()
-            if name.lower() not in ("member", anchor_attribute.lower())
+            if name.lower() not in ("member", "objectguid", anchor_attribute.lower())
         }
         objects[anchor] = ObservedObject(
             anchor=anchor,
@@ -131,20 +180,35 @@ def observe_domain(
             dn=entry["dn"],
             attributes=attributes,
             members=ldap_values(entry["attributes"].get("member")),
+            guid=guid_from_bytes(raw_guid[0]) if raw_guid else None,
         )
         synced_dns.add(normalize_dn(entry["dn"]))
+    for anchor, holders in sorted(duplicates.items()):
+        log.warning("anchor %s is on %d objects (%s): all of them are held, none is written", anchor,
+                    len(holders), "; ".join(sorted(holders)))
 
     # Names taken in the container by anything that is not synced: new cns must avoid them.
     local_names: set[str] = set()
     if not missing:
         for entry in _paged(conn, container_dn, "(cn=*)", ["cn"], scope="LEVEL"):
-            if entry.get("type") == "searchResEntry" and normalize_dn(entry["dn"]) not in synced_dns:
+            if _key(entry["dn"]) not in synced_dns:
                 local_names.update(v.casefold() for v in ldap_values(entry["attributes"].get("cn")))
     log.info(
         "observed domain: %d synced objects under %s, %d account names, %d missing containers",
         len(objects), search_base, len(account_names), len(missing),
     )
-    return ObservedDomain(container_dn, missing, objects, account_names, principal_names, local_names, synced_dns)
+    if unmarked:
+        log.warning("%d objects under %s carry %s without this sync's ownership marker; they are not ours and "
+                    "are left alone", unmarked, search_base, anchor_attribute)
+    return ObservedDomain(container_dn, missing, objects, account_names, principal_names, local_names, synced_dns,
+                          duplicates, unmarked, unreadable)
+
+
+def _key(dn: str) -> str | None:
+    try:
+        return normalize_dn(dn)
+    except DNError:
+        return None
 
 
 def _get(attrs: dict, name: str):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from domain_sync.dn import first_rdn, parent_dn
 from domain_sync.records import (
     ChangeSet,
     Op,
@@ -18,6 +19,8 @@ def render_preview(change_set: ChangeSet, header: str = "") -> str:
     for c in change_set.changes:
         lines.append("")
         lines.append(f"# {c.op} {c.kind} {c.anchor}".rstrip() + (f" ({c.reason})" if c.reason else ""))
+        if c.guid:
+            lines.append(f"# objectGUID {c.guid}")
         lines.append(f"dn: {c.dn}")
         if c.op in (Op.CREATE, Op.CREATE_CONTAINER):
             lines.append("changetype: add")
@@ -26,8 +29,8 @@ def render_preview(change_set: ChangeSet, header: str = "") -> str:
         elif c.op == Op.DELETE:
             lines.append("changetype: delete")
         elif c.op == Op.RENAME:
-            rdn, _, parent = c.new_dn.partition(",")
-            lines += ["changetype: modrdn", f"newrdn: {rdn}", "deleteoldrdn: 1", f"newsuperior: {parent}"]
+            lines += ["changetype: modrdn", f"newrdn: {first_rdn(c.new_dn)}", "deleteoldrdn: 1",
+                      f"newsuperior: {parent_dn(c.new_dn)}"]
         elif c.op in (Op.ADD_MEMBERS, Op.REMOVE_MEMBERS):
             verb = "add" if c.op == Op.ADD_MEMBERS else "delete"
             lines += ["changetype: modify", f"{verb}: member"] + [f"member: {m}" for m in c.members] + ["-"]

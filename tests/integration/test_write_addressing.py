@@ -1,0 +1,105 @@
+"""Every write lands on the object that was observed: apply retried on the same plan (an Airflow task
+retry) changes nothing more, names with DN specials work, a case-only rename reaches the cn."""
+
+from __future__ import annotations
+
+import pytest
+
+from domain_sync.pipeline import run_stage
+from tests.fixtures.sync_env import by_sam, tenant_group, tenant_user
+
+pytestmark = pytest.mark.integration
+
+ATTRS = ["objectGUID", "objectSid", "sAMAccountName", "department", "memberOf", "cn"]
+
+
+def snapshot(sync_env) -> dict[str, tuple[str, dict]]:
+    return by_sam(sync_env.synced_entries(ATTRS))
+
+
+def identity(entry) -> tuple:
+    dn, attrs = entry
+    return attrs["objectguid"], attrs["objectsid"], attrs.get("department"), sorted(attrs.get("memberof") or [])
+
+
+def apply_again(sync_env, run_id: str) -> dict:
+    """The apply task's retry: the same run, the same plan.json."""
+    return run_stage("apply", run_id, {})
+
+
+def test_a_retried_apply_after_a_delete_that_freed_a_name_and_a_rename_into_it_keeps_the_live_account(sync_env):
+    old = tenant_user("old", "Alex Moss", department="Gone")
+    new = tenant_user("new", "Alex M", department="Stays")
+    emu = sync_env.start_tenant({"users": [old, new], "groups": [tenant_group("Team", [new])]})
+    sync_env.run()
+    emu.admin.delete_user(old["id"], permanent=True)
+    emu.admin.update_user(new["id"], {"displayName": "Alex Moss"})
+    sync_env.run(run_id="free-and-take")
+    after_first = snapshot(sync_env)
+    assert after_first["new"][0].startswith("CN=Alex Moss,") and "old" not in after_first
+
+    result = apply_again(sync_env, "free-and-take")
+    assert result["statuses"].get("failed", 0) == 0 and result["total_writes"] == 0
+    after_retry = snapshot(sync_env)
+    assert set(after_retry) == {"new", "Team"}
+    assert identity(after_retry["new"]) == identity(after_first["new"])
+
+
+def test_a_retried_name_swap_keeps_each_objects_own_attributes_and_groups(sync_env):
+    ann = tenant_user("ann", "Ann Berg", department="Sales")
+    ben = tenant_user("ben", "Ben Dahl", department="Legal")
+    emu = sync_env.start_tenant({"users": [ann, ben], "groups": [tenant_group("Sellers", [ann]),
+                                                                 tenant_group("Lawyers", [ben])]})
+    sync_env.run()
+    before = snapshot(sync_env)
+    emu.admin.update_user(ann["id"], {"displayName": "Ben Dahl"})
+    emu.admin.update_user(ben["id"], {"displayName": "Ann Berg"})
+    sync_env.run(run_id="swap")
+    swapped = snapshot(sync_env)
+    assert swapped["ann"][0].startswith("CN=Ben Dahl,") and swapped["ben"][0].startswith("CN=Ann Berg,")
+
+    result = apply_again(sync_env, "swap")
+    assert result["statuses"].get("failed", 0) == 0
+    retried = snapshot(sync_env)
+    assert retried["ann"][0] == swapped["ann"][0] and retried["ben"][0] == swapped["ben"][0]
+    for sam in ("ann", "ben"):
+        assert identity(retried[sam]) == identity(before[sam])  # GUID, SID, department, groups
+    assert sync_env.run()["plan"]["changes"] == 0
+
+
+def test_a_retried_move_to_a_new_container_keeps_the_object(sync_env):
+    user = tenant_user("mover", "Mo Ver", department="Ops")
+    sync_env.start_tenant({"users": [user], "groups": []})
+    sync_env.run()
+    before = snapshot(sync_env)
+    # The search base (the test's container) holds the new container, so the object is found and moved.
+    sync_env.set(container=f"OU=Moved\\, EMEA,{sync_env.container}")
+    sync_env.run(run_id="move")
+    moved = snapshot(sync_env)
+    assert moved["mover"][0].startswith("CN=Mo Ver,OU=Moved\\, EMEA,")
+    assert apply_again(sync_env, "move")["statuses"].get("failed", 0) == 0
+    assert identity(snapshot(sync_env)["mover"]) == identity(before["mover"])
+
+
+@pytest.mark.parametrize("display_name", ["Smith, John", "A+B=C", "Back\\slash", "#hash", " lead", "Star ?", "<x>;y"])
+def test_names_with_dn_specials_are_created_renamed_and_read_back(sync_env, display_name):
+    user = tenant_user("special", "Plain Name")
+    emu = sync_env.start_tenant({"users": [user], "groups": [tenant_group("G", [user])]})
+    sync_env.run()
+    emu.admin.update_user(user["id"], {"displayName": display_name})
+    result = sync_env.run()
+    assert result["apply"]["statuses"].get("failed", 0) == 0
+    entry = snapshot(sync_env)["special"]
+    assert entry[1]["cn"] in (display_name.strip(), [display_name.strip()])
+    again = sync_env.run()
+    assert again["plan"]["changes"] == 0, "the name read back is the name planned"
+
+
+def test_a_case_only_display_name_change_reaches_the_cn(sync_env):
+    user = tenant_user("casey", "john smith")
+    emu = sync_env.start_tenant({"users": [user], "groups": []})
+    sync_env.run()
+    emu.admin.update_user(user["id"], {"displayName": "John Smith"})
+    sync_env.run()
+    assert snapshot(sync_env)["casey"][0].startswith("CN=John Smith,")
+    assert sync_env.run()["plan"]["changes"] == 0
