@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from domain_sync.backoff import Backoff
 from domain_sync.dn import first_rdn, guid_dn, parent_dn, rdn_value, same_dn
-from domain_sync.domain import ANCHOR_BINARY_ATTRIBUTES, decode_anchor
+from domain_sync.domain import ANCHOR_BINARY_ATTRIBUTES, check_referrals, decode_anchor
 from domain_sync.errors import TransientError
 from domain_sync.records import (
     ALREADY,
@@ -148,6 +148,7 @@ class DomainWriter:
                 conn = self.conn
                 fn(conn)
                 result = dict(conn.result or {})
+                check_referrals(result, what)
                 if result.get("result") not in TRANSIENT_CODES:
                     return result
                 problem = f"LDAP code {result.get('result')} {result.get('description')}"

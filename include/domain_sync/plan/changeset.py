@@ -180,7 +180,8 @@ def plan_changes(
         holder = account_names.get(r["account_name"].lower())
         if r["anchor"] not in existing_names and holder and not observed.is_synced_dn(holder):
             collisions.append(Collision(r["anchor"], r["kind"], "sAMAccountName", r["account_name"], holder,
-                                        outcome=f"the tenant object gets {names[r['anchor']]!r} instead, the local one left untouched"))
+                                        outcome=f"the tenant object gets {names[r['anchor']]!r} instead, the local one "
+                                                f"left untouched"))
     current_cns = {a: rdn_value(o.dn) for a, o in observed.objects.items()
                    if normalize_dn(parent_dn(o.dn)) == normalize_dn(container)}
     cns = assign_common_names([(r["anchor"], r["cn"]) for r in records], observed.local_names_in_container,

@@ -18,7 +18,7 @@ import logging
 from dataclasses import dataclass, field
 
 from domain_sync.dn import DNError, ancestors, guid_from_bytes, normalize_dn
-from domain_sync.domain import decode_anchor, ldap_values
+from domain_sync.domain import check_referrals, decode_anchor, ldap_values
 from domain_sync.errors import TransientError
 from domain_sync.records import GROUP, USER
 
@@ -85,9 +85,11 @@ def _paged(conn, base: str, search_filter: str, attributes: list[str], scope: st
     from ldap3.core.exceptions import LDAPException
 
     try:
-        yield from (e for e in conn.extend.standard.paged_search(
-            base, search_filter, search_scope=scope, attributes=attributes, paged_size=PAGE_SIZE, generator=True)
-            if e.get("type") == "searchResEntry")
+        for entry in conn.extend.standard.paged_search(
+                base, search_filter, search_scope=scope, attributes=attributes, paged_size=PAGE_SIZE, generator=True):
+            check_referrals(entry, base)
+            if entry.get("type") == "searchResEntry":
+                yield entry
     except LDAPException as exc:
         raise DomainReadError(f"reading {base} ({search_filter}) failed: {type(exc).__name__}: {exc}") from None
     _check_result(conn, f"reading {base} ({search_filter})")
@@ -95,6 +97,7 @@ def _paged(conn, base: str, search_filter: str, attributes: list[str], scope: st
 
 def _check_result(conn, what: str) -> None:
     result = conn.result or {}
+    check_referrals(result, what)
     code = result.get("result")
     if code != SUCCESS:
         raise DomainReadError(f"{what} ended with LDAP code {code} {result.get('description')}: "
