@@ -6,6 +6,7 @@ connection); everything else is a plain setting here, overridable by `DOMAIN_SYN
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -19,6 +20,9 @@ DEFAULT_MAPPING_FILE = PACKAGE_DIR / "mapping.yaml"
 def _default_data_dir() -> str:
     airflow_home = os.environ.get("AIRFLOW_HOME") or str(Path.home() / "airflow")
     return str(Path(airflow_home) / "domain_sync")
+
+
+INITIAL_PASSWORD_MODES = ("random", "none")
 
 
 class SettingsError(PermanentError, ValueError):
@@ -47,17 +51,37 @@ class Settings:
     ldap_retry_budget_seconds: float = 120.0
     # Graph and LDAP: attempts of one request before the retry gives up (with the budgets above).
     retry_attempts: int = 10
+    # LDAP result codes retried on a fresh connection (51 busy, 52 unavailable; add 80 for a DC that
+    # answers "other" while it restarts), comma-separated.
+    ldap_transient_codes: str = "51,52"
     # Apply: LDAP connections writing in parallel (objects of one phase; phases stay in order).
     apply_connections: int = 4
-    # Where synced objects are looked up by anchor, relative to the base DN ("" = the whole domain),
-    # so that objects in a former container are found and moved. Must contain the container.
+    # Where synced objects are looked up by anchor, relative to the base DN ("" = the container itself);
+    # a parent of the container lets objects moved out of it be found and moved back. Must contain the
+    # container. Nothing outside it is ever modified, moved or deleted.
     search_base: str = ""
+    # Ownership: an object is ours only when it carries the anchor and, in `owner_attribute`, the marker
+    # "domain-sync:<tenant id>" (owner_marker overrides it). Entra Connect and Cloud Sync write
+    # mS-DS-ConsistencyGuid on every object of a hybrid domain, so the anchor alone proves nothing.
+    owner_attribute: str = "extensionName"
+    owner_marker: str = ""
     # Deletion guard (Entra Connect's export deletion threshold is 500).
     max_deletes: int = 500
     # Share of all synced objects of a type a plan may delete or disable (0..1), on top of the count.
     max_delete_share: float = 0.5
     # Below this many synced objects of a type, the share limit does not apply.
     delete_share_min_objects: int = 20
+    # Membership guard: memberships one plan may remove in all (members of objects the plan deletes
+    # or disables count as those deletes, not again here) ...
+    max_member_removals: int = 1000
+    # ... and the share (0..1) of a synced group's current members it may remove, per group and over
+    # all synced groups together ...
+    max_member_removal_share: float = 0.5
+    # ... judged for groups (and totals) of at least this many current members.
+    member_removal_share_min_members: int = 20
+    # State lock: a lock older than this (hours) is taken for abandoned and taken over by the next
+    # run's extract, with a state_lock_recovered alert (docs/design.md, "Runs never overlap").
+    state_lock_stale_hours: float = 12.0
     # Users get a random initial password at creation (never stored or logged) so that the
     # account is valid in Windows AD; "none" creates them without one.
     initial_password: str = "random"
@@ -73,6 +97,36 @@ class Settings:
     # Apply: more than this share of changes failing permanently fails the task (after writing
     # every other change and the results).
     max_apply_failure_share: float = 0.05
+
+    def __post_init__(self) -> None:
+        """Range checks: a bad value is a settings error naming the variable, never a retried ValueError."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            name = f"DOMAIN_SYNC_{f.name.upper()}"
+            if isinstance(value, float) and not math.isfinite(value):
+                raise SettingsError(f"setting {name}={value} is not a finite number")
+            if f.name.endswith("_share") and not 0 <= value <= 1:
+                raise SettingsError(f"setting {name}={value} is a share: it must be between 0 and 1")
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+                raise SettingsError(f"setting {name}={value} must not be negative")
+        for name in ("graph_timeout_seconds", "ldap_timeout_seconds", "retry_attempts", "apply_connections"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"setting DOMAIN_SYNC_{name.upper()}={getattr(self, name)} must be above 0")
+        if self.initial_password not in INITIAL_PASSWORD_MODES:
+            raise SettingsError(f"setting DOMAIN_SYNC_INITIAL_PASSWORD={self.initial_password!r} is not one of "
+                                f"{', '.join(INITIAL_PASSWORD_MODES)}")
+        self.transient_ldap_codes()
+
+    def transient_ldap_codes(self) -> frozenset[int]:
+        try:
+            codes = frozenset(int(c) for c in self.ldap_transient_codes.split(",") if c.strip())
+        except ValueError:
+            raise SettingsError(f"setting DOMAIN_SYNC_LDAP_TRANSIENT_CODES={self.ldap_transient_codes!r} is not a "
+                                f"comma-separated list of LDAP result codes") from None
+        if any(not 0 < c < 128 for c in codes):
+            raise SettingsError(f"setting DOMAIN_SYNC_LDAP_TRANSIENT_CODES={self.ldap_transient_codes!r} names a code "
+                                f"outside 1..127")
+        return codes
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":

@@ -73,3 +73,14 @@ def test_memberships_of_removed_objects_go_with_them():
     snap = merge_members(None, first, True, set(), set())
     after = merge_members(snap, pd.DataFrame(columns=MEMBER_COLUMNS), False, {"g2"}, {"u1"})
     assert after.empty
+
+
+def test_a_full_read_keeps_soft_deleted_users_soft_deleted_until_restored():
+    base, _ = merge_objects(None, changes({"id": "u1", "city": "a"}, {"id": "u2"}), True, True)
+    soft, _ = merge_objects(base, changes({"id": "u1", REMOVED: "changed"}), False, True)
+    full, gone = merge_objects(soft, changes({"id": "u2"}), True, True)  # a full read lists u2 only
+    assert snapshot_of(full)["u1"][TENANT_STATE] == "soft_deleted" and "u1" not in gone
+    restored, _ = merge_objects(full, changes({"id": "u1", "city": "b"}), True, True)
+    assert snapshot_of(restored)["u1"][TENANT_STATE] == "active"
+    groups, gone = merge_objects(soft, changes({"id": "u2"}), True, False)  # groups: soft delete is gone
+    assert "u1" in gone

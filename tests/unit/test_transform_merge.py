@@ -34,6 +34,9 @@ def replay(snapshot, changes, full, soft_delete_keeps):
     objects = {}
     if snapshot is not None and not full:
         objects = {row["id"]: dict(row) for row in snapshot.to_dict("records")}
+    elif snapshot is not None and soft_delete_keeps:  # a full read lists no soft-deleted user: they stay
+        objects = {row["id"]: dict(row) for row in snapshot.to_dict("records")
+                   if row.get(TENANT_STATE) == STATE_SOFT_DELETED}
     before = set(snapshot["id"]) if snapshot is not None else set()
     for row in changes.to_dict("records"):
         object_id = row["id"]

@@ -42,6 +42,7 @@ def write_round(settings: Settings, run_id: str, users: list[dict], groups: list
         run.staged("members"), index=False)
     write_json_atomic(run.delta_links,
                       {r: {"link": f"test://{r}", "full_read": full} for r in ("users", "groups")})
+    write_json_atomic(run.state_read, {"version": StateStore(settings.state_dir).version()})  # as extract records it
     return run
 
 
@@ -173,3 +174,18 @@ def test_objects_whose_container_names_would_collide_are_quarantined():
     assert {q.anchor for q in outcome.quarantine} == {"abcdef12-0000-0000-0000-000000000001",
                                                       "abcdef12-0000-0000-0000-000000000002"}
     assert {q.kind for q in outcome.quarantine} == {"user"}
+
+
+def test_a_scoped_full_resync_without_tenant_changes_is_no_broken_read(tmp_path):
+    settings = Settings(data_dir=str(tmp_path / "data"), scope_groups="Team")
+    users = [user(n) for n in range(100)]
+    team = {"id": str(uuid.UUID(int=999)), "displayName": "Team", "securityEnabled": True}
+    members = [(team["id"], u["id"]) for u in users[:10]]
+    run = write_round(settings, "r1", users, [team], members)
+    transform_run(settings, run)
+    validate_run(settings, run)
+    StateStore(settings.state_dir).commit(run.snapshot_dir, {"users": "l1", "groups": "l1"})
+    run = write_round(settings, "r2", users, [team], members)  # the same tenant, read in full again
+    transform_run(settings, run)
+    summary = validate_run(settings, run)
+    assert summary["counts"]["user"] == {"full_read": True, "now": 100, "previous": 100}

@@ -43,7 +43,9 @@ NO_SUCH_OBJECT = 32
 BUSY = 51
 UNAVAILABLE = 52
 ENTRY_ALREADY_EXISTS = 68
-TRANSIENT_CODES = {BUSY, UNAVAILABLE, 80}  # 80: other (Samba answers it while shutting down)
+# Result codes worth a retry on a fresh connection. 80 (other) is not among them by default: Samba
+# answers it while shutting down, but also for faults a retry repeats (setting ldap_transient_codes).
+TRANSIENT_CODES = frozenset({BUSY, UNAVAILABLE})
 # Tree delete (MS-ADTS 3.1.1.3.4.1.15): an AD user or group may hold child objects (devices, policies).
 TREE_DELETE_CONTROL = ("1.2.840.113556.1.4.805", True, None)
 
@@ -115,12 +117,14 @@ class DomainWriter:
         retry_budget_seconds: float = 120.0,
         set_passwords: bool = True,
         retry_attempts: int = 10,
+        transient_codes: frozenset[int] = TRANSIENT_CODES,
     ):
         self._connect = connect
         self._conn = None
         self.anchor_attribute = anchor_attribute
         self.retry_budget_seconds = retry_budget_seconds
         self.retry_attempts = retry_attempts
+        self.transient_codes = frozenset(transient_codes)
         self.set_passwords = set_passwords
 
     # -- connection handling ------------------------------------------------------------------
@@ -140,7 +144,7 @@ class DomainWriter:
 
     def _call(self, what: str, fn: Callable[[object], bool]) -> dict:
         """Run one LDAP operation, retrying transient failures on a fresh connection."""
-        from ldap3.core.exceptions import LDAPException
+        from ldap3.core.exceptions import LDAPCommunicationError, LDAPException, LDAPResponseTimeoutError
 
         backoff = Backoff(self.retry_budget_seconds, self.retry_attempts, cap_seconds=10.0)
         while True:
@@ -149,11 +153,13 @@ class DomainWriter:
                 fn(conn)
                 result = dict(conn.result or {})
                 check_referrals(result, what)
-                if result.get("result") not in TRANSIENT_CODES:
+                if result.get("result") not in self.transient_codes:
                     return result
                 problem = f"LDAP code {result.get('result')} {result.get('description')}"
-            except LDAPException as exc:
+            except (LDAPCommunicationError, LDAPResponseTimeoutError) as exc:  # the connection, not the request
                 problem = f"{type(exc).__name__}: {exc}"
+            except LDAPException as exc:  # refused by the client library itself: a retry repeats it
+                return {"result": None, "description": type(exc).__name__, "message": str(exc)[:300]}
             except (TransientError, OSError) as exc:  # the domain unreachable while reconnecting, a reset socket
                 problem = str(exc)
             self.close()

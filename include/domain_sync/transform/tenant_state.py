@@ -3,7 +3,8 @@
 Graph rules (MS, DESIGN.md section 4): an object may appear several times in a round (the last
 appearance wins, field by field: a page may carry only some properties); `@removed` reason
 "changed" is a soft delete (restorable, the user is disabled in the domain), "deleted" a hard
-delete; a full read (no delta link) replaces the snapshot, so objects missing from it are gone.
+delete; a full read (no delta link) replaces the snapshot, so objects missing from it are gone,
+except users the snapshot holds as soft-deleted, which a full read never lists: they stay soft-deleted.
 
 The fold is computed column-wise (a 100,000-user round in well under a second) with the result of
 replaying the rows one by one in order: an object's last hard removal in the round cuts off
@@ -56,6 +57,10 @@ def merge_objects(
     `soft_delete_keeps` is false, as for groups). Rows without an id are ignored."""
     before = set(objects(snapshot["id"])) if snapshot is not None else set()
     base = snapshot if snapshot is not None and not full else None
+    if full and soft_delete_keeps and snapshot is not None and TENANT_STATE in snapshot.columns:
+        # A full read lists no soft-deleted user (Graph keeps them in deletedItems): the ones the
+        # snapshot knows stay soft-deleted (disabled, never deleted) until restored or hard-deleted.
+        base = snapshot[objects(snapshot[TENANT_STATE]).to_numpy() == STATE_SOFT_DELETED].reset_index(drop=True)
     changes = changes[changes["id"].notna().to_numpy()].reset_index(drop=True)
     pos = np.arange(len(changes))
     ids = objects(changes["id"]).to_numpy()
