@@ -1,7 +1,7 @@
 """Alerts: what an operator sees when a task fails or a run needs attention.
 
 Each alert is logged and appended as one JSON line to <data_dir>/alerts.jsonl (what a monitoring
-agent or a test can follow). Add Airflow's e-mail or chat notifiers beside it for delivery.
+agent or a test can follow; 0600 in the 0700 data folder). Add Airflow's e-mail or chat notifiers beside it for delivery.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from domain_sync.config import Settings
+from domain_sync.runs import open_private, private_dir
 
 log = logging.getLogger(__name__)
 
@@ -19,8 +20,8 @@ log = logging.getLogger(__name__)
 def raise_alert(settings: Settings, kind: str, message: str, **details) -> dict:
     alert = {"at": datetime.now(UTC).isoformat(), "kind": kind, "message": message, **details}
     path = Path(settings.data_dir) / "alerts.jsonl"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as handle:
+    private_dir(path.parent, root=path.parent)
+    with open_private(path) as handle:
         handle.write(json.dumps(alert, default=str) + "\n")
     log.warning("ALERT %s: %s", kind, message)
     return alert

@@ -10,6 +10,12 @@
   plan/plan.json, plan/plan.txt, plan/collisions.json
   apply/results.json
   summary.json
+
+Everything under the data folder is private to the account the sync runs as, whatever the umask:
+folders 0700 (`private_dir`, used by every writer here and in state.py and alerts.py), files 0600
+(JSON through `write_json_atomic`, made 0600 by mkstemp; the Parquet and text files stages write
+with pandas, pyarrow or write_text are set 0600 by `make_private`, which `update_summary` runs over
+the run folder at the end of every stage).
 """
 
 from __future__ import annotations
@@ -17,12 +23,80 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import re
+import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+
+log = logging.getLogger(__name__)
+
+
+def private_dir(path: Path, root: Path | None = None) -> Path:
+    """Make `path` a folder only its owner can open (0700) whatever the umask: it and any missing parent
+    are created 0700; existing folders from `root` (the data folder) down to `path` are set 0700 too."""
+    path = Path(path)
+    missing = []
+    folder = path
+    while not folder.is_dir():
+        missing.append(folder)
+        folder = folder.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=PRIVATE_DIR_MODE)
+        except FileExistsError:  # a parallel task made it
+            pass
+        os.chmod(folder, PRIVATE_DIR_MODE)  # mkdir's mode is cut by the umask, never widened
+    if root is not None:
+        root = Path(root)
+        for folder in (path, *path.parents):
+            if folder != root and root not in folder.parents:
+                break
+            _set_mode(folder, PRIVATE_DIR_MODE)
+            if folder == root:
+                break
+    return path
+
+
+def make_private(root: Path) -> None:
+    """Set every folder under `root` (and root) 0700 and every file 0600; symbolic links are left alone."""
+    for folder, _dirs, files in os.walk(root):
+        _set_mode(Path(folder), PRIVATE_DIR_MODE)
+        for name in files:
+            _set_mode(Path(folder) / name, PRIVATE_FILE_MODE)
+
+
+def _set_mode(path: Path, mode: int) -> None:
+    try:
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode) or stat.S_IMODE(st.st_mode) == mode:
+            return
+        os.chmod(path, mode)
+    except FileNotFoundError:  # a temporary file renamed meanwhile
+        pass
+    except PermissionError:
+        log.warning("cannot make %s private (mode %o): it belongs to another account", path, mode)
+
+
+def open_private(path: Path, mode: str = "a", encoding: str | None = "utf-8"):
+    """Open a file for writing (append by default) that is created 0600, and made 0600 if it was not."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode.startswith("a") else os.O_TRUNC)
+    fd = os.open(path, flags, PRIVATE_FILE_MODE)
+    os.fchmod(fd, PRIVATE_FILE_MODE)
+    return os.fdopen(fd, mode, encoding=None if "b" in mode else encoding)
+
+
+def copy_private(source: Path, target: Path) -> None:
+    """Copy a file's bytes into a new file made 0600 (shutil.copy2 would carry the source's mode)."""
+    with open(source, "rb") as src, open_private(target, "wb") as dst:
+        shutil.copyfileobj(src, dst)
 
 
 def safe_run_name(run_id: str) -> str:
@@ -30,8 +104,9 @@ def safe_run_name(run_id: str) -> str:
 
 
 def write_json_atomic(path: Path, data: Any, compact: bool = False) -> None:
-    """Write JSON so that readers never see half a file; `compact` (one line) for large machine files."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write JSON so that readers never see half a file; `compact` (one line) for large machine files.
+    The file is 0600 (mkstemp creates it so), its folder 0700."""
+    private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         if compact:  # json.dumps: C encoder (json.dump encodes in Python, chunk by chunk)
@@ -46,8 +121,8 @@ def write_json_atomic(path: Path, data: Any, compact: bool = False) -> None:
 def locked(path: Path) -> Iterator[None]:
     """Hold an exclusive lock beside `path` (extract_users and extract_groups run in parallel and update
     the same run files)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(f".{path.name}.lock"), "a") as handle:
+    private_dir(path.parent)
+    with open_private(path.with_name(f".{path.name}.lock")) as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -70,12 +145,19 @@ class RunFolder:
 
     def __init__(self, runs_dir: Path | str, run_id: str):
         self.run_id = run_id
-        self.path = Path(runs_dir) / safe_run_name(run_id)
+        self.runs_dir = Path(runs_dir)
+        self.path = self.runs_dir / safe_run_name(run_id)
+        self._private: set[Path] = set()
+
+    def _folder(self, folder: Path) -> Path:
+        """A folder of the run, made private (0700 from the data folder down) the first time it is asked for."""
+        if folder not in self._private:
+            private_dir(folder, root=self.runs_dir.parent)
+            self._private.add(folder)
+        return folder
 
     def _file(self, stage: str, name: str) -> Path:
-        path = self.path / stage / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path
+        return self._folder(self.path / stage) / name
 
     # extract -> transform, validate
     def staged(self, frame: str) -> Path:
@@ -149,11 +231,14 @@ class RunFolder:
         return self.path / "summary.json"
 
     def update_summary(self, section: str, data: dict) -> dict:
+        """Record a stage's outcome (every stage ends here: pipeline.run_stage), then make every file the
+        stage wrote in the run folder private (Parquet and text files arrive with the umask's mode)."""
         with locked(self.summary_file):
             summary = read_json(self.summary_file, {}) or {}
             summary[section] = data
             summary["run_id"] = self.run_id
             write_json_atomic(self.summary_file, summary)
+        make_private(self.path)
         return summary
 
 

@@ -15,7 +15,15 @@ from pathlib import Path
 
 from domain_sync.context import StageContext
 from domain_sync.errors import PermanentError, StageInputMissing
-from domain_sync.runs import FRAMES, RunFolder, read_json, snapshot_file_name, write_json_atomic
+from domain_sync.runs import (
+    FRAMES,
+    RunFolder,
+    copy_private,
+    private_dir,
+    read_json,
+    snapshot_file_name,
+    write_json_atomic,
+)
 
 SNAPSHOT_FILES = tuple(snapshot_file_name(frame) for frame in FRAMES)
 DELTA_LINK_WARN_AGE_DAYS = 6  # Graph forgets delta links after 7 days (MS)
@@ -55,10 +63,9 @@ class StateStore:
         """Save the snapshot and the links ({resource: link or {"link", "received_at"}}) as the new state."""
         now = now or datetime.now(UTC)
         version = f"v-{now.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
-        target = self.dir / version
-        target.mkdir(parents=True)
+        target = private_dir(self.dir / version, root=self.dir.parent)  # 0700 from the data folder down
         for name in SNAPSHOT_FILES:
-            shutil.copy2(snapshot_dir / name, target / name)
+            copy_private(snapshot_dir / name, target / name)  # 0600, whatever the run's copy has
         previous = self.delta_links()
         links = {}
         for resource, entry in delta_links.items():
