@@ -242,9 +242,12 @@ class DomainWriter:
         return self._result(change, FAILED, r)
 
     def _rename(self, change: Change) -> ApplyResult:
-        if change.guid and change.final_dn:  # first step of a name swap: skipped once the swap is done
+        if change.guid:  # a retry finds the object where this rename (or the swap it starts) puts it
             now = self._dn_of(change.guid)
-            if now is not None and self._at(now, change.final_dn):
+            if now is None:
+                return self._result(change, FAILED, {"result": NO_SUCH_OBJECT},
+                                    message=f"the object with objectGUID {change.guid} no longer exists")
+            if self._at(now, change.new_dn) or (change.final_dn and self._at(now, change.final_dn)):
                 return self._result(change, ALREADY)
         # AD resolves <GUID=...> for the entry, not for the new DN's parent: the parent is always given.
         r = self._call(f"rename {change.kind} {change.anchor}",
