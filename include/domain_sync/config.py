@@ -97,6 +97,10 @@ class Settings:
     # Apply: more than this share of changes failing permanently fails the task (after writing
     # every other change and the results).
     max_apply_failure_share: float = 0.05
+    # Run folders (<data_dir>/runs) kept: the newest keep_runs, and none older than keep_run_days; older
+    # ones are removed at the end of the report stage (never the current run). Both at least 1.
+    keep_runs: int = 50
+    keep_run_days: int = 30
 
     def __post_init__(self) -> None:
         """Range checks: a bad value is a settings error naming the variable, never a retried ValueError."""
@@ -112,6 +116,9 @@ class Settings:
         for name in ("graph_timeout_seconds", "ldap_timeout_seconds", "retry_attempts", "apply_connections"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"setting DOMAIN_SYNC_{name.upper()}={getattr(self, name)} must be above 0")
+        for name in ("keep_runs", "keep_run_days"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"setting DOMAIN_SYNC_{name.upper()}={getattr(self, name)} must be at least 1")
         if self.initial_password not in INITIAL_PASSWORD_MODES:
             raise SettingsError(f"setting DOMAIN_SYNC_INITIAL_PASSWORD={self.initial_password!r} is not one of "
                                 f"{', '.join(INITIAL_PASSWORD_MODES)}")

@@ -29,10 +29,12 @@ import re
 import shutil
 import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+DAY_SECONDS = 86400
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
 
@@ -251,3 +253,40 @@ def _frame(frame: str) -> str:
 def snapshot_file_name(frame: str) -> str:
     """The file name of a tenant snapshot frame, in a run folder and in the committed state alike."""
     return f"snapshot_{_frame(frame)}.parquet"
+
+
+def prune_runs(current: RunFolder, keep_runs: int, keep_days: float, now: float | None = None) -> list[str]:
+    """Remove the run folders beside `current` that are not among the newest `keep_runs` or are older than
+    `keep_days`, oldest first; returns their names (oldest first) and logs how many.
+
+    A run's time is its summary.json's mtime (the folder's when it has none yet). Never removed: the
+    current run, runs newer than it, and a run without a summary younger than a day (one starting)."""
+    now = time.time() if now is None else now
+    runs = []
+    for folder in current.runs_dir.iterdir() if current.runs_dir.is_dir() else []:
+        if folder.is_symlink() or not folder.is_dir():
+            continue
+        summary = folder / "summary.json"
+        try:
+            has_summary = summary.is_file()
+            mtime = (summary if has_summary else folder).stat().st_mtime
+        except FileNotFoundError:  # removed meanwhile
+            continue
+        runs.append((mtime, folder, has_summary))
+    runs.sort(key=lambda run: run[0], reverse=True)  # newest first
+    current_time = next((mtime for mtime, folder, _ in runs if folder == current.path), now)
+    doomed = [folder for position, (mtime, folder, has_summary) in enumerate(runs)
+              if (position >= keep_runs or now - mtime > keep_days * DAY_SECONDS)
+              and folder != current.path and mtime <= current_time
+              and (has_summary or now - mtime >= DAY_SECONDS)]
+    removed = []
+    for folder in reversed(doomed):  # oldest first
+        try:
+            shutil.rmtree(folder)
+        except OSError as exc:
+            log.warning("could not remove run folder %s: %s", folder, exc)
+            continue
+        removed.append(folder.name)
+    log.info("run folders: removed %d (keeping the newest %d, none older than %g days), %d left", len(removed),
+             keep_runs, keep_days, len(runs) - len(removed))
+    return removed

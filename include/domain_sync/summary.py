@@ -13,7 +13,7 @@ from pathlib import Path
 from domain_sync.alerts import raise_alert
 from domain_sync.config import Settings
 from domain_sync.context import StageContext
-from domain_sync.runs import read_json
+from domain_sync.runs import prune_runs, read_json
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,7 @@ def run(ctx: StageContext) -> dict:
     }
     log.info("run %s summary: %s", run.run_id, counts)
     log.info("%s", format_summary(summary))
+    counts["runs_pruned"] = len(prune_runs(run, settings.keep_runs, settings.keep_run_days))
     return counts
 
 
