@@ -177,6 +177,9 @@ def connect(endpoint: DomainEndpoint, timeout: float = 30.0, collect_usage: bool
             auto_range=True,
             return_empty_attributes=False,
             auto_referrals=False,
+            # DNs are built and read by domain_sync.dn; ldap3's own DN check rejects escapes that
+            # AD-compatible servers send back (Samba's "\?") and would refuse to address those objects.
+            check_names=False,
         )
         conn.open()
         # StartTLS failures raise (LDAPStartTLSError); never bind in clear text when it did not start.
@@ -289,8 +292,11 @@ def decode_anchor(attribute: str, value: Any) -> str | None:
         if value is None:
             return None
     if attribute.lower() in ANCHOR_BINARY_ATTRIBUTES:
-        if isinstance(value, str):  # ldap3 may hand back a formatted GUID
-            return str(uuid.UUID(value.strip("{}")))
+        if isinstance(value, str):  # ldap3 may hand back a formatted GUID, or the bytes decoded as UTF-8
+            try:
+                return str(uuid.UUID(value.strip("{}")))
+            except ValueError:
+                value = value.encode("utf-8")
         if len(value) != 16:
             return None
         return str(uuid.UUID(bytes_le=bytes(value)))
