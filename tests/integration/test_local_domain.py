@@ -21,7 +21,7 @@ from cryptography.x509.oid import NameOID
 from ldap3.core.exceptions import LDAPBindError, LDAPSocketOpenError
 
 import local_domain as dc
-from tests.fixtures.local_domain import run_local_domain
+from tests.fixtures.local_domain import pick_test_address, port_in_use, release_address, run_local_domain
 
 pytestmark = pytest.mark.integration
 
@@ -189,6 +189,21 @@ def test_provision_again_is_a_no_op_and_refuses_another_address(local_domain):
         dc.provision(local_domain.dir, "127.0.0.21")
     with pytest.raises(dc.LocalDomainError, match="was provisioned for address"):
         dc.start(local_domain.dir, "127.0.0.21")
+
+
+def test_a_picked_address_looks_taken_to_other_sessions_until_released(local_domain):
+    address = pick_test_address()
+    second = None
+    try:
+        assert address != local_domain.address
+        assert port_in_use(address, 636) and port_in_use(address, 389)
+        second = pick_test_address()
+        assert second not in (address, local_domain.address)
+    finally:
+        release_address(address)
+        if second:
+            release_address(second)
+    assert not port_in_use(address, 636)
 
 
 def test_kinit_against_the_domains_kdc(local_domain, tmp_path):
