@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the whole test suite: install what is missing (scripts/bootstrap.sh --dev), make sure PostgreSQL
 # runs on 127.0.0.1:5432 (installing it from Debian when absent; started by local_domain/postgres.py),
-# then pytest with any arguments passed through. Exits with pytest's code; "no tests collected"
+# then pytest over every tier but the benchmarks, with any arguments passed through. Exits with pytest's code; "no tests collected"
 # (pytest's 5) is an error too.
 #
 # usage: scripts/test.sh [pytest arguments...]
@@ -29,9 +29,10 @@ if ! "$PY" -m local_domain.postgres installed; then
 fi
 "$PY" -m local_domain.postgres start
 
-say "running: pytest $*"
+# Every tier but the benchmarks (pytest.ini's default is the pure tier alone); a -m given here wins.
+say "running: pytest -m 'not benchmark' $*"
 status=0
-"$PY" -m pytest "$@" || status=$?
+"$PY" -m pytest -m "not benchmark" "$@" || status=$?
 if [[ $status -eq 5 ]]; then
     echo "test.sh: error: pytest collected no tests (exit 5); a test run must run tests" >&2
     exit 5
