@@ -57,6 +57,22 @@ _REMOVED_REASON = {SOFT_DELETED: "changed", HARD_DELETED: "deleted"}
 
 _TOKEN_VERSION = 1
 
+# passwordProfile (Graph v1.0 user resource): returned only on $select, and its password always reads as
+# null; setting a password moves lastPasswordChangeDateTime. The store never keeps a password.
+PASSWORD_PROFILE = "passwordProfile"
+PASSWORD_FLAGS = ("forceChangePasswordNextSignIn", "forceChangePasswordNextSignInWithMfa")
+
+
+def _keep_password_profile(data: dict, now: Callable[[], float] | None = None) -> None:
+    """Keep only the flags of a user's passwordProfile; with `now`, a password in it (a create or an
+    update that sets one) moves lastPasswordChangeDateTime to that time."""
+    profile = data.get(PASSWORD_PROFILE)
+    if not isinstance(profile, dict):
+        return
+    if now is not None and profile.get("password"):
+        data["lastPasswordChangeDateTime"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now()))
+    data[PASSWORD_PROFILE] = {flag: bool(profile.get(flag)) for flag in PASSWORD_FLAGS}
+
 
 class GraphError(Exception):
     """An error to be answered in Graph's shape: HTTP status, error code, message."""
@@ -310,6 +326,7 @@ class Tenant:
                 )
         if kind == USERS:
             self._check_upn(data.get("userPrincipalName"), oid)
+            _keep_password_profile(data)
         entry = self._append(kind, oid, PRESENT, data, None)
         if kind == GROUPS:
             self._members[oid] = {}
@@ -493,10 +510,15 @@ class Tenant:
             return {"id": entry.oid, "@removed": {"reason": _REMOVED_REASON[entry.status]}}
         data = entry.data
         if select is None:
-            return dict(data)
+            item = dict(data)
+            item.pop(PASSWORD_PROFILE, None)  # returned only on $select
+            return item
         item = {"id": entry.oid}
         for name in select:
-            if name != "id" and name != "members":
+            if name == PASSWORD_PROFILE:
+                profile = data.get(name)
+                item[name] = {"password": None, **profile} if isinstance(profile, dict) else None
+            elif name != "id" and name != "members":
                 item[name] = data.get(name)
         return item
 
@@ -774,6 +796,8 @@ class Tenant:
             )
         if not data.get("id"):
             data["id"] = str(uuid.uuid4())
+        if kind == USERS:
+            _keep_password_profile(data, self.clock)
         with self._lock:
             refs = [self._member_ref(m) for m in (members or [])]
             if any(mid == data["id"] for mid, _k in refs):
@@ -795,6 +819,8 @@ class Tenant:
             data = dict(entry.data)
             data.update(patch)
             data["id"] = oid
+            if kind == USERS:
+                _keep_password_profile(data, self.clock)
             if kind == USERS and data.get("userPrincipalName") != entry.data.get("userPrincipalName"):
                 self._check_upn(data.get("userPrincipalName"), oid)
             self._append(kind, oid, PRESENT, data, entry.born)

@@ -689,3 +689,40 @@ def test_adding_and_deleting_members_of_other_types_shows_in_members_delta():
     assert err.value.status == 404
     with pytest.raises(GraphError):
         tenant.create("devices", {"id": "u1"})  # ids are unique across every type
+
+
+# ---------------------------------------------------------------- passwordProfile, as Graph returns it
+
+def test_password_profile_is_returned_only_on_select_and_never_with_a_password():
+    tenant = Tenant(settings=Settings(), clock=Clock())
+    tenant.create(USERS, {"id": "p1", "displayName": "P",
+                          "passwordProfile": {"password": "Secret-Pass-1", "forceChangePasswordNextSignIn": True}})
+    (item,) = flat(full_round(tenant, USERS)[0])
+    assert "passwordProfile" not in item
+    (item,) = flat(full_round(tenant, USERS, select="passwordProfile,displayName")[0])
+    assert item["passwordProfile"] == {"password": None, "forceChangePasswordNextSignIn": True,
+                                       "forceChangePasswordNextSignInWithMfa": False}
+    assert tenant.get(USERS, "p1", select="passwordProfile")["passwordProfile"]["password"] is None
+    assert "Secret-Pass-1" not in repr(tenant.export())
+
+
+def test_a_user_without_a_password_profile_reads_null():
+    tenant = Tenant(settings=Settings(), clock=Clock())
+    tenant.create(USERS, {"id": "p1", "displayName": "P"})
+    assert tenant.get(USERS, "p1", select="passwordProfile") == {"id": "p1", "passwordProfile": None}
+
+
+def test_setting_a_password_moves_last_password_change_and_the_change_is_in_the_next_delta_round():
+    clock = Clock(1_800_000_000.0)
+    tenant = Tenant(settings=Settings(), clock=clock)
+    tenant.create(USERS, {"id": "p1", "displayName": "P", "lastPasswordChangeDateTime": "2020-01-01T00:00:00Z"})
+    _, token = full_round(tenant, USERS, select="passwordProfile,lastPasswordChangeDateTime")
+    clock.now += 60
+    tenant.update(USERS, "p1", {"passwordProfile": {"password": "New-Pass-2", "forceChangePasswordNextSignIn": True}})
+    (item,) = flat(full_round(tenant, USERS, token=token)[0])
+    assert item["passwordProfile"]["forceChangePasswordNextSignIn"] is True
+    assert item["lastPasswordChangeDateTime"] == "2027-01-15T08:01:00Z"
+    # flags alone (no password) leave the time as it was
+    tenant.update(USERS, "p1", {"passwordProfile": {"forceChangePasswordNextSignIn": False}})
+    assert tenant.get(USERS, "p1", select="lastPasswordChangeDateTime")["lastPasswordChangeDateTime"] == \
+        "2027-01-15T08:01:00Z"

@@ -28,7 +28,8 @@ class MappingError(PermanentError, ValueError):
 
 # Graph properties the sync reads whatever the mapping says (they feed derived fields).
 REQUIRED_SOURCES = {
-    USER: ["id", "displayName", "mailNickname", "userPrincipalName", "accountEnabled", "passwordPolicies", "manager"],
+    USER: ["id", "displayName", "mailNickname", "userPrincipalName", "accountEnabled", "passwordPolicies", "manager",
+           "passwordProfile", "lastPasswordChangeDateTime"],
     GROUP: ["id", "displayName", "mailNickname", "securityEnabled", "members"],
 }
 
@@ -39,7 +40,7 @@ KNOWN_SOURCES = {
         "createdDateTime", "department", "displayName", "employeeHireDate", "employeeId", "employeeType",
         "faxNumber", "givenName", "id", "imAddresses", "jobTitle", "lastPasswordChangeDateTime", "mail",
         "mailNickname", "manager", "mobilePhone", "officeLocation", "onPremisesSamAccountName",
-        "onPremisesSyncEnabled", "otherMails", "passwordPolicies", "postalCode", "preferredLanguage",
+        "onPremisesSyncEnabled", "otherMails", "passwordPolicies", "passwordProfile", "postalCode", "preferredLanguage",
         "proxyAddresses", "state", "streetAddress", "surname", "usageLocation", "userPrincipalName",
         "userType",
     },

@@ -18,7 +18,9 @@ Tenant snapshot (the desired source, committed after a successful apply):
 
 Directory records (transform -> validate -> plan), one frame per kind:
   anchor, kind, cn, account_name (the derived sAMAccountName before collisions), enabled,
-  password_never_expires (users), security_enabled (groups), manager_anchor (users), attr:<ldapName>...
+  password_never_expires, must_change_password (passwordProfile's flags), password_changed_at
+  (lastPasswordChangeDateTime, ISO text) (users), security_enabled (groups), manager_anchor (users),
+  attr:<ldapName>...
   members frame: group_anchor, member_anchor
   Values of `attr:` columns are a string, a list of strings (multi-valued), or None (clear it).
 
@@ -49,6 +51,10 @@ MEMBER_COLUMNS = ["group_id", "member_id", "member_type", "removed"]
 LIST_PROPERTIES = {"businessPhones", "proxyAddresses", "otherMails", "imAddresses", "groupTypes"}
 BOOL_PROPERTIES = {"accountEnabled", "securityEnabled", "mailEnabled", "onPremisesSyncEnabled"}
 NAVIGATION_PROPERTIES = {"manager", "members"}
+# Complex properties staged as one flag: true when any of the named members is true. passwordProfile
+# (returned only on $select, its password always null) becomes "must change the password at next sign-in";
+# nothing else of it is kept.
+FLAG_PROPERTIES = {"passwordProfile": ("forceChangePasswordNextSignIn", "forceChangePasswordNextSignInWithMfa")}
 
 
 def object_schema(select: list[str]) -> pa.Schema:
@@ -58,7 +64,7 @@ def object_schema(select: list[str]) -> pa.Schema:
             continue
         if name in LIST_PROPERTIES:
             fields.append(pa.field(name, pa.list_(pa.string())))
-        elif name in BOOL_PROPERTIES:
+        elif name in BOOL_PROPERTIES or name in FLAG_PROPERTIES:
             fields.append(pa.field(name, pa.bool_()))
         else:
             fields.append(pa.field(name, pa.string()))
@@ -80,7 +86,7 @@ SNAPSHOT_MEMBER_COLUMNS = ["group_id", "member_id", "member_type"]
 ATTR_PREFIX = "attr:"
 RECORD_BASE_COLUMNS = [
     "anchor", "kind", "cn", "account_name", "enabled", "password_never_expires", "security_enabled",
-    "manager_anchor",
+    "manager_anchor", "must_change_password", "password_changed_at",
 ]
 RECORD_MEMBER_COLUMNS = ["group_anchor", "member_anchor"]
 

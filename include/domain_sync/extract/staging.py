@@ -8,7 +8,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from domain_sync.records import BOOL_PROPERTIES, FIELDS, LIST_PROPERTIES, REMOVED
+from domain_sync.records import BOOL_PROPERTIES, FIELDS, FLAG_PROPERTIES, LIST_PROPERTIES, REMOVED
 
 
 class ParquetSink:
@@ -49,6 +49,8 @@ def _scalar(name: str, value: Any) -> Any:
         return [str(v) for v in value] if isinstance(value, list) else [str(value)]
     if name in BOOL_PROPERTIES:
         return bool(value)
+    if name in FLAG_PROPERTIES:  # only the flags: a complex value is never staged as text
+        return any(bool(value.get(flag)) for flag in FLAG_PROPERTIES[name]) if isinstance(value, dict) else None
     if isinstance(value, (dict, list)):
         return str(value)
     return str(value)

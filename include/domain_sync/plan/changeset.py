@@ -9,6 +9,7 @@ memberships change by single-value adds and deletes, never by rewriting a group'
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -75,6 +76,36 @@ def user_account_control(enabled: bool, never_expires: bool, observed: int | Non
     if never_expires:
         value |= UF_DONT_EXPIRE_PASSWD
     return value
+
+
+# pwdLastSet is a FILETIME: 100-nanosecond intervals since 1601-01-01 UTC (MS-ADTS 2.2.9); 0 means the
+# password must be changed at the next logon.
+_FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
+MUST_CHANGE = "0"
+
+
+def filetime(moment: datetime) -> int:
+    return int((moment - _FILETIME_EPOCH).total_seconds() * 10_000_000)
+
+
+def must_change_now(must_change: Any, password_changed_at: Any, observed_pwd_last_set: str | None) -> bool:
+    """Whether the plan sets pwdLastSet = 0 on an existing user: the tenant asks for a change at next sign-in
+    (passwordProfile.forceChangePasswordNextSignIn) and set that password (lastPasswordChangeDateTime) after
+    the domain's password was last set. Once the person changes the password in the domain, pwdLastSet is
+    later than the tenant's time and is never touched again; a domain already at 0 needs nothing. Without
+    the tenant's time, an old request cannot be told from a new one: nothing is written."""
+    if not must_change or is_missing(must_change) or observed_pwd_last_set in (None, "", MUST_CHANGE):
+        return False
+    if not isinstance(password_changed_at, str) or not password_changed_at:
+        return False
+    try:
+        tenant_time = datetime.fromisoformat(password_changed_at.replace("Z", "+00:00"))
+        domain_time = int(observed_pwd_last_set)
+    except ValueError:
+        return False
+    if tenant_time.tzinfo is None:
+        tenant_time = tenant_time.replace(tzinfo=UTC)
+    return domain_time < filetime(tenant_time)
 
 
 def group_type(security_enabled: bool, observed: int | None = None) -> int:
@@ -289,8 +320,12 @@ def _create(r, dn, cn, sam, values, anchor_attribute, set_initial_password, owne
     attributes["sAMAccountName"] = [sam]
     if kind == USER:
         attributes["objectClass"] = ["top", "person", "organizationalPerson", "user"]
-        uac = user_account_control(bool(r["enabled"]), bool(r["password_never_expires"]))
+        # Windows AD refuses an enabled account without a password: without an initial password
+        # (initial_password=none) the account is created disabled.
+        uac = user_account_control(bool(r["enabled"]) and set_initial_password, bool(r["password_never_expires"]))
         attributes["userAccountControl"] = [str(uac)]
+        if set_initial_password:  # the initial password must be changed at the first logon
+            attributes["pwdLastSet"] = [MUST_CHANGE]
     else:
         attributes["objectClass"] = ["top", "group"]
         attributes["groupType"] = [str(group_type(bool(r["security_enabled"])))]
@@ -331,6 +366,8 @@ def _update(r, dn, obj: ObservedObject, values, after_renames: dict[str, str]) -
                                   reason="disabled in the tenant", guid=obj.guid))
             else:
                 diff["userAccountControl"] = [str(desired_uac)]
+        if must_change_now(r.get("must_change_password"), r.get("password_changed_at"), obj.first("pwdLastSet")):
+            diff["pwdLastSet"] = [MUST_CHANGE]
     else:
         observed_type = obj.first("groupType")
         desired_type = group_type(bool(r["security_enabled"]), int(observed_type) if observed_type else None)

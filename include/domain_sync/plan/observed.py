@@ -143,7 +143,7 @@ def observe_domain(
     unreadable: list[str] = []
     unmarked = 0
     marker_attribute = owner_attribute if owner_attribute and owner_marker else None
-    wanted = sorted({"objectClass", "cn", "sAMAccountName", "userAccountControl", "groupType", "objectGUID",
+    wanted = sorted({"objectClass", "cn", "sAMAccountName", "userAccountControl", "pwdLastSet", "groupType", "objectGUID",
                      "member", "manager", anchor_attribute, *mapped_attributes,
                      *([marker_attribute] if marker_attribute else [])})
     synced_filter = f"(&(|(objectClass=user)(objectClass=group))({anchor_attribute}=*))"

@@ -108,6 +108,7 @@ def user_records(users: pd.DataFrame, mapping: Mapping, schema: DomainSchema = D
     policies = _column(users, "passwordPolicies")
     never_expires = policies.map(lambda p: DONT_EXPIRE in str(p), na_action="ignore").fillna(False)
     manager = _column(users, "manager_id")
+    changed_at = _column(users, "lastPasswordChangeDateTime")
     record = {
         "anchor": ids.to_numpy(dtype=object),
         "kind": np.full(len(ids), USER, dtype=object),
@@ -117,6 +118,10 @@ def user_records(users: pd.DataFrame, mapping: Mapping, schema: DomainSchema = D
         "password_never_expires": never_expires.to_numpy(dtype=bool),
         "security_enabled": np.full(len(ids), None, dtype=object),
         "manager_anchor": manager.where(manager.notna(), None).to_numpy(dtype=object),
+        # passwordProfile.forceChangePasswordNextSignIn (or ...WithMfa): the plan sets pwdLastSet = 0 when the
+        # tenant asked for it after the domain's password was last set (plan/changeset.py, must_change_now)
+        "must_change_password": _flags(_column(users, "passwordProfile"), False),
+        "password_changed_at": np.array([v if isinstance(v, str) and v else None for v in changed_at], dtype=object),
     }
     record.update(_mapped_attributes(users, mapping, USER, schema, fixes))
     return _frame(record, mapping, USER)
@@ -137,6 +142,8 @@ def group_records(groups: pd.DataFrame, mapping: Mapping, schema: DomainSchema =
         "password_never_expires": none,
         "security_enabled": _flags(_column(groups, "securityEnabled"), True),
         "manager_anchor": none,
+        "must_change_password": none,
+        "password_changed_at": none,
     }
     record.update(_mapped_attributes(groups, mapping, GROUP, schema, fixes))
     return _frame(record, mapping, GROUP)
