@@ -1,0 +1,109 @@
+"""Converges on any tenant and any domain: a hostile tenant synced into a container that already holds local
+objects with colliding names, then a seeded batch of tenant changes, checked by reading the domain alone.
+
+Per seed: local objects (tests.fixtures.convergence.local_objects_for) in the container; the hostile tenant
+(emulator.hostile.hostile_tenant); a sync that succeeds; a second sync that writes nothing; random_changes;
+a sync; the domain-only convergence check (tests.fixtures.convergence.check_convergence) finds no problem;
+a last sync writes nothing. benchmarks/soak_convergence.py runs the same steps over many seeds.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from domain_sync.runs import RunFolder
+from emulator.hostile import hostile_tenant, random_changes
+from tests.fixtures.convergence import (
+    DNS_NAME,
+    check_convergence,
+    create_local_objects,
+    idle_sync,
+    owned_anchors,
+    snapshot_objects,
+    sync,
+    tenant_state,
+)
+from tests.fixtures.sync_env import first, tenant_group, tenant_user
+
+pytestmark = pytest.mark.integration
+
+USERS, GROUPS, CHANGES = 60, 12, 25
+SEEDS = [3, 11, 2026]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_hostile_tenant_converges_and_stays_converged(sync_env, seed):
+    doc = hostile_tenant(USERS, GROUPS, seed, domain=DNS_NAME)
+    marker = f"domain-sync:{doc['tenant']['id']}"
+    local = create_local_objects(sync_env, doc)
+    before = snapshot_objects(sync_env.endpoint, [o.dn for o in local])
+    emu = sync_env.start_tenant(doc)
+
+    _, problems = sync(sync_env, "sync-1")
+    assert not problems, "\n".join(problems)
+    _, problems = idle_sync(sync_env, "sync-2")
+    assert not problems, "a second sync writes nothing:\n" + "\n".join(problems)
+
+    synced = owned_anchors(sync_env, marker)
+    changes = random_changes(emu.admin, CHANGES, seed)
+    _, problems = sync(sync_env, "sync-3")
+    applied = "\n".join(f"  {c.op} {c.kind} {c.id} {c.values} {c.outcome}" for c in changes)
+    assert not problems, "\n".join(problems) + "\nafter the changes:\n" + applied
+
+    report = check_convergence(tenant_state(emu.admin), sync_env.settings, sync_env.endpoint, local_before=before,
+                               runs=[RunFolder(sync_env.settings.runs_dir, "sync-3")], synced_before=synced,
+                               owner_marker=marker)
+    assert report.counts["owned"] > 0
+    assert not report.problems, report.text() + "\nafter the changes:\n" + applied
+
+    _, problems = idle_sync(sync_env, "sync-4")
+    assert not problems, "a sync after convergence writes nothing:\n" + "\n".join(problems)
+
+
+def test_the_check_finds_each_kind_of_difference_and_accepts_a_converged_domain(sync_env):
+    """The check is not vacuous: on a converged domain it finds nothing; each change made to the domain behind
+    the sync's back is found, with the object and the attribute; a reported collision explains its object."""
+    ana = tenant_user("ana", "Ana Lima", department="Finance")
+    bob = tenant_user("bob", "Bob Stone", manager={"id": ana["id"]})
+    cyd = tenant_user("cyd", "Cyd Moss")
+    held = tenant_user("held", "Held Upn")
+    team = tenant_group("Team", [ana, bob])
+    doc = {"users": [ana, bob, cyd, held], "groups": [team]}
+    conn = sync_env.ldap()
+    assert conn.add(sync_env.container_dn, ["top", "organizationalUnit"], {"ou": sync_env.container.split("=", 1)[1]})
+    local_dn = f"CN=Local One,{sync_env.container_dn}"
+    assert conn.add(local_dn, ["top", "person", "organizationalPerson", "user"],
+                    {"sAMAccountName": "local-one", "userAccountControl": "514",
+                     "userPrincipalName": held["userPrincipalName"]}), conn.result
+    conn.unbind()
+    before = snapshot_objects(sync_env.endpoint, [local_dn])
+    emu = sync_env.start_tenant(doc)
+    marker = f"domain-sync:{emu.tenant_id}"
+    _, problems = sync(sync_env, "sync-1")
+    assert not problems, problems
+
+    def check():
+        return check_convergence(tenant_state(emu.admin), sync_env.settings, sync_env.endpoint, local_before=before,
+                                 runs=[RunFolder(sync_env.settings.runs_dir, "sync-1")], owner_marker=marker)
+
+    report = check()
+    assert report.problems == [], report.text()
+    assert [p.object_id for p, _entry in report.explained] == [held["id"]]  # quarantined: its UPN is the local one's
+
+    dns = {first(e["samaccountname"]): dn for dn, e in sync_env.synced_entries(["sAMAccountName"]).items()}
+    conn = sync_env.ldap()
+    try:
+        assert conn.modify(dns["ana"], {"department": [("MODIFY_REPLACE", ["Sales"])]}), conn.result
+        assert conn.modify(dns["Team"], {"member": [("MODIFY_DELETE", [dns["bob"]])]}), conn.result
+        assert conn.modify(dns["Team"], {"member": [("MODIFY_ADD", [local_dn])]}), conn.result
+        assert conn.modify(dns["bob"], {"manager": [("MODIFY_DELETE", [])]}), conn.result
+        assert conn.modify(dns["bob"], {"userAccountControl": [("MODIFY_REPLACE", ["514"])]}), conn.result
+        assert conn.delete(dns["cyd"]), conn.result
+        assert conn.modify(local_dn, {"description": [("MODIFY_REPLACE", ["touched"])]}), conn.result
+    finally:
+        conn.unbind()
+    found = {(p.object_id, p.attribute) for p in check().problems}
+    local = f"local:{before[next(iter(before))]['(dn)'][0].decode()}"
+    assert {(ana["id"], "department"), (team["id"], "member"), (bob["id"], "manager"),
+            (bob["id"], "userAccountControl"), (cyd["id"], "presence"), (local, "description"),
+            (local, "whenchanged"), (local, "usnchanged")} <= found, found
