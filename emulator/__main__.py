@@ -45,6 +45,7 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host,
         graph_port=args.graph_port,
         token_port=args.token_port,
+        vault_port=args.vault_port,
         verbose=args.verbose,
         graph_tls=args.graph_tls,
         advertise_host=args.advertise_host,
@@ -65,6 +66,7 @@ def _serve(args: argparse.Namespace) -> int:
             {
                 "graph_url": emulator.graph_url,
                 "authority": emulator.authority,
+                "vault_url": emulator.vault_url,
                 "tenant_id": tenant_id,
                 "client_id": client_id,
                 "ca_file": str(certs.ca_file),
@@ -73,7 +75,7 @@ def _serve(args: argparse.Namespace) -> int:
         )
         counts = tenant.counts()
         print(
-            f"emulator: graph {emulator.graph_url}, token {emulator.authority}, "
+            f"emulator: graph {emulator.graph_url}, token {emulator.authority}, vault {emulator.vault_url}, "
             f"{counts['users']} users, {counts['groups']} groups",
             file=sys.stderr,
             flush=True,
@@ -90,7 +92,7 @@ def _connection(args: argparse.Namespace) -> int:
     from .state import connection_json
 
     try:
-        print(connection_json(args.state_dir))
+        print(connection_json(args.state_dir, vault=args.vault))
     except FileNotFoundError:
         print(f"no running emulator in {args.state_dir} (emulator.json is missing)", file=sys.stderr)
         return 1
@@ -114,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--graph-port", type=int, default=0, help="0: any free port")
     serve.add_argument("--token-port", type=int, default=0, help="0: any free port")
+    serve.add_argument("--vault-port", type=int, default=0, help="Key Vault listener; 0: any free port")
     serve.add_argument("--tenant-id", default=None)
     serve.add_argument("--client-id", default=None)
     serve.add_argument("--page-size", type=int, default=None)
@@ -130,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
 
     conn = sub.add_parser("connection", help="print the Airflow connection JSON (contains the secret)")
     conn.add_argument("--state-dir", required=True)
+    conn.add_argument("--vault", action="store_true",
+                      help="the Key Vault connection (conn type azure_key_vault) instead of the Graph one")
     conn.set_defaults(func=_connection)
 
     gen = sub.add_parser("generate", help="write a tenant file")

@@ -3,7 +3,7 @@
 A rule (JSON, see README.md):
 
     {"kind": "throttle" | "error" | "delay" | "drop" | "refuse_token",
-     "target": "graph" | "token",   listener the rule applies to (default graph; refuse_token: token)
+     "target": "graph" | "token" | "vault",   listener the rule applies to (default graph; refuse_token: token)
      "path": "/v1.0/users/delta",   path prefix (default: every path of the target; never /admin)
      "method": "GET",               only this HTTP method (default: any)
      "count": 3,                    fire on the next N matching requests, then retire (default: unlimited)
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 KINDS = ("throttle", "error", "delay", "drop", "refuse_token")
-TARGETS = ("graph", "token")
+TARGETS = ("graph", "token", "vault")
 
 _DEFAULT_CODES = {
     400: "BadRequest",

@@ -1,7 +1,8 @@
 """The emulator's two listeners around one tenant, and the dispatch of their requests.
 
 The Graph listener (plain HTTP, or HTTPS with graph_tls) serves the Graph API and, under /admin,
-the admin API; the token listener (HTTPS) serves the identity platform. Dispatch is the same for
+the admin API; the token listener (HTTPS) serves the identity platform; the vault listener (HTTPS)
+serves Azure Key Vault's secrets (keyvault.py). Dispatch is the same for
 both: read the request, find the route, let the scripted faults have their say, then answer.
 """
 
@@ -21,6 +22,7 @@ from .certs import CertPaths
 from .faults import FaultSet, FaultSpecError
 from .graph_api import GraphApi
 from .identity import IdentityApi, TokenIssuer, openid_configuration
+from .keyvault import KeyVaultApi, Vault
 from .tenant import GraphError, Tenant
 from .wire import Reply, Request, graph_error
 
@@ -30,7 +32,11 @@ class Stats:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._counts: dict[str, dict[str, dict[str, int]]] = {"graph": defaultdict(dict), "token": defaultdict(dict)}
+        self._counts: dict[str, dict[str, dict[str, int]]] = self._empty()
+
+    @staticmethod
+    def _empty() -> dict[str, dict[str, dict[str, int]]]:
+        return {"graph": defaultdict(dict), "token": defaultdict(dict), "vault": defaultdict(dict)}
 
     def record(self, target: str, path: str, status: int | str) -> None:
         key = str(status)
@@ -42,16 +48,18 @@ class Stats:
         with self._lock:
             graph = {p: dict(v) for p, v in self._counts["graph"].items()}
             token = {p: dict(v) for p, v in self._counts["token"].items()}
+            vault = {p: dict(v) for p, v in self._counts["vault"].items()}
         return {
             "requests": graph,
             "token_requests": token,
+            "vault_requests": vault,
             "total_requests": sum(sum(v.values()) for v in graph.values()),
             "total_token_requests": sum(sum(v.values()) for v in token.values()),
         }
 
     def reset(self) -> None:
         with self._lock:
-            self._counts = {"graph": defaultdict(dict), "token": defaultdict(dict)}
+            self._counts = self._empty()
 
 
 class _Server(ThreadingHTTPServer):
@@ -239,6 +247,27 @@ class TokenHandler(_BaseHandler):
             self.close_connection = True
 
 
+class VaultHandler(_BaseHandler):
+    """The vault listener: Azure Key Vault's secrets."""
+
+    target = "vault"
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def _dispatch(self, method: str) -> None:
+        request = self._read_request(method)
+        if request is None:
+            return
+        try:
+            self._answer(self.emulator.vault_api, request)
+        except (ConnectionError, ssl.SSLError):
+            self.close_connection = True
+
+
 class Emulator:
     """Both listeners around one tenant. start() binds and serves in background threads; stop() ends them."""
 
@@ -253,6 +282,7 @@ class Emulator:
         host: str = "127.0.0.1",
         graph_port: int = 0,
         token_port: int = 0,
+        vault_port: int = 0,
         verbose: bool = False,
         graph_tls: bool = False,
         advertise_host: str | None = None,
@@ -279,8 +309,11 @@ class Emulator:
         self.graph_api = GraphApi(self)
         self.admin_api = AdminApi(self)
         self.identity_api = IdentityApi(self)
+        self.vault = Vault()
+        self.vault_api = KeyVaultApi(self)
         self._graph_port = graph_port
         self._token_port = token_port
+        self._vault_port = vault_port
         self._servers: list[_Server] = []
         self._threads: list[threading.Thread] = []
 
@@ -295,6 +328,14 @@ class Emulator:
     @property
     def token_netloc(self) -> str:
         return self._netloc(self._servers[1].server_address[1])
+
+    @property
+    def vault_netloc(self) -> str:
+        return self._netloc(self._servers[2].server_address[1])
+
+    @property
+    def vault_url(self) -> str:
+        return f"https://{self.vault_netloc}"
 
     @property
     def graph_url(self) -> str:
@@ -313,8 +354,9 @@ class Emulator:
         ctx.load_cert_chain(str(self.certs.cert_file), str(self.certs.key_file))
         graph = _Server((self.host, self._graph_port), GraphHandler, self, ssl_context=ctx if self.graph_tls else None)
         token = _Server((self.host, self._token_port), TokenHandler, self, ssl_context=ctx)
-        self._servers = [graph, token]
-        for name, server in (("graph", graph), ("token", token)):
+        vault = _Server((self.host, self._vault_port), VaultHandler, self, ssl_context=ctx)
+        self._servers = [graph, token, vault]
+        for name, server in (("graph", graph), ("token", token), ("vault", vault)):
             thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name=f"emulator-{name}")
             thread.daemon = True
             thread.start()

@@ -81,7 +81,26 @@ def connection_dict(info: dict[str, Any], client_secret: str) -> dict[str, Any]:
     }
 
 
-def connection_json(state_dir: str | os.PathLike) -> str:
+def vault_connection_dict(info: dict[str, Any], client_secret: str) -> dict[str, Any]:
+    """The Airflow connection (conn type azure_key_vault, domain_sync.credentials.keyvault) of the emulator's
+    Key Vault: the same app registration as Graph, tokens from the emulator's authority. The vault is
+    reached at an address, not a *.vault.azure.net name, so the client's check that the challenge's
+    resource matches the vault's domain is off."""
+    return {
+        "conn_type": "azure_key_vault",
+        "host": info["vault_url"],
+        "login": info["client_id"],
+        "password": client_secret,
+        "extra": {
+            "tenant_id": info["tenant_id"],
+            "authority": info["authority"],
+            "ca_file": info["ca_file"],
+            "verify_challenge_resource": False,
+        },
+    }
+
+
+def connection_json(state_dir: str | os.PathLike, vault: bool = False) -> str:
     info = read_state(state_dir)
     secret = (Path(state_dir) / SECRET_FILE).read_text(encoding="utf-8").strip()
-    return json.dumps(connection_dict(info, secret))
+    return json.dumps(vault_connection_dict(info, secret) if vault else connection_dict(info, secret))

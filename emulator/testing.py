@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from .admin import EmulatorAdmin
-from .state import DEFAULT_CONN_ID, SECRET_FILE, STATE_FILE, connection_dict
+from .state import DEFAULT_CONN_ID, SECRET_FILE, STATE_FILE, connection_dict, vault_connection_dict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,6 +38,7 @@ class RunningEmulator:
     client_secret: str
     state_dir: Path
     process: subprocess.Popen
+    vault_url: str | None = None
     admin: EmulatorAdmin = field(init=False)
 
     def __post_init__(self) -> None:
@@ -61,6 +62,15 @@ class RunningEmulator:
     def connection_json(self) -> str:
         """The Airflow connection JSON for AIRFLOW_CONN_<ID> (contains the client secret)."""
         return json.dumps(self.connection())
+
+    def vault_connection(self) -> dict[str, Any]:
+        """The Airflow connection of the emulator's Key Vault (conn type azure_key_vault; has the secret)."""
+        info = {"vault_url": self.vault_url, "authority": self.authority, "tenant_id": self.tenant_id,
+                "client_id": self.client_id, "ca_file": self.ca_file}
+        return vault_connection_dict(info, self.client_secret)
+
+    def vault_connection_json(self) -> str:
+        return json.dumps(self.vault_connection())
 
     def airflow_env(self, conn_id: str = DEFAULT_CONN_ID) -> dict[str, str]:
         """{"AIRFLOW_CONN_<CONN_ID>": connection JSON}, to merge into os.environ or a subprocess env."""
@@ -153,4 +163,5 @@ def start_emulator(
         client_secret=secret,
         state_dir=state,
         process=process,
+        vault_url=info.get("vault_url"),
     )

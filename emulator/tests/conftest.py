@@ -109,7 +109,18 @@ class Http:
         headers: dict[str, str] | None = None,
     ):
         parts = urlsplit(self.emu.graph_url)
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+        return self._request(http.client.HTTPConnection(parts.hostname, parts.port, timeout=10), method, path,
+                             token, body, headers)
+
+    def vault(self, method: str, path: str, *, token: str | None = None, body: Any = None):
+        """A request to the Key Vault listener (HTTPS, the emulator's CA)."""
+        parts = urlsplit(self.emu.vault_url)
+        ctx = ssl.create_default_context(cafile=str(self.emu.certs.ca_file))
+        return self._request(http.client.HTTPSConnection(parts.hostname, parts.port, context=ctx, timeout=10),
+                             method, path, token, body, None)
+
+    @staticmethod
+    def _request(conn, method: str, path: str, token: str | None, body: Any, headers: dict[str, str] | None):
         try:
             hdrs = dict(headers or {})
             if token:

@@ -25,7 +25,7 @@ def test_serve_writes_state_and_cleans_up_on_sigterm(tmp_path):
     emu = start_emulator(DEMO_TENANT, state, tenant_id="cli-tenant", client_id="cli-client")
     try:
         info = json.loads((state / "emulator.json").read_text())
-        assert set(info) == {"graph_url", "authority", "tenant_id", "client_id", "ca_file", "pid"}
+        assert set(info) == {"graph_url", "authority", "vault_url", "tenant_id", "client_id", "ca_file", "pid"}
         assert info["pid"] == emu.pid
         assert (info["tenant_id"], info["client_id"]) == ("cli-tenant", "cli-client")
         assert info["graph_url"].startswith("http://127.0.0.1:")
