@@ -263,3 +263,26 @@ def test_an_admins_group_scope_is_kept_only_the_security_bit_is_owned():
 def test_creates_carry_the_ownership_marker():
     cs, _ = plan_changes(inputs([user(U1, "ana")]), observed(), ANCHOR, owner=("extensionName", "domain-sync:t1"))
     assert cs.changes[0].values["extensionName"] == ["domain-sync:t1"]
+
+
+def test_only_canonical_tenant_object_ids_are_anchors():
+    from domain_sync.plan.observed import is_tenant_object_id
+
+    assert is_tenant_object_id(U1)
+    assert not is_tenant_object_id("Group_" + U1)  # group writeback's adminDescription
+    assert not is_tenant_object_id("not an id") and not is_tenant_object_id(None)
+    assert not is_tenant_object_id("{" + U1 + "}")
+
+
+def test_the_search_base_defaults_to_the_container_and_must_hold_it():
+    import pytest
+
+    from domain_sync.config import Settings, SettingsError
+    from domain_sync.plan.stage import search_base_dn
+
+    base = "DC=corp,DC=example,DC=test"
+    assert search_base_dn(Settings(container="OU=AADDC Users"), base) == f"OU=AADDC Users,{base}"
+    assert search_base_dn(Settings(container="OU=Sync,OU=Sales\\, EMEA", search_base="OU=Sales\\, EMEA"),
+                          base) == f"OU=Sales\\, EMEA,{base}"
+    with pytest.raises(SettingsError, match="not inside the search base"):
+        search_base_dn(Settings(container="OU=AADDC Users", search_base="OU=Elsewhere"), base)

@@ -15,6 +15,7 @@ partial read of the domain is ever planned against. A DN the code cannot read sk
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass, field
 
 from domain_sync.dn import DNError, ancestors, guid_from_bytes, normalize_dn
@@ -164,8 +165,9 @@ def observe_domain(
         if kind is None or not anchor_raw:
             continue
         anchor = decode_anchor(anchor_attribute, anchor_raw[0])
-        if anchor is None:
-            log.warning("object %s has an unreadable %s; treated as local", entry["dn"], anchor_attribute)
+        if not is_tenant_object_id(anchor):
+            log.warning("object %s has %s %r, not a tenant object id; treated as local", entry["dn"],
+                        anchor_attribute, anchor if anchor is None else anchor[:80])
             continue
         if anchor in duplicates or anchor in objects:
             duplicates.setdefault(anchor, [objects.pop(anchor).dn] if anchor in objects else []).append(entry["dn"])
@@ -205,6 +207,14 @@ def observe_domain(
                     "are left alone", unmarked, search_base, anchor_attribute)
     return ObservedDomain(container_dn, missing, objects, account_names, principal_names, local_names, synced_dns,
                           duplicates, unmarked, unreadable)
+
+
+def is_tenant_object_id(value: str | None) -> bool:
+    """Entra object ids are GUIDs in their canonical text form; anything else in the anchor is not ours."""
+    try:
+        return value is not None and str(uuid.UUID(value)) == value.lower()
+    except ValueError:
+        return False
 
 
 def _key(dn: str) -> str | None:
