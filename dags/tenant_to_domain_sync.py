@@ -6,7 +6,9 @@ Keeps the Active Directory domain in step with the Microsoft Entra ID tenant, on
 `extract_users` and `extract_groups` read a Graph delta round each; `transform` folds it into the
 tenant snapshot and maps it to directory records; `validate` quarantines bad records (and stops
 the run when too many are bad); `plan` diffs the records against the domain into a change set
-(the run's `plan/plan.txt` is readable); `apply` writes it over LDAPS; `commit` saves the delta
+(the run's `plan/plan.txt` is readable); `apply` writes it over LDAPS (a new user's initial password
+goes to the credential sink first); `credentials` sets the password changes of the credential source,
+once each and in order per user; `commit` saves the delta
 links only after apply succeeded; `report` writes the run summary.
 
 Params: `full_resync` reads everything again (and removes what the tenant no longer has);
@@ -43,7 +45,10 @@ from domain_sync.tasks import APPLY_POOL, DOMAIN, TENANT, default_args, stage_ta
 def tenant_to_domain_sync():
     extract = [stage_task("extract_users", inlets=[TENANT]), stage_task("extract_groups", inlets=[TENANT])]
     chain(extract, stage_task("transform"), stage_task("validate"), stage_task("plan"),
-          stage_task("apply", writes=DOMAIN, pool=APPLY_POOL), stage_task("commit"), stage_task("report"))
+          stage_task("apply", writes=DOMAIN, pool=APPLY_POOL),
+          # Its own retries: a credential store or DC that is away gets longer (events stay pending meanwhile).
+          stage_task("credentials", pool=APPLY_POOL, retries=3, retry_delay=pendulum.duration(minutes=1)),
+          stage_task("commit"), stage_task("report"))
 
 
 tenant_to_domain_sync()

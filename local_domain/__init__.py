@@ -58,11 +58,14 @@ ALL_INTERFACES = "0.0.0.0"
 COMMANDS = ("provision", "start", "stop", "status", "connection")
 
 # Settings provision does not keep, written into [global] afterwards: only the services an LDAP/Kerberos DC
-# needs, simple binds without TLS on 389 (tests), and no fsync (a local, disposable domain).
+# needs, simple binds without TLS on 389 (tests), no fsync (a local, disposable domain), and a replaced
+# password that stops working at once: Samba (like Windows for NTLM) otherwise accepts the old one in simple
+# binds for 60 minutes after a change or reset (smb.conf "old password allowed period"; Kerberos never does).
 EXTRA_GLOBAL_SETTINGS = (
     "server services = ldap, cldap, kdc",
     "ldap server require strong auth = no",
     "ldb:nosync = true",
+    "old password allowed period = 0",
 )
 
 

@@ -23,6 +23,8 @@ def _default_data_dir() -> str:
 
 
 INITIAL_PASSWORD_MODES = ("random", "none")
+# Where initial passwords go (sink) and where password changes come from (source): README, "Credentials".
+CREDENTIAL_STORES = ("none", "keyvault", "dropfolder")
 
 
 class SettingsError(PermanentError, ValueError):
@@ -83,8 +85,20 @@ class Settings:
     # run's extract, with a state_lock_recovered alert (docs/design.md, "Runs never overlap").
     state_lock_stale_hours: float = 12.0
     # Users get a random initial password at creation (never stored or logged) so that the
-    # account is valid in Windows AD; "none" creates them without one.
+    # account is valid in Windows AD; "none" creates them without one, disabled.
     initial_password: str = "random"
+    # The initial password is delivered to this store before the account is created (keyvault: a
+    # secret per user with an expiry; dropfolder: an encrypted envelope per user); "none": nobody
+    # learns it, a helpdesk resets it.
+    credential_sink: str = "none"
+    # Password changes (events: tenant object id, new password, time) are read from this store by the
+    # credentials task after apply; "none": no password changes.
+    credential_source: str = "none"
+    # The Airflow connections of the sink and the source (README, "Credentials").
+    credential_sink_conn_id: str = "credential_sink"
+    credential_source_conn_id: str = "credential_source"
+    # Days an initial password stays valid in the sink (the Key Vault secret's expiry, the envelope's).
+    initial_password_days: float = 7.0
     # Validation: more than this share of objects failing a row-level rule stops the run.
     max_quarantine_share: float = 0.05
     # Validation: a full read holding fewer than this share of the previous snapshot's users (or
@@ -113,7 +127,8 @@ class Settings:
                 raise SettingsError(f"setting {name}={value} is a share: it must be between 0 and 1")
             if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
                 raise SettingsError(f"setting {name}={value} must not be negative")
-        for name in ("graph_timeout_seconds", "ldap_timeout_seconds", "retry_attempts", "apply_connections"):
+        for name in ("graph_timeout_seconds", "ldap_timeout_seconds", "retry_attempts", "apply_connections",
+                     "initial_password_days"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"setting DOMAIN_SYNC_{name.upper()}={getattr(self, name)} must be above 0")
         for name in ("keep_runs", "keep_run_days"):
@@ -122,6 +137,13 @@ class Settings:
         if self.initial_password not in INITIAL_PASSWORD_MODES:
             raise SettingsError(f"setting DOMAIN_SYNC_INITIAL_PASSWORD={self.initial_password!r} is not one of "
                                 f"{', '.join(INITIAL_PASSWORD_MODES)}")
+        for name in ("credential_sink", "credential_source"):
+            if getattr(self, name) not in CREDENTIAL_STORES:
+                raise SettingsError(f"setting DOMAIN_SYNC_{name.upper()}={getattr(self, name)!r} is not one of "
+                                    f"{', '.join(CREDENTIAL_STORES)}")
+        if self.credential_sink != "none" and self.initial_password != "random":
+            raise SettingsError(f"setting DOMAIN_SYNC_CREDENTIAL_SINK={self.credential_sink!r} delivers initial "
+                                f"passwords, but DOMAIN_SYNC_INITIAL_PASSWORD={self.initial_password!r} sets none")
         self.transient_ldap_codes()
 
     def transient_ldap_codes(self) -> frozenset[int]:

@@ -94,18 +94,23 @@ def assign_account_names(
     candidates: Iterable[tuple[str, str]],
     existing: dict[str, str],
     taken: Iterable[str],
+    reserved: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """Rules 4 and 5. `candidates` are (anchor, base name) of every synced object, `existing` maps
     anchors that already have a name in the domain to it, `taken` holds every name in the domain.
+    `reserved` maps names (lower case) to the one anchor that may take them: a user's UPN local part in
+    the domain's DNS name is its implied UPN, so no other account may be named so.
     Returns anchor -> sAMAccountName for all candidates."""
     used = {name.lower() for name in taken}
     used.update(name.lower() for name in existing.values())
+    reserved = {name.lower(): anchor for name, anchor in (reserved or {}).items() if name.lower() not in used}
     result: dict[str, str] = {}
     for anchor, base in sorted(candidates):
         if anchor in existing:
             result[anchor] = existing[anchor]
             continue
-        name = _unique_account_name(anchor, base, used)
+        blocked = used | {name for name, owner in reserved.items() if owner != anchor}
+        name = _unique_account_name(anchor, base, blocked)
         used.add(name.lower())
         result[anchor] = name
     return result

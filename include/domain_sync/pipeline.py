@@ -25,6 +25,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "validate": ("domain_sync.validate.stage", "run"),
     "plan": ("domain_sync.plan.stage", "run"),
     "apply": ("domain_sync.apply.stage", "run"),
+    "credentials": ("domain_sync.credentials.stage", "run"),
     "commit": ("domain_sync.state", "run"),
     "report": ("domain_sync.summary", "run"),
 }

@@ -9,6 +9,7 @@
   validate/quarantine.json, validate/report.json
   plan/plan.json, plan/plan.txt, plan/collisions.json
   apply/results.json
+  credentials/results.json
   summary.json
 
 Everything under the data folder is private to the account the sync runs as, whatever the umask:
@@ -227,6 +228,11 @@ class RunFolder:
     @property
     def apply_results(self) -> Path:
         return self._file("apply", "results.json")
+
+    # credentials -> report (no passwords: the outcome of each password change, what was set aside)
+    @property
+    def credential_results(self) -> Path:
+        return self._file("credentials", "results.json")
 
     @property
     def summary_file(self) -> Path:

@@ -45,6 +45,13 @@ def format_summary(summary: dict) -> str:
     statuses = apply.get("statuses") or {}
     if statuses:
         lines.append("  changes: " + ", ".join(f"{v} {k}" for k, v in sorted(statuses.items())))
+    credentials = summary.get("credentials") or {}
+    if credentials.get("source") not in (None, "none"):
+        lines.append(f"  password changes ({credentials['source']}): {credentials.get('set', 0)} set, "
+                     f"{credentials.get('skipped_stale', 0)} skipped as stale, {credentials.get('failed', 0)} failed, "
+                     f"{credentials.get('refused', 0)} refused by the domain, {credentials.get('replayed', 0)} replays, "
+                     f"{credentials.get('waiting', 0)} waiting for their user, {credentials.get('set_aside', 0)} set "
+                     f"aside")
     quarantined = sum(((summary.get("validate") or {}).get("quarantined") or {}).values())
     collisions = (summary.get("plan") or {}).get("collisions", 0)
     lines.append(f"  quarantined: {quarantined} by validation, {collisions} by collisions with local objects")
@@ -76,6 +83,8 @@ def run(ctx: StageContext) -> dict:
         "planned": (summary.get("plan") or {}).get("counts", {}),
         "quarantined": quarantined,
         "collisions": collisions,
+        "password_changes": {k: v for k, v in (summary.get("credentials") or {}).items()
+                             if k in ("set", "skipped_stale", "failed", "refused", "replayed", "waiting", "set_aside")},
         "run_folder": str(run.path),
     }
     log.info("run %s summary: %s", run.run_id, counts)

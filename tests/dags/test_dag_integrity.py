@@ -38,10 +38,14 @@ def test_every_dag_follows_the_policy(dag_bag):
 
 def test_sync_dag_runs_the_stages_in_pipeline_order(dag_bag):
     dag = dag_bag.dags["tenant_to_domain_sync"]
-    order = ["transform", "validate", "plan", "apply", "commit", "report"]
+    order = ["transform", "validate", "plan", "apply", "credentials", "commit", "report"]
     for upstream, downstream in zip(order, order[1:], strict=False):
         assert downstream in dag.get_task(upstream).downstream_task_ids
     assert {"extract_users", "extract_groups"} == dag.get_task("transform").upstream_task_ids
+    # Password changes go after the users exist and before commit, with retries of their own.
+    credentials = dag.get_task("credentials")
+    assert credentials.upstream_task_ids == {"apply"} and credentials.downstream_task_ids == {"commit"}
+    assert credentials.retries == 3 and credentials.pool == dag.get_task("apply").pool
     assert set(dag.params.keys()) == {"full_resync", "dry_run", "approve_deletions"}
 
 

@@ -73,7 +73,14 @@ def total(connections, counter: str) -> int:
 def synced_state(env) -> tuple[list[str], dict[str, set[str]]]:
     """Anchors of every user and group in the container (with repeats), and each group's members by anchor."""
     entries = env.synced_entries([ANCHOR, "member"])
-    anchor_of = {dn.lower(): decode_anchor(ANCHOR, e.get(ANCHOR.lower())) for dn, e in entries.items()}
+    conn = env.ldap()
+    try:  # the anchor's bytes as the domain holds them (raw: ldap3 formats unknown binary values loosely)
+        found = conn.extend.standard.paged_search(env.container_dn, "(|(objectClass=user)(objectClass=group))",
+                                                  attributes=[ANCHOR], paged_size=500, generator=False)
+        raw = {e["dn"].lower(): e["raw_attributes"].get(ANCHOR) for e in found if e.get("type") == "searchResEntry"}
+    finally:
+        conn.unbind()
+    anchor_of = {dn.lower(): decode_anchor(ANCHOR, raw.get(dn.lower()) or None) for dn in entries}
     members = {anchor_of[dn.lower()]: {anchor_of.get(m.lower(), m) for m in e.get("member", [])}
                for dn, e in entries.items() if e.get("member")}
     return list(anchor_of.values()), members

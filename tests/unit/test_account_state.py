@@ -73,6 +73,14 @@ def test_the_tenant_asking_for_a_change_after_the_domains_password_was_set_sets_
     assert ops(cs) == [("modify", U1)] and cs.changes[0].values == {"pwdLastSet": ["0"]}
 
 
+def test_a_domain_password_set_within_the_tenants_second_counts_as_older():
+    # Graph's lastPasswordChangeDateTime has whole seconds; the domain's pwdLastSet has 100 ns ticks.
+    same_second = str(filetime(datetime(2027, 3, 1, 10, 0, 0, 700_000, tzinfo=UTC)))
+    assert must_change_now(True, TENANT_SET, same_second)
+    next_second = str(filetime(datetime(2027, 3, 1, 10, 0, 1, tzinfo=UTC)))
+    assert not must_change_now(True, TENANT_SET, next_second)
+
+
 def test_once_the_person_changed_the_password_pwd_last_set_is_never_touched_again():
     assert plan(tenant_user(must_change=True), domain_user(pwd_last_set=AFTER)).changes == []
 
@@ -128,3 +136,14 @@ def test_records_carry_the_tenants_must_change_request_and_its_time():
     records = user_records(users, mapping)
     assert records["must_change_password"].tolist() == [True, False]
     assert [v if isinstance(v, str) else None for v in records["password_changed_at"]] == [TENANT_SET, None]
+
+
+def test_without_an_initial_password_an_account_without_one_stays_disabled_until_an_admin_sets_one():
+    disabled = UF_NORMAL_ACCOUNT | UF_ACCOUNTDISABLE
+    assert plan(tenant_user(), domain_user(uac=disabled, pwd_last_set="0"), set_initial_password=False).changes == []
+    cs = plan(tenant_user(), domain_user(uac=disabled, pwd_last_set=BEFORE), set_initial_password=False)
+    assert cs.changes[0].values["userAccountControl"] == [str(UF_NORMAL_ACCOUNT)]
+    # an account an admin enabled is left enabled; one the tenant disables is disabled
+    assert plan(tenant_user(), domain_user(pwd_last_set="0"), set_initial_password=False).changes == []
+    assert ops(plan(tenant_user(enabled=False), domain_user(pwd_last_set="0"), set_initial_password=False)) == \
+        [("disable", U1)]

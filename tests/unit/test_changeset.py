@@ -286,3 +286,21 @@ def test_the_search_base_defaults_to_the_container_and_must_hold_it():
                           base) == f"OU=Sales\\, EMEA,{base}"
     with pytest.raises(SettingsError, match="not inside the search base"):
         search_base_dn(Settings(container="OU=AADDC Users", search_base="OU=Elsewhere"), base)
+
+
+def test_a_rename_into_a_name_another_rename_frees_goes_after_it():
+    x = observed_user(U1, "x", display="Alpha")
+    y = observed_user(U2, "y", display="Beta")
+    cs, _ = plan_changes(inputs([user(U1, "x", display="Beta"), user(U2, "y", display="Gamma")]),
+                         observed([x, y]), ANCHOR)
+    renames = [(c.anchor, c.new_dn.split(",")[0]) for c in cs.changes if c.op == "rename"]
+    assert renames == [(U2, "CN=Gamma"), (U1, "CN=Beta")]
+
+
+def test_a_users_upn_local_part_is_its_own_account_name_when_another_object_derives_the_same():
+    # Both derive "x"; the second one's UPN is x@<the domain's DNS name>: it must be the one named x.
+    first = user(U1, "x", upn="x2@corp.example.test", display="First")
+    second = user(U2, "x", upn="x@corp.example.test", display="Second")
+    cs, collisions = plan_changes(inputs([first, second]), observed(), ANCHOR)
+    names = {c.anchor: c.values["sAMAccountName"][0] for c in cs.changes if c.op == "create"}
+    assert names[U2] == "x" and names[U1] != "x" and not collisions

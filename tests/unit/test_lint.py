@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "include" / "domain_sync"
-STAGES = {"extract", "transform", "validate", "plan", "apply"}
+STAGES = {"extract", "transform", "validate", "plan", "apply", "credentials"}
 ENTRY_POINTS = {"pipeline", "tasks"}
 
 

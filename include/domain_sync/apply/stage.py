@@ -9,6 +9,7 @@ from domain_sync.apply.writer import ApplyAborted, DomainWriter
 from domain_sync.context import StageContext
 from domain_sync.domain import connect
 from domain_sync.errors import PermanentError, StageInputMissing
+from domain_sync.passwords.stores import open_sink
 from domain_sync.records import ChangeSet
 from domain_sync.runs import read_json, write_json_atomic
 
@@ -39,6 +40,7 @@ def run(ctx: StageContext) -> dict:
         return summary
 
     endpoint = ctx.endpoint
+    sink = open_sink(settings)  # where initial passwords go (None: nobody learns them)
 
     def make_writer() -> DomainWriter:
         return DomainWriter(
@@ -47,6 +49,8 @@ def run(ctx: StageContext) -> dict:
             retry_budget_seconds=settings.ldap_retry_budget_seconds,
             retry_attempts=settings.retry_attempts,
             set_passwords=settings.initial_password == "random",
+            sink=sink,
+            initial_password_days=settings.initial_password_days,
         )
 
     try:

@@ -5,7 +5,9 @@ never by DN text: a retried apply cannot write to another object that took the n
 Idempotent by construction, so a rerun after a crash at any point converges: an add that finds
 its object (with our anchor) already there, a rename whose object already sits at its new DN, a
 member already present or already gone, a delete of an object already gone, all count as
-`already_in_place`, not as failures. Transient errors
+`already_in_place`, not as failures. A new user's initial password meets the domain's policy, goes to
+the credential sink before the account is created and only over an encrypted connection
+(domain_sync.passwords). Transient errors
 (busy, unavailable, timeouts, a dropped connection) are retried on a fresh connection with
 backoff; permanent ones are recorded with the LDAP result code and the object's anchor.
 """
@@ -13,17 +15,24 @@ backoff; permanent ones are recorded with the LDAP result code and the object's 
 from __future__ import annotations
 
 import logging
-import secrets
-import string
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from domain_sync.backoff import Backoff
 from domain_sync.dn import first_rdn, guid_dn, parent_dn, rdn_value, same_dn
-from domain_sync.domain import ANCHOR_BINARY_ATTRIBUTES, check_referrals, decode_anchor
+from domain_sync.domain import ANCHOR_BINARY_ATTRIBUTES, check_referrals, decode_anchor, ldap_values
 from domain_sync.errors import TransientError
+from domain_sync.passwords.policy import (
+    PasswordPolicy,
+    generate_password,
+    read_policy,
+    require_encrypted,
+    unicode_pwd,
+)
+from domain_sync.passwords.stores import CredentialSink, InitialPassword, now
 from domain_sync.records import (
     ALREADY,
     APPLIED,
@@ -59,20 +68,6 @@ class ApplyAborted(TransientError):
     """The domain stayed unreachable past the retry budget; `summary` holds the results so far."""
 
     summary: ApplySummary | None = None
-
-
-def initial_password(length: int = 24) -> str:
-    """A random password meeting AD's complexity rules; never stored or logged."""
-    alphabet = string.ascii_letters + string.digits + "!#%+-.:=?@_"
-    while True:
-        pw = "".join(secrets.choice(alphabet) for _ in range(length))
-        if (any(c.islower() for c in pw) and any(c.isupper() for c in pw)
-                and any(c.isdigit() for c in pw) and any(not c.isalnum() for c in pw)):
-            return pw
-
-
-def _unicode_pwd(password: str) -> bytes:
-    return f'"{password}"'.encode("utf-16-le")
 
 
 @dataclass
@@ -118,6 +113,8 @@ class DomainWriter:
         set_passwords: bool = True,
         retry_attempts: int = 10,
         transient_codes: frozenset[int] = TRANSIENT_CODES,
+        sink: CredentialSink | None = None,
+        initial_password_days: float = 7.0,
     ):
         self._connect = connect
         self._conn = None
@@ -126,6 +123,10 @@ class DomainWriter:
         self.retry_attempts = retry_attempts
         self.transient_codes = frozenset(transient_codes)
         self.set_passwords = set_passwords
+        # Initial passwords go to the sink before the account is created (None: nobody learns them).
+        self.sink = sink
+        self.initial_password_days = initial_password_days
+        self._policy: PasswordPolicy | None = None
 
     # -- connection handling ------------------------------------------------------------------
     @property
@@ -231,14 +232,79 @@ class DomainWriter:
     def _create(self, change: Change) -> ApplyResult:
         attrs = {k: self._ldap_values(k, v) for k, v in change.values.items()}
         classes = attrs.pop("objectClass")
+        what = f"create {change.kind} {change.anchor}"
+        password = None
         if change.kind == "user" and self.set_passwords and change.reason == "initial password":
-            attrs["unicodePwd"] = [_unicode_pwd(initial_password())]
-        r = self._call(f"create {change.kind} {change.anchor}", lambda c: c.add(change.dn, classes, attrs))
+            password = self._initial_password(change)
+            attrs["unicodePwd"] = [unicode_pwd(password)]
+
+        def add(conn) -> bool:
+            if password is not None:  # every connection, also one a retry makes: never a password in clear text
+                require_encrypted(conn, what)
+            return conn.add(change.dn, classes, attrs)
+
+        r = self._call(what, add)
         attrs.pop("unicodePwd", None)
         if r.get("result") == SUCCESS:
             return self._result(change, APPLIED, r, 1)
         if r.get("result") == ENTRY_ALREADY_EXISTS and self._anchor_at(change.dn) == change.anchor:
+            if password is not None:
+                return self._initial_password_in_place(change, password)
             return self._result(change, ALREADY, r)
+        return self._result(change, FAILED, r)
+
+    # -- initial passwords -----------------------------------------------------------------------
+    def _initial_password(self, change: Change) -> str:
+        """A password meeting the domain's policy, delivered to the sink before the account exists: a sink
+        that is away stops the apply (retried) before anything is created, so no account is left with a
+        password nobody can pick up."""
+        from ldap3.core.exceptions import LDAPException
+
+        def first(name: str) -> str | None:
+            return (change.values.get(name) or [None])[0]
+
+        if self._policy is None:
+            try:
+                self._policy = read_policy(self.conn)
+            except (LDAPException, OSError, TransientError) as exc:
+                raise ApplyAborted(f"create user {change.anchor}: the domain's password policy could not be read: "
+                                   f"{type(exc).__name__}") from None
+        password = generate_password(self._policy, first("sAMAccountName"), first("displayName"))
+        if self.sink is not None:
+            created = now()
+            item = InitialPassword(change.anchor, first("userPrincipalName"), first("sAMAccountName"), password,
+                                   created, created + timedelta(days=self.initial_password_days))
+            try:
+                self.sink.deliver_initial(item)
+            except TransientError as exc:
+                raise ApplyAborted(f"create user {change.anchor}: the credential sink ({self.sink.name}) did not take "
+                                   f"the initial password: {exc}") from None
+        return password
+
+    def _initial_password_in_place(self, change: Change, password: str) -> ApplyResult:
+        """A create retried after the account was made (its answer lost, an Airflow retry of the task): the
+        account holds an earlier attempt's password, while the sink now holds this one. Set this one while
+        the account still waits for its first logon (pwdLastSet 0); once the person has changed it, leave it."""
+        from ldap3 import MODIFY_REPLACE
+
+        r = self._call(f"read {change.dn}", lambda c: c.search(change.dn, "(objectClass=*)", search_scope="BASE",
+                                                              attributes=["pwdLastSet"]))
+        entry = next((e for e in self.conn.response or [] if e.get("type") == "searchResEntry"), None)
+        if r.get("result") != SUCCESS or entry is None:
+            return self._result(change, FAILED, r)
+        if ldap_values({k.lower(): v for k, v in entry["attributes"].items()}.get("pwdlastset")) != ["0"]:
+            return self._result(change, ALREADY, message="the account's password was changed since it was created; "
+                                                         "the initial password just delivered does not apply")
+        what = f"set the initial password of user {change.anchor}"
+        mods = {"unicodePwd": [(MODIFY_REPLACE, [unicode_pwd(password)])], "pwdLastSet": [(MODIFY_REPLACE, ["0"])]}
+
+        def modify(conn) -> bool:
+            require_encrypted(conn, what)
+            return conn.modify(change.dn, mods)
+
+        r = self._call(what, modify)
+        if r.get("result") == SUCCESS:
+            return self._result(change, ALREADY, r, 1)
         return self._result(change, FAILED, r)
 
     def _rename(self, change: Change) -> ApplyResult:

@@ -105,7 +105,8 @@ def must_change_now(must_change: Any, password_changed_at: Any, observed_pwd_las
         return False
     if tenant_time.tzinfo is None:
         tenant_time = tenant_time.replace(tzinfo=UTC)
-    return domain_time < filetime(tenant_time)
+    # Graph gives whole seconds: a domain password set within the tenant's second is taken as older.
+    return domain_time // 10_000_000 <= filetime(tenant_time) // 10_000_000
 
 
 def group_type(security_enabled: bool, observed: int | None = None) -> int:
@@ -203,10 +204,9 @@ def plan_changes(
         obj = observed.objects.get(r["anchor"])
         if obj is not None and obj.first("sAMAccountName"):
             existing_names[r["anchor"]] = obj.first("sAMAccountName")
-    names = assign_account_names(
-        [(r["anchor"], r["account_name"]) for r in records], existing_names,
-        set(account_names) | implied_principal_names(records, principal_names, suffix, upn_column),
-    )
+    held_upns, reserved = implied_principal_names(records, principal_names, suffix, upn_column)
+    names = assign_account_names([(r["anchor"], r["account_name"]) for r in records], existing_names,
+                                 set(account_names) | held_upns, reserved)
     for r in records:
         holder = account_names.get(r["account_name"].lower())
         if r["anchor"] not in existing_names and holder and not observed.is_synced_dn(holder):
@@ -235,7 +235,7 @@ def plan_changes(
             changes.extend(_create(r, dn, cns[anchor], names[anchor], values, anchor_attribute, set_initial_password,
                                    owner))
         else:
-            changes.extend(_update(r, dn, obj, values, after_renames))
+            changes.extend(_update(r, dn, obj, values, after_renames, set_initial_password))
 
     held = set(inputs.quarantined) | {c.anchor for c in collisions if c.attribute == "userPrincipalName"}
     held |= set(observed.duplicate_anchors)
@@ -281,9 +281,46 @@ def plan_changes(
         return index, 0 if c.kind == USER else 1
 
     changes.sort(key=order)
-    changes = _break_rename_cycles(changes)
+    changes = _break_rename_cycles(_order_rename_chains(changes))
     counts = count_changes(changes)
     return ChangeSet(changes=changes, counts=counts), collisions
+
+
+def _order_rename_chains(changes: list[Change]) -> list[Change]:
+    """A rename into a DN another rename frees goes after that one (Y: Beta -> Gamma before X: Alpha ->
+    Beta); renames in a cycle keep their order for _break_rename_cycles."""
+    renames = [c for c in changes if c.op == Op.RENAME and c.new_dn]
+    if len(renames) < 2:
+        return changes
+    by_source = {normalize_dn(c.dn): c for c in renames}
+    ordered: list[Change] = []
+    state: dict[int, int] = {}  # 1: being placed, 2: placed
+
+    def blocker_of(c: Change) -> Change | None:
+        blocker = by_source.get(normalize_dn(c.new_dn))
+        return blocker if blocker is not c else None
+
+    def in_cycle(c: Change) -> bool:
+        seen, step = {id(c)}, blocker_of(c)
+        while step is not None and id(step) not in seen:
+            seen.add(id(step))
+            step = blocker_of(step)
+        return step is c
+
+    def place(c: Change) -> None:
+        if state.get(id(c)):
+            return  # placed already, or being placed
+        state[id(c)] = 1
+        blocker = blocker_of(c)
+        if blocker is not None and not in_cycle(c):
+            place(blocker)
+        state[id(c)] = 2
+        ordered.append(c)
+
+    for c in renames:
+        place(c)
+    placed = iter(ordered)
+    return [next(placed) if c.op == Op.RENAME and c.new_dn else c for c in changes]
 
 
 def _break_rename_cycles(changes: list[Change]) -> list[Change]:
@@ -342,7 +379,8 @@ def _create(r, dn, cn, sam, values, anchor_attribute, set_initial_password, owne
     return out
 
 
-def _update(r, dn, obj: ObservedObject, values, after_renames: dict[str, str]) -> list[Change]:
+def _update(r, dn, obj: ObservedObject, values, after_renames: dict[str, str],
+            set_initial_password: bool = True) -> list[Change]:
     kind, anchor = r["kind"], r["anchor"]
     out: list[Change] = []
     # A case-only change of the name is a rename too (the DNs compare equal without case).
@@ -358,7 +396,13 @@ def _update(r, dn, obj: ObservedObject, values, after_renames: dict[str, str]) -
     disable = False
     if kind == USER:
         observed_uac = int(obj.first("userAccountControl") or UF_NORMAL_ACCOUNT)
-        desired_uac = user_account_control(bool(r["enabled"]), bool(r["password_never_expires"]), observed_uac)
+        enabled = bool(r["enabled"])
+        if (enabled and not set_initial_password and observed_uac & UF_ACCOUNTDISABLE
+                and obj.first("pwdLastSet") in (None, MUST_CHANGE)):
+            # initial_password=none: an account the domain holds without a password set stays disabled (Windows
+            # AD refuses to enable it) until an admin sets one (or enables it).
+            enabled = False
+        desired_uac = user_account_control(enabled, bool(r["password_never_expires"]), observed_uac)
         if desired_uac != observed_uac:
             disable = bool(desired_uac & UF_ACCOUNTDISABLE) and not observed_uac & UF_ACCOUNTDISABLE
             if disable:
@@ -405,18 +449,19 @@ def _membership_changes(members: pd.DataFrame, dns: dict[str, str], observed: Ob
 
 
 def implied_principal_names(records: list[dict], principal_names: dict[str, str], suffix: str,
-                            upn_column: str) -> set[str]:
+                            upn_column: str) -> tuple[set[str], dict[str, str]]:
     """AD (and Samba) treat sAMAccountName@<domain DNS name> as every account's implied UPN: a new
     account name may not equal the local part of another object's UPN in that DNS domain (the domain
-    answers constraintViolation, code 19). `principal_names`: the UPNs held in the domain (lower case)."""
-    names = {upn[: -len(suffix)] for upn in principal_names if upn.endswith(suffix)}
+    answers constraintViolation, code 19). `principal_names`: the UPNs held in the domain (lower case).
+    Returns (local parts of UPNs held in the domain, {local part of a record's UPN: that record's anchor},
+    the one account that may be named so)."""
+    held = {upn[: -len(suffix)] for upn in principal_names if upn.endswith(suffix)}
+    reserved = {}
     for r in records:
         upn = r.get(upn_column)
         if isinstance(upn, str) and upn.lower().endswith(suffix):
-            local = upn[: -len(suffix)].lower()
-            if local != str(r["account_name"]).lower():
-                names.add(local)
-    return names
+            reserved[upn[: -len(suffix)].lower()] = r["anchor"]
+    return held, reserved
 
 
 def count_changes(changes: list[Change]) -> dict[str, int]:

@@ -1,0 +1,111 @@
+"""The credentials stage's rules for password changes: per user in order, each once; stale ones ignored,
+replays write nothing, refused ones marked, failures kept pending, unknown users waiting."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
+from domain_sync.config import Settings
+from domain_sync.context import StageContext
+from domain_sync.credentials.ledger import Ledger
+from domain_sync.credentials.stage import apply_events, run
+from domain_sync.passwords.stores import PasswordChange
+
+A = "11111111-1111-1111-1111-111111111111"
+B = "22222222-2222-2222-2222-222222222222"
+GUID = {A: "aaaaaaaa-0000-0000-0000-000000000001", B: "bbbbbbbb-0000-0000-0000-000000000002"}
+T0 = datetime(2027, 3, 1, 10, 0, tzinfo=UTC)
+
+
+def event(oid, minutes, eid, password=None):
+    return PasswordChange(oid, password or f"Pw-{eid}-x9!", T0 + timedelta(minutes=minutes), eid, f"origin/{eid}")
+
+
+class Source:
+    name = "fake"
+
+    def __init__(self):
+        self.marks = []
+
+    def mark(self, event, outcome):
+        self.marks.append((event.event_id, outcome))
+
+
+class Domain:
+    """Answers each password modify with the next code of `codes` (per user); records what was set."""
+
+    def __init__(self, codes=None):
+        self.server = SimpleNamespace(ssl=True)
+        self.tls_started = False
+        self.codes = {k: list(v) for k, v in (codes or {}).items()}
+        self.set, self.result = [], {}
+
+    def modify(self, dn, changes):
+        oid = next(o for o, g in GUID.items() if g in dn)
+        code = (self.codes.get(oid) or [0]).pop(0)
+        self.result = {"result": code, "description": f"code {code}"}
+        if code == 0:
+            self.set.append((oid, changes["unicodePwd"][0][1][0].decode("utf-16-le").strip('"')))
+        return code == 0
+
+
+def ctx(tmp_path, **settings):
+    return StageContext.offline(Settings(data_dir=str(tmp_path), **settings), "run-1")
+
+
+def test_a_users_events_are_applied_in_their_time_order_each_once(tmp_path):
+    domain, source, ledger = Domain(), Source(), Ledger.in_state(tmp_path)
+    events = [event(A, 2, "a2"), event(A, 1, "a1"), event(B, 1, "b1")]
+    outcomes, retry = apply_events(ctx(tmp_path), source, ledger, domain, GUID, events)
+    assert [o["event_id"] for o in outcomes] == ["a1", "a2", "b1"] and not retry
+    assert domain.set == [(A, "Pw-a1-x9!"), (A, "Pw-a2-x9!"), (B, "Pw-b1-x9!")]
+    assert source.marks == [("a1", "applied"), ("a2", "applied"), ("b1", "applied")]
+    assert Ledger.in_state(tmp_path).last_applied_at(A) == T0 + timedelta(minutes=2)  # on disk
+    assert all("Pw-" not in str(o) for o in outcomes)
+
+
+def test_a_replay_changes_nothing_and_an_older_event_is_stale(tmp_path):
+    ledger = Ledger.in_state(tmp_path)
+    apply_events(ctx(tmp_path), Source(), ledger, Domain(), GUID, [event(A, 5, "a5")])
+    domain, source = Domain(), Source()
+    outcomes, _ = apply_events(ctx(tmp_path), source, Ledger.in_state(tmp_path), domain, GUID,
+                               [event(A, 5, "a5"), event(A, 3, "a3"), event(A, 5, "a5-same-time")])
+    assert [(o["event_id"], o["outcome"]) for o in outcomes] == [("a3", "stale"), ("a5", "replayed"),
+                                                                  ("a5-same-time", "stale")]
+    assert domain.set == [] and source.marks == [("a3", "stale"), ("a5", "replayed"), ("a5-same-time", "stale")]
+    assert "older than the last applied change" in outcomes[0]["reason"]
+
+
+def test_a_refused_password_is_marked_and_the_users_later_events_go_on(tmp_path):
+    domain, source = Domain({A: [19, 0]}), Source()
+    outcomes, retry = apply_events(ctx(tmp_path), source, Ledger.in_state(tmp_path), domain, GUID,
+                                   [event(A, 1, "short"), event(A, 2, "good")])
+    assert [o["outcome"] for o in outcomes] == ["refused", "applied"] and not retry
+    assert source.marks == [("short", "refused"), ("good", "applied")]
+
+
+def test_a_failure_keeps_the_event_and_the_users_later_ones_pending(tmp_path):
+    domain, source = Domain({A: [51]}), Source()
+    outcomes, retry = apply_events(ctx(tmp_path), source, Ledger.in_state(tmp_path), domain, GUID,
+                                   [event(A, 1, "busy"), event(A, 2, "later"), event(B, 1, "other")])
+    assert [(o["event_id"], o["outcome"]) for o in outcomes] == [("busy", "failed"), ("later", "failed"),
+                                                                  ("other", "applied")]
+    assert retry and source.marks == [("other", "applied")] and domain.set == [(B, "Pw-other-x9!")]
+    # the next try takes them again, in order
+    domain, source = Domain(), Source()
+    outcomes, retry = apply_events(ctx(tmp_path), source, Ledger.in_state(tmp_path), domain, GUID,
+                                   [event(A, 1, "busy"), event(A, 2, "later")])
+    assert [o["outcome"] for o in outcomes] == ["applied", "applied"] and not retry
+
+
+def test_an_event_for_a_user_the_domain_does_not_hold_waits(tmp_path):
+    source = Source()
+    outcomes, _ = apply_events(ctx(tmp_path), source, Ledger.in_state(tmp_path), Domain(), {},
+                               [event(A, 1, "early"), event(A, 2, "early-2")])
+    assert [o["outcome"] for o in outcomes] == ["waiting", "waiting"] and source.marks == []
+
+
+def test_without_a_source_the_stage_reports_zero_counts(tmp_path):
+    summary = run(ctx(tmp_path))
+    assert summary["source"] == "none" and summary["set"] == summary["skipped_stale"] == summary["failed"] == 0
