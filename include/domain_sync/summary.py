@@ -1,6 +1,6 @@
 """A run's summary for people: counts of what the run created, updated and deleted.
 
-The report stage (`run`) logs it and raises the alerts a person must see;
+The report stage (`run`) logs it and raises the alerts a person must see (domain_sync.run_alerts);
 `python -m domain_sync.summary [DATA_DIR]` prints the latest run's summary.
 """
 
@@ -10,9 +10,9 @@ import logging
 import sys
 from pathlib import Path
 
-from domain_sync.alerts import raise_alert
 from domain_sync.config import Settings
 from domain_sync.context import StageContext
+from domain_sync.run_alerts import raise_run_alerts
 from domain_sync.runs import prune_runs, read_json
 
 log = logging.getLogger(__name__)
@@ -47,11 +47,11 @@ def format_summary(summary: dict) -> str:
         lines.append("  changes: " + ", ".join(f"{v} {k}" for k, v in sorted(statuses.items())))
     credentials = summary.get("credentials") or {}
     if credentials.get("source") not in (None, "none"):
-        lines.append(f"  password changes ({credentials['source']}): {credentials.get('set', 0)} set, "
-                     f"{credentials.get('skipped_stale', 0)} skipped as stale, {credentials.get('failed', 0)} failed, "
-                     f"{credentials.get('refused', 0)} refused by the domain, {credentials.get('replayed', 0)} replays, "
-                     f"{credentials.get('waiting', 0)} waiting for their user, {credentials.get('set_aside', 0)} set "
-                     f"aside")
+        c = credentials.get("password_changes") or {}
+        lines.append(f"  password changes ({credentials['source']}): {c.get('set', 0)} set, "
+                     f"{c.get('skipped_stale', 0)} skipped as stale, {c.get('failed', 0)} failed, "
+                     f"{c.get('refused', 0)} refused by the domain, {c.get('replayed', 0)} replays, "
+                     f"{c.get('waiting', 0)} waiting for their user, {c.get('set_aside', 0)} set aside")
     quarantined = sum(((summary.get("validate") or {}).get("quarantined") or {}).values())
     collisions = (summary.get("plan") or {}).get("collisions", 0)
     lines.append(f"  quarantined: {quarantined} by validation, {collisions} by collisions with local objects")
@@ -65,17 +65,10 @@ def run(ctx: StageContext) -> dict:
     """The report stage: the run summary's counts, and alerts for what needs a person's eye."""
     settings, run = ctx.settings, ctx.run
     summary = read_json(run.summary_file, {}) or {}
-    for resource in ("extract_users", "extract_groups"):
-        if (summary.get(resource) or {}).get("expired_link_recovered"):
-            raise_alert(settings, "delta_link_expired",
-                        f"{resource.split('_')[1]} delta link had expired; run {run.run_id} read the whole tenant "
-                        f"and reconciled fully", run_id=run.run_id)
     quarantined = sum((summary.get("validate") or {}).get("quarantined", {}).values())
     collisions = (summary.get("plan") or {}).get("collisions", 0)
-    if quarantined or collisions:
-        raise_alert(settings, "objects_quarantined",
-                    f"run {run.run_id}: {quarantined} objects quarantined by validation, {collisions} by name "
-                    f"collisions with local objects; see {run.path}", run_id=run.run_id)
+    # Expired delta links, a blocked plan, new quarantined objects, objects failing run after run.
+    raise_run_alerts(settings, run)
     applied = summary.get("apply") or {}
     counts = {
         "writes": applied.get("writes", {}),
@@ -83,8 +76,7 @@ def run(ctx: StageContext) -> dict:
         "planned": (summary.get("plan") or {}).get("counts", {}),
         "quarantined": quarantined,
         "collisions": collisions,
-        "password_changes": {k: v for k, v in (summary.get("credentials") or {}).items()
-                             if k in ("set", "skipped_stale", "failed", "refused", "replayed", "waiting", "set_aside")},
+        "password_changes": (summary.get("credentials") or {}).get("password_changes", {}),
         "run_folder": str(run.path),
     }
     log.info("run %s summary: %s", run.run_id, counts)

@@ -182,8 +182,9 @@ def test_a_password_change_event_replaces_the_password_for_both_logins(sync_env,
     vault.drop_change(bob["id"], changed, datetime.now(UTC))
 
     result = watch.run()
-    assert result["credentials"]["source"] == "keyvault" and result["credentials"]["set"] == 1
-    assert result["credentials"]["skipped_stale"] == result["credentials"]["failed"] == 0
+    counts = result["credentials"]["password_changes"]
+    assert result["credentials"]["source"] == "keyvault" and counts["set"] == 1
+    assert counts["skipped_stale"] == counts["failed"] == 0
     assert result["report"]["password_changes"]["set"] == 1
     assert ldap_login(sync_env.domain, "bob@contoso.example", changed) == (True, "")
     assert WRONG in ldap_login(sync_env.domain, "bob@contoso.example", initial)[1]
@@ -191,7 +192,7 @@ def test_a_password_change_event_replaces_the_password_for_both_logins(sync_env,
     assert "Password incorrect" in kinit(sync_env.domain, tmp_path, "bob", initial)[1]
     # consumed: marked in the vault, nothing left to apply
     assert vault.pending() == ([], [])
-    assert watch.run()["credentials"]["set"] == 0
+    assert watch.run()["credentials"]["password_changes"]["set"] == 0
     assert ldap_login(sync_env.domain, "bob@contoso.example", changed)[0]
     watch.assert_no_password_anywhere()
 
@@ -263,14 +264,14 @@ def test_replayed_out_of_order_and_corrupt_envelopes_each_do_the_right_thing(syn
     watch.passwords |= {initial, first_pw, second_pw, old_pw}
 
     drop.drop_change(eve["id"], first_pw, now, "e-1")
-    assert watch.run()["credentials"]["set"] == 1
+    assert watch.run()["credentials"]["password_changes"]["set"] == 1
     assert ldap_login(sync_env.domain, "eve@contoso.example", first_pw)[0]
     set_at = pwd_last_set(sync_env, "eve")
 
     # A replay: the consumed envelope dropped in again. Recognized, nothing written.
     (consumed,) = (drop.path / "consumed").iterdir()
     shutil.copy(consumed, drop.path / "inbox" / consumed.name)
-    result = watch.run()["credentials"]
+    result = watch.run()["credentials"]["password_changes"]
     assert (result["replayed"], result["set"]) == (1, 0)
     assert pwd_last_set(sync_env, "eve") == set_at
 
@@ -282,9 +283,9 @@ def test_replayed_out_of_order_and_corrupt_envelopes_each_do_the_right_thing(syn
     tampered[-5] = ord("A") if tampered[-5] != ord("A") else ord("B")
     (drop.path / "inbox" / "tampered.fernet").write_bytes(bytes(tampered))
     result = watch.run()
-    credentials = result["credentials"]
-    assert (credentials["skipped_stale"], credentials["set_aside"], credentials["set"]) == (1, 1, 0)
-    details = json.loads(Path(credentials["results_file"]).read_text())
+    counts = result["credentials"]["password_changes"]
+    assert (counts["skipped_stale"], counts["set_aside"], counts["set"]) == (1, 1, 0)
+    details = json.loads(Path(result["credentials"]["results_file"]).read_text())
     assert details["events"][0]["event_id"] == "dropfolder:e-0" and details["events"][0]["outcome"] == "stale"
     assert details["set_aside"] == [{"origin": "inbox/tampered.fernet",
                                      "reason": "does not decrypt or verify with the connection's key (corrupt, or "

@@ -178,3 +178,30 @@ def test_stores_come_from_their_airflow_connections(tmp_path):
                         credential_source_conn_id="drop")
     assert open_sink(settings, connections.__getitem__).name == "dropfolder"
     assert open_source(settings, connections.__getitem__).path == tmp_path / "d"
+
+
+# ---------------------------------------------------------------- the command line
+
+def test_the_helpdesk_reads_an_initial_password_and_queues_a_change_from_the_command_line(tmp_path, monkeypatch,
+                                                                                        capsys):
+    import io
+    import json
+
+    from domain_sync.credentials.__main__ import main
+
+    assert main(["key"]) == 0
+    key = capsys.readouterr().out.strip()
+    monkeypatch.setenv("AIRFLOW_CONN_DROP_CLI", json.dumps({"conn_type": "fs", "password": key,
+                                                            "extra": {"path": str(tmp_path / "d")}}))
+    for name, value in (("credential_sink", "dropfolder"), ("credential_source", "dropfolder"),
+                        ("credential_sink_conn_id", "drop_cli"), ("credential_source_conn_id", "drop_cli")):
+        monkeypatch.setenv(f"DOMAIN_SYNC_{name.upper()}", value)
+    store = DropFolderStore(tmp_path / "d", [key])
+    store.deliver_initial(initial())
+    assert main(["initial", OID]) == 0 and capsys.readouterr().out == "Initial-Pass-1\n"
+    assert main(["initial", "22222222-2222-2222-2222-222222222222"]) == 1
+    monkeypatch.setattr("sys.stdin", io.StringIO("Chosen-Pass-9\n"))
+    assert main(["change", OID]) == 0
+    (event,), _ = store.pending()
+    assert event.object_id == OID and event.password == "Chosen-Pass-9"
+    assert main(["initial", "not-an-id"]) == 2

@@ -148,12 +148,12 @@ def run(ctx: StageContext) -> dict:
     counts = dict.fromkeys(COUNTS, 0)
     results_file = run.credential_results
     if ctx.flag("dry_run"):
-        summary = {"dry_run": True, "source": settings.credential_source, **counts}
+        summary = {"dry_run": True, "source": settings.credential_source, "password_changes": counts}
         write_json_atomic(results_file, summary)
         return summary
     source = open_source(settings)
     if source is None:
-        summary = {"source": "none", **counts}
+        summary = {"source": "none", "password_changes": counts}
         write_json_atomic(results_file, summary)
         return summary
     events, set_aside = source.pending()
@@ -172,7 +172,8 @@ def run(ctx: StageContext) -> dict:
     for item in outcomes:
         counts[_COUNT_OF[item["outcome"]]] += 1
     counts["set_aside"] = len(set_aside)
-    summary = {"source": source.name, **counts, "results_file": str(results_file)}
+    # The counts sit under their own key: a stage summary's top-level "failed" means the stage failed.
+    summary = {"source": source.name, "password_changes": counts, "results_file": str(results_file)}
     write_json_atomic(results_file, {**summary, "events": outcomes,
                                      "set_aside": [{"origin": s.origin, "reason": s.reason} for s in set_aside]})
     log.info("credentials: %s", {k: v for k, v in counts.items()})
