@@ -132,6 +132,21 @@ def watch(sync_env, caplog):
     return Watch(sync_env, caplog)
 
 
+def signed_up(env, watch, nick: str, display: str):
+    """A synced user whose password came through the Key Vault source and works: (user, emulator, password)."""
+    user = tenant_user(nick, display)
+    emu = env.start_tenant({"users": [user]})
+    use_key_vault(env, emu)
+    watch.run()
+    vault = key_vault(emu)
+    password = new_password()
+    watch.passwords |= {password, vault.read_initial(user["id"])["password"]}
+    vault.drop_change(user["id"], password, datetime.now(UTC))
+    watch.run()
+    assert ldap_login(env.domain, f"{nick}@contoso.example", password)[0]
+    return user, emu, password
+
+
 # ---------------------------------------------------------------- tests
 
 def test_a_synced_user_signs_in_with_its_initial_password_and_must_change_it(sync_env, watch, tmp_path):
@@ -198,16 +213,7 @@ def test_a_password_change_event_replaces_the_password_for_both_logins(sync_env,
 
 
 def test_a_user_disabled_in_the_tenant_cannot_sign_in_until_enabled_again(sync_env, watch, tmp_path):
-    cy = tenant_user("cy", "Cy Doe")
-    emu = sync_env.start_tenant({"users": [cy]})
-    use_key_vault(sync_env, emu)
-    watch.run()
-    vault = key_vault(emu)
-    password = new_password()
-    watch.passwords |= {password, vault.read_initial(cy["id"])["password"]}
-    vault.drop_change(cy["id"], password, datetime.now(UTC))
-    watch.run()
-    assert ldap_login(sync_env.domain, "cy@contoso.example", password)[0]
+    cy, emu, password = signed_up(sync_env, watch, "cy", "Cy Doe")
 
     emu.admin.update_user(cy["id"], {"accountEnabled": False})
     watch.run()
@@ -224,16 +230,7 @@ def test_a_user_disabled_in_the_tenant_cannot_sign_in_until_enabled_again(sync_e
 
 
 def test_the_tenant_asking_for_a_new_password_makes_the_domain_ask_too_once(sync_env, watch, tmp_path):
-    dee = tenant_user("dee", "Dee Park")
-    emu = sync_env.start_tenant({"users": [dee]})
-    use_key_vault(sync_env, emu)
-    watch.run()
-    vault = key_vault(emu)
-    password = new_password()
-    watch.passwords |= {password, vault.read_initial(dee["id"])["password"]}
-    vault.drop_change(dee["id"], password, datetime.now(UTC))
-    watch.run()
-    assert ldap_login(sync_env.domain, "dee@contoso.example", password)[0]
+    dee, emu, password = signed_up(sync_env, watch, "dee", "Dee Park")
 
     # An admin resets the password in the tenant with "must change at next sign-in".
     tenant_password = new_password()
