@@ -34,3 +34,24 @@ def test_demo_tenant_syncs_through_the_dag_and_a_rerun_writes_nothing(sync_env, 
     again = run_dag_test()
     assert str(again.state) in ("success", "DagRunState.SUCCESS")
     assert sync_env.highest_usn() == usn
+
+
+def domain_asset_events(run_id: str) -> list:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        query = (session.query(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+                 .filter(AssetModel.uri == "x-ldap://domain/synced-objects", AssetEvent.source_run_id == run_id))
+        return [(e.source_task_id, e.extra) for e in query]
+
+
+def test_a_dry_run_records_no_event_on_the_domain_asset_and_a_sync_that_wrote_does(sync_env, airflow_db):
+    sync_env.start_tenant(DEMO_TENANT)
+    dry = run_dag_test({"dry_run": True})
+    assert str(dry.state) in ("success", "DagRunState.SUCCESS"), dry.state
+    assert domain_asset_events(dry.run_id) == []
+    wet = run_dag_test()
+    assert str(wet.state) in ("success", "DagRunState.SUCCESS"), wet.state
+    events = domain_asset_events(wet.run_id)
+    assert [task for task, _ in events] == ["apply"] and events[0][1]["writes"] > 0
