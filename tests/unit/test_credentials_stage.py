@@ -111,3 +111,15 @@ def test_without_a_source_the_stage_reports_zero_counts(tmp_path):
     counts = summary["password_changes"]
     assert summary["source"] == "none" and counts["set"] == counts["skipped_stale"] == counts["failed"] == 0
     assert "failed" not in summary  # the stage did not fail
+
+
+def test_a_password_change_never_goes_over_an_unencrypted_connection(tmp_path):
+    import pytest
+
+    from domain_sync.passwords.policy import InsecureConnection
+
+    domain = Domain()
+    domain.server.ssl = False
+    with pytest.raises(InsecureConnection):
+        apply_events(ctx(tmp_path), Source(), Ledger.in_state(tmp_path), domain, GUID, [event(A, 1, "a1")])
+    assert domain.set == []
