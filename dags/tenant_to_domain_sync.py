@@ -9,10 +9,17 @@ the run when too many are bad); `plan` diffs the records against the domain into
 (the run's `plan/plan.txt` is readable); `apply` writes it over LDAPS (a new user's initial password
 goes to the credential sink first); `credentials` sets the password changes of the credential source,
 once each and in order per user; `commit` saves the delta
-links only after apply succeeded; `report` writes the run summary.
+links only after apply succeeded; `report` writes the run summary; `release_state_lock` (a
+teardown) frees the state lock of a run that ended before commit.
+
+Runs never overlap: the first extract takes the state lock, commit frees it; an extract finding it
+held by another run fails and is retried. `max_active_runs=1` and the writers' pool
+(`DOMAIN_SYNC_APPLY_POOL`) keep runs of one DAG apart as well.
 
 Params: `full_resync` reads everything again (and removes what the tenant no longer has);
-`dry_run` stops after the plan; `approve_deletions` lets a plan over the deletion guard through.
+`dry_run` stops after the plan (a blocked plan reports "blocked" and its digest);
+`approve_plan` lets a blocked plan through when it is exactly the plan whose digest it names
+(plan/plan.txt of the blocked run).
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Param, chain, dag
 
-from domain_sync.tasks import APPLY_POOL, DOMAIN, TENANT, default_args, stage_task
+from domain_sync.tasks import APPLY_POOL, DOMAIN, TENANT, default_args, release_state_lock_task, stage_task
 
 
 @dag(
@@ -38,8 +45,11 @@ from domain_sync.tasks import APPLY_POOL, DOMAIN, TENANT, default_args, stage_ta
                              description="Read every tenant object again instead of the changes since the last run."),
         "dry_run": Param(False, type="boolean", title="Dry run",
                          description="Stop after the plan: write nothing to the domain, save no delta link."),
-        "approve_deletions": Param(False, type="boolean", title="Approve deletions",
-                                   description="Let a plan that deletes or disables more than the guard allows run."),
+        "approve_plan": Param("", type="string", pattern="^$|^[0-9a-f]{64}$", title="Approve plan",
+                              description="The digest of a blocked plan (in the blocked run's plan/plan.txt, its "
+                                          "error and its summary) to apply it. Only a plan with exactly those "
+                                          "changes passes: if the tenant changed since, the run is blocked again "
+                                          "with a new digest."),
     },
 )
 def tenant_to_domain_sync():
@@ -48,7 +58,8 @@ def tenant_to_domain_sync():
           stage_task("apply", writes=DOMAIN, pool=APPLY_POOL),
           # Its own retries: a credential store or DC that is away gets longer (events stay pending meanwhile).
           stage_task("credentials", pool=APPLY_POOL, retries=3, retry_delay=pendulum.duration(minutes=1)),
-          stage_task("commit"), stage_task("report"))
+          stage_task("commit", pool=APPLY_POOL),
+          stage_task("report"), release_state_lock_task())
 
 
 tenant_to_domain_sync()

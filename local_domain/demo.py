@@ -164,9 +164,13 @@ def run(tenant_file: Path | str = DEFAULT_TENANT) -> int:
     conf = "{}"
     if SYNCED_TENANT.is_file() and SYNCED_TENANT.read_text().strip() != str(tenant):
         say("the tenant file changed: full resync, objects of the previous tenant are deleted")
-        conf = '{"full_resync": true, "approve_deletions": true}'
-        # A different tenant is expected to be smaller or larger than the last one: no broken-read check.
+        conf = '{"full_resync": true}'
+        # A different tenant is expected to be smaller or larger than the last one: no broken-read check,
+        # and the guards let this deliberate replacement through (a production swap approves the plan's
+        # digest instead: approve_plan).
         env["DOMAIN_SYNC_MIN_FULL_READ_SHARE"] = "0"
+        env.update({"DOMAIN_SYNC_MAX_DELETES": "1000000", "DOMAIN_SYNC_MAX_DELETE_SHARE": "1",
+                    "DOMAIN_SYNC_MAX_MEMBER_REMOVALS": "1000000", "DOMAIN_SYNC_MAX_MEMBER_REMOVAL_SHARE": "1"})
     say("running the tenant_to_domain_sync DAG (log: .local/last-run.log)")
     run_log = LOCAL / "last-run.log"
     status = _airflow(env, run_log, "dags", "test", "tenant_to_domain_sync", "-c", conf)

@@ -10,6 +10,7 @@
   plan/plan.json, plan/plan.txt, plan/collisions.json
   apply/results.json
   credentials/results.json
+  state_read.json                          the committed state version extract read (the state lock's hand-off)
   summary.json
 
 Everything under the data folder is private to the account the sync runs as, whatever the umask:
@@ -171,6 +172,12 @@ class RunFolder:
     def delta_links(self) -> Path:
         """{resource: {"link", "full_read", "received_at", "select"}} the extract received; commit saves them."""
         return self._file("extract", "delta_links.json")
+
+    @property
+    def state_read(self) -> Path:
+        """{"version", "read_at"}: the committed state version the run's first extract read (under the state
+        lock); transform, apply and commit refuse another one."""
+        return self._folder(self.path) / "state_read.json"
 
     # transform -> validate, plan, commit
     @property

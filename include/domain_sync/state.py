@@ -4,29 +4,48 @@ Both move together, and only after the apply that consumed them succeeded: a fai
 leaves the previous pair in place, so the next run reads the same changes again (at-least-once
 extraction; apply is idempotent). A commit writes a new version folder and then swaps a pointer
 file atomically, so a crash mid-commit leaves either the old state or the new one.
+
+Runs never work on the state at once: the first extract of a run takes the state lock (`lock.json`,
+naming the run) and records the committed version it read in the run folder; transform, apply and
+commit refuse to go on when another run holds the lock or the committed version is no longer that
+one. Commit frees the lock, and so does the DAG's `release_state_lock` teardown for a run that ended
+before commit. A lock whose run Airflow has finished, or older than `state_lock_stale_hours`, is
+taken over by the next extract (alert `state_lock_recovered`); by hand:
+`python -m domain_sync.state lock` shows it, `python -m domain_sync.state unlock RUN_ID` frees it.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import shutil
+import socket
+import sys
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from domain_sync.alerts import raise_alert
+from domain_sync.config import Settings, SettingsError
 from domain_sync.context import StageContext
-from domain_sync.errors import PermanentError, StageInputMissing
+from domain_sync.errors import PermanentError, StageInputMissing, TransientError
 from domain_sync.runs import (
     FRAMES,
     RunFolder,
     copy_private,
+    locked,
     private_dir,
     read_json,
     snapshot_file_name,
     write_json_atomic,
 )
 
+log = logging.getLogger(__name__)
+
 SNAPSHOT_FILES = tuple(snapshot_file_name(frame) for frame in FRAMES)
 DELTA_LINK_WARN_AGE_DAYS = 6  # Graph forgets delta links after 7 days (MS)
+LOCK_FILE = "lock.json"
 
 
 class StateStore:
@@ -94,6 +113,199 @@ class StateStore:
                 ages[resource] = (now - min(times)).total_seconds() / 86400
         return ages
 
+    # ---- lock and version (docs/design.md, "Runs never overlap")
+    @property
+    def lock_file(self) -> Path:
+        return self.dir / LOCK_FILE
+
+    def version(self) -> str | None:
+        """The committed version the pointer names (None: nothing committed yet)."""
+        pointer = read_json(self._pointer)
+        return pointer.get("version") if pointer else None
+
+    def missing_files(self) -> list[str]:
+        """What the committed state names but does not hold (empty: whole, or nothing committed)."""
+        version = self.version()
+        if version is None:
+            return []
+        folder = self.dir / version
+        if not folder.is_dir():
+            return [f"{version}/ (the whole committed version)"]
+        return [f"{version}/{name}" for name in ("delta_links.json", *SNAPSHOT_FILES) if not (folder / name).exists()]
+
+    def has_snapshot(self) -> bool:
+        """A committed tenant snapshot is there, every frame of it."""
+        current = self.current()
+        return current is not None and all((current / name).exists() for name in SNAPSHOT_FILES)
+
+    @property
+    def writes_file(self) -> Path:
+        return self.dir / "writes.json"
+
+    def note_writes(self, run_id: str, now: datetime | None = None) -> None:
+        """Apply, before its first write: this state store's runs write to the domain. A store without a
+        committed snapshot but with this note was never lost: a first sync wrote and did not commit."""
+        write_json_atomic(self.writes_file, {"run_id": run_id, "at": (now or datetime.now(UTC)).isoformat()})
+
+    def last_writes(self) -> dict | None:
+        """{"run_id", "at"} of the last run whose apply wrote through this state store, or None."""
+        return read_json(self.writes_file)
+
+    def lock_holder(self) -> dict | None:
+        """{"run_id", "dag_id", "acquired_at", "seen_at", "host", "pid"} of the run holding the lock, or None."""
+        return read_json(self.lock_file)
+
+    def acquire_lock(self, run_id: str, dag_id: str | None = None, stale_after_hours: float = 12.0,
+                     holder_finished: Callable[[dict], str | None] | None = None,
+                     now: datetime | None = None) -> dict | None:
+        """Take the lock for `run_id` (a no-op when the run holds it: its other extract, a retry).
+
+        Raises `StateLocked` while another run holds it. A lock whose run is finished
+        (`holder_finished(lock)` names the run's final state) or that was last seen more than
+        `stale_after_hours` ago is taken over; the replaced lock is returned (with "stale": why)."""
+        now = now or datetime.now(UTC)
+        with locked(self.lock_file):
+            holder = read_json(self.lock_file)
+            if holder and holder.get("run_id") == run_id:
+                return None
+            replaced = None
+            if holder:
+                why = _stale_reason(holder, now, stale_after_hours, holder_finished)
+                if why is None:
+                    raise StateLocked(
+                        f"run {run_id}: the sync state is locked by run {holder.get('run_id')!r}"
+                        + (f" of DAG {holder['dag_id']}" if holder.get("dag_id") else "")
+                        + f" since {holder.get('acquired_at')}; runs never work on the state at once, and nothing "
+                        f"was read or written. This task is retried; the lock is freed when that run commits or "
+                        f"ends, and taken over once Airflow has finished that run or it is older than "
+                        f"{stale_after_hours:g} hours (setting state_lock_stale_hours). To free it by hand: "
+                        f"python -m domain_sync.state unlock {holder.get('run_id')}")
+                replaced = holder | {"stale": why}
+            write_json_atomic(self.lock_file, {
+                "run_id": run_id, "dag_id": dag_id, "acquired_at": now.isoformat(), "seen_at": now.isoformat(),
+                "host": socket.gethostname(), "pid": os.getpid()})
+            return replaced
+
+    def touch_lock(self, run_id: str, now: datetime | None = None) -> None:
+        """Note that the holder is still at work (staleness counts from the last stage that checked)."""
+        with locked(self.lock_file):
+            holder = read_json(self.lock_file)
+            if holder and holder.get("run_id") == run_id:
+                write_json_atomic(self.lock_file, holder | {"seen_at": (now or datetime.now(UTC)).isoformat()})
+
+    def release_lock(self, run_id: str) -> bool:
+        """Free the lock if `run_id` holds it; True when it did."""
+        with locked(self.lock_file):
+            holder = read_json(self.lock_file)
+            if not holder or holder.get("run_id") != run_id:
+                return False
+            self.lock_file.unlink()
+            return True
+
+
+class StateLocked(TransientError):
+    """Another run holds the state lock. Transient: the task waits through its Airflow retries, then
+    fails naming the holder; nothing was read or written."""
+
+
+class StateChanged(PermanentError):
+    """The committed state is not the version this run's extract read, or another run holds the lock
+    now: the run must not fold, write or commit on it. A new run starts from the new state."""
+
+
+class StateLost(PermanentError):
+    """The committed state names files that are gone: its delta links must not be folded onto nothing."""
+
+
+def _stale_reason(holder: dict, now: datetime, stale_after_hours: float,
+                  holder_finished: Callable[[dict], str | None] | None) -> str | None:
+    if holder_finished is not None:
+        try:
+            finished = holder_finished(holder)
+        except Exception as exc:  # noqa: BLE001 - cannot tell: the age decides
+            log.info("could not ask Airflow for the state of run %s: %s", holder.get("run_id"), exc)
+            finished = None
+        if finished:
+            return f"its run is {finished} in Airflow"
+    times = [datetime.fromisoformat(holder[k]) for k in ("acquired_at", "seen_at") if holder.get(k)]
+    age = (now - max(times)).total_seconds() / 3600 if times else float("inf")
+    if age > stale_after_hours:
+        return f"last seen {age:.1f} hours ago, more than {stale_after_hours:g} (setting state_lock_stale_hours)"
+    return None
+
+
+def airflow_run_finished(holder: dict) -> str | None:
+    """The final state ("success", "failed") of the lock holder's DAG run when Airflow has finished it;
+    None when it has not, or when this is not an Airflow task or the lock names no DAG."""
+    if not holder.get("dag_id") or not os.environ.get("AIRFLOW_CTX_DAG_ID"):
+        return None
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+    state = RuntimeTaskInstance.get_dagrun_state(holder["dag_id"], holder["run_id"])
+    state = str(getattr(state, "value", state))
+    return state if state in ("success", "failed") else None
+
+
+def hold_state(settings: Settings, run: RunFolder, now: datetime | None = None) -> str | None:
+    """Extract's first step (both extracts of a run, and their retries): take the state lock for the
+    run and record the committed version it reads (`run.state_read`). Returns that version."""
+    if settings.state_lock_stale_hours <= 0:
+        raise SettingsError(f"setting DOMAIN_SYNC_STATE_LOCK_STALE_HOURS={settings.state_lock_stale_hours} must be "
+                            f"more than 0")
+    now = now or datetime.now(UTC)
+    state = StateStore(settings.state_dir)
+    replaced = state.acquire_lock(run.run_id, dag_id=os.environ.get("AIRFLOW_CTX_DAG_ID"),
+                                  stale_after_hours=settings.state_lock_stale_hours,
+                                  holder_finished=airflow_run_finished, now=now)
+    if replaced:
+        raise_alert(settings, "state_lock_recovered",
+                    f"run {run.run_id} took over the state lock of run {replaced.get('run_id')} ({replaced['stale']}); "
+                    f"if that run is still writing, its commit is refused (the state version moved on)",
+                    run_id=run.run_id, previous_holder=replaced.get("run_id"))
+    version = state.version()
+    with locked(run.state_read):
+        recorded = read_json(run.state_read)
+        if recorded is None:
+            write_json_atomic(run.state_read, {"version": version, "read_at": now.isoformat()})
+        elif recorded.get("version") != version:
+            raise StateChanged(f"run {run.run_id}: its first extract read state version {recorded.get('version')!r}, "
+                               f"the committed state is now {version!r}: another run committed meanwhile. Start a "
+                               f"new run (it reads the changes since the new state)")
+    return version
+
+
+def check_state(state: StateStore, run: RunFolder) -> str | None:
+    """Transform, apply and commit: no other run holds the lock, and the committed version is the one
+    this run's extract read. Returns that version."""
+    recorded = read_json(run.state_read)
+    if recorded is None:
+        raise StageInputMissing(f"run {run.run_id}: no record of the state version extract read; extract must run "
+                                f"first")
+    holder = state.lock_holder()
+    if holder and holder.get("run_id") != run.run_id:
+        raise StateChanged(f"run {run.run_id}: run {holder.get('run_id')!r} holds the state lock now (since "
+                           f"{holder.get('acquired_at')}); this run must not go on. Start a new run once that one "
+                           f"has finished")
+    version = state.version()
+    if version != recorded.get("version"):
+        raise StateChanged(f"run {run.run_id}: the committed state is version {version!r}, but this run's extract "
+                           f"read {recorded.get('version')!r}: another run committed since. Start a new run (it reads "
+                           f"the changes since the new state)")
+    if holder:
+        state.touch_lock(run.run_id)
+    return version
+
+
+def release_run_lock(settings: Settings, run_id: str) -> dict:
+    """The DAG's `release_state_lock` teardown: free the lock if this run still holds it (a run that
+    ended before commit)."""
+    state = StateStore(settings.state_dir)
+    released = state.release_lock(run_id)
+    if released:
+        log.warning("run %s ended without a commit: its state lock is released", run_id)
+    holder = state.lock_holder()
+    return {"released": released, "holder": holder.get("run_id") if holder else None}
+
 
 class ApplyIncomplete(PermanentError):
     """Apply did not succeed for this run; its delta links are not saved, so the next run reads the same changes."""
@@ -102,6 +314,7 @@ class ApplyIncomplete(PermanentError):
 def commit_run(state: StateStore, run: RunFolder, dry_run: bool = False) -> dict:
     """Save the run's delta links and snapshot as the committed state (after a successful apply)."""
     if dry_run:
+        state.release_lock(run.run_id)
         return {"committed": False, "reason": "dry run: the same changes are read again next time"}
     links = read_json(run.delta_links)
     if not links:
@@ -110,12 +323,38 @@ def commit_run(state: StateStore, run: RunFolder, dry_run: bool = False) -> dict
     if applied is None or applied.get("aborted") or applied.get("failed"):
         raise ApplyIncomplete(f"run {run.run_id}: apply did not succeed; the delta links are not saved, so the next "
                               f"run reads the same changes again")
-    version = state.commit(run.snapshot_dir, {
-        r: {"link": e["link"], "received_at": e.get("received_at"), "select": e.get("select")}
-        for r, e in links.items()})
-    return {"committed": True, "version": version}
+    with locked(state.dir / "current.json"):  # the version check and the pointer swap, as one step
+        read_version = check_state(state, run)
+        version = state.commit(run.snapshot_dir, {
+            r: {"link": e["link"], "received_at": e.get("received_at"), "select": e.get("select")}
+            for r, e in links.items()})
+    state.release_lock(run.run_id)
+    return {"committed": True, "version": version, "previous_version": read_version}
 
 
 def run(ctx: StageContext) -> dict:
     """The commit stage."""
     return commit_run(StateStore(ctx.settings.state_dir), ctx.run, dry_run=ctx.flag("dry_run"))
+
+
+def main(argv: list[str]) -> int:
+    """`python -m domain_sync.state lock` shows the state lock; `... unlock RUN_ID` frees the lock of RUN_ID
+    (a run Airflow no longer runs: check that it is finished first)."""
+    state = StateStore(Settings.from_env().state_dir)
+    if argv[:1] == ["lock"] and len(argv) == 1:
+        holder = state.lock_holder()
+        print(f"locked by {holder}" if holder else "not locked")
+        print(f"committed version: {state.version()}")
+        return 0
+    if argv[:1] == ["unlock"] and len(argv) == 2:
+        if state.release_lock(argv[1]):
+            print(f"state lock of run {argv[1]} released")
+            return 0
+        print(f"run {argv[1]} does not hold the state lock (holder: {state.lock_holder()})")
+        return 1
+    print("usage: python -m domain_sync.state lock | unlock RUN_ID")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -8,9 +8,10 @@ import os
 import pendulum
 from airflow.sdk import Asset, AssetAlias, task
 
-# Airflow pool of the apply task, capping writers to the domain across runs and DAGs; it must exist
-# (`airflow pools set NAME SLOTS DESCRIPTION`): the scheduler never runs a task whose pool is missing.
-# Unset: Airflow's default pool.
+# Airflow pool of the writers (apply, which writes the domain, and commit, which writes the state),
+# capping them across runs and DAGs; it must exist (`airflow pools set NAME 1 DESCRIPTION`): the
+# scheduler never runs a task whose pool is missing. Unset: Airflow's default pool. The state lock
+# (domain_sync.state) is what keeps runs apart; the pool is a second line.
 APPLY_POOL = os.environ.get("DOMAIN_SYNC_APPLY_POOL") or "default_pool"
 TENANT = Asset(name="entra_tenant_directory", uri="x-msgraph://tenant/directory")
 DOMAIN = Asset(name="ad_domain_synced_objects", uri="x-ldap://domain/synced-objects")
@@ -47,3 +48,17 @@ def stage_task(name: str, writes: Asset | None = None, **task_kwargs):
         return result
 
     return run()
+
+
+def release_state_lock_task():
+    """The run's teardown: frees the state lock if the run still holds it (it ended before commit, which
+    frees it otherwise). A teardown runs whatever happened upstream and leaves the run's state alone."""
+
+    @task(task_id="release_state_lock")
+    def release_state_lock(run_id=None) -> dict:
+        from domain_sync.config import Settings
+        from domain_sync.state import release_run_lock
+
+        return release_run_lock(Settings.from_env(), run_id)
+
+    return release_state_lock().as_teardown()

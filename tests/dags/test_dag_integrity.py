@@ -42,11 +42,27 @@ def test_sync_dag_runs_the_stages_in_pipeline_order(dag_bag):
     for upstream, downstream in zip(order, order[1:], strict=False):
         assert downstream in dag.get_task(upstream).downstream_task_ids
     assert {"extract_users", "extract_groups"} == dag.get_task("transform").upstream_task_ids
+    assert set(dag.params.keys()) == {"full_resync", "dry_run", "approve_plan"}
+    # The state lock's teardown: after the report, whatever happened upstream.
+    release = dag.get_task("release_state_lock")
+    assert release.is_teardown and release.upstream_task_ids == {"report"} and not release.downstream_task_ids
+    assert dag.get_task("apply").pool == dag.get_task("commit").pool
     # Password changes go after the users exist and before commit, with retries of their own.
     credentials = dag.get_task("credentials")
     assert credentials.upstream_task_ids == {"apply"} and credentials.downstream_task_ids == {"commit"}
     assert credentials.retries == 3 and credentials.pool == dag.get_task("apply").pool
-    assert set(dag.params.keys()) == {"full_resync", "dry_run", "approve_deletions"}
+
+
+def test_approve_plan_takes_a_digest_or_nothing(dag_bag):
+    from airflow.sdk.definitions.param import ParamsDict
+    from airflow.sdk.exceptions import ParamValidationError
+
+    param = dag_bag.dags["tenant_to_domain_sync"].params.get_param("approve_plan")
+    assert param.schema["title"] and param.description and param.value == ""
+    params = ParamsDict({"approve_plan": param})
+    params["approve_plan"] = "ab" * 32
+    with pytest.raises(ParamValidationError, match="does not match"):
+        params["approve_plan"] = "true"
 
 
 def test_dag_files_import_no_heavy_modules_at_top_level():

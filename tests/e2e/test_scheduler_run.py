@@ -1,10 +1,11 @@
 """The sync DAG run by a real Airflow deployment: scheduler (LocalExecutor), DAG processor and API server on
 PostgreSQL, against the Graph emulator and the session's Samba DC.
 
-One test, three acts on the same services (starting Airflow costs most of the time):
+One test, four acts on the same services (starting Airflow costs most of the time):
 1. a triggered run syncs a small tenant into the domain;
 2. a backfill with ``full_resync`` carries a tenant change into the domain;
-3. with the tenant unreachable, a triggered run fails after its retries and the failure alert is raised.
+3. a backfill and a triggered run started together never work on the state at once (the state lock);
+4. with the tenant unreachable, a triggered run fails after its retries and the failure alert is raised.
 
 The services run with ``[scheduler] use_job_schedule = False`` so that no scheduled run (the DAG runs every
 30 minutes) interleaves with the runs under test, and with ``[core] max_task_retry_delay = 1`` which caps
@@ -19,6 +20,7 @@ import pytest
 
 from domain_sync.alerts import read_alerts
 from domain_sync.runs import RunFolder, read_json
+from domain_sync.state import StateStore
 from tests.fixtures.airflow_services import airflow_services  # noqa: F401 - fixture
 from tests.fixtures.sync_env import tenant_group, tenant_user
 
@@ -27,7 +29,10 @@ pytestmark = pytest.mark.e2e
 DAG_ID = "tenant_to_domain_sync"
 # One logical date: the DAG's cron schedule makes a whole day 48 runs.
 BACKFILL_DATE = "2026-01-02T00:00:00+00:00"
-STAGES = ["extract_users", "extract_groups", "transform", "validate", "plan", "apply", "commit", "report"]
+SECOND_BACKFILL_DATE = "2026-01-03T00:00:00+00:00"
+STAGES = ["extract_users", "extract_groups", "transform", "validate", "plan", "apply", "credentials", "commit",
+          "report"]
+TASKS = [*STAGES, "release_state_lock"]  # the teardown that frees the state lock of a run ended early
 
 
 def small_tenant():
@@ -47,6 +52,47 @@ def by_sam(entries):
     return {first(e["samaccountname"]): (dn, e) for dn, e in entries.items()}
 
 
+def state_window(services, run_id: str) -> tuple:
+    """(first extract's start, commit's end) of a run: the time it worked on the state."""
+    rows = services.query("SELECT task_id, start_date, end_date FROM task_instance WHERE dag_id = %s AND run_id = %s "
+                          "AND task_id IN ('extract_users', 'extract_groups', 'commit')", DAG_ID, run_id)
+    starts = [start for task, start, _ in rows if task.startswith("extract_")]
+    return min(starts), next(end for task, _, end in rows if task == "commit")
+
+
+def together_at_once(services, sync_env, emulator, tenant) -> None:
+    """A backfill and a triggered run started together: one takes the state lock; the other's extract is
+    refused (StateLocked, retried) until the lock is free, and fails without touching anything if its
+    retries run out first; triggered again it goes on from the first run's state."""
+    bob = tenant["users"][1]
+    emulator.admin.update_user(bob["id"], {"jobTitle": "Both at once"})
+    services.cli("backfill", "create", "--dag-id", DAG_ID, "--from-date", SECOND_BACKFILL_DATE,
+                 "--to-date", SECOND_BACKFILL_DATE, "--dag-run-conf", json.dumps({"full_resync": True}))
+    services.cli("dags", "trigger", DAG_ID, "--conf", "{}", "--run-id", "e2e_beside_backfill")
+    backfill_run = [r for r in services.runs(DAG_ID) if r["run_type"] == "backfill"][-1]["run_id"]
+    runs = [backfill_run, "e2e_beside_backfill"]
+    states = {run_id: services.wait_for_run(DAG_ID, run_id) for run_id in runs}
+    assert "success" in states.values(), f"{states}\n{services.diagnostics()}"
+    for run_id, state in states.items():
+        summary = read_json(RunFolder(sync_env.settings.runs_dir, run_id).summary_file, {})
+        if state == "failed":
+            # Refused at extract on every try: nothing after extract ran, nothing was staged or written.
+            tasks = services.task_states(DAG_ID, run_id)
+            assert {t: tasks[t][0] for t in STAGES[2:]} == {t: "upstream_failed" for t in STAGES[2:]}, tasks
+            assert any("StateLocked" in str((summary.get(t) or {}).get("failed")) for t in STAGES[:2]), summary
+            assert tasks["release_state_lock"][0] == "success", tasks
+            again = f"{run_id}_again".replace(":", "_").replace("+", "_")
+            services.cli("dags", "trigger", DAG_ID, "--conf", "{}", "--run-id", again)
+            assert services.wait_for_run(DAG_ID, again) == "success", services.diagnostics()
+    finished = [r for r, state in states.items() if state == "success"]
+    if len(finished) == 2:  # the second got the lock within its retries: after the first had committed
+        (a_start, a_end), (b_start, b_end) = sorted(state_window(services, r) for r in finished)
+        assert b_start >= a_end or a_start >= b_end, "two runs worked on the state at once"
+    entries = by_sam(sync_env.synced_entries(["sAMAccountName", "title"]))
+    assert first(entries["bob"][1]["title"]) == "Both at once", services.diagnostics()
+    assert StateStore(sync_env.settings.state_dir).lock_holder() is None
+
+
 def test_scheduler_runs_triggered_backfilled_and_failing_runs(sync_env, airflow_services):  # noqa: F811
     services = airflow_services
     tenant = small_tenant()
@@ -64,11 +110,11 @@ def test_scheduler_runs_triggered_backfilled_and_failing_runs(sync_env, airflow_
     state = services.wait_for_run(DAG_ID, "e2e_triggered")
     assert state == "success", f"triggered run {state}\n{services.diagnostics()}"
     tasks = services.task_states(DAG_ID, "e2e_triggered")
-    assert {task: s for task, (s, _) in tasks.items()} == {task: "success" for task in STAGES}, \
+    assert {task: s for task, (s, _) in tasks.items()} == {task: "success" for task in TASKS}, \
         services.diagnostics()
     pools = dict(services.query("SELECT task_id, pool FROM task_instance WHERE dag_id = %s AND run_id = %s",
                                 DAG_ID, "e2e_triggered"))
-    assert pools["apply"] == "domain_writes" and pools["plan"] == "default_pool"
+    assert pools["apply"] == pools["commit"] == "domain_writes" and pools["plan"] == "default_pool"
 
     entries = by_sam(sync_env.synced_entries(["sAMAccountName", "displayName", "member"]))
     nicks = [u["mailNickname"] for u in tenant["users"]]
@@ -96,7 +142,11 @@ def test_scheduler_runs_triggered_backfilled_and_failing_runs(sync_env, airflow_
     summary = read_json(RunFolder(sync_env.settings.runs_dir, backfill_run["run_id"]).summary_file, {})
     assert summary["extract_users"]["full_read"] is True and summary["extract_users"]["objects"] == 5, summary
 
-    # 3. The tenant is unreachable: the run fails after the DAG's retries, and the alert is raised.
+    # 3. A backfill and a triggered run at once (max_active_runs does not hold a backfill back): they
+    # never work on the state at the same time.
+    together_at_once(services, sync_env, emulator, tenant)
+
+    # 4. The tenant is unreachable: the run fails after the DAG's retries, and the alert is raised.
     emulator.stop()
     alerts_before = len(read_alerts(sync_env.settings))
     services.cli("dags", "trigger", DAG_ID, "--conf", "{}", "--run-id", "e2e_tenant_down")

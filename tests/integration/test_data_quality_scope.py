@@ -3,8 +3,12 @@ disables the users that left (never deletes them), deletes the groups that left,
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from domain_sync.errors import PermanentError
+from domain_sync.runs import RunFolder
 from tests.fixtures.sync_env import tenant_group, tenant_user
 from tests.integration.test_data_quality_mapping import by_sam, value
 
@@ -78,7 +82,11 @@ def test_with_the_state_lost_users_out_of_scope_are_disabled_not_deleted(sync_en
 
     shutil.rmtree(sync_env.settings.state_dir)  # the committed state is gone (new Airflow home, lost volume)
     sync_env.set(scope_groups="Eng")
-    result = sync_env.run()
+    # Lost state with synced objects in the domain: the full reconcile waits for approval of its plan.
+    with pytest.raises(PermanentError, match="lost state"):
+        sync_env.run(run_id="lost")
+    digest = json.loads(RunFolder(sync_env.settings.runs_dir, "lost").plan.read_text())["digest"]
+    result = sync_env.run(approve_plan=digest)
     entries = by_sam(sync_env.synced_entries())
     assert "bob" in entries and disabled(entries["bob"]) and not disabled(entries["ana"])
     assert "user.delete" not in result["plan"]["counts"]

@@ -86,16 +86,21 @@ def test_a_plan_over_the_deletion_threshold_writes_nothing_until_approved(sync_e
         emu.admin.delete_user(user["id"], permanent=remove == "delete")
 
     usn = sync_env.highest_usn()
-    with pytest.raises(PermanentError, match="deletion guard"):
+    with pytest.raises(PermanentError, match="stopped before any write") as caught:
         sync_env.run(run_id="guard-2")
     assert sync_env.highest_usn() == usn, "a blocked plan wrote to the domain"
-    assert "# BLOCKED:" in run_folder(sync_env, "guard-2").plan_preview.read_text()
-    # Its apply refuses it as well (a task cleared by hand, a stale plan).
-    with pytest.raises(PlanNotApproved, match="deletion guard"):
-        run_stage("apply", "guard-2", {})
+    digest = json.loads(run_folder(sync_env, "guard-2").plan.read_text())["digest"]
+    assert f"approve_plan={digest}" in str(caught.value)
+    preview = run_folder(sync_env, "guard-2").plan_preview.read_text()
+    assert "# BLOCKED:" in preview and f"# digest: {digest}" in preview
+    # Its apply refuses it as well (a task cleared by hand, a stale plan), approved or not.
+    for params in ({}, {"approve_plan": digest}):
+        with pytest.raises(PlanNotApproved, match="not approved"):
+            run_stage("apply", "guard-2", params)
     assert sync_env.highest_usn() == usn
 
-    approved = sync_env.run(run_id="guard-3", approve_deletions=True)
+    approved = sync_env.run(run_id="guard-3", approve_plan=digest)
+    assert approved["plan"]["status"] == "approved" and approved["plan"]["digest"] == digest
     assert approved["apply"]["writes"][f"user.{remove}"] == 4
     entries = by_sam(sync_env.synced_entries(["sAMAccountName", "userAccountControl"]))
     if remove == "delete":

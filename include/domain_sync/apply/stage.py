@@ -12,6 +12,7 @@ from domain_sync.errors import PermanentError, StageInputMissing
 from domain_sync.passwords.stores import open_sink
 from domain_sync.records import ChangeSet
 from domain_sync.runs import read_json, write_json_atomic
+from domain_sync.state import StateStore, check_state
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +22,7 @@ class ApplyFailed(PermanentError):
 
 
 class PlanNotApproved(PermanentError):
-    """The plan is over the deletion guard and was not approved; nothing was written."""
+    """The plan is blocked (a guard, lost state) and its digest was not approved; nothing was written."""
 
 
 def run(ctx: StageContext) -> dict:
@@ -30,14 +31,23 @@ def run(ctx: StageContext) -> dict:
     if plan is None:
         raise StageInputMissing(f"run {run.run_id}: no plan; plan must run first")
     change_set = ChangeSet.from_json(plan)
-    if change_set.blocked_reasons and not plan.get("approved"):
-        raise PlanNotApproved(f"run {run.run_id}: the plan is blocked by the deletion guard and not approved")
     if dry_run:
         log.info("dry run: %d planned changes not applied (see %s)", len(change_set.changes),
                  run.plan_preview)
-        summary = {"dry_run": True, "planned": change_set.counts, "total_writes": 0}
+        summary = {"dry_run": True, "planned": change_set.counts, "total_writes": 0,
+                   "plan_status": plan.get("status"), "digest": plan.get("digest")}
         write_json_atomic(run.apply_results, summary)
         return summary
+    digest = plan.get("digest")
+    # Approved: the plan stage found this run's approve_plan equal to the digest, and the run still says so
+    # (a task cleared by hand, a plan file of another run).
+    if change_set.blocked_reasons and not (plan.get("approved") and digest
+                                           and str(ctx.params.get("approve_plan") or "").strip().lower() == digest):
+        raise PlanNotApproved(f"run {run.run_id}: the plan is blocked ({'; '.join(change_set.blocked_reasons)}) and "
+                              f"its digest was not approved; trigger a run with approve_plan={digest} to apply it")
+    state = StateStore(settings.state_dir)
+    check_state(state, run)  # no other run at work, the state extract read
+    state.note_writes(run.run_id)  # the domain's synced objects come from this store's runs (plan: lost state)
 
     endpoint = ctx.endpoint
     sink = open_sink(settings)  # where initial passwords go (None: nobody learns them)

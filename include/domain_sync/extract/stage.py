@@ -5,6 +5,10 @@ knows (older than 7 days, or a reset sync state): logged, and a full read in the
 makes transform replace the snapshot (a full reconcile); the report stage alerts on it. A saved link
 older than 6 days is logged and alerted (one more day of failed runs and it expires).
 The delta link received is written to the run folder only; commit saves it after apply succeeded.
+
+Each extract first takes the state lock for its run (state.hold_state: another run holding it is a
+`StateLocked`, retried by Airflow) and records the committed version it read. Saved delta links whose
+snapshot files are gone stop the run (`StateLost`, alert `state_lost`) unless `full_resync` is set.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from domain_sync.extract.staging import ParquetSink, TenantPageWriter
 from domain_sync.mapping import load_mapping
 from domain_sync.records import MEMBER_SCHEMA, object_schema
 from domain_sync.runs import RunFolder, locked, read_json, write_json_atomic
-from domain_sync.state import DELTA_LINK_WARN_AGE_DAYS, StateStore
+from domain_sync.state import DELTA_LINK_WARN_AGE_DAYS, StateLost, StateStore, hold_state
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +67,13 @@ def run_groups(ctx: StageContext) -> dict:
 
 def extract_resource(settings: Settings, run: RunFolder, resource: str, full_resync: bool,
                      hook_factory=_make_hook) -> ExtractResult:
+    # Before anything else: the state lock (another run at work: StateLocked, nothing touched) and
+    # the committed version this run reads.
+    version = hold_state(settings, run)
+    state = StateStore(settings.state_dir)
+    check_state_whole(settings, state, run, resource, version, full_resync)
     mapping = load_mapping(settings.mapping_file)
     select = mapping.graph_select(RESOURCES[resource])
-    state = StateStore(settings.state_dir)
     saved = state.delta_links().get(resource)
     age = state.delta_link_ages().get(resource)
     if saved and age is not None and age > DELTA_LINK_WARN_AGE_DAYS and not full_resync:
@@ -108,6 +116,24 @@ def extract_resource(settings: Settings, run: RunFolder, resource: str, full_res
                             None if age is None else round(age, 3))
     log.info("extracted %s: %s", resource, outcome.to_json())
     return outcome
+
+
+def check_state_whole(settings: Settings, state: StateStore, run: RunFolder, resource: str, version: str | None,
+                      full_resync: bool) -> None:
+    """Saved delta links whose snapshot is gone are lost state: a delta folded onto nothing would make
+    the plan delete every object the round did not mention. Stop (alert `state_lost`), unless the run
+    reads everything anyway (`full_resync`; its plan then needs approval, see plan/stage.py)."""
+    missing = state.missing_files()
+    if not missing:
+        return
+    message = (f"the committed sync state {version} under {state.dir} is incomplete: {', '.join(missing)} missing. "
+               f"Its delta links are not folded onto nothing: restore the files, or trigger a run with "
+               f"full_resync=true (it reads the whole tenant; its plan then needs approval with approve_plan)")
+    if full_resync:
+        log.warning("%s; full resync requested: reading every %s", message, resource)
+        return
+    raise_alert(settings, "state_lost", message, run_id=run.run_id, resource=resource, missing=missing)
+    raise StateLost(f"run {run.run_id}: {message}")
 
 
 def _read_round(settings: Settings, run: RunFolder, resource: str, select: list[str], link: str | None,

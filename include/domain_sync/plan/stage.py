@@ -1,4 +1,11 @@
-"""The plan stage: observe the domain, diff, guard, and write the plan files of the run."""
+"""The plan stage: observe the domain, diff, guard, and write the plan files of the run.
+
+A plan over a guard (plan/guards.py), or a plan made while the state store holds no committed
+snapshot although the domain holds synced objects (lost state: a full reconcile), is blocked: it
+stops before any write, unless the run was triggered with `approve_plan=<its digest>`. The digest
+is in plan/plan.txt, in the error and in the run summary; a dry run of a blocked plan succeeds and
+reports status "blocked" with the digest.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +14,26 @@ from dataclasses import asdict
 
 import pandas as pd
 
+from domain_sync.alerts import raise_alert
 from domain_sync.config import Settings, SettingsError
 from domain_sync.context import StageContext
-from domain_sync.dn import normalize_dn
+from domain_sync.dn import is_within
 from domain_sync.domain import connect
 from domain_sync.errors import PermanentError, StageInputMissing
 from domain_sync.mapping import load_mapping
 from domain_sync.plan.changeset import PlanInputs, plan_changes
-from domain_sync.plan.guards import deletion_guard
+from domain_sync.plan.guards import approval_status, approved_digest, guard_reasons, plan_digest
 from domain_sync.plan.observed import observe_domain
 from domain_sync.plan.preview import render_preview
 from domain_sync.records import GROUP, USER
-from domain_sync.runs import read_json, write_json_atomic
+from domain_sync.runs import RunFolder, read_json, write_json_atomic
+from domain_sync.state import StateStore
 
 log = logging.getLogger(__name__)
 
 
 class PlanBlocked(PermanentError):
-    """The plan exceeds the deletion guard; nothing was written. Approve the run to go on."""
+    """The plan exceeds a guard (or the state is lost); nothing was written. Approve its digest to go on."""
 
 
 def container_dn(settings: Settings, base_dn: str) -> str:
@@ -34,10 +43,9 @@ def container_dn(settings: Settings, base_dn: str) -> str:
 def search_base_dn(settings: Settings, base_dn: str) -> str:
     """Where synced objects are looked up; it must hold the container, or objects synced there
     would not be found by the next run and would be created again."""
-    search_base = f"{settings.search_base},{base_dn}" if settings.search_base else base_dn
-    container = normalize_dn(container_dn(settings, base_dn))
-    key = normalize_dn(search_base)
-    if container != key and not container.endswith("," + key):
+    container = container_dn(settings, base_dn)
+    search_base = f"{settings.search_base},{base_dn}" if settings.search_base else container
+    if not is_within(container, search_base):
         raise SettingsError(f"the container {settings.container!r} is not inside the search base "
                            f"{settings.search_base!r} (DOMAIN_SYNC_CONTAINER, DOMAIN_SYNC_SEARCH_BASE)")
     return search_base
@@ -45,7 +53,7 @@ def search_base_dn(settings: Settings, base_dn: str) -> str:
 
 def run(ctx: StageContext) -> dict:
     settings, run, endpoint = ctx.settings, ctx.run, ctx.endpoint
-    approve_deletions = ctx.flag("approve_deletions")
+    approved = approved_digest(ctx.params)
     mapping = load_mapping(settings.mapping_file)
     quarantine = read_json(run.quarantine, None)
     if quarantine is None:
@@ -63,36 +71,87 @@ def run(ctx: StageContext) -> dict:
             conn, endpoint.base_dn, container_dn(settings, endpoint.base_dn), settings.anchor_attribute,
             sorted(set(mapping.targets(USER)) | set(mapping.targets(GROUP))),
             search_base=search_base_dn(settings, endpoint.base_dn),
+            owner_attribute=settings.owner_attribute, owner_marker=ctx.owner_marker,
         )
     finally:
         conn.unbind()
     change_set, collisions = plan_changes(inputs, observed, settings.anchor_attribute,
-                                          set_initial_password=settings.initial_password == "random")
+                                          set_initial_password=settings.initial_password == "random",
+                                          owner=(settings.owner_attribute, ctx.owner_marker))
     change_set.quarantined = len(inputs.quarantined) + sum(c.attribute == "userPrincipalName" for c in collisions)
     synced = {kind: sum(1 for o in observed.objects.values() if o.kind == kind) for kind in (USER, GROUP)}
-    change_set.blocked_reasons = deletion_guard(
-        change_set, synced, settings.max_deletes, settings.max_delete_share, settings.delete_share_min_objects
-    )
+    group_members = {a: len(o.members) for a, o in observed.objects.items() if o.kind == GROUP}
+    change_set.blocked_reasons = lost_state_reasons(ctx, synced) + guard_reasons(change_set, synced, group_members,
+                                                                                 settings)
+    digest = plan_digest(change_set)
+    status = approval_status(change_set.blocked_reasons, digest, approved)
     if collisions:
         write_json_atomic(run.collisions, [asdict(c) for c in collisions])
         for c in collisions:
             log.warning("collision: %s", c.reason())
-    write_json_atomic(run.plan, change_set.to_json() | {"approved": approve_deletions}, compact=True)
-    run.plan_preview.write_text(
-        render_preview(change_set, header=f"plan of run {run.run_id}"), encoding="utf-8")
+    write_json_atomic(run.plan, change_set.to_json() | {"digest": digest, "status": status,
+                                                        "approved": status == "approved"}, compact=True)
+    run.plan_preview.write_text(render_preview(change_set, header=preview_header(run, digest, status)),
+                                encoding="utf-8")
     summary = {
         "counts": change_set.counts,
         "changes": len(change_set.changes),
         "collisions": len(collisions),
         "blocked_reasons": change_set.blocked_reasons,
-        "approved": approve_deletions,
+        "status": status,
+        "digest": digest,
+        "approved_plan": approved,
         "synced_in_domain": synced,
         "plan_file": str(run.plan_preview),
     }
-    log.info("plan: %d changes %s", len(change_set.changes), change_set.counts)
-    if change_set.blocked_reasons and not approve_deletions:
-        raise PlanBlocked(
-            "deletion guard stopped the run before any write: " + "; ".join(change_set.blocked_reasons)
-            + f". Review {summary['plan_file']} and trigger the run again with approve_deletions=true."
-        )
+    log.info("plan %s: %d changes %s (%s)", digest, len(change_set.changes), change_set.counts, status)
+    if status == "blocked":
+        message = blocked_message(change_set.blocked_reasons, digest, approved, summary["plan_file"], ctx.params)
+        if ctx.flag("dry_run"):
+            log.warning("dry run: %s", message)
+            return summary
+        raise PlanBlocked(message)
     return summary
+
+
+def lost_state_reasons(ctx: StageContext, synced: dict[str, int]) -> list[str]:
+    """No committed snapshot while the domain holds synced objects: the state was lost (a new data
+    folder, a lost volume), so this run reconciles everything against the tenant and needs approval.
+    Not lost: a state store whose own runs wrote (apply notes it) and never committed (a first sync
+    that failed part way)."""
+    state = StateStore(ctx.settings.state_dir)
+    total = sum(synced.values())
+    if not total or state.has_snapshot():
+        return []
+    missing = state.missing_files()
+    writes = state.last_writes()
+    if writes and not missing:
+        # Nothing committed yet, but this store's own runs wrote: a first sync whose apply did not finish.
+        log.info("no committed state yet; the %d synced objects come from run %s, which applied and did not "
+                 "commit", total, writes.get("run_id"))
+        return []
+    what = f"{', '.join(missing)} missing" if missing else "nothing committed"
+    reason = (f"the state store holds no committed snapshot ({what}) while the domain holds {total} synced objects "
+              f"({synced.get(USER, 0)} users, {synced.get(GROUP, 0)} groups): lost state, this run is a full "
+              f"reconcile")
+    raise_alert(ctx.settings, "state_lost", f"run {ctx.run.run_id}: {reason}; it needs approval",
+                run_id=ctx.run.run_id, synced_in_domain=synced, missing=missing)
+    return [reason]
+
+
+def preview_header(run: RunFolder, digest: str, status: str) -> str:
+    lines = [f"plan of run {run.run_id}", f"digest: {digest}", f"status: {status}"]
+    if status == "blocked":
+        lines.append(f"to approve exactly this plan, trigger the DAG with approve_plan={digest}")
+    return "\n".join(lines)
+
+
+def blocked_message(reasons: list[str], digest: str, approved: str | None, plan_file: str, params: dict) -> str:
+    message = (f"the plan was stopped before any write: {'; '.join(reasons)}. Review {plan_file} and, to apply "
+               f"exactly this plan, trigger the run again with approve_plan={digest}")
+    if approved:
+        message += (f" (approve_plan={approved} approved another plan: the changes differ from the ones read "
+                    f"then)")
+    if params.get("approve_deletions"):
+        message += " (approve_deletions is no longer accepted: a plan is approved by its digest)"
+    return message + "."

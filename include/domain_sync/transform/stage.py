@@ -9,6 +9,7 @@ from dataclasses import asdict
 
 import pandas as pd
 
+from domain_sync.alerts import raise_alert
 from domain_sync.config import Settings
 from domain_sync.context import StageContext
 from domain_sync.domain_schema import DEFAULT_SCHEMA, DomainSchema, read_domain_schema
@@ -16,7 +17,7 @@ from domain_sync.errors import StageInputMissing
 from domain_sync.mapping import Mapping, check_against_schema, load_mapping
 from domain_sync.records import FIELDS, GROUP, MEMBER_COLUMNS, REMOVED, SNAPSHOT_MEMBER_COLUMNS, TENANT_STATE, USER
 from domain_sync.runs import RunFolder, read_json, write_json_atomic
-from domain_sync.state import StateStore
+from domain_sync.state import StateLost, StateStore, check_state
 from domain_sync.transform.directory import directory_records
 from domain_sync.transform.scope import compute_scope, mark_scope
 from domain_sync.transform.tenant_state import merge_members, merge_objects
@@ -73,6 +74,7 @@ def run(ctx: StageContext) -> dict:
     missing = [r for r in ("users", "groups") if r not in links]
     if missing:
         raise StageInputMissing(f"run {run.run_id}: no extract output for {', '.join(missing)}; extract must run first")
+    check_state(state, run)  # the state is still the version extract read, and no other run holds it
 
     user_changes = pd.read_parquet(run.staged("users"))
     group_changes = pd.read_parquet(run.staged("groups"))
@@ -85,12 +87,15 @@ def run(ctx: StageContext) -> dict:
     groups_full = links["groups"]["full_read"]
     previous_users = _read(state.snapshot("users"))
     previous_groups = _read(state.snapshot("groups"))
+    previous_members = _read(state.snapshot("members"))
+    _never_fold_onto_nothing(settings, run, {"users": (users_full, previous_users),
+                                             "groups": (groups_full, previous_groups),
+                                             "members": (groups_full, previous_members)})
     user_columns, group_columns = snapshot_columns(mapping, USER), snapshot_columns(mapping, GROUP)
 
     users, users_gone = merge_objects(previous_users, user_changes, full=users_full, soft_delete_keeps=True)
     groups, groups_gone = merge_objects(previous_groups, group_changes, full=groups_full, soft_delete_keeps=False)
     users, groups = _keep_columns(users, user_columns), _keep_columns(groups, group_columns)
-    previous_members = _read(state.snapshot("members"))
     if previous_members is None:
         previous_members = pd.DataFrame(columns=SNAPSHOT_MEMBER_COLUMNS)
     members = merge_members(previous_members, member_changes, full=groups_full,
@@ -136,6 +141,17 @@ def run(ctx: StageContext) -> dict:
                     "%d groups enter it", scope.preview["users_leaving"], scope.preview["groups_leaving"],
                     scope.preview["users_entering"], scope.preview["groups_entering"])
     return summary
+
+
+def _never_fold_onto_nothing(settings: Settings, run: RunFolder, frames: dict[str, tuple[bool, object]]) -> None:
+    """A delta round (not a full read) needs the snapshot it continues: without it the round would be
+    taken for the whole tenant. Extract stops such runs first; this is the last line."""
+    lost = [frame for frame, (full, previous) in frames.items() if not full and previous is None]
+    if lost:
+        message = (f"run {run.run_id}: a delta round of {', '.join(lost)} but no committed snapshot of it to fold it "
+                   f"onto (lost state); trigger a run with full_resync=true")
+        raise_alert(settings, "state_lost", message, run_id=run.run_id, missing=lost)
+        raise StateLost(message)
 
 
 def _write_fixes(run: RunFolder, records) -> dict[str, dict[str, int]]:
