@@ -10,7 +10,12 @@ the run when too many are bad); `plan` diffs the records against the domain into
 goes to the credential sink first); `credentials` sets the password changes of the credential source,
 once each and in order per user; `commit` saves the delta
 links only after apply succeeded; `report` writes the run summary; `release_state_lock` (a
-teardown) frees the state lock of a run that ended before commit.
+teardown) frees the state lock of a run that ended before commit; `raise_alerts` (a teardown) raises
+the run's alerts (a blocked plan, new quarantined objects, expired delta links, objects failing run
+after run) whatever failed before it.
+
+Every 5 minutes by default (`DOMAIN_SYNC_SYNC_SCHEDULE`), no catchup; the watchdog DAG alerts when it
+has not succeeded for `DOMAIN_SYNC_FRESHNESS_MINUTES` (30) or is paused.
 
 Runs never overlap: the first extract takes the state lock, commit frees it; an extract finding it
 held by another run fails and is retried. `max_active_runs=1` and the writers' pool
@@ -27,12 +32,14 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Param, chain, dag
 
+from domain_sync.dag_tasks import raise_alerts_task
+from domain_sync.ops_settings import OpsSettings
 from domain_sync.tasks import APPLY_POOL, DOMAIN, TENANT, default_args, release_state_lock_task, stage_task
 
 
 @dag(
     dag_id="tenant_to_domain_sync",
-    schedule="*/30 * * * *",
+    schedule=OpsSettings.from_env().sync_schedule,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
@@ -59,7 +66,7 @@ def tenant_to_domain_sync():
           # Its own retries: a credential store or DC that is away gets longer (events stay pending meanwhile).
           stage_task("credentials", pool=APPLY_POOL, retries=3, retry_delay=pendulum.duration(minutes=1)),
           stage_task("commit", pool=APPLY_POOL),
-          stage_task("report"), release_state_lock_task())
+          stage_task("report"), [release_state_lock_task(), raise_alerts_task()])
 
 
 tenant_to_domain_sync()

@@ -1,7 +1,8 @@
 """Alerts: what an operator sees when a task fails or a run needs attention.
 
-Each alert is logged and appended as one JSON line to <data_dir>/alerts.jsonl (what a monitoring
-agent or a test can follow; 0600 in the 0700 data folder). Add Airflow's e-mail or chat notifiers beside it for delivery.
+Each alert is logged, appended as one JSON line to <data_dir>/alerts.jsonl (what a monitoring
+agent or a test can follow; 0600 in the 0700 data folder), and delivered to people by mail and/or a
+chat webhook (domain_sync.delivery; DOMAIN_SYNC_ALERT_CHANNELS), wherever it is raised.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ def raise_alert(settings: Settings, kind: str, message: str, **details) -> dict:
     with open_private(path) as handle:
         handle.write(json.dumps(alert, default=str) + "\n")
     log.warning("ALERT %s: %s", kind, message)
+    from domain_sync.delivery import deliver
+
+    deliver(alert)
     return alert
 
 

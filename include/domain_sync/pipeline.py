@@ -28,6 +28,10 @@ STAGES: dict[str, tuple[str, str]] = {
     "credentials": ("domain_sync.credentials.stage", "run"),
     "commit": ("domain_sync.state", "run"),
     "report": ("domain_sync.summary", "run"),
+    # The operations DAGs (dag_tasks.py): alerts teardown, drift report, forgetting delta links.
+    "alerts": ("domain_sync.run_alerts", "run"),
+    "drift_report": ("domain_sync.drift", "run"),
+    "forget_delta_links": ("domain_sync.delta_reset", "run"),
 }
 
 

@@ -25,6 +25,7 @@ from domain_sync.plan.changeset import PlanInputs, plan_changes
 from domain_sync.plan.guards import approval_status, approved_digest, guard_reasons, plan_digest
 from domain_sync.plan.observed import observe_domain
 from domain_sync.plan.preview import render_preview
+from domain_sync.plan.restrict import chosen_objects, restrict_to_objects
 from domain_sync.records import GROUP, USER
 from domain_sync.runs import RunFolder, read_json, write_json_atomic
 from domain_sync.state import StateStore
@@ -78,6 +79,10 @@ def run(ctx: StageContext) -> dict:
     change_set, collisions = plan_changes(inputs, observed, settings.anchor_attribute,
                                           set_initial_password=settings.initial_password == "random",
                                           owner=(settings.owner_attribute, ctx.owner_marker))
+    chosen = chosen_objects(ctx.params)
+    if chosen is not None:  # the on-demand sync of chosen objects (plan/restrict.py)
+        change_set = restrict_to_objects(change_set, chosen)
+        collisions = [c for c in collisions if c.anchor.lower() in chosen]
     change_set.quarantined = len(inputs.quarantined) + sum(c.attribute == "userPrincipalName" for c in collisions)
     synced = {kind: sum(1 for o in observed.objects.values() if o.kind == kind) for kind in (USER, GROUP)}
     group_members = {a: len(o.members) for a, o in observed.objects.items() if o.kind == GROUP}

@@ -1,0 +1,69 @@
+"""Settings of operating the sync in Airflow: schedules, alert delivery, freshness.
+
+Read like `config.Settings` from `DOMAIN_SYNC_<NAME>` variables, with the defaults here. Kept apart
+from the sync's own settings because the DAG files read the schedules when Airflow parses them:
+a bad value of a sync setting must not take every DAG out of the UI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from domain_sync.config import Settings, SettingsError
+
+ALERT_CHANNELS = ("smtp", "webhook")
+
+
+@dataclass(frozen=True)
+class OpsSettings:
+    # Schedules (cron, or an Airflow preset such as "@daily"), read at parse time.
+    sync_schedule: str = "*/5 * * * *"
+    # Airflow backfills only DAGs with a periodic schedule: the full resync runs weekly besides its
+    # manual runs and backfills.
+    full_resync_schedule: str = "0 3 * * 0"
+    drift_schedule: str = "0 6 * * *"
+    # "true": the drift check also runs after every run of a sync that wrote the domain (its asset event).
+    drift_on_sync_events: str = "false"
+    watchdog_schedule: str = "*/5 * * * *"
+    # Where alerts go besides the task log and <data dir>/alerts.jsonl, comma-separated: "smtp" (mail through
+    # the Airflow SMTP connection alert_smtp_conn_id to alert_email_to) and "webhook" (a JSON POST, Teams- and
+    # Slack-style {"text": ...}, to the URL of the Airflow connection alert_webhook_conn_id); "" for neither.
+    alert_channels: str = "smtp"
+    # Recipients, comma-separated; without one no mail is sent (and the log says so once per alert).
+    alert_email_to: str = ""
+    # Sender; empty: the SMTP connection's from_email extra.
+    alert_email_from: str = ""
+    alert_smtp_conn_id: str = "smtp_default"
+    alert_webhook_conn_id: str = "alert_webhook"
+    # Freshness: the watchdog alerts when the incremental sync has not succeeded for this many minutes
+    # (failed, hung or not scheduled at all), and whenever the sync DAG is paused.
+    freshness_minutes: float = 30.0
+    # An object whose change fails in this many runs in a row raises an object_failing alert.
+    object_failure_runs: int = 3
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.channels()) - set(ALERT_CHANNELS))
+        if unknown:
+            raise SettingsError(f"setting DOMAIN_SYNC_ALERT_CHANNELS={self.alert_channels!r} names {unknown}; "
+                                f"expected any of {', '.join(ALERT_CHANNELS)}")
+        if self.freshness_minutes <= 0:
+            raise SettingsError(f"setting DOMAIN_SYNC_FRESHNESS_MINUTES={self.freshness_minutes} must be above 0")
+        if self.object_failure_runs < 1:
+            raise SettingsError(f"setting DOMAIN_SYNC_OBJECT_FAILURE_RUNS={self.object_failure_runs} must be at "
+                                f"least 1")
+        if self.drift_on_sync_events.lower() not in ("true", "false"):
+            raise SettingsError(f"setting DOMAIN_SYNC_DRIFT_ON_SYNC_EVENTS={self.drift_on_sync_events!r} is not "
+                                f"true or false")
+
+    def channels(self) -> list[str]:
+        return [c.strip().lower() for c in self.alert_channels.split(",") if c.strip()]
+
+    def recipients(self) -> list[str]:
+        return [r.strip() for r in self.alert_email_to.split(",") if r.strip()]
+
+    @property
+    def drift_follows_sync(self) -> bool:
+        return self.drift_on_sync_events.lower() == "true"
+
+    # The same reading of DOMAIN_SYNC_<NAME> variables as the sync's settings (a bad value names its variable).
+    from_env = classmethod(Settings.from_env.__func__)

@@ -1,0 +1,179 @@
+"""Run-level alerts: what a run found that a person must see, raised once per run.
+
+Conditions, read from the run's summary.json and files:
+- `plan_blocked`: the plan was stopped by a guard or lost state (a failed plan task, or a dry run
+  reporting "blocked"), with its digest to approve;
+- `objects_quarantined`: objects quarantined by validation or by collisions with local objects that
+  were not in the last alert (an object that leaves the quarantine and comes back is new again);
+- `delta_link_expired`: a saved delta link Graph no longer knew (one alert per resource);
+  `delta_link_unusable`: an extract failed on its saved delta link;
+- `validation_stopped`: validation found systemic problems and stopped the run;
+- `object_failing`: an object whose change failed in `DOMAIN_SYNC_OBJECT_FAILURE_RUNS` (3) runs in a row.
+
+Lost state, a recovered state lock and TLS validation off are raised where they happen (extract,
+plan, the domain connection). `raise_run_alerts` runs at the end of the report stage and again in
+the `raise_alerts` teardown of every sync DAG, which runs whatever failed before it; a per-run
+ledger (<data dir>/alerting/ledger.json) makes the second call raise only what the first did not.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from domain_sync.alerts import raise_alert
+from domain_sync.config import Settings
+from domain_sync.context import StageContext
+from domain_sync.ops_settings import OpsSettings
+from domain_sync.runs import RunFolder, locked, private_dir, read_json, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+LEDGER_RUNS = 200  # runs remembered in the ledger
+
+
+def alerting_dir(settings: Settings) -> Path:
+    return private_dir(Path(settings.data_dir) / "alerting", root=Path(settings.data_dir))
+
+
+def failing_objects(settings: Settings) -> dict[str, dict]:
+    """{anchor: {"runs", "last_run", "kind", "dn", "message"}} of objects whose change failed in the latest runs."""
+    return read_json(Path(settings.data_dir) / "alerting" / "failing.json", {}) or {}
+
+
+def _failed(summary: dict, stage: str) -> str:
+    return str((summary.get(stage) or {}).get("failed") or "")
+
+
+def conditions(settings: Settings, ops: OpsSettings, run: RunFolder, summary: dict) -> list[tuple[str, str, dict]]:
+    """(key, kind, alert fields) of each condition of the run that is not about single objects."""
+    found: list[tuple[str, str, dict]] = []
+    plan = summary.get("plan") or {}
+    plan_failed = _failed(summary, "plan")
+    if plan.get("status") == "blocked" or plan_failed.startswith("PlanBlocked"):
+        reasons = plan.get("blocked_reasons") or [plan_failed.partition(": ")[2]]
+        found.append(("plan_blocked", "plan_blocked",
+                      {"message": f"run {run.run_id}: the plan was stopped before any write: {'; '.join(reasons)}",
+                       "digest": plan.get("digest"), "plan_file": plan.get("plan_file")}))
+    for stage in ("extract_users", "extract_groups"):
+        resource = stage.split("_")[1]
+        result = summary.get(stage) or {}
+        if result.get("expired_link_recovered"):
+            found.append((f"delta_link_expired:{resource}", "delta_link_expired",
+                          {"message": f"{resource} delta link had expired; run {run.run_id} read the whole tenant "
+                                      f"and reconciled fully", "resource": resource}))
+        failed = _failed(summary, stage)
+        if failed and "delta" in failed.lower() and "link" in failed.lower():
+            found.append((f"delta_link_unusable:{resource}", "delta_link_unusable",
+                          {"message": f"run {run.run_id}: the {resource} extract failed on its delta link: {failed}; "
+                                      f"trigger the full resync DAG (tenant_to_domain_full_resync) with "
+                                      f"forget_delta_links=true", "resource": resource}))
+    validate_failed = _failed(summary, "validate")
+    if validate_failed:
+        found.append(("validation_stopped", "validation_stopped",
+                      {"message": f"run {run.run_id}: validation stopped the run: {validate_failed[:500]}"}))
+    return found
+
+
+def _new_quarantine(settings: Settings, run: RunFolder) -> tuple[list[dict], list[dict], int, int]:
+    """(new quarantine entries, new collisions, all quarantined, all collisions) of the run, against the last
+    alert; the record of what was alerted is updated to what the run holds now."""
+    quarantine = read_json(run.quarantine, None)
+    collisions = read_json(run.collisions, None) if (run.path / "plan").is_dir() else None
+    path = alerting_dir(settings) / "objects.json"
+    with locked(path):
+        seen = read_json(path, {}) or {}
+        new_q, new_c = [], []
+        if quarantine is not None:
+            known = set(seen.get("quarantine") or [])
+            now = {q.get("anchor") for q in quarantine if q.get("anchor")}
+            new_q = [q for q in quarantine if q.get("anchor") and q["anchor"] not in known]
+            seen["quarantine"] = sorted(now)
+        if collisions is not None or (run.path / "plan" / "plan.json").exists():
+            collisions = collisions or []
+            known = set(seen.get("collisions") or [])
+            keys = {f"{c['anchor']}|{c['attribute']}": c for c in collisions}
+            new_c = [c for key, c in keys.items() if key not in known]
+            seen["collisions"] = sorted(keys)
+        write_json_atomic(path, seen)
+    total_q = len({q.get("anchor") for q in quarantine or [] if q.get("anchor")})
+    return new_q, new_c, total_q, len(collisions or [])
+
+
+def _track_failures(settings: Settings, ops: OpsSettings, run: RunFolder) -> list[dict]:
+    """Count, per object, the runs in a row whose apply failed it; the objects reaching the limit now."""
+    applied = read_json(run.apply_results, None)
+    if applied is None or applied.get("dry_run") or applied.get("aborted"):
+        return []
+    path = alerting_dir(settings) / "failing.json"
+    reached = []
+    with locked(path):
+        previous = read_json(path, {}) or {}
+        current: dict[str, dict] = {}
+        for failure in applied.get("failed") or []:
+            anchor = failure.get("anchor")
+            if not anchor or anchor in current:
+                continue
+            before = previous.get(anchor) or {}
+            runs = before.get("runs", 0) + (0 if before.get("last_run") == run.run_id else 1)
+            current[anchor] = {"runs": runs, "last_run": run.run_id, "kind": failure.get("kind"),
+                               "dn": failure.get("dn"), "op": failure.get("op"),
+                               "message": f"LDAP code {failure.get('result_code')} {failure.get('message')}".strip(),
+                               "alerted": before.get("alerted", False)}
+            if runs >= ops.object_failure_runs and not current[anchor]["alerted"]:
+                current[anchor]["alerted"] = True
+                reached.append({"anchor": anchor, **current[anchor]})
+        write_json_atomic(path, current)  # an object whose change went through (or was not planned) is reset
+    return reached
+
+
+def raise_run_alerts(settings: Settings, run: RunFolder, ops: OpsSettings | None = None) -> dict:
+    """Raise the run's alerts that were not raised for it yet; returns {"raised": [kinds]}."""
+    ops = ops or OpsSettings.from_env()
+    summary = read_json(run.summary_file, {}) or {}
+    ledger_path = alerting_dir(settings) / "ledger.json"
+    with locked(ledger_path):
+        ledger = read_json(ledger_path, {}) or {}
+    done = set(ledger.get(run.run_id) or [])
+    raised: list[str] = []
+    for key, kind, fields in conditions(settings, ops, run, summary):
+        if key in done:
+            continue
+        message = fields.pop("message")
+        raise_alert(settings, kind, message, run_id=run.run_id, **{k: v for k, v in fields.items() if v})
+        done.add(key)
+        raised.append(kind)
+    if "objects" not in done and (run.quarantine.exists() or "plan" in summary):
+        new_q, new_c, total_q, total_c = _new_quarantine(settings, run)
+        if new_q or new_c:
+            raise_alert(settings, "objects_quarantined",
+                        f"run {run.run_id}: {len({q['anchor'] for q in new_q})} objects quarantined by validation, "
+                        f"{len(new_c)} by name collisions with local objects, new since the last alert "
+                        f"({total_q} and {total_c} in all); see {run.path}", run_id=run.run_id,
+                        quarantined=sorted({q["anchor"] for q in new_q}),
+                        collisions=[f"{c['anchor']} {c['attribute']}={c['value']} held by {c['local_dn']}"
+                                    for c in new_c])
+            raised.append("objects_quarantined")
+        done.add("objects")
+    if "failures" not in done and run.apply_results.exists():
+        for failing in _track_failures(settings, ops, run):
+            raise_alert(settings, "object_failing",
+                        f"{failing['kind']} {failing['anchor']} ({failing['dn']}) failed in {failing['runs']} runs in "
+                        f"a row: {failing['op']} {failing['message']}", run_id=run.run_id, anchor=failing["anchor"])
+            raised.append("object_failing")
+        done.add("failures")
+    with locked(ledger_path):
+        ledger = read_json(ledger_path, {}) or {}
+        ledger[run.run_id] = sorted(done | set(ledger.get(run.run_id) or []))
+        for old in list(ledger)[:-LEDGER_RUNS]:
+            del ledger[old]
+        write_json_atomic(ledger_path, ledger)
+    if raised:
+        log.info("run %s: alerts raised: %s", run.run_id, raised)
+    return {"raised": raised}
+
+
+def run(ctx: StageContext) -> dict[str, Any]:
+    """The `raise_alerts` teardown: the run's alerts, whatever failed before."""
+    return raise_run_alerts(ctx.settings, ctx.run)

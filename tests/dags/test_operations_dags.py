@@ -1,0 +1,113 @@
+"""The operations DAGs: schedules, params, wiring, teardowns, and no heavy imports when parsed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
+OPERATIONS = ["tenant_to_domain_full_resync", "domain_drift_check", "tenant_objects_sync", "domain_sync_watchdog"]
+
+
+@pytest.fixture(scope="module")
+def dag_bag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS_DIR))
+
+
+def test_every_operations_dag_is_there(dag_bag):
+    assert dag_bag.import_errors == {}
+    assert set(OPERATIONS) <= set(dag_bag.dags)
+
+
+def test_the_sync_runs_every_five_minutes_one_at_a_time_without_catchup(dag_bag):
+    dag = dag_bag.dags["tenant_to_domain_sync"]
+    assert dag.timetable.expression == "*/5 * * * *" and dag.max_active_runs == 1 and dag.catchup is False
+
+
+def test_every_param_has_a_title_and_a_description(dag_bag):
+    for dag_id, dag in dag_bag.dags.items():
+        for name in dag.params:
+            param = dag.params.get_param(name)
+            assert param.schema.get("title") and param.description, f"{dag_id}.{name}"
+
+
+def test_every_run_of_a_stage_dag_ends_with_the_alert_and_lock_teardowns(dag_bag):
+    for dag_id in ["tenant_to_domain_sync", "tenant_to_domain_full_resync", "domain_drift_check",
+                   "tenant_objects_sync"]:
+        dag = dag_bag.dags[dag_id]
+        for teardown in ("raise_alerts", "release_state_lock"):
+            task = dag.get_task(teardown)
+            assert task.is_teardown and not task.downstream_task_ids, f"{dag_id}.{teardown}"
+
+
+def test_the_full_resync_is_backfillable_and_forgets_links_first(dag_bag):
+    dag = dag_bag.dags["tenant_to_domain_full_resync"]
+    assert type(dag.timetable).__name__ == "CronTriggerTimetable"  # Airflow backfills only periodic schedules
+    assert set(dag.params) == {"dry_run", "forget_delta_links", "approve_plan"}
+    assert dag.get_task("forget_delta_links").downstream_task_ids == {"extract_users", "extract_groups"}
+
+
+def test_the_drift_check_is_daily_and_never_applies(dag_bag):
+    dag = dag_bag.dags["domain_drift_check"]
+    assert dag.timetable.expression == "0 6 * * *"
+    assert not {"apply", "commit"} & set(dag.task_ids)
+    assert dag.get_task("drift_report").upstream_task_ids == {"plan"}
+
+
+def test_the_on_demand_sync_takes_one_to_fifty_object_ids(dag_bag):
+    from airflow.sdk.definitions.param import ParamsDict
+    from airflow.sdk.exceptions import ParamValidationError
+
+    dag = dag_bag.dags["tenant_objects_sync"]
+    assert type(dag.timetable).__name__ == "NullTimetable"
+    params = ParamsDict({"object_ids": dag.params.get_param("object_ids")})
+    params["object_ids"] = ["aaaaaaaa-0000-0000-0000-000000000001"]
+    with pytest.raises(ParamValidationError):
+        params["object_ids"] = ["ana@contoso.example"]
+    with pytest.raises(ParamValidationError):
+        params["object_ids"] = [f"{n:08x}-0000-0000-0000-000000000000" for n in range(51)]
+
+
+def run_python(code: str, **env: str) -> str:
+    root = DAGS_DIR.parent
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "include"), str(root)]), **env}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=environment)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""
+
+
+def test_the_drift_check_can_follow_the_syncs_domain_events():
+    code = (
+        "import runpy\n"
+        f"dag = runpy.run_path({str(DAGS_DIR / 'domain_drift_check.py')!r})['domain_drift_check']\n"
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        f"d = DagBag(dag_folder={str(DAGS_DIR / 'domain_drift_check.py')!r}).dags['domain_drift_check']\n"
+        "print(type(d.timetable).__name__, d.timetable.asset_condition)\n"
+    )
+    assert "AssetOrTimeSchedule" in run_python(code, DOMAIN_SYNC_DRIFT_ON_SYNC_EVENTS="true")
+    assert "ad_domain_synced_objects" in run_python(code, DOMAIN_SYNC_DRIFT_ON_SYNC_EVENTS="true")
+
+
+def test_the_sync_schedule_follows_its_setting():
+    code = (
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        f"d = DagBag(dag_folder={str(DAGS_DIR / 'tenant_to_domain_sync.py')!r}).dags['tenant_to_domain_sync']\n"
+        "print(d.timetable.expression)\n"
+    )
+    assert run_python(code, DOMAIN_SYNC_SYNC_SCHEDULE="*/15 * * * *") == "*/15 * * * *"
+
+
+@pytest.mark.parametrize("dag_file", [f"{dag_id}.py" for dag_id in OPERATIONS])
+def test_operations_dag_files_import_no_heavy_modules(dag_file):
+    code = (
+        "import sys, runpy\n"
+        f"runpy.run_path({str(DAGS_DIR / dag_file)!r})\n"
+        "print(','.join(m for m in ('pandas', 'great_expectations', 'ldap3', 'pyarrow') if m in sys.modules))\n"
+    )
+    assert run_python(code) == ""

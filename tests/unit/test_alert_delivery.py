@@ -1,0 +1,156 @@
+"""Alerts reach people: a mail on a local SMTP server (aiosmtpd) through Airflow's SMTP provider, and a JSON
+POST on a local HTTP server; a failed task's alert names the DAG, task, try, the error, the counts and the log."""
+
+from __future__ import annotations
+
+import email
+import json
+import socket
+import threading
+from email import policy
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
+
+import pytest
+
+from domain_sync.alerts import raise_alert, read_alerts
+from domain_sync.config import Settings
+from domain_sync.notifiers import TaskFailureAlert
+from domain_sync.runs import RunFolder
+
+
+class Inbox:
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's handler name
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos),
+                              email.message_from_bytes(envelope.content, policy=policy.default)))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_server():
+    from aiosmtpd.controller import Controller
+
+    inbox = Inbox()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield port, inbox
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def webhook_server():
+    received = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's handler name
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1], received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def settings(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOMAIN_SYNC_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    return Settings.from_env()
+
+
+def mail_to_local_server(monkeypatch, port):
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps({
+        "conn_type": "smtp", "host": "127.0.0.1", "port": port,
+        "extra": {"disable_ssl": True, "disable_tls": True, "from_email": "sync@example.test"}}))
+    monkeypatch.setenv("DOMAIN_SYNC_ALERT_EMAIL_TO", "ops@example.test,oncall@example.test")
+
+
+def failure_context(run_id="scheduled__2026-01-02T00:05:00+00:00"):
+    ti = SimpleNamespace(dag_id="tenant_to_domain_sync", task_id="apply", try_number=3,
+                         log_url="http://airflow.example.test/dags/tenant_to_domain_sync/runs/x/tasks/apply?try_number=3")
+    return {"ti": ti, "run_id": run_id,
+            "exception": RuntimeError("LDAP server down: 127.0.0.18:636\nTraceback (most recent call last): ...")}
+
+
+def test_a_failed_task_mails_the_dag_task_try_error_counts_and_log_link(settings, smtp_server, monkeypatch):
+    port, inbox = smtp_server
+    mail_to_local_server(monkeypatch, port)
+    run_id = "scheduled__2026-01-02T00:05:00+00:00"
+    RunFolder(settings.runs_dir, run_id).update_summary("plan", {"changes": 7, "status": "passed"})
+
+    TaskFailureAlert().notify(failure_context(run_id))
+
+    assert len(inbox.messages) == 1
+    sender, recipients, message = inbox.messages[0]
+    assert sender == "sync@example.test" and recipients == ["ops@example.test", "oncall@example.test"]
+    assert "task_failed" in message["Subject"] and "tenant_to_domain_sync.apply" in message["Subject"]
+    body = message.get_body(("html", "plain")).get_content()
+    for text in ("tenant_to_domain_sync", "apply", "try 3", "LDAP server down: 127.0.0.18:636",
+                 "planned_changes", "http://airflow.example.test/dags/tenant_to_domain_sync/runs/x/tasks/apply"):
+        assert text in body, text
+    assert "Traceback" not in body  # the error in one line
+    alert = read_alerts(settings)[-1]
+    assert alert["try_number"] == 3 and alert["counts"]["planned_changes"] == 7
+
+
+def test_a_run_level_alert_reaches_mail_and_webhook(settings, smtp_server, webhook_server, monkeypatch):
+    port, inbox = smtp_server
+    hook_port, received = webhook_server
+    mail_to_local_server(monkeypatch, port)
+    monkeypatch.setenv("DOMAIN_SYNC_ALERT_CHANNELS", "smtp,webhook")
+    monkeypatch.setenv("AIRFLOW_CONN_ALERT_WEBHOOK", json.dumps({
+        "conn_type": "http", "host": "127.0.0.1", "port": hook_port, "schema": "http",
+        "extra": {"endpoint": "/hooks/domain-sync"}}))
+
+    raise_alert(settings, "objects_quarantined", "run r1: 2 objects quarantined by validation", run_id="r1")
+
+    assert [m[2]["Subject"] for m in inbox.messages] == [
+        "[domain-sync] objects_quarantined: run r1: 2 objects quarantined by validation"]
+    assert len(received) == 1
+    assert received[0]["text"].startswith("objects_quarantined: run r1: 2 objects quarantined")
+    assert received[0]["alert"]["kind"] == "objects_quarantined" and received[0]["alert"]["run_id"] == "r1"
+
+
+def test_a_mail_server_away_never_fails_the_alert(settings, monkeypatch):
+    mail_to_local_server(monkeypatch, 9)  # nothing listens on the discard port
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps({
+        "conn_type": "smtp", "host": "127.0.0.1", "port": 9,
+        "extra": {"disable_ssl": True, "disable_tls": True, "from_email": "s@example.test", "retry_limit": 0,
+                  "timeout": 2}}))
+    from domain_sync.delivery import deliver
+
+    outcome = deliver({"kind": "test", "message": "m", "at": "now"})
+    assert outcome["smtp"].startswith("failed")
+
+
+def test_no_recipient_no_mail_and_no_channel_nothing(settings, monkeypatch):
+    from domain_sync.delivery import deliver
+
+    assert deliver({"kind": "test", "message": "m"})["smtp"].startswith("skipped")
+    monkeypatch.setenv("DOMAIN_SYNC_ALERT_CHANNELS", "")
+    assert deliver({"kind": "test", "message": "m"}) == {}
+
+
+def test_an_unknown_channel_is_a_settings_error():
+    from domain_sync.config import SettingsError
+    from domain_sync.ops_settings import OpsSettings
+
+    with pytest.raises(SettingsError, match="DOMAIN_SYNC_ALERT_CHANNELS"):
+        OpsSettings.from_env({"DOMAIN_SYNC_ALERT_CHANNELS": "smtp,pager"})

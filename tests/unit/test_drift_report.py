@@ -1,0 +1,50 @@
+"""The drift report classifies a dry-run plan: changed by hand, missing, not in the tenant, collisions."""
+
+from __future__ import annotations
+
+from domain_sync.alerts import read_alerts
+from domain_sync.config import Settings
+from domain_sync.context import StageContext
+from domain_sync.drift import classify, drift_files, run
+from domain_sync.runs import write_json_atomic
+
+U1, U2, U3, G1 = ("11111111-0000-0000-0000-000000000001", "22222222-0000-0000-0000-000000000002",
+                  "33333333-0000-0000-0000-000000000003", "44444444-0000-0000-0000-000000000004")
+PLAN = {"status": "passed", "counts": {}, "changes": [
+    {"op": "create_container", "kind": "container", "dn": "OU=Sync,DC=corp"},
+    {"op": "modify", "kind": "user", "anchor": U1, "dn": "CN=Ana,OU=Sync", "values": {"title": ["Boss"]}},
+    {"op": "rename", "kind": "user", "anchor": U1, "dn": "CN=Ana,OU=Sync", "new_dn": "CN=Ana Lima,OU=Sync"},
+    {"op": "create", "kind": "user", "anchor": U2, "dn": "CN=Bob,OU=Sync", "values": {"cn": ["Bob"]}},
+    {"op": "delete", "kind": "user", "anchor": U3, "dn": "CN=Old,OU=Sync"},
+    {"op": "add_members", "kind": "group", "anchor": G1, "dn": "CN=Staff,OU=Sync", "members": ["CN=Bob,OU=Sync"]},
+]}
+
+
+def test_changes_are_sorted_into_drift_categories():
+    report = classify(PLAN, [{"anchor": U2, "kind": "user", "attribute": "userPrincipalName", "value": "b@x",
+                              "local_dn": "CN=b,OU=Local"}])
+    assert [e["anchor"] for e in report["changed_in_domain"]] == [U1]
+    assert report["changed_in_domain"][0]["what"] == ["title", "name/place -> CN=Ana Lima,OU=Sync"]
+    assert [e["anchor"] for e in report["missing_in_domain"]] == [U2]
+    assert [e["anchor"] for e in report["not_in_tenant"]] == [U3]
+    assert [e["anchor"] for e in report["memberships_changed"]] == [G1]
+    assert report["collisions"][0]["what"] == ["userPrincipalName 'b@x' held by CN=b,OU=Local"]
+
+
+def test_the_drift_stage_writes_its_report_and_alerts(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOMAIN_SYNC_DATA_DIR", str(tmp_path / "data"))
+    ctx = StageContext.offline(Settings.from_env(), "drift-1")
+    write_json_atomic(ctx.run.plan, PLAN)
+    result = run(ctx)
+    assert result["counts"] == {"changed_in_domain": 1, "memberships_changed": 1, "missing_in_domain": 1,
+                                "not_in_tenant": 1, "to_disable": 0, "collisions": 0}
+    text = drift_files(ctx.run)[1].read_text()
+    assert "changed_in_domain: 1" in text and U1 in text
+    assert [a["kind"] for a in read_alerts(ctx.settings)] == ["drift_found"]
+
+
+def test_no_drift_no_alert(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOMAIN_SYNC_DATA_DIR", str(tmp_path / "data"))
+    ctx = StageContext.offline(Settings.from_env(), "drift-2")
+    write_json_atomic(ctx.run.plan, {"status": "passed", "counts": {}, "changes": []})
+    assert run(ctx)["drift"] == 0 and read_alerts(ctx.settings) == []
