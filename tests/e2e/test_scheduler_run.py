@@ -66,6 +66,9 @@ def together_at_once(services, sync_env, emulator, tenant) -> None:
     retries run out first; triggered again it goes on from the first run's state."""
     bob = tenant["users"][1]
     emulator.admin.update_user(bob["id"], {"jobTitle": "Both at once"})
+    # Airflow runs one backfill of a DAG at a time: the one before must be closed first.
+    services.wait_for(lambda: not services.query("SELECT 1 FROM backfill WHERE dag_id = %s AND completed_at IS NULL",
+                                                 DAG_ID), 60, "the earlier backfill to be completed")
     services.cli("backfill", "create", "--dag-id", DAG_ID, "--from-date", SECOND_BACKFILL_DATE,
                  "--to-date", SECOND_BACKFILL_DATE, "--dag-run-conf", json.dumps({"full_resync": True}))
     services.cli("dags", "trigger", DAG_ID, "--conf", "{}", "--run-id", "e2e_beside_backfill")
