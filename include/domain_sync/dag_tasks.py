@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import Asset, AssetAlias, task
+from airflow.sdk import Asset, task
 
 from domain_sync.run_keys import run_key
 
@@ -18,22 +18,10 @@ from domain_sync.run_keys import run_key
 def ops_stage_task(name: str, fixed_params: dict[str, Any] | None = None, writes: Asset | None = None,
                    **task_kwargs):
     """The task that runs stage `name` for this DAG run; `fixed_params` override the run's params."""
-    alias = AssetAlias(f"{name}_writes") if writes is not None else None
-    if alias is not None:
-        task_kwargs["outlets"] = [*task_kwargs.get("outlets", []), alias]
-    fixed = dict(fixed_params or {})
+    from domain_sync.stage_operator import StageOperator
 
-    @task(task_id=name, **task_kwargs)
-    def run(params=None, run_id=None, dag=None, outlet_events=None) -> dict:
-        from domain_sync.pipeline import run_stage
-
-        key = run_key(dag.dag_id, run_id)
-        result = run_stage(name, key, {**dict(params or {}), **fixed})
-        if alias is not None and not result.get("dry_run"):
-            outlet_events[alias].add(writes, extra={"run_id": key, "writes": result.get("total_writes", 0)})
-        return result
-
-    return run()
+    return StageOperator(task_id=name, stage=name, writes=writes, fixed_params=fixed_params, keyed=True,
+                         **task_kwargs)
 
 
 def raise_alerts_task():

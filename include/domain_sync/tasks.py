@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 import pendulum
-from airflow.sdk import Asset, AssetAlias, task
+from airflow.sdk import Asset, task
 
 # Airflow pool of the writers (apply, which writes the domain, and commit, which writes the state),
 # capping them across runs and DAGs; it must exist (`airflow pools set NAME 1 DESCRIPTION`): the
@@ -32,22 +32,12 @@ def default_args() -> dict:
 
 
 def stage_task(name: str, writes: Asset | None = None, **task_kwargs):
-    """The task that runs stage `name` (domain_sync.pipeline.STAGES). `writes`: the asset the stage
-    changes; an event is recorded for it only when the stage wrote (never for a dry run)."""
-    alias = AssetAlias(f"{name}_writes") if writes is not None else None
-    if alias is not None:
-        task_kwargs["outlets"] = [*task_kwargs.get("outlets", []), alias]
+    """The task that runs stage `name` (domain_sync.pipeline.STAGES), with its lineage (stage_operator.py).
+    `writes`: the asset the stage changes; an event is recorded for it only when the stage wrote (never for
+    a dry run)."""
+    from domain_sync.stage_operator import StageOperator
 
-    @task(task_id=name, **task_kwargs)
-    def run(params=None, run_id=None, outlet_events=None) -> dict:
-        from domain_sync.pipeline import run_stage
-
-        result = run_stage(name, run_id, params)
-        if alias is not None and not result.get("dry_run"):
-            outlet_events[alias].add(writes, extra={"run_id": run_id, "writes": result.get("total_writes", 0)})
-        return result
-
-    return run()
+    return StageOperator(task_id=name, stage=name, writes=writes, **task_kwargs)
 
 
 def release_state_lock_task():
