@@ -15,7 +15,7 @@ import pytest
 from domain_sync.alerts import read_alerts
 from domain_sync.mapping import load_mapping
 from domain_sync.runs import RunFolder, read_json
-from domain_sync.state import StateStore
+from domain_sync.state import ApplyIncomplete, StateStore
 from tests.fixtures.sync_env import by_sam, first, tenant_group, tenant_user
 
 pytestmark = pytest.mark.integration
@@ -268,7 +268,7 @@ def test_delta_links_stay_until_an_apply_succeeds_and_the_next_run_reapplies_the
     sync_env.set(ldap_retry_budget_seconds=1)
     with pytest.raises(Exception, match="ldap_domain"):
         run_stage("apply", "broken", {})
-    with pytest.raises(RuntimeError, match="apply did not succeed"):
+    with pytest.raises(ApplyIncomplete, match="apply did not succeed"):
         run_stage("commit", "broken", {})
     assert state.delta_links() == committed, "a delta link was saved although its apply failed"
 

@@ -58,6 +58,7 @@ def run(ctx: StageContext) -> dict:
             settings.anchor_attribute,
             retry_budget_seconds=settings.ldap_retry_budget_seconds,
             retry_attempts=settings.retry_attempts,
+            transient_codes=settings.transient_ldap_codes(),
             set_passwords=settings.initial_password == "random",
             sink=sink,
             initial_password_days=settings.initial_password_days,
