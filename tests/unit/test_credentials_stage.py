@@ -123,3 +123,29 @@ def test_a_password_change_never_goes_over_an_unencrypted_connection(tmp_path):
     with pytest.raises(InsecureConnection):
         apply_events(ctx(tmp_path), Source(), Ledger.in_state(tmp_path), domain, GUID, [event(A, 1, "a1")])
     assert domain.set == []
+
+
+def test_with_the_state_lock_held_by_another_run_nothing_is_read_or_written(tmp_path, monkeypatch):
+    import json
+
+    import pytest
+    from cryptography.fernet import Fernet
+
+    from domain_sync.errors import StageInputMissing
+    from domain_sync.passwords.dropfolder import DropFolderStore
+    from domain_sync.runs import write_json_atomic
+    from domain_sync.state import StateChanged, StateStore
+
+    key = Fernet.generate_key().decode()
+    drop = DropFolderStore(tmp_path / "drop", [key])
+    drop.drop_change(A, "Pw-1-x9!", T0, "e-1")
+    monkeypatch.setenv("AIRFLOW_CONN_DROP", json.dumps({"conn_type": "fs", "password": key,
+                                                        "extra": {"path": str(tmp_path / "drop")}}))
+    context = ctx(tmp_path, credential_source="dropfolder", credential_source_conn_id="drop")
+    with pytest.raises(StageInputMissing):  # no extract in this run
+        run(context)
+    write_json_atomic(context.run.state_read, {"version": None})
+    StateStore(context.settings.state_dir).acquire_lock("another-run")
+    with pytest.raises(StateChanged, match="another-run"):
+        run(context)
+    assert len(drop.pending()[0]) == 1  # still pending

@@ -41,6 +41,7 @@ from domain_sync.passwords.stores import (
     open_source,
 )
 from domain_sync.runs import write_json_atomic
+from domain_sync.state import StateStore, check_state
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +157,7 @@ def run(ctx: StageContext) -> dict:
         summary = {"source": "none", "password_changes": counts}
         write_json_atomic(results_file, summary)
         return summary
+    check_state(StateStore(settings.state_dir), run)  # no other run at work, the state extract read
     events, set_aside = source.pending()
     ledger = Ledger.in_state(settings.state_dir)
     outcomes: list[dict] = []
