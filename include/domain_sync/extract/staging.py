@@ -42,7 +42,8 @@ class ParquetSink:
         self._tmp.unlink(missing_ok=True)
 
 
-def _scalar(name: str, value: Any) -> Any:
+def staged_value(name: str, value: Any) -> Any:
+    """A Graph property's value as a staged cell (records.object_schema's column types)."""
     if value is None:
         return None
     if name in LIST_PROPERTIES:
@@ -96,7 +97,7 @@ class TenantPageWriter:
             else:
                 present = [name for name in self.columns if name in item]
                 for name in present:
-                    row[name] = _scalar(name, item[name])
+                    row[name] = staged_value(name, item[name])
                 carried, manager_id = manager_change(item) if self.with_manager else (False, None)
                 if carried:
                     row["manager_id"] = manager_id
