@@ -8,7 +8,7 @@ One test, four acts on the same services (starting Airflow costs most of the tim
 4. with the tenant unreachable, a triggered run fails after its retries and the failure alert is raised.
 
 The services run with ``[scheduler] use_job_schedule = False`` so that no scheduled run (the DAG runs every
-30 minutes) interleaves with the runs under test, and with ``[core] max_task_retry_delay = 1`` which caps
+5 minutes) interleaves with the runs under test, and with ``[core] max_task_retry_delay = 1`` which caps
 the DAG's exponential retry delay (30 s, 60 s) at one second; the retry count itself is the DAG's.
 """
 
@@ -27,12 +27,13 @@ from tests.fixtures.sync_env import tenant_group, tenant_user
 pytestmark = pytest.mark.e2e
 
 DAG_ID = "tenant_to_domain_sync"
-# One logical date: the DAG's cron schedule makes a whole day 48 runs.
+# One logical date: the DAG's cron schedule (every 5 minutes) makes a whole day 288 runs.
 BACKFILL_DATE = "2026-01-02T00:00:00+00:00"
 SECOND_BACKFILL_DATE = "2026-01-03T00:00:00+00:00"
 STAGES = ["extract_users", "extract_groups", "transform", "validate", "plan", "apply", "credentials", "commit",
           "report"]
-TASKS = [*STAGES, "release_state_lock"]  # the teardown that frees the state lock of a run ended early
+# The teardowns: one frees the state lock of a run ended early, one raises the run's alerts.
+TASKS = [*STAGES, "release_state_lock", "raise_alerts"]
 
 
 def small_tenant():
