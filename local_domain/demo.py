@@ -1,13 +1,15 @@
 """The demo on this machine (scripts/demo.sh and scripts/stop.sh run this after scripts/bootstrap.sh).
 
-    python -m local_domain.demo run [TENANT_FILE]    (default: emulator/tenants/demo.json)
+    python -m local_domain.demo run [TENANT_FILE] [--serve]    (default: emulator/tenants/demo.json)
     python -m local_domain.demo stop [--emulator-only]
 
 ``run`` starts the local Samba AD DC (127.0.0.1, .local/domain) and the Graph emulator with a tenant
 (.local/emulator; reused when it already runs with the same tenant file), prepares an Airflow home (SQLite,
 .local/airflow), runs the sync DAG once through Airflow and prints what it did and how to reach the domain.
 A tenant file other than the one of the last successful run means a full resync that replaces it.
-``stop`` stops the emulator and the DC; their data stays in .local/ for the next start.
+``--serve`` then leaves Airflow's api-server, scheduler and dag-processor running (local_domain/demo_services.py)
+and prints the UI's address and login. ``stop`` stops them, the emulator and the DC; their data stays in
+.local/ for the next start.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import time
 from pathlib import Path
 
 import local_domain
-from local_domain import LocalDomainError, alive
+from local_domain import LocalDomainError, alive, demo_services
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL = ROOT / ".local"
@@ -74,7 +76,10 @@ def stop_emulator() -> None:
 
 
 def stop(emulator_only: bool = False) -> None:
-    """Stop what ``run`` left running: the Graph emulator and (unless emulator_only) the local DC."""
+    """Stop what ``run`` left running: Airflow's services, the Graph emulator and (unless emulator_only) the
+    local DC."""
+    if not emulator_only:
+        demo_services.stop()
     stop_emulator()
     if not emulator_only and DOMAIN_DIR.is_dir():
         local_domain.stop(DOMAIN_DIR)
@@ -119,8 +124,8 @@ def _airflow(env: dict[str, str], log: Path, *args: str, append: bool = False) -
                               stdin=subprocess.DEVNULL, check=False).returncode
 
 
-def run(tenant_file: Path | str = DEFAULT_TENANT) -> int:
-    """The demo, end to end; 0 when the DAG run succeeded."""
+def run(tenant_file: Path | str = DEFAULT_TENANT, serve: bool = False) -> int:
+    """The demo, end to end; 0 when the DAG run succeeded. `serve`: leave Airflow's services running."""
     tenant = Path(tenant_file)
     if not tenant.is_file():
         print(f"demo: tenant file {tenant} not found", file=sys.stderr)
@@ -160,6 +165,7 @@ def run(tenant_file: Path | str = DEFAULT_TENANT) -> int:
     if _airflow(env, migrate_log, "pools", "set", APPLY_POOL, "1", "writers to the domain", append=True) != 0:
         raise DemoError(f"{_tail(migrate_log, 30)}\nairflow pools set {APPLY_POOL} failed (log: {migrate_log})")
 
+    services_env = dict(env)  # without the one-off settings of a tenant swap below
     # The tenant file of the last successful sync: another one means a full resync that replaces it.
     conf = "{}"
     if SYNCED_TENANT.is_file() and SYNCED_TENANT.read_text().strip() != str(tenant):
@@ -183,6 +189,12 @@ def run(tenant_file: Path | str = DEFAULT_TENANT) -> int:
         return 1
     SYNCED_TENANT.write_text(f"{tenant}\n")
     print(_info())
+    if serve:
+        say("starting Airflow's api-server, scheduler and dag-processor (they stay running)")
+        try:
+            print(demo_services.start(services_env))
+        except RuntimeError as exc:
+            raise DemoError(str(exc)) from exc
     return 0
 
 
@@ -203,7 +215,7 @@ The domain (left running):
             (needs "{DEMO_ADDRESS} {local_domain.SERVER_NAME}" in /etc/hosts, or use -H ldaps://{DEMO_ADDRESS} with
              LDAPTLS_REQCERT=allow)
 The tenant emulator (left running): {emulator}
-Stop both with: bash scripts/stop.sh"""
+Stop them (and the Airflow services of --serve) with: bash scripts/stop.sh"""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -211,12 +223,14 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run_parser = commands.add_parser("run", help="the demo, end to end")
     run_parser.add_argument("tenant", nargs="?", default=str(DEFAULT_TENANT), metavar="TENANT_FILE")
+    run_parser.add_argument("--serve", action="store_true",
+                            help="leave Airflow's api-server (UI), scheduler and dag-processor running")
     stop_parser = commands.add_parser("stop", help="stop the emulator and the local DC")
     stop_parser.add_argument("--emulator-only", action="store_true")
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
-            return run(args.tenant)
+            return run(args.tenant, serve=args.serve)
         stop(args.emulator_only)
         return 0
     except (LocalDomainError, DemoError) as exc:

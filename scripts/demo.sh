@@ -5,7 +5,8 @@
 # Everything lives in .local/ (git-ignored); running it again reuses what is installed and running. Stop
 # the services with scripts/stop.sh.
 #
-# usage: scripts/demo.sh [TENANT_FILE]     (default: emulator/tenants/demo.json)
+# usage: scripts/demo.sh [TENANT_FILE] [--serve]     (default: emulator/tenants/demo.json; --serve leaves
+#        the Airflow UI, scheduler and dag-processor running)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Stop what scripts/demo.sh left running: the local Samba AD DC and the Graph emulator.
+# Stop what scripts/demo.sh left running: the Airflow services of --serve, the local Samba AD DC and the Graph
+# emulator.
 # Their data stays in .local/ for the next start.
 # usage: scripts/stop.sh [--emulator-only]
 set -euo pipefail

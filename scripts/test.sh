@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run the whole test suite: install what is missing (scripts/bootstrap.sh --dev), make sure PostgreSQL
-# runs on 127.0.0.1:5432 (installing it from Debian when absent; started by local_domain/postgres.py),
+# runs on 127.0.0.1:5432 (installing it from Debian when absent; started by local_domain/postgres.py) and
+# Debian's Chromium is there (the status page's browser test),
 # then pytest over every tier but the benchmarks, with any arguments passed through. Exits with pytest's code; "no tests collected"
 # (pytest's 5) is an error too.
 #
@@ -28,6 +29,15 @@ if ! "$PY" -m local_domain.postgres installed; then
     done
 fi
 "$PY" -m local_domain.postgres start
+
+# The status page's browser test drives Debian's Chromium with Playwright (requirements-dev.txt).
+browser_missing=()
+for pkg in chromium chromium-driver; do
+    package_installed "$pkg" || browser_missing+=("$pkg")
+done
+if [[ ${#browser_missing[@]} -gt 0 ]]; then
+    apt_install "${browser_missing[@]}"
+fi
 
 # Every tier but the benchmarks (pytest.ini's default is the pure tier alone); a -m given here wins.
 say "running: pytest -m 'not benchmark' $*"

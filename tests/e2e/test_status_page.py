@@ -1,0 +1,78 @@
+"""The "Domain sync" page in the Airflow UI, in a real browser: Debian's Chromium driven by Playwright signs in
+to the running api-server, opens the page from the navigation and reads the figures of the runs it made."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.airflow_services import airflow_services  # noqa: F401 - fixture
+from tests.fixtures.sync_env import tenant_group, tenant_user
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+SYNC = "tenant_to_domain_sync"
+
+
+def open_status_page(browser, base_url: str, password: str, screenshot: Path | None = None):
+    """Sign in as admin, open the page from the UI's navigation; returns (page, the page's frame)."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    page.goto(f"{base_url}/")
+    page.get_by_label("Username").fill("admin")
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{base_url}/", timeout=60_000)
+    page.get_by_role("button", name="Browse").click()
+    page.get_by_role("menuitem", name="Domain sync").click()
+    frame = page.frame_locator("iframe").first
+    frame.locator("#freshness").wait_for(timeout=60_000)
+    if screenshot is not None:
+        page.screenshot(path=str(screenshot))
+    return page, frame
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed (scripts/test.sh installs it)")
+def test_the_status_page_shows_the_syncs_figures_in_the_airflow_ui(sync_env, airflow_services, tmp_path):  # noqa: F811
+    from playwright.sync_api import sync_playwright
+
+    services = airflow_services
+    users = [tenant_user(f"user{n}", f"User {n}") for n in range(6)]
+    users[0]["userPrincipalName"] = "no-at-sign.contoso.example"  # quarantined by validation
+    sync_env.start_tenant({"users": users, "groups": [tenant_group("Staff", users), tenant_group("Ops", users[:2])]})
+    services.start(
+        apps="all",
+        AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE="False",
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin",
+        DOMAIN_SYNC_MAX_QUARANTINE_SHARE="0.5",
+    )
+    services.wait_for_dag(SYNC)
+    services.cli("dags", "unpause", SYNC)
+    for run_id in ("status_first", "status_second"):
+        services.cli("dags", "trigger", SYNC, "--conf", "{}", "--run-id", run_id)
+        assert services.wait_for_run(SYNC, run_id) == "success", services.diagnostics()
+    password = json.loads((services.home / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
+    screenshot = Path(os.environ.get("DOMAIN_SYNC_STATUS_SCREENSHOT") or tmp_path / "status.png")
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            page, frame = open_status_page(browser, f"http://127.0.0.1:{services.port}", password, screenshot)
+            assert "/plugin/domain-sync" in page.url
+            assert "fresh" in frame.locator("#freshness").inner_text()
+            synced = frame.locator("#synced").inner_text()
+            assert "users\t5" in synced and "groups\t2" in synced, synced  # five users synced, one quarantined
+            assert "run status_second: clear, 0 changes" in frame.locator("#plan").inner_text()
+            assert users[0]["id"] in frame.locator("#quarantined").inner_text()
+            assert "none" in frame.locator("#collisions").inner_text()
+            delta = frame.locator("#delta-links").inner_text()
+            assert "users" in delta and "groups" in delta, delta
+            assert "objects_quarantined" in frame.locator("#alerts").inner_text()
+        finally:
+            browser.close()
+    assert screenshot.stat().st_size > 10_000

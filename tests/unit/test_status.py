@@ -1,0 +1,50 @@
+"""The status page's figures, from the data folder: freshness, synced objects, the latest plan, quarantine,
+collisions, failing objects, delta link ages; rendered as HTML with every value escaped."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from domain_sync.config import Settings
+from domain_sync.ops_settings import OpsSettings
+from domain_sync.runs import RunFolder, write_json_atomic
+from domain_sync.status import collect, render_html
+
+NOW = datetime(2026, 1, 2, 12, 0, tzinfo=UTC)
+ANA = "aaaaaaaa-0000-0000-0000-000000000001"
+
+
+def test_the_status_shows_the_latest_sync_runs_figures(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOMAIN_SYNC_DATA_DIR", str(tmp_path / "data"))
+    settings = Settings.from_env()
+    run = RunFolder(settings.runs_dir, "scheduled__1")
+    write_json_atomic(run.quarantine, [{"anchor": ANA, "kind": "user", "rule": "upn_format",
+                                        "attribute": "userPrincipalName"}])
+    write_json_atomic(run.plan, {"changes": []})
+    write_json_atomic(run.collisions, [{"anchor": "b", "kind": "user", "attribute": "sAMAccountName",
+                                        "value": "<bob>", "local_dn": "CN=bob,OU=Local"}])
+    run.update_summary("plan", {"status": "blocked", "digest": "ab" * 32, "changes": 3, "counts": {"user.delete": 3},
+                                "blocked_reasons": ["3 deletes"], "synced_in_domain": {"user": 40, "group": 4}})
+    run.update_summary("apply", {"writes": {}, "dry_run": True})
+    write_json_atomic(tmp_path / "data" / "alerting" / "watchdog.json",
+                      {"last_success": (NOW - timedelta(minutes=50)).isoformat(), "paused": False})
+    write_json_atomic(tmp_path / "data" / "alerting" / "failing.json",
+                      {ANA: {"runs": 4, "kind": "user", "last_run": "scheduled__1", "op": "modify", "message": "x"}})
+    drift = RunFolder(settings.runs_dir, "domain_drift_check.scheduled__1")  # a drift check is not a sync run
+    drift.update_summary("plan", {"status": "clear", "synced_in_domain": {"user": 1}})
+
+    status = collect(settings, OpsSettings(freshness_minutes=30), NOW)
+    assert status["freshness"]["minutes_since"] == 50 and status["freshness"]["fresh"] is False
+    assert status["synced"]["user"] == 40 and status["plan"]["blocked"] is True
+    assert [q["anchor"] for q in status["quarantined"]["objects"]] == [ANA]
+    assert status["failing"][ANA]["runs"] == 4
+
+    page = render_html(status)
+    assert "STALE" in page and "BLOCKED" in page and ANA in page and "3 deletes" in page
+    assert "&lt;bob&gt;" in page and "<bob>" not in page
+
+
+def test_an_empty_data_folder_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOMAIN_SYNC_DATA_DIR", str(tmp_path / "data"))
+    page = render_html(collect(Settings.from_env(), OpsSettings(), NOW))
+    assert "no successful sync yet" in page and "no plan yet" in page and "no saved delta link" in page
