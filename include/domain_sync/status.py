@@ -53,6 +53,16 @@ def _latest(runs: list[RunFolder], has) -> tuple[RunFolder | None, dict]:
     return None, {}
 
 
+def after_run(plan: dict, applied: dict) -> dict[str, int]:
+    """Synced objects per type once the run's apply went through: found by the plan, plus created, less deleted."""
+    found = plan.get("synced_in_domain") or {}
+    writes = applied.get("writes") or {}
+    if not applied or applied.get("dry_run") or applied.get("failed") or applied.get("aborted"):
+        return {kind: found.get(kind, 0) for kind in ("user", "group")}
+    return {kind: found.get(kind, 0) + writes.get(f"{kind}.create", 0) - writes.get(f"{kind}.delete", 0)
+            for kind in ("user", "group")}
+
+
 def collect(settings: Settings, ops: OpsSettings | None = None, now: datetime | None = None) -> dict[str, Any]:
     ops = ops or OpsSettings.from_env()
     now = now or datetime.now(UTC)
@@ -78,6 +88,7 @@ def collect(settings: Settings, ops: OpsSettings | None = None, now: datetime | 
             "paused": watchdog.get("paused"), "checked_at": watchdog.get("checked_at"),
         },
         "synced": {"run": plan_run.run_id if plan_run else None, **(plan.get("synced_in_domain") or {}),
+                   "after_run": after_run(plan, applied),
                    "writes": applied.get("writes") or {}, "dry_run": bool(applied.get("dry_run"))},
         "plan": {"run": plan_run.run_id if plan_run else None, "status": plan.get("status"),
                  "digest": plan.get("digest"), "changes": plan.get("changes"), "counts": plan.get("counts") or {},
@@ -90,7 +101,8 @@ def collect(settings: Settings, ops: OpsSettings | None = None, now: datetime | 
                        "objects": (read_json(collisions_run.collisions, []) or []) if collisions_run else []},
         "failing": failing_objects(settings),
         "delta_link_ages_days": {k: round(v, 2) for k, v in state.delta_link_ages(now).items()},
-        "alerts": read_alerts(settings)[-10:][::-1],
+        "alerts": [{**a, "message": str(a.get("message", "")).replace(str(settings.data_dir), "<data dir>")}
+                   for a in read_alerts(settings)[-10:][::-1]],
     }
 
 
@@ -125,10 +137,11 @@ def render_html(status: dict[str, Any]) -> str:
     sections = [
         f"<h1>Domain sync</h1><p class='at'>as of {_e(status['at'])}</p>",
         f"<h2>Freshness</h2><p id='freshness' class='{'ok' if fresh['fresh'] else 'bad'}'>{_e(freshness)}</p>",
-        "<h2>Synced objects</h2>" + _table(["type", "in the domain"], [["users", synced.get("user", 0)],
-                                                                       ["groups", synced.get("group", 0)]],
-                                          "synced")
-        + (f"<p>as the plan of run {_e(synced['run'])} found them; the run wrote: {_e(writes)}"
+        "<h2>Synced objects</h2>" + _table(
+            ["type", "in the domain", "found by the plan"],
+            [[label, synced["after_run"].get(kind, 0), synced.get(kind, 0)] for kind, label in
+             (("user", "users"), ("group", "groups"))], "synced")
+        + (f"<p>run {_e(synced['run'])} wrote: {_e(writes)}"
            f"{' (dry run)' if synced['dry_run'] else ''}</p>" if synced["run"] else ""),
         "<h2>Latest plan</h2>" + (
             f"<p id='plan' class='{'bad' if plan['blocked'] else 'ok'}'>run {_e(plan['run'])}: {_e(plan_state)}, "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from domain_sync.alerts import raise_alert
 from domain_sync.config import Settings
 from domain_sync.ops_settings import OpsSettings
 from domain_sync.runs import RunFolder, write_json_atomic
@@ -30,6 +31,7 @@ def test_the_status_shows_the_latest_sync_runs_figures(tmp_path, monkeypatch):
                       {"last_success": (NOW - timedelta(minutes=50)).isoformat(), "paused": False})
     write_json_atomic(tmp_path / "data" / "alerting" / "failing.json",
                       {ANA: {"runs": 4, "kind": "user", "last_run": "scheduled__1", "op": "modify", "message": "x"}})
+    raise_alert(settings, "objects_quarantined", f"run scheduled__1: 1 object; see {run.path}")
     drift = RunFolder(settings.runs_dir, "domain_drift_check.scheduled__1")  # a drift check is not a sync run
     drift.update_summary("plan", {"status": "clear", "synced_in_domain": {"user": 1}})
 
@@ -42,9 +44,20 @@ def test_the_status_shows_the_latest_sync_runs_figures(tmp_path, monkeypatch):
     page = render_html(status)
     assert "STALE" in page and "BLOCKED" in page and ANA in page and "3 deletes" in page
     assert "&lt;bob&gt;" in page and "<bob>" not in page
+    assert "see &lt;data dir&gt;/runs/scheduled__1" in page and str(tmp_path) not in page
 
 
 def test_an_empty_data_folder_says_so(tmp_path, monkeypatch):
     monkeypatch.setenv("DOMAIN_SYNC_DATA_DIR", str(tmp_path / "data"))
     page = render_html(collect(Settings.from_env(), OpsSettings(), NOW))
     assert "no successful sync yet" in page and "no plan yet" in page and "no saved delta link" in page
+
+
+def test_synced_objects_after_the_run_count_its_creates_and_deletes():
+    from domain_sync.status import after_run
+
+    plan = {"synced_in_domain": {"user": 40, "group": 4}}
+    assert after_run(plan, {"writes": {"user.create": 3, "user.delete": 1, "group.create": 1}}) == {"user": 42,
+                                                                                                   "group": 5}
+    assert after_run(plan, {"dry_run": True, "writes": {}}) == {"user": 40, "group": 4}
+    assert after_run(plan, {"writes": {"user.create": 3}, "failed": [{"anchor": "a"}]}) == {"user": 40, "group": 4}
