@@ -3,7 +3,8 @@ stage read and wrote as OpenLineage datasets, with row counts and data-quality r
 
 Datasets (namespace, name):
 - the tenant's users and groups: `x-msgraph://tenant`, `users` / `groups` (assets TENANT_USERS, TENANT_GROUPS);
-- the domain's synced users and groups: `x-ldap://domain`, `users` / `groups` (DOMAIN_USERS, DOMAIN_GROUPS);
+- the domain's synced users and groups: `x-ldap://domain`, `users` / `groups` (DOMAIN_USERS, DOMAIN_GROUPS;
+  an asset event from apply for each one it wrote);
 - the hand-offs between stages: `domain-sync://runs`, `<stage>/<file>` (staged frames, records, plan, state).
 
 `stage_datasets(name, result, run)` reads them from what the stage returned (its counts) and, for
@@ -36,6 +37,16 @@ STAGE_ASSETS: dict[str, tuple[list[Asset], list[Asset]]] = {
     "extract_groups": ([TENANT_GROUPS], []),
     "plan": ([DOMAIN_USERS, DOMAIN_GROUPS], []),
 }
+
+
+def written_assets(result: dict[str, Any]) -> dict[Asset, int]:
+    """{asset: writes} of the domain's users and groups an apply result wrote (none for a dry run)."""
+    if result.get("dry_run"):
+        return {}
+    writes = result.get("writes") or {}
+    counts = {asset: sum(n for key, n in writes.items() if key.startswith(f"{kind}."))
+              for kind, asset in (("user", DOMAIN_USERS), ("group", DOMAIN_GROUPS))}
+    return {asset: n for asset, n in counts.items() if n}
 
 
 @dataclass

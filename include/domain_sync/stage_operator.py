@@ -3,7 +3,8 @@
 An operator rather than a TaskFlow function because the OpenLineage provider takes datasets (with
 row counts and data-quality results) from an operator's `get_openlineage_facets_on_complete`; a
 TaskFlow task with assets of `x-` schemes gets none. `writes`: the asset the stage changes; an
-event is recorded for it through an alias only when the stage wrote (never for a dry run).
+event is recorded for it through an alias only when the stage wrote (never for a dry run), and one for
+the domain's users and for its groups when the stage wrote those (lineage.written_assets).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 from airflow.sdk import Asset, AssetAlias, BaseOperator
 
-from domain_sync.lineage import STAGE_ASSETS
+from domain_sync.lineage import STAGE_ASSETS, written_assets
 from domain_sync.run_keys import run_key
 
 
@@ -37,8 +38,10 @@ class StageOperator(BaseOperator):
         key = run_key(context["dag"].dag_id, run_id) if self.keyed else run_id
         result = run_stage(self.stage, key, {**dict(context.get("params") or {}), **self.fixed_params})
         if self.alias is not None and not result.get("dry_run"):
-            context["outlet_events"][self.alias].add(
-                self.writes, extra={"run_id": key, "writes": result.get("total_writes", 0)})
+            events = context["outlet_events"][self.alias]
+            events.add(self.writes, extra={"run_id": key, "writes": result.get("total_writes", 0)})
+            for asset, writes in written_assets(result).items():  # the domain's users, groups
+                events.add(asset, extra={"run_id": key, "writes": writes})
         self._outcome = (key, result)
         return result
 

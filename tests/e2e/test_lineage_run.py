@@ -82,6 +82,16 @@ def test_openlineage_events_and_why_a_user_changed(sync_env, airflow_services, t
     domain_users = dataset(apply["outputs"], "x-ldap://domain", "users")
     assert domain_users["outputFacets"]["outputStatistics"]["rowCount"] == 3  # three users created
 
+    # Airflow's asset events: the domain's users and groups written by the first run's apply, users only by the second.
+    def written(run_id):
+        return sorted(uri for (uri,) in services.query(
+            "SELECT a.uri FROM asset_event e JOIN asset a ON e.asset_id = a.id WHERE e.source_run_id = %s "
+            "AND e.source_task_id = 'apply'", run_id))
+
+    assert written("lineage_first") == ["x-ldap://domain/groups", "x-ldap://domain/synced-objects",
+                                        "x-ldap://domain/users"]
+    assert written("lineage_second") == ["x-ldap://domain/synced-objects", "x-ldap://domain/users"]
+
     # Why did ana change? The tenant change, the mapping rule, the LDAP operation and its result.
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "include"), str(REPO_ROOT)]),
            "DOMAIN_SYNC_DATA_DIR": sync_env.settings.data_dir}

@@ -49,3 +49,12 @@ def test_openlineage_datasets_carry_statistics_and_assertions(tmp_path):
     assert users.inputFacets["inputStatistics"].rowCount == 5
     assert users.facets["dataQualityAssertions"].assertions[0].assertion.endswith("expect_column_values_to_not_be_null")
     assert lineage.outputs[0].outputFacets["outputStatistics"].rowCount == 0
+
+
+def test_apply_records_events_only_for_the_kinds_it_wrote():
+    from domain_sync.lineage import DOMAIN_GROUPS, DOMAIN_USERS, written_assets
+
+    assert written_assets({"writes": {"user.create": 2, "user.modify": 1}}) == {DOMAIN_USERS: 3}
+    assert written_assets({"writes": {"group.add_members": 4, "user.modify": 1}}) == {DOMAIN_USERS: 1,
+                                                                                      DOMAIN_GROUPS: 4}
+    assert written_assets({"dry_run": True, "writes": {"user.create": 2}}) == {}
