@@ -241,7 +241,9 @@ def airflow_run_finished(holder: dict) -> str | None:
         return None
     from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 
-    state = RuntimeTaskInstance.get_dagrun_state(holder["dag_id"], holder["run_id"])
+    # Runs of DAGs other than the sync hold the lock under "<dag id>.<run id>" (domain_sync.run_keys).
+    run_id = str(holder["run_id"]).removeprefix(f"{holder['dag_id']}.")
+    state = RuntimeTaskInstance.get_dagrun_state(holder["dag_id"], run_id)
     state = str(getattr(state, "value", state))
     return state if state in ("success", "failed") else None
 
