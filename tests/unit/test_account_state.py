@@ -109,13 +109,13 @@ def test_without_an_initial_password_a_new_user_is_created_disabled():
 
 
 def test_password_profile_is_staged_as_its_flag_only():
-    from domain_sync.extract.staging import _scalar
+    from domain_sync.extract.staging import staged_value
 
     profile = {"password": None, "forceChangePasswordNextSignIn": True, "forceChangePasswordNextSignInWithMfa": False}
-    assert _scalar("passwordProfile", profile) is True
-    assert _scalar("passwordProfile", {**profile, "forceChangePasswordNextSignIn": False}) is False
-    assert _scalar("passwordProfile", {"forceChangePasswordNextSignInWithMfa": True}) is True
-    assert _scalar("passwordProfile", None) is None
+    assert staged_value("passwordProfile", profile) is True
+    assert staged_value("passwordProfile", {**profile, "forceChangePasswordNextSignIn": False}) is False
+    assert staged_value("passwordProfile", {"forceChangePasswordNextSignInWithMfa": True}) is True
+    assert staged_value("passwordProfile", None) is None
 
 
 def test_records_carry_the_tenants_must_change_request_and_its_time():
