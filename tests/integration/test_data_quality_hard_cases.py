@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
+from domain_sync.domain import decode_anchor
 from domain_sync.naming import is_valid_account_name
 from tests.fixtures.sync_env import tenant_group, tenant_user
 from tests.integration.test_data_quality_mapping import value
@@ -51,9 +50,9 @@ def test_a_tenant_with_every_hard_case_loads_with_no_ldap_error(sync_env):
                                        "userPrincipalName"])
     by_anchor = {}
     for dn, e in entries.items():
-        guid = value(e, "mS-DS-ConsistencyGuid")
-        if guid is not None:
-            by_anchor[str(uuid.UUID(bytes_le=guid if isinstance(guid, bytes) else bytes.fromhex(guid)))] = (dn, e)
+        anchor = decode_anchor("mS-DS-ConsistencyGuid", e.get("ms-ds-consistencyguid"))
+        if anchor is not None:
+            by_anchor[anchor] = (dn, e)
     expected = users + groups
     assert set(by_anchor) == {o["id"] for o in expected}, "every object but the UPN collision is in the domain"
     for o in expected:
