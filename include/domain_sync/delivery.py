@@ -107,6 +107,10 @@ def deliver(alert: dict[str, Any], ops: OpsSettings | None = None) -> dict[str, 
         log.error("alert %s not delivered: %s", alert.get("kind"), exc)
         return {"settings": f"failed: {exc}"}
     outcomes = {}
+    silenced = ops.silenced_until(str(alert.get("kind")))
+    if silenced:  # logged and in alerts.jsonl already; not sent to people
+        log.info("alert %s silenced %s (DOMAIN_SYNC_ALERT_SILENCE): not delivered", alert.get("kind"), silenced)
+        return {"silenced": silenced}
     for channel in ops.channels():
         try:
             outcomes[channel] = SENDERS[channel](ops, alert)

@@ -8,6 +8,7 @@ a bad value of a sync setting must not take every DAG out of the UI.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from domain_sync.config import Settings, SettingsError
 
@@ -40,6 +41,10 @@ class OpsSettings:
     freshness_minutes: float = 30.0
     # An object whose change fails in this many runs in a row raises an object_failing alert.
     object_failure_runs: int = 3
+    # Alerts not delivered (still logged and written to alerts.jsonl), comma-separated: an alert kind
+    # ("sync_stale"), a kind until a time ("sync_stale@2026-12-07T06:00Z"), or "*" for every kind
+    # ("*@2026-12-07T06:00Z": a maintenance window). A silence whose time has passed is over.
+    alert_silence: str = ""
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.channels()) - set(ALERT_CHANNELS))
@@ -54,6 +59,43 @@ class OpsSettings:
         if self.drift_on_sync_events.lower() not in ("true", "false"):
             raise SettingsError(f"setting DOMAIN_SYNC_DRIFT_ON_SYNC_EVENTS={self.drift_on_sync_events!r} is not "
                                 f"true or false")
+
+        self.silences()  # a silence that does not parse is a settings error, not a silent no-op
+
+    def silences(self) -> dict[str, datetime | None]:
+        """{kind or "*": until (None: until the setting is changed)}."""
+        found: dict[str, datetime | None] = {}
+        for entry in (e.strip() for e in self.alert_silence.split(",")):
+            if not entry:
+                continue
+            kind, _, until = entry.partition("@")
+            kind = kind.strip()
+            if not kind or not (kind == "*" or kind.replace("_", "").isalnum()):
+                raise SettingsError(f"setting DOMAIN_SYNC_ALERT_SILENCE={self.alert_silence!r}: {entry!r} does not "
+                                    f"name an alert kind (e.g. sync_stale, or * for every kind)")
+            when = None
+            if until.strip():
+                try:
+                    when = datetime.fromisoformat(until.strip().replace("Z", "+00:00"))
+                except ValueError:
+                    raise SettingsError(f"setting DOMAIN_SYNC_ALERT_SILENCE={self.alert_silence!r}: {until!r} is not "
+                                        f"an ISO time (e.g. 2026-12-07T06:00Z)") from None
+                if when.tzinfo is None:
+                    when = when.replace(tzinfo=UTC)
+            found[kind] = when
+        return found
+
+    def silenced_until(self, kind: str, now: datetime | None = None) -> str | None:
+        """Why an alert of `kind` is not delivered now ("until <time>" or "until the setting changes"), or None."""
+        now = now or datetime.now(UTC)
+        for key in (kind, "*"):
+            if key in self.silences():
+                until = self.silences()[key]
+                if until is None:
+                    return "until DOMAIN_SYNC_ALERT_SILENCE changes"
+                if now < until:
+                    return f"until {until.isoformat()}"
+        return None
 
     def channels(self) -> list[str]:
         return [c.strip().lower() for c in self.alert_channels.split(",") if c.strip()]

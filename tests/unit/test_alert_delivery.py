@@ -154,3 +154,42 @@ def test_an_unknown_channel_is_a_settings_error():
 
     with pytest.raises(SettingsError, match="DOMAIN_SYNC_ALERT_CHANNELS"):
         OpsSettings.from_env({"DOMAIN_SYNC_ALERT_CHANNELS": "smtp,pager"})
+
+
+def test_a_silenced_kind_is_logged_but_not_delivered_until_its_time(settings, smtp_server, monkeypatch):
+    from datetime import UTC, datetime, timedelta
+
+    port, inbox = smtp_server
+    mail_to_local_server(monkeypatch, port)
+    until = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%MZ")
+    monkeypatch.setenv("DOMAIN_SYNC_ALERT_SILENCE", f"sync_paused, sync_stale@{until}")
+
+    raise_alert(settings, "sync_paused", "the sync DAG is paused")
+    raise_alert(settings, "sync_stale", "no success for 45 minutes")
+    raise_alert(settings, "plan_blocked", "run r1: the plan was stopped")
+
+    assert [m[2]["Subject"].split(":")[0] for m in inbox.messages] == ["[domain-sync] plan_blocked"]
+    assert [a["kind"] for a in read_alerts(settings)] == ["sync_paused", "sync_stale", "plan_blocked"]
+
+    monkeypatch.setenv("DOMAIN_SYNC_ALERT_SILENCE", "*@2000-01-01T00:00Z")  # a window that is over
+    raise_alert(settings, "sync_stale", "no success for 50 minutes")
+    assert len(inbox.messages) == 2
+
+
+def test_a_maintenance_window_silences_every_kind():
+    from datetime import UTC, datetime
+
+    from domain_sync.ops_settings import OpsSettings
+
+    ops = OpsSettings.from_env({"DOMAIN_SYNC_ALERT_SILENCE": "*@2026-12-07T06:00Z"})
+    assert ops.silenced_until("task_failed", datetime(2026, 12, 7, 5, 59, tzinfo=UTC))
+    assert ops.silenced_until("task_failed", datetime(2026, 12, 7, 6, 0, tzinfo=UTC)) is None
+
+
+@pytest.mark.parametrize("value", ["sync stale", "sync_stale@tomorrow", "@2026-12-07"])
+def test_a_silence_that_does_not_parse_is_a_settings_error(value):
+    from domain_sync.config import SettingsError
+    from domain_sync.ops_settings import OpsSettings
+
+    with pytest.raises(SettingsError, match="DOMAIN_SYNC_ALERT_SILENCE"):
+        OpsSettings.from_env({"DOMAIN_SYNC_ALERT_SILENCE": value})
