@@ -1,6 +1,8 @@
 """Lineage through a real Airflow deployment: the OpenLineage provider's events (file transport) carry each
 stage's input and output datasets with row counts and data-quality results, and `python -m domain_sync.why`
-explains a user's change from the run folders."""
+explains a user's change from the run folders. The users get initial passwords (Key Vault sink) and one a
+password change (Key Vault source): none of those passwords is in any task or service log, XCom value,
+run-folder or state file, alert or lineage event the deployment produced."""
 
 from __future__ import annotations
 
@@ -8,11 +10,13 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from tests.fixtures.airflow_services import REPO_ROOT, airflow_services  # noqa: F401 - fixture
+from tests.fixtures.credentials import key_vault, use_key_vault
 from tests.fixtures.sync_env import tenant_group, tenant_user
 
 pytestmark = pytest.mark.e2e
@@ -42,6 +46,8 @@ def test_openlineage_events_and_why_a_user_changed(sync_env, airflow_services, t
              [("ana", "Ana Lima"), ("bob", "Bob Stone"), ("eva", "Eva Berg")]]
     emulator = sync_env.start_tenant({"users": users, "groups": [tenant_group("Staff", users)]})
     lineage_file = tmp_path / "openlineage.jsonl"
+    use_key_vault(sync_env, emulator)
+    sync_env.set(initial_password="random")
     services.start(
         AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE="False",
         AIRFLOW__OPENLINEAGE__TRANSPORT=json.dumps({"type": "file", "log_file_path": str(lineage_file),
@@ -56,6 +62,11 @@ def test_openlineage_events_and_why_a_user_changed(sync_env, airflow_services, t
         assert services.wait_for_run(SYNC, run_id) == "success", services.diagnostics()
 
     run("lineage_first")
+    vault = key_vault(emulator)
+    passwords = {vault.read_initial(u["id"])["password"] for u in users}
+    changed = "Ln-" + os.urandom(6).hex() + "-Qx!"
+    passwords.add(changed)
+    vault.drop_change(users[1]["id"], changed, datetime.now(UTC))
     emulator.admin.update_user(users[0]["id"], {"jobTitle": "Team lead"})
     run("lineage_second")
 
@@ -106,3 +117,23 @@ def test_openlineage_events_and_why_a_user_changed(sync_env, airflow_services, t
     assert "apply: applied" in second, text
     first_run_text = text[text.index("run lineage_first"):text.index("run lineage_second")]
     assert "create" in first_run_text and "apply: applied" in first_run_text, text
+
+    # The password change reached the domain; no password is anywhere the deployment wrote.
+    from tests.integration.test_credentials import ldap_login
+
+    assert ldap_login(sync_env.domain, users[1]["userPrincipalName"], changed)[0]
+    import pandas as pd
+
+    places: dict[str, str] = {}
+    files = [lineage_file, *(p for root in (services.home, Path(sync_env.settings.data_dir))
+                             for p in root.rglob("*") if p.is_file() and p.suffix != ".pyc")]
+    for path in files:  # task and service logs, run folders, state, alerts, the lineage events
+        places[str(path)] = path.read_bytes().decode("latin-1")
+        if path.suffix == ".parquet":  # compressed columns: read them back
+            places[f"{path} (read)"] = pd.read_parquet(path).to_json()
+    places["xcom table"] = json.dumps(services.query("SELECT run_id, task_id, key, value FROM xcom"), default=str)
+    assert any("lineage_second" in key for key in places) and lineage_file.exists()
+    for password in passwords:
+        for form in (password, password.encode("utf-16-le").decode("latin-1")):
+            leaks = [where for where, content in places.items() if form in content]
+            assert not leaks, f"a password is in {leaks}"

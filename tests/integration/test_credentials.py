@@ -23,6 +23,7 @@ from domain_sync.apply.writer import DomainWriter
 from domain_sync.passwords.dropfolder import DropFolderStore
 from domain_sync.passwords.policy import InsecureConnection
 from domain_sync.records import Change, Op
+from tests.fixtures.credentials import key_vault, use_key_vault
 from tests.fixtures.sync_env import by_sam, first, tenant_user
 
 pytestmark = pytest.mark.integration
@@ -60,23 +61,6 @@ def pwd_last_set(env, sam: str) -> str:
 
 
 # ---------------------------------------------------------------- stores
-
-def use_key_vault(env, emu) -> None:
-    for conn_id in ("KV_SINK", "KV_SOURCE"):
-        env.monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id}", emu.vault_connection_json())
-    env.set(credential_sink="keyvault", credential_sink_conn_id="kv_sink", credential_source="keyvault",
-            credential_source_conn_id="kv_source")
-
-
-def key_vault(emu):
-    from types import SimpleNamespace
-
-    from domain_sync.passwords.keyvault import KeyVaultStore
-
-    data = emu.vault_connection()
-    return KeyVaultStore.from_connection(SimpleNamespace(host=data["host"], login=data["login"],
-                                                         password=data["password"], extra_dejson=data["extra"]))
-
 
 def use_drop_folder(env, path: Path) -> DropFolderStore:
     key = Fernet.generate_key().decode()
@@ -319,3 +303,26 @@ def test_a_password_is_refused_over_plain_ldap_whatever_the_server_allows(sync_e
     plain.search(dn, "(objectClass=*)", search_scope="BASE")
     assert plain.result["result"] == 32, "nothing was created"
     plain.unbind()
+
+
+def test_the_initial_password_follows_the_domains_own_policy(sync_env, watch):
+    """The policy is read from the domain, not assumed: a domain that asks for 40 characters gets them."""
+    conn = sync_env.ldap()
+    conn.search(sync_env.domain.base_dn, "(objectClass=*)", search_scope="BASE", attributes=["minPwdLength"])
+    before = str(conn.entries[0]["minPwdLength"].value)
+    assert conn.modify(sync_env.domain.base_dn, {"minPwdLength": [("MODIFY_REPLACE", ["40"])]}), conn.result
+    try:
+        eva = tenant_user("eva", "Eva Berg")
+        emu = sync_env.start_tenant({"users": [eva]})
+        use_key_vault(sync_env, emu)
+        result = watch.run()
+        assert result["apply"]["failed"] == [], result["apply"]
+        password = key_vault(emu).read_initial(eva["id"])["password"]
+        watch.passwords.add(password)
+        assert len(password) >= 40
+        bound, message = ldap_login(sync_env.domain, "eva@contoso.example", password)
+        assert not bound and MUST_CHANGE in message, message  # the domain took it: only the change is due
+    finally:
+        assert conn.modify(sync_env.domain.base_dn, {"minPwdLength": [("MODIFY_REPLACE", [before])]}), conn.result
+        conn.unbind()
+    watch.assert_no_password_anywhere()
