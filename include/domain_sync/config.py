@@ -84,6 +84,9 @@ class Settings:
     # State lock: a lock older than this (hours) is taken for abandoned and taken over by the next
     # run's extract, with a state_lock_recovered alert (docs/design.md, "Runs never overlap").
     state_lock_stale_hours: float = 12.0
+    # Seconds an extract waits for the state lock another run holds (a drift check, a backfill) before
+    # it fails with StateLocked (then retried by Airflow); 0: no wait.
+    state_lock_wait_seconds: float = 300.0
     # Users get a random initial password at creation (never stored or logged) so that the
     # account is valid in Windows AD; "none" creates them without one, disabled.
     initial_password: str = "random"

@@ -21,6 +21,7 @@ import os
 import shutil
 import socket
 import sys
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -248,7 +249,33 @@ def airflow_run_finished(holder: dict) -> str | None:
     return state if state in ("success", "failed") else None
 
 
-def hold_state(settings: Settings, run: RunFolder, now: datetime | None = None) -> str | None:
+LOCK_POLL_SECONDS = 5.0
+
+
+def _wait_for_lock(settings: Settings, state: StateStore, run: RunFolder, now: datetime | None,
+                   sleep: Callable[[float], None], clock: Callable[[], float]) -> dict | None:
+    """Take the state lock, waiting up to `state_lock_wait_seconds` while another run holds it (a drift
+    check or a backfill beside the schedule), so that a short overlap costs a wait, not a failed run."""
+    deadline = clock() + settings.state_lock_wait_seconds
+    waited = False
+    while True:
+        try:
+            return state.acquire_lock(run.run_id, dag_id=os.environ.get("AIRFLOW_CTX_DAG_ID"),
+                                      stale_after_hours=settings.state_lock_stale_hours,
+                                      holder_finished=airflow_run_finished, now=None if waited else now)
+        except StateLocked as exc:
+            left = deadline - clock()
+            if left <= 0:
+                raise
+            if not waited:
+                log.info("%s; waiting up to %.0f s for it (setting state_lock_wait_seconds)", exc,
+                         settings.state_lock_wait_seconds)
+            waited = True
+            sleep(min(LOCK_POLL_SECONDS, left))
+
+
+def hold_state(settings: Settings, run: RunFolder, now: datetime | None = None,
+               sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> str | None:
     """Extract's first step (both extracts of a run, and their retries): take the state lock for the
     run and record the committed version it reads (`run.state_read`). Returns that version."""
     if settings.state_lock_stale_hours <= 0:
@@ -256,9 +283,7 @@ def hold_state(settings: Settings, run: RunFolder, now: datetime | None = None) 
                             f"more than 0")
     now = now or datetime.now(UTC)
     state = StateStore(settings.state_dir)
-    replaced = state.acquire_lock(run.run_id, dag_id=os.environ.get("AIRFLOW_CTX_DAG_ID"),
-                                  stale_after_hours=settings.state_lock_stale_hours,
-                                  holder_finished=airflow_run_finished, now=now)
+    replaced = _wait_for_lock(settings, state, run, now, sleep, clock)
     if replaced:
         raise_alert(settings, "state_lock_recovered",
                     f"run {run.run_id} took over the state lock of run {replaced.get('run_id')} ({replaced['stale']}); "

@@ -7,9 +7,10 @@ One test, in acts on the same services:
 2. an attribute changed by hand in the domain and an object deleted there: the drift check reports both,
    and writes nothing to the domain;
 3. two tenant changes, an on-demand run for one object id: only that object changes in the domain;
-4. a backfill of the full resync brings in the other change and repairs the drift;
+4. a backfill of the full resync over two weeks (two runs, one after the other) brings in the other change
+   and repairs the drift; the second run finds nothing to write;
 5. the tenant down: the sync's failed tasks mail the DAG, task, try, the error and the log link;
-6. the sync DAG paused: the watchdog alerts.
+6. no success for longer than the freshness window, and the sync DAG paused: the watchdog alerts both.
 """
 
 from __future__ import annotations
@@ -116,6 +117,7 @@ def test_drift_check_on_demand_sync_full_resync_backfill_and_alerts(sync_env, ai
         DOMAIN_SYNC_GRAPH_RETRY_BUDGET_SECONDS="5",
         DOMAIN_SYNC_ALERT_CHANNELS="smtp,webhook",
         DOMAIN_SYNC_ALERT_EMAIL_TO="identity-ops@example.test",
+        DOMAIN_SYNC_FRESHNESS_MINUTES="0.1",  # six seconds: the sync is stale by step 6
         NO_PROXY="127.0.0.1,localhost",
         no_proxy="127.0.0.1,localhost",
     )
@@ -162,13 +164,22 @@ def test_drift_check_on_demand_sync_full_resync_backfill_and_alerts(sync_env, ai
     plan = read_json(RunFolder(sync_env.settings.runs_dir, run_key(OBJECTS, "ops_on_demand")).plan)
     assert {c["anchor"] for c in plan["changes"] if c.get("anchor")} == {bob["id"]}, plan
 
-    # 4. A backfill of the full resync (one date): everything converges, the drift repaired.
-    date = "2026-01-04T03:00:00+00:00"
-    services.cli("backfill", "create", "--dag-id", FULL, "--from-date", date, "--to-date", date,
-                 "--max-active-runs", "1", "--dag-run-conf", json.dumps({"forget_delta_links": True}))
+    # 4. A backfill of the full resync over two weeks (its weekly schedule: two runs), one run after the other:
+    # everything converges, the drift repaired; the second run finds nothing left to write.
+    services.cli("backfill", "create", "--dag-id", FULL, "--from-date", "2026-01-04T03:00:00+00:00",
+                 "--to-date", "2026-01-11T03:00:00+00:00", "--max-active-runs", "1",
+                 "--dag-run-conf", json.dumps({"forget_delta_links": True}))
     backfill = [r for r in services.runs(FULL) if r["run_type"] == "backfill"]
-    assert len(backfill) == 1, services.diagnostics()
-    assert services.wait_for_run(FULL, backfill[0]["run_id"], timeout=300) == "success", services.diagnostics()
+    assert len(backfill) == 2, services.diagnostics()
+    for r in backfill:
+        assert services.wait_for_run(FULL, r["run_id"], timeout=300) == "success", services.diagnostics()
+    (s1, e1), (s2, e2) = [services.query("SELECT start_date, end_date FROM dag_run WHERE dag_id = %s AND run_id = %s",
+                                         FULL, r["run_id"])[0] for r in backfill]
+    assert e1 <= s2 or e2 <= s1, f"the backfill's runs overlapped: {s1}..{e1} and {s2}..{e2}"
+    writes = [read_json(RunFolder(sync_env.settings.runs_dir, run_key(FULL, r["run_id"])).apply_results)["total_writes"]
+              for r in sorted(backfill, key=lambda r: services.query(
+                  "SELECT start_date FROM dag_run WHERE dag_id = %s AND run_id = %s", FULL, r["run_id"])[0][0])]
+    assert writes[0] > 0 and writes[1] == 0, writes
     synced = entries(sync_env)
     assert set(synced) == {"ana", "bob", "eva", "ian", "Staff"}
     assert first(synced["ian"][1].get("department")) == "Later" and not synced["ana"][1].get("title")
@@ -185,7 +196,9 @@ def test_drift_check_on_demand_sync_full_resync_backfill_and_alerts(sync_env, ai
         assert f"http://127.0.0.1:{services.port}/dags/{SYNC}/runs/ops_tenant_down/tasks/extract_" in body, body
     assert any(p["alert"]["kind"] == "task_failed" for p in posts)
 
-    # 6. The sync paused: the watchdog alerts.
+    # 6. No success for longer than the window (the tenant is still down), and the sync paused: both alert.
     services.cli("dags", "pause", SYNC)
     run(WATCHDOG, "ops_watchdog")
+    stale = mails.bodies("sync_stale")
+    assert stale and f"{SYNC} has not succeeded for" in stale[0], [m["Subject"] for m in mails.messages]
     assert mails.bodies("sync_paused"), [m["Subject"] for m in mails.messages]

@@ -140,6 +140,7 @@ def test_two_runs_never_work_on_the_state_at_once(sync_env):
     for stage in EXTRACT:
         run_stage(stage, "run-a", {})
     usn = sync_env.highest_usn()
+    sync_env.set(state_lock_wait_seconds=0)  # refused at once instead of waiting for run-a
     for stage in EXTRACT:  # a backfill or a triggered run beside it
         with pytest.raises(StateLocked, match="locked by run 'run-a'"):
             run_stage(stage, "run-b", {})

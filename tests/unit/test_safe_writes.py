@@ -239,7 +239,7 @@ def test_a_first_sync_that_wrote_and_never_committed_is_not_lost_state(tmp_path)
 # ---- 4. runs never overlap
 
 def test_a_second_run_is_refused_the_lock_until_the_first_releases_it(tmp_path):
-    settings = settings_for(tmp_path)
+    settings = settings_for(tmp_path, state_lock_wait_seconds=0)
     a, b = (RunFolder(settings.runs_dir, r) for r in ("run-a", "run-b"))
     assert hold_state(settings, a) is None
     assert hold_state(settings, a) is None  # its other extract, a retry
@@ -252,6 +252,28 @@ def test_a_second_run_is_refused_the_lock_until_the_first_releases_it(tmp_path):
     assert release_run_lock(settings, "run-a") == {"released": True, "holder": None}
     hold_state(settings, b)
     assert StateStore(settings.state_dir).lock_holder()["run_id"] == "run-b"
+
+
+def test_a_second_run_waits_for_the_lock_and_takes_it_once_freed(tmp_path):
+    settings = settings_for(tmp_path, state_lock_wait_seconds=60)
+    a, b = (RunFolder(settings.runs_dir, r) for r in ("run-a", "run-b"))
+    hold_state(settings, a)
+    clock = [0.0]
+    slept = []
+
+    def sleep(seconds):  # the first run commits while the second waits
+        slept.append(seconds)
+        clock[0] += seconds
+        if len(slept) == 3:
+            release_run_lock(settings, "run-a")
+
+    hold_state(settings, b, sleep=sleep, clock=lambda: clock[0])
+    assert StateStore(settings.state_dir).lock_holder()["run_id"] == "run-b" and len(slept) == 3
+    # Held longer than the wait: refused, after waiting no more than the setting says.
+    clock[0], slept[:] = 0.0, []
+    with pytest.raises(StateLocked, match="locked by run 'run-b'"):
+        hold_state(settings, RunFolder(settings.runs_dir, "run-c"), sleep=sleep, clock=lambda: clock[0])
+    assert sum(slept) == 60
 
 
 def test_a_stale_lock_is_taken_over_with_an_alert(tmp_path):
