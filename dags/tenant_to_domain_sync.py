@@ -11,8 +11,8 @@ goes to the credential sink first); `credentials` sets the password changes of t
 once each and in order per user; `commit` saves the delta
 links only after apply succeeded; `report` writes the run summary; `release_state_lock` (a
 teardown) frees the state lock of a run that ended before commit; `raise_alerts` (a teardown) raises
-the run's alerts (a blocked plan, new quarantined objects, expired delta links, objects failing run
-after run) whatever failed before it.
+the run's alerts (a blocked plan, new quarantined objects, expired or unusable delta links, objects
+failing run after run) whatever failed before it.
 
 Every 5 minutes by default (`DOMAIN_SYNC_SYNC_SCHEDULE`), no catchup; the watchdog DAG alerts when it
 has not succeeded for `DOMAIN_SYNC_FRESHNESS_MINUTES` (30) or is paused.

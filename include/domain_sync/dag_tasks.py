@@ -25,8 +25,9 @@ def ops_stage_task(name: str, fixed_params: dict[str, Any] | None = None, writes
 
 
 def raise_alerts_task():
-    """Teardown: the run's alerts (blocked plan, new quarantined objects, expired links, objects failing run
-    after run; domain_sync.run_alerts), raised whatever failed before; it never changes the run's state."""
+    """Teardown: the run's alerts (blocked plan, new quarantined objects, expired or unusable links, objects
+    failing run after run; domain_sync.run_alerts), raised whatever failed before; it never changes the run's
+    state."""
 
     @task(task_id="raise_alerts")
     def raise_alerts(run_id=None, dag=None) -> dict:

@@ -5,8 +5,9 @@ Conditions, read from the run's summary.json and files:
   reporting "blocked"), with its digest to approve;
 - `objects_quarantined`: objects quarantined by validation or by collisions with local objects that
   were not in the last alert (an object that leaves the quarantine and comes back is new again);
-- `delta_link_expired`: a saved delta link Graph no longer knew (one alert per resource);
-  `delta_link_unusable`: an extract failed on its saved delta link;
+- `delta_link_expired`: a saved delta link Graph no longer knew; `delta_link_unusable`: a saved delta
+  link whose token Graph refused (garbled, truncated, of another query). The extract read the whole
+  tenant instead; one alert per resource, from the extract's result, never from error text;
 - `validation_stopped`: validation found systemic problems and stopped the run;
 - `object_failing`: an object whose change failed in `DOMAIN_SYNC_OBJECT_FAILURE_RUNS` (3) runs in a row.
 
@@ -59,16 +60,23 @@ def conditions(settings: Settings, ops: OpsSettings, run: RunFolder, summary: di
     for stage in ("extract_users", "extract_groups"):
         resource = stage.split("_")[1]
         result = summary.get(stage) or {}
+        read_instead = (f"run {run.run_id} read every {resource[:-1]} instead and reconciled fully; once a run "
+                        f"commits, the next one is incremental again")
         if result.get("expired_link_recovered"):
             found.append((f"delta_link_expired:{resource}", "delta_link_expired",
-                          {"message": f"{resource} delta link had expired; run {run.run_id} read the whole tenant "
-                                      f"and reconciled fully", "resource": resource}))
-        failed = _failed(summary, stage)
-        if failed and "delta" in failed.lower() and "link" in failed.lower():
+                          {"message": f"the saved {resource} delta link had expired "
+                                      f"({result.get('saved_link_problem') or 'unknown to Graph'}); {read_instead}. "
+                                      f"Nothing to do unless it recurs: Graph forgets links after 7 days, so check "
+                                      f"that the sync runs and commits (not paused, not failing)",
+                           "resource": resource}))
+        if result.get("unusable_link_recovered"):
             found.append((f"delta_link_unusable:{resource}", "delta_link_unusable",
-                          {"message": f"run {run.run_id}: the {resource} extract failed on its delta link: {failed}; "
-                                      f"trigger the full resync DAG (tenant_to_domain_full_resync) with "
-                                      f"forget_delta_links=true", "resource": resource}))
+                          {"message": f"the saved {resource} delta link was unusable "
+                                      f"({result.get('saved_link_problem')}); {read_instead}. Find what changed "
+                                      f"the sync state under {settings.state_dir} (an edit, a copy from another "
+                                      f"tenant or query, a restored backup): a link Graph refuses costs a full "
+                                      f"read of the tenant each time",
+                           "resource": resource}))
     validate_failed = _failed(summary, "validate")
     if validate_failed:
         found.append(("validation_stopped", "validation_stopped",

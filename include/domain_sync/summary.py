@@ -34,6 +34,16 @@ def format_summary(summary: dict) -> str:
     if transform:
         lines.append(f"  tenant: {transform.get('tenant_users')} users, {transform.get('tenant_groups')} groups, "
                      f"{transform.get('tenant_memberships')} memberships")
+    for resource in ("users", "groups"):
+        extract = summary.get(f"extract_{resource}") or {}
+        if "full_read" not in extract:
+            continue
+        read = "full read" if extract["full_read"] else "delta round"
+        if extract.get("expired_link_recovered"):
+            read += ", the saved delta link had expired"
+        elif extract.get("unusable_link_recovered"):
+            read += ", Graph refused the saved delta link"
+        lines.append(f"  {resource} extract: {extract.get('objects')} objects ({read})")
     apply = summary.get("apply") or {}
     writes = apply.get("writes") or {}
     for kind in ("user", "group"):

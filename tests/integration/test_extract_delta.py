@@ -1,6 +1,6 @@
 """Delta rounds through the provider's hook against the emulator, at full fidelity: $select, full and
-incremental reads, deletes, restores and paged memberships, expired and old delta links, and delta
-links committed only after a successful apply."""
+incremental reads, deletes, restores and paged memberships, expired, garbled and old delta links, and
+delta links committed only after a successful apply."""
 
 from __future__ import annotations
 
@@ -216,6 +216,13 @@ def test_a_saved_link_older_than_six_days_is_warned_about_and_alerted(sync_env, 
 # ---- with the domain: apply, commit and report
 
 
+DISABLED = 0x2  # userAccountControl ACCOUNTDISABLE
+
+
+def disabled(entry: tuple[str, dict]) -> bool:
+    return bool(int(first(entry[1]["useraccountcontrol"])) & DISABLED)
+
+
 def member_dns(entries: dict, group: str) -> set[str]:
     return {m.lower() for m in entries[group][1]["member"]}
 
@@ -244,6 +251,51 @@ def test_an_expired_delta_link_leads_to_a_full_reconcile_in_the_same_run_and_an_
     emu.admin.settings(delta_link_max_age_seconds=7 * 24 * 3600)
     after = sync_env.run()
     assert after["extract_users"]["full_read"] is False and after["plan"]["changes"] == 0
+
+
+def with_token(link: str, token: str) -> str:
+    return f"{link.partition('$deltatoken=')[0]}$deltatoken={token}"
+
+
+def test_a_garbled_saved_delta_link_leads_to_one_full_read_an_alert_and_no_writes(sync_env):
+    people = [tenant_user(f"grb{i}", f"Grb {i}") for i in range(4)]
+    team = tenant_group("Garble Team", people)
+    emu = sync_env.start_tenant({"users": people, "groups": [team]})
+    sync_env.run()
+    emu.admin.delete_user(people[3]["id"])      # soft delete: disabled; a full read does not list it
+    sync_env.run()
+    assert disabled(by_sam(sync_env.synced_entries(["sAMAccountName", "userAccountControl"]))["grb3"])
+
+    # The users link truncated, the groups link carrying the users' token (another query's).
+    state = StateStore(sync_env.settings.state_dir)
+    links_file = state.current() / "delta_links.json"
+    links = json.loads(links_file.read_text())
+    users_token = links["users"]["link"].partition("$deltatoken=")[2]
+    links["users"]["link"] = with_token(links["users"]["link"], users_token[: len(users_token) // 2])
+    links["groups"]["link"] = with_token(links["groups"]["link"], users_token)
+    links_file.write_text(json.dumps(links))
+    emu.admin.reset_stats()
+    usn = sync_env.highest_usn()
+
+    result = sync_env.run(run_id="garbled")     # no exception: the run recovers by itself
+    for resource in ("users", "groups"):
+        extract = result[f"extract_{resource}"]
+        assert extract["unusable_link_recovered"] and extract["full_read"] and not extract["expired_link_recovered"]
+        assert "Request_BadRequest" in extract["saved_link_problem"]
+        assert emu.admin.stats()["requests"][f"/v1.0/{resource}/delta"] == {"400": 1, "200": 1}
+    assert result["plan"]["changes"] == 0 and sync_env.highest_usn() == usn, "an unchanged tenant wrote"
+    entries = by_sam(sync_env.synced_entries(["sAMAccountName", "userAccountControl"]))
+    assert set(entries) == {"grb0", "grb1", "grb2", "grb3", "GarbleTeam"} and disabled(entries["grb3"])
+    alerts = [a for a in read_alerts(sync_env.settings) if a["kind"] == "delta_link_unusable"]
+    assert sorted((a["resource"], a["run_id"]) for a in alerts) == [("groups", "garbled"), ("users", "garbled")]
+    assert all(users_token[:20] not in a["message"] for a in alerts)
+
+    emu.admin.reset_stats()
+    after = sync_env.run(run_id="after")
+    assert after["extract_users"]["full_read"] is False and after["extract_groups"]["full_read"] is False
+    assert emu.admin.stats()["requests"]["/v1.0/users/delta"] == {"200": 1}
+    assert after["plan"]["changes"] == 0
+    assert len([a for a in read_alerts(sync_env.settings) if a["kind"] == "delta_link_unusable"]) == 2
 
 
 def test_delta_links_stay_until_an_apply_succeeds_and_the_next_run_reapplies_the_same_changes(

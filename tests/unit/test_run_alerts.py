@@ -91,11 +91,35 @@ def test_conditions_of_a_run_that_failed_later_still_alert(settings):
     assert raise_run_alerts(settings, run)["raised"] == ["objects_quarantined"]
 
 
-def test_a_garbled_delta_link_alerts(settings):
-    run = a_run(settings, "r1", extract_users={"failed": "GraphReadError: the saved delta link is not a valid link"})
-    raise_run_alerts(settings, run)
-    alert = next(a for a in read_alerts(settings) if a["kind"] == "delta_link_unusable")
-    assert "forget_delta_links" in alert["message"]
+REFUSED = "tenant connection 'tenant': Graph refused the saved groups delta link (HTTP 400 Request_BadRequest: malformed)"
+
+
+def test_a_saved_link_graph_refused_alerts_once_naming_the_resource_and_what_happened(settings):
+    run = a_run(settings, "r1", extract_users={"full_read": False, "objects": 0},
+                extract_groups={"full_read": True, "unusable_link_recovered": True, "saved_link_problem": REFUSED})
+    assert raise_run_alerts(settings, run)["raised"] == ["delta_link_unusable"]
+    assert raise_run_alerts(settings, run)["raised"] == []
+    alerts = [a for a in read_alerts(settings) if a["kind"] == "delta_link_unusable"]
+    assert len(alerts) == 1 and alerts[0]["resource"] == "groups" and alerts[0]["run_id"] == "r1"
+    assert REFUSED in alerts[0]["message"] and "read every group instead" in alerts[0]["message"]
+    assert str(settings.state_dir) in alerts[0]["message"], "where to look"
+
+
+def test_failure_text_that_mentions_a_delta_link_raises_no_link_alert(settings):
+    """A failed extract alerts as a failed task (notifiers.TaskFailureAlert), not by the words of its error."""
+    run = a_run(settings, "r1", extract_users={"failed": "GraphRequestRejected: the delta link page had no link"})
+    assert raise_run_alerts(settings, run)["raised"] == []
+
+
+def test_the_summary_says_how_each_resource_was_read_and_why_in_full():
+    from domain_sync.summary import format_summary
+
+    text = format_summary({"run_id": "r1", "extract_users": {"full_read": False, "objects": 2},
+                           "extract_groups": {"full_read": True, "objects": 7, "unusable_link_recovered": True}})
+    assert "users extract: 2 objects (delta round)" in text
+    assert "groups extract: 7 objects (full read, Graph refused the saved delta link)" in text
+    expired = format_summary({"extract_users": {"full_read": True, "objects": 9, "expired_link_recovered": True}})
+    assert "users extract: 9 objects (full read, the saved delta link had expired)" in expired
 
 
 def test_an_object_failing_for_n_runs_in_a_row_alerts_once(settings):

@@ -2,13 +2,15 @@
 
 Graph rules (MS, DESIGN.md section 4): follow @odata.nextLink until a page carries
 @odata.deltaLink; an expired delta link answers 400 syncStateNotFound (or 410 Gone) and only a full
-read recovers; throttling answers 429 with Retry-After. The hook's client retries 429/503/504 three
-times, sleeping Retry-After, then raises with the error body only (DESIGN.md section 5). This reader
-retries on top of that: it reads the status and Retry-After of the hook's last response from the
-HTTP client, waits Retry-After when Graph gave one and backs off exponentially otherwise, and gives
-up after `retry_budget_seconds` without progress (TenantUnavailable) so that Airflow's task retry
-takes over. A page reaches `on_page` only once it was received whole, so a retried request never
-writes a page twice.
+read recovers; throttling answers 429 with Retry-After. A saved delta link that Graph refuses as a bad
+request (a garbled or truncated token, one of another query) is just as unusable: both are a
+`SavedLinkUnusable`, from which the extract stage recovers with one full read. The hook's client
+retries 429/503/504 three times, sleeping Retry-After, then raises with the error body only
+(DESIGN.md section 5). This reader retries on top of that: it reads the status and Retry-After of the
+hook's last response from the HTTP client, waits Retry-After when Graph gave one and backs off
+exponentially otherwise, and gives up after `retry_budget_seconds` without progress
+(TenantUnavailable) so that Airflow's task retry takes over. A page reaches `on_page` only once it
+was received whole, so a retried request never writes a page twice.
 """
 
 from __future__ import annotations
@@ -33,8 +35,17 @@ AUTH_CODES = ("invalid_client", "unauthorized_client", "invalid_tenant", "invali
               "unsupported_grant_type")
 
 
-class DeltaLinkExpired(PermanentError):
-    """Graph no longer knows the delta link; only a full read recovers."""
+class SavedLinkUnusable(PermanentError):
+    """The saved delta link cannot be followed; only a full read recovers (extract does it at once)."""
+
+
+class DeltaLinkExpired(SavedLinkUnusable):
+    """Graph no longer knows the delta link (older than 7 days, a reset sync state, another endpoint)."""
+
+
+class DeltaLinkRefused(SavedLinkUnusable):
+    """Graph refused the request of the saved delta link as a client error: its token is garbled or
+    truncated, or belongs to another query; following it again would fail the same way."""
 
 
 class TenantAuthError(PermanentError):
@@ -47,6 +58,11 @@ class TenantUnavailable(TransientError):
 
 class GraphRequestRejected(PermanentError):
     """Graph answered a request with a client error other than an expired link or refused credentials."""
+
+    def __init__(self, message: str, status: int | None = None, reason: str = ""):
+        super().__init__(message)
+        self.status = status  # the HTTP status, when Graph answered one
+        self.reason = reason  # Graph's error code and message
 
 
 @dataclass
@@ -138,14 +154,16 @@ def classify(exc: BaseException, status: int | None, conn_id: str) -> BaseExcept
                         ConnectionError)):
         return None  # timeouts, dropped or refused connections, the token endpoint unreachable
     if name == "AirflowBadRequest":
-        return GraphRequestRejected(f"tenant connection '{conn_id}': Graph rejected the request (400 {text})")
+        return GraphRequestRejected(f"tenant connection '{conn_id}': Graph rejected the request (400 {text})",
+                                    400, text)
     if name == "AirflowNotFoundException":
-        return GraphRequestRejected(f"tenant connection '{conn_id}': not found ({text})")
+        return GraphRequestRejected(f"tenant connection '{conn_id}': not found ({text})", 404, text)
     graph_body = bool(exc.args) and isinstance(exc.args[0], dict)
     if name == "AirflowException" and (status in TRANSIENT_STATUSES or (status is None and graph_body)):
         return None  # 429/5xx that kiota's own retries did not get past
     if name == "AirflowException":
-        return GraphRequestRejected(f"tenant connection '{conn_id}': Graph answered HTTP {status} ({text})")
+        return GraphRequestRejected(f"tenant connection '{conn_id}': Graph answered HTTP {status} ({text})",
+                                    status, text)
     return exc
 
 
@@ -175,7 +193,16 @@ async def read_delta(
     reader = _RetryingReader(hook, conn_id, Backoff(retry_budget_seconds, retry_attempts), sleep)
     pages = 0
     while True:
-        response = await reader.get(url, params)
+        try:
+            response = await reader.get(url, params)
+        except GraphRequestRejected as exc:
+            # A client error on the saved link's own request is about its token (garbled, truncated, of
+            # another query); refused credentials and throttling were sorted out by classify(). A
+            # rejection of a link Graph just gave, or of a full read, stays what it is.
+            if delta_link and pages == 0 and exc.status is not None and 400 <= exc.status < 500:
+                raise DeltaLinkRefused(f"tenant connection '{conn_id}': Graph refused the saved {resource} "
+                                       f"delta link (HTTP {exc.status} {exc.reason})") from None
+            raise
         pages += 1
         on_page(response.get("value") or [])
         next_link = response.get("@odata.nextLink")

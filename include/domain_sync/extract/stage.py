@@ -1,9 +1,11 @@
 """The extract stage: one delta round of a resource (users or groups) into the run folder.
 
-No saved delta link (first run) or `full_resync`: a full read. A saved link that Graph no longer
-knows (older than 7 days, or a reset sync state): logged, and a full read in the same task, which
-makes transform replace the snapshot (a full reconcile); the report stage alerts on it. A saved link
-older than 6 days is logged and alerted (one more day of failed runs and it expires).
+No saved delta link (first run) or `full_resync`: a full read. A saved link that cannot be followed
+(`SavedLinkUnusable`: Graph no longer knows it, it is for another endpoint, or Graph refuses its token
+as garbled or of another query): logged, and one full read in the same task, which makes transform
+replace the snapshot (a full reconcile); the run's alerts name it (`delta_link_expired`,
+`delta_link_unusable`, domain_sync.run_alerts). A failure of that full read fails the task as it is.
+A saved link older than 6 days is logged and alerted (one more day of failed runs and it expires).
 The delta link received is written to the run folder only; commit saves it after apply succeeded.
 
 Each extract first takes the state lock for its run (state.hold_state: another run holding it is a
@@ -21,7 +23,13 @@ from datetime import UTC, datetime
 from domain_sync.alerts import raise_alert
 from domain_sync.config import Settings
 from domain_sync.context import StageContext
-from domain_sync.extract.graph_reader import DeltaLinkExpired, DeltaRound, read_delta
+from domain_sync.extract.graph_reader import (
+    DeltaLinkExpired,
+    DeltaLinkRefused,
+    DeltaRound,
+    SavedLinkUnusable,
+    read_delta,
+)
 from domain_sync.extract.staging import ParquetSink, TenantPageWriter
 from domain_sync.mapping import load_mapping
 from domain_sync.records import MEMBER_SCHEMA, object_schema
@@ -45,6 +53,8 @@ class ExtractResult:
     requests: int = 0
     retries: int = 0
     delta_link_age_days: float | None = None
+    unusable_link_recovered: bool = False  # Graph refused the saved link's token; read in full instead
+    saved_link_problem: str | None = None  # why the saved link was not followed, when it was not
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -94,26 +104,28 @@ def extract_resource(settings: Settings, run: RunFolder, resource: str, full_res
     elif link is None:
         log.info("no saved %s delta link: first run, reading every %s", resource, resource)
 
-    expired = False
+    unusable: SavedLinkUnusable | None = None
     received_at = datetime.now(UTC)
     try:
         round_, counts = _read_round(settings, run, resource, select, link, hook_factory)
-    except DeltaLinkExpired as exc:
+    except SavedLinkUnusable as exc:
         log.warning("%s (saved %s, %.1f days ago); reading every %s instead: full reconcile", exc,
                     resource, age or 0.0, resource)
-        expired = True
+        unusable = exc
         received_at = datetime.now(UTC)
         round_, counts = _read_round(settings, run, resource, select, None, hook_factory)
-    full = link is None or expired
+    full = link is None or unusable is not None
     links_file = run.delta_links
     with locked(links_file):
         links = read_json(links_file, {}) or {}
         links[resource] = {"link": round_.delta_link, "full_read": full, "received_at": received_at.isoformat(),
                            "select": select}
         write_json_atomic(links_file, links)
-    outcome = ExtractResult(resource, full, expired, counts["objects"], counts["removed"], counts["member_changes"],
-                            round_.pages, round_.requests, round_.retries,
-                            None if age is None else round(age, 3))
+    outcome = ExtractResult(resource, full, isinstance(unusable, DeltaLinkExpired), counts["objects"],
+                            counts["removed"], counts["member_changes"], round_.pages, round_.requests, round_.retries,
+                            None if age is None else round(age, 3),
+                            unusable_link_recovered=isinstance(unusable, DeltaLinkRefused),
+                            saved_link_problem=None if unusable is None else str(unusable))
     log.info("extracted %s: %s", resource, outcome.to_json())
     return outcome
 
