@@ -38,7 +38,8 @@ class OpsSettings:
     # Freshness: the watchdog alerts when the incremental sync has not succeeded for this many minutes
     # (failed, hung or not scheduled at all), and whenever the sync DAG is paused.
     freshness_minutes: float = 30.0
-    # An object whose change fails in this many runs in a row raises an object_failing alert.
+    # An object whose change fails in this many runs in a row is quarantined (domain_sync.failing) with an
+    # object_failing alert.
     object_failure_runs: int = 3
 
     def __post_init__(self) -> None:
