@@ -9,7 +9,8 @@ the run when too many are bad); `plan` diffs the records against the domain into
 (the run's `plan/plan.txt` is readable); `apply` writes it over LDAPS (a new user's initial password
 goes to the credential sink first); `credentials` sets the password changes of the credential source,
 once each and in order per user; `commit` saves the delta
-links only after apply succeeded; `report` writes the run summary; `release_state_lock` (a
+links once apply went through the plan (an object the domain refuses is written again next run and
+held after failing run after run); `report` writes the run summary; `release_state_lock` (a
 teardown) frees the state lock of a run that ended before commit; `raise_alerts` (a teardown) raises
 the run's alerts (a blocked plan, new quarantined objects, expired or unusable delta links, objects
 failing run after run) whatever failed before it.

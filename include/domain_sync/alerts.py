@@ -18,6 +18,11 @@ from domain_sync.runs import open_private, private_dir
 log = logging.getLogger(__name__)
 
 
+def alerting_dir(settings: Settings) -> Path:
+    """<data dir>/alerting (0700): what alerting keeps between runs (ledger, failing objects, watchdog)."""
+    return private_dir(Path(settings.data_dir) / "alerting", root=Path(settings.data_dir))
+
+
 def raise_alert(settings: Settings, kind: str, message: str, **details) -> dict:
     alert = {"at": datetime.now(UTC).isoformat(), "kind": kind, "message": message, **details}
     path = Path(settings.data_dir) / "alerts.jsonl"

@@ -111,8 +111,8 @@ class Settings:
     # Scope: empty = every user and group; else group ids or display names, comma-separated: their
     # members, nested groups followed (docs/mapping.md, "Scope").
     scope_groups: str = ""
-    # Apply: more than this share of changes failing permanently fails the task (after writing
-    # every other change and the results).
+    # Apply: more failing objects than this share of the synced objects (found by the plan, plus its
+    # creates) fails the task after writing every other change and the results, and commit refuses the run.
     max_apply_failure_share: float = 0.05
     # Run folders (<data_dir>/runs) kept: the newest keep_runs, and none older than keep_run_days; older
     # ones are removed at the end of the report stage (never the current run). Both at least 1.

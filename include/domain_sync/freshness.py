@@ -24,18 +24,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from domain_sync.alerts import raise_alert
+from domain_sync.alerts import alerting_dir, raise_alert
 from domain_sync.config import Settings
 from domain_sync.ops_settings import OpsSettings
 from domain_sync.run_keys import SYNC_DAG_ID
-from domain_sync.runs import locked, private_dir, read_json, write_json_atomic
+from domain_sync.runs import locked, read_json, write_json_atomic
 from domain_sync.state import StateStore
 
 log = logging.getLogger(__name__)
 
 
 def watchdog_file(settings: Settings) -> Path:
-    return private_dir(Path(settings.data_dir) / "alerting", root=Path(settings.data_dir)) / "watchdog.json"
+    return alerting_dir(settings) / "watchdog.json"
 
 
 def last_commit(settings: Settings) -> datetime | None:

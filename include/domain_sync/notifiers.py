@@ -31,7 +31,8 @@ def run_counts(summary: dict) -> dict:
     apply = summary.get("apply") or {}
     if "total_writes" in apply:
         counts["writes"] = apply["total_writes"]
-    failed = [stage for stage, result in summary.items() if isinstance(result, dict) and result.get("failed")]
+    failed = [stage for stage, result in summary.items()
+              if isinstance(result, dict) and isinstance(result.get("failed"), str)]  # not apply's failed objects
     if failed:
         counts["failed_stages"] = failed
     return counts

@@ -39,7 +39,8 @@ class OpsSettings:
     # Freshness: the watchdog alerts when the incremental sync has not succeeded for this many minutes
     # (failed, hung or not scheduled at all), and whenever the sync DAG is paused.
     freshness_minutes: float = 30.0
-    # An object whose change fails in this many runs in a row raises an object_failing alert.
+    # An object whose change fails in this many runs in a row is quarantined (domain_sync.failing) with an
+    # object_failing alert.
     object_failure_runs: int = 3
     # Alerts not delivered (still logged and written to alerts.jsonl), comma-separated: an alert kind
     # ("sync_stale"), a kind until a time ("sync_stale@2026-12-07T06:00Z"), or "*" for every kind

@@ -9,7 +9,8 @@ Conditions, read from the run's summary.json and files:
   link whose token Graph refused (garbled, truncated, of another query). The extract read the whole
   tenant instead; one alert per resource, from the extract's result, never from error text;
 - `validation_stopped`: validation found systemic problems and stopped the run;
-- `object_failing`: an object whose change failed in `DOMAIN_SYNC_OBJECT_FAILURE_RUNS` (3) runs in a row.
+- `object_failing`: an object whose change failed in `DOMAIN_SYNC_OBJECT_FAILURE_RUNS` (3) runs in a row,
+  now quarantined: held by the plan until released (domain_sync.failing).
 
 Lost state, a recovered state lock and TLS validation off are raised where they happen (extract,
 plan, the domain connection). `raise_run_alerts` runs at the end of the report stage and again in
@@ -20,27 +21,18 @@ ledger (<data dir>/alerting/ledger.json) makes the second call raise only what t
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
-from domain_sync.alerts import raise_alert
+from domain_sync.alerts import alerting_dir, raise_alert
 from domain_sync.config import Settings
 from domain_sync.context import StageContext
+from domain_sync.failing import release_advice, track_failures
 from domain_sync.ops_settings import OpsSettings
-from domain_sync.runs import RunFolder, locked, private_dir, read_json, write_json_atomic
+from domain_sync.runs import RunFolder, locked, read_json, write_json_atomic
 
 log = logging.getLogger(__name__)
 
 LEDGER_RUNS = 200  # runs remembered in the ledger
-
-
-def alerting_dir(settings: Settings) -> Path:
-    return private_dir(Path(settings.data_dir) / "alerting", root=Path(settings.data_dir))
-
-
-def failing_objects(settings: Settings) -> dict[str, dict]:
-    """{anchor: {"runs", "last_run", "kind", "dn", "message"}} of objects whose change failed in the latest runs."""
-    return read_json(Path(settings.data_dir) / "alerting" / "failing.json", {}) or {}
 
 
 def _failed(summary: dict, stage: str) -> str:
@@ -109,33 +101,6 @@ def _new_quarantine(settings: Settings, run: RunFolder) -> tuple[list[dict], lis
     return new_q, new_c, total_q, len(collisions or [])
 
 
-def _track_failures(settings: Settings, ops: OpsSettings, run: RunFolder) -> list[dict]:
-    """Count, per object, the runs in a row whose apply failed it; the objects reaching the limit now."""
-    applied = read_json(run.apply_results, None)
-    if applied is None or applied.get("dry_run") or applied.get("aborted"):
-        return []
-    path = alerting_dir(settings) / "failing.json"
-    reached = []
-    with locked(path):
-        previous = read_json(path, {}) or {}
-        current: dict[str, dict] = {}
-        for failure in applied.get("failed") or []:
-            anchor = failure.get("anchor")
-            if not anchor or anchor in current:
-                continue
-            before = previous.get(anchor) or {}
-            runs = before.get("runs", 0) + (0 if before.get("last_run") == run.run_id else 1)
-            current[anchor] = {"runs": runs, "last_run": run.run_id, "kind": failure.get("kind"),
-                               "dn": failure.get("dn"), "op": failure.get("op"),
-                               "message": f"LDAP code {failure.get('result_code')} {failure.get('message')}".strip(),
-                               "alerted": before.get("alerted", False)}
-            if runs >= ops.object_failure_runs and not current[anchor]["alerted"]:
-                current[anchor]["alerted"] = True
-                reached.append({"anchor": anchor, **current[anchor]})
-        write_json_atomic(path, current)  # an object whose change went through (or was not planned) is reset
-    return reached
-
-
 def raise_run_alerts(settings: Settings, run: RunFolder, ops: OpsSettings | None = None) -> dict:
     """Raise the run's alerts that were not raised for it yet; returns {"raised": [kinds]}."""
     ops = ops or OpsSettings.from_env()
@@ -165,10 +130,13 @@ def raise_run_alerts(settings: Settings, run: RunFolder, ops: OpsSettings | None
             raised.append("objects_quarantined")
         done.add("objects")
     if "failures" not in done and run.apply_results.exists():
-        for failing in _track_failures(settings, ops, run):
+        for failing in track_failures(settings, run, ops.object_failure_runs):
             raise_alert(settings, "object_failing",
                         f"{failing['kind']} {failing['anchor']} ({failing['dn']}) failed in {failing['runs']} runs in "
-                        f"a row: {failing['op']} {failing['message']}", run_id=run.run_id, anchor=failing["anchor"])
+                        f"a row since {failing['first_seen']['at']} (run {failing['first_seen']['run']}): "
+                        f"{failing['op']} {failing['last_error']}; it is quarantined: {release_advice()}",
+                        run_id=run.run_id, anchor=failing["anchor"], runs=failing["runs"],
+                        first_seen=failing["first_seen"])
             raised.append("object_failing")
         done.add("failures")
     with locked(ledger_path):

@@ -1,9 +1,11 @@
 """Committed sync state: the delta links and the tenant snapshot they lead to.
 
-Both move together, and only after the apply that consumed them succeeded: a failure anywhere
-leaves the previous pair in place, so the next run reads the same changes again (at-least-once
-extraction; apply is idempotent). A commit writes a new version folder and then swaps a pointer
-file atomically, so a crash mid-commit leaves either the old state or the new one.
+Both move together, and only after the apply that consumed them went through its plan (objects whose
+change failed do not hold it back: the next plan reconciles them again). A stage that failed, an
+aborted apply or one stopped by too many failures leaves the previous pair in place, so the next
+run reads the same changes again (at-least-once extraction; apply is idempotent). A commit writes a
+new version folder and then swaps a pointer file atomically, so a crash mid-commit leaves either the
+old state or the new one.
 
 Runs never work on the state at once: the first extract of a run takes the state lock (`lock.json`,
 naming the run) and records the committed version it read in the run folder; transform, apply and
@@ -335,11 +337,20 @@ def release_run_lock(settings: Settings, run_id: str) -> dict:
 
 
 class ApplyIncomplete(PermanentError):
-    """Apply did not succeed for this run; its delta links are not saved, so the next run reads the same changes."""
+    """Apply did not finish for this run; its delta links are not saved, so the next run reads the same changes."""
+
+
+# apply/results.json: apply wrote every change it could and then stopped the run (too many failed).
+APPLY_STOPPED = "stopped"
 
 
 def commit_run(state: StateStore, run: RunFolder, dry_run: bool = False) -> dict:
-    """Save the run's delta links and snapshot as the committed state (after a successful apply)."""
+    """Save the run's delta links and snapshot as the committed state once apply has gone through the plan.
+
+    Objects whose change failed do not stop the commit: every plan reconciles the whole snapshot against
+    the domain, so they are written again next run (and quarantined when they keep failing,
+    domain_sync.failing). Refused: no apply results, an aborted apply (the domain went away part way),
+    or an apply that stopped because too many changes failed."""
     if dry_run:
         state.release_lock(run.run_id)
         return {"committed": False, "reason": "dry run: the same changes are read again next time"}
@@ -347,9 +358,12 @@ def commit_run(state: StateStore, run: RunFolder, dry_run: bool = False) -> dict
     if not links:
         raise StageInputMissing(f"run {run.run_id}: no delta links to commit; extract must run first")
     applied = read_json(run.apply_results)
-    if applied is None or applied.get("aborted") or applied.get("failed"):
-        raise ApplyIncomplete(f"run {run.run_id}: apply did not succeed; the delta links are not saved, so the next "
-                              f"run reads the same changes again")
+    if applied is None or applied.get("aborted") or applied.get(APPLY_STOPPED):
+        why = ("no apply results" if applied is None else
+               f"apply was aborted ({applied['aborted']})" if applied.get("aborted") else
+               f"apply stopped the run ({applied[APPLY_STOPPED]})")
+        raise ApplyIncomplete(f"run {run.run_id}: apply did not go through the plan: {why}; the delta links are not "
+                              f"saved, so the next run reads the same changes again")
     with locked(state.dir / "current.json"):  # the version check and the pointer swap, as one step
         read_version = check_state(state, run)
         version = state.commit(run.snapshot_dir, {

@@ -8,7 +8,7 @@ the tenant, so the page is cheap and shows what the runs found:
 - the synced users and groups the latest plan found in the domain, and what its run changed;
 - the latest plan: run, status (clear, approved, blocked), digest, changes, the reasons it is blocked;
 - quarantined objects and collisions of the latest run that validated and planned;
-- objects failing run after run (run_alerts.failing_objects);
+- objects failing run after run, and those quarantined for it that the latest plan held (domain_sync.failing);
 - the saved delta links' ages (Graph forgets them after 7 days);
 - the latest alerts.
 
@@ -26,12 +26,12 @@ from typing import Any
 
 from domain_sync.alerts import read_alerts
 from domain_sync.config import Settings
+from domain_sync.failing import failing_objects, release_advice
 from domain_sync.freshness import last_commit
 from domain_sync.ops_settings import OpsSettings
-from domain_sync.run_alerts import failing_objects
 from domain_sync.run_keys import DRIFT_DAG_ID
 from domain_sync.runs import RunFolder, read_json
-from domain_sync.state import StateStore
+from domain_sync.state import APPLY_STOPPED, StateStore
 
 SHOWN = 50
 
@@ -57,7 +57,7 @@ def after_run(plan: dict, applied: dict) -> dict[str, int]:
     """Synced objects per type once the run's apply went through: found by the plan, plus created, less deleted."""
     found = plan.get("synced_in_domain") or {}
     writes = applied.get("writes") or {}
-    if not applied or applied.get("dry_run") or applied.get("failed") or applied.get("aborted"):
+    if not applied or applied.get("dry_run") or applied.get(APPLY_STOPPED) or applied.get("aborted"):
         return {kind: found.get(kind, 0) for kind in ("user", "group")}
     return {kind: found.get(kind, 0) + writes.get(f"{kind}.create", 0) - writes.get(f"{kind}.delete", 0)
             for kind in ("user", "group")}
@@ -93,6 +93,7 @@ def collect(settings: Settings, ops: OpsSettings | None = None, now: datetime | 
         "plan": {"run": plan_run.run_id if plan_run else None, "status": plan.get("status"),
                  "digest": plan.get("digest"), "changes": plan.get("changes"), "counts": plan.get("counts") or {},
                  "blocked_reasons": plan.get("blocked_reasons") or [],
+                 "held_failing": (plan.get("held_failing") or {}).get("count", 0),
                  "failed": plan.get("failed"), "blocked": plan.get("status") == "blocked"
                  or str(plan.get("failed") or "").startswith("PlanBlocked")},
         "quarantined": {"run": quarantine_run.run_id if quarantine_run else None,
@@ -159,8 +160,12 @@ def render_html(status: dict[str, Any]) -> str:
                  [[c.get("anchor"), c.get("kind"), c.get("attribute"), c.get("value"), c.get("local_dn")]
                   for c in status["collisions"]["objects"]], "collisions"),
         "<h2>Failing objects</h2>"
-        + _table(["object", "kind", "runs in a row", "last run", "operation", "error"],
-                 [[a, f.get("kind"), f.get("runs"), f.get("last_run"), f.get("op"), f.get("message")]
+        + (f"<p class='bad'>{plan['held_failing']} held by the latest plan: {_e(release_advice())}</p>"
+           if plan.get("held_failing") else "")
+        + _table(["object", "kind", "runs in a row", "first seen", "last run", "operation", "last error", "quarantined"],
+                 [[a, f.get("kind"), f.get("runs"), (f.get("first_seen") or {}).get("at"), f.get("last_run"),
+                   f.get("op"), f.get("last_error"),
+                   f"since run {f['quarantined'].get('run')}" if f.get("quarantined") else "no"]
                   for a, f in sorted(status["failing"].items())], "failing"),
         "<h2>Delta links</h2>"
         + _table(["resource", "age (days)"], [[k, v] for k, v in sorted(status["delta_link_ages_days"].items())],

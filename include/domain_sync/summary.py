@@ -65,8 +65,16 @@ def format_summary(summary: dict) -> str:
     quarantined = sum(((summary.get("validate") or {}).get("quarantined") or {}).values())
     collisions = (summary.get("plan") or {}).get("collisions", 0)
     lines.append(f"  quarantined: {quarantined} by validation, {collisions} by collisions with local objects")
+    failed = apply.get("failed")
+    if isinstance(failed, list) and failed:
+        lines.append(f"  failed objects: {len({f.get('anchor') or f.get('dn') for f in failed})} (written again next "
+                     f"run, quarantined after failing run after run)")
+    held = (summary.get("plan") or {}).get("held_failing") or {}
+    if held.get("count") or held.get("released"):
+        lines.append(f"  held for failing run after run: {held.get('count', 0)}, released this run: "
+                     f"{len(held.get('released') or [])}")
     for stage, result in summary.items():
-        if isinstance(result, dict) and result.get("failed"):
+        if isinstance(result, dict) and isinstance(result.get("failed"), str):  # the stage itself failed
             lines.append(f"  FAILED at {stage}: {result['failed']}")
     return "\n".join(lines)
 

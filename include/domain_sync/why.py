@@ -5,7 +5,7 @@
 For every run that touched the object: the tenant change staged by extract (the properties Graph
 reported, or the removal), the mapping rules that turn those properties into the domain attributes
 the plan changes, the plan's LDAP operations (with the DN and the attribute values), whether the
-object was quarantined or held by a collision, and the apply result (applied, or failed with the
+object was quarantined, held by a collision or held for failing run after run, and the apply result (applied, or failed with the
 LDAP result code). A UPN is looked up in the staged frames and records of the runs.
 """
 
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from domain_sync.config import Settings
+from domain_sync.failing import HELD_KEY, release_advice
 from domain_sync.mapping import load_mapping
 from domain_sync.records import ATTR_PREFIX, FIELDS, GROUP, REMOVED, USER
 from domain_sync.runs import FRAMES, RunFolder, read_json
@@ -115,6 +116,8 @@ def history(settings: Settings, object_id: str) -> list[dict]:
         if collisions:
             entry["collisions"] = collisions
         plan = read_json(run.plan, {}) or {}
+        if object_id in {str(a).lower() for a in plan.get(HELD_KEY) or []}:
+            entry["held_failing"] = True
         changes = [c for c in plan.get("changes") or [] if str(c.get("anchor", "")).lower() == object_id]
         if changes:
             kind = changes[0].get("kind")
@@ -157,6 +160,8 @@ def format_history(key: str, object_id: str, entries: list[dict]) -> str:
             lines.append(f"  tenant membership: {line}")
         for q in entry.get("quarantined", []):
             lines.append(f"  quarantined by validation: {q.get('rule')} on {q.get('attribute')}: {q.get('reason', '')}")
+        if entry.get("held_failing"):
+            lines.append(f"  held: its writes failed run after run, so it is quarantined; {release_advice()}")
         for c in entry.get("collisions", []):
             lines.append(f"  collision: {c.get('attribute')} {c.get('value')!r} held by {c.get('local_dn')}")
         for change in entry.get("plan", []):

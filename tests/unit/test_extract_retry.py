@@ -119,17 +119,18 @@ def test_a_links_age_counts_from_when_graph_issued_it(tmp_path):
                                             "saved_at": (now - timedelta(days=1)).isoformat()}
 
 
-def test_commit_refuses_a_run_whose_apply_did_not_succeed(tmp_path):
+def test_commit_refuses_a_run_whose_apply_did_not_go_through_its_plan(tmp_path):
     store = StateStore(tmp_path / "state")
     run = RunFolder(tmp_path / "runs", "run")
     run.delta_links.write_text(json.dumps({"users": {"link": "u", "full_read": True}}))
-    with pytest.raises(ApplyIncomplete, match="apply did not succeed"):
+    with pytest.raises(ApplyIncomplete, match="no apply results"):
         commit_run(store, run)
     run.apply_results.write_text(json.dumps({"aborted": "domain unavailable"}))
-    with pytest.raises(ApplyIncomplete, match="apply did not succeed"):
+    with pytest.raises(ApplyIncomplete, match=r"apply was aborted \(domain unavailable\)"):
         commit_run(store, run)
-    run.apply_results.write_text(json.dumps({"total_writes": 0, "failed": [{"op": "create", "anchor": "a"}]}))
-    with pytest.raises(ApplyIncomplete, match="apply did not succeed"):
+    run.apply_results.write_text(json.dumps({"total_writes": 0, "failed": [{"op": "create", "anchor": "a"}],
+                                             "stopped": "1 of the 1 synced objects failed"}))
+    with pytest.raises(ApplyIncomplete, match="apply stopped the run"):
         commit_run(store, run)
     assert isinstance(ApplyIncomplete("x"), PermanentError)
     assert store.delta_links() == {}

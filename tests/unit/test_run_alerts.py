@@ -7,8 +7,9 @@ import pytest
 
 from domain_sync.alerts import read_alerts
 from domain_sync.config import Settings
+from domain_sync.failing import HELD_KEY, failing_objects
 from domain_sync.ops_settings import OpsSettings
-from domain_sync.run_alerts import failing_objects, raise_run_alerts
+from domain_sync.run_alerts import raise_run_alerts
 from domain_sync.runs import RunFolder, write_json_atomic
 
 A, B, C = ("aaaaaaaa-0000-0000-0000-000000000001", "bbbbbbbb-0000-0000-0000-000000000002",
@@ -21,7 +22,7 @@ def settings(tmp_path, monkeypatch):
     return Settings.from_env()
 
 
-def a_run(settings, run_id, quarantined=(), collisions=(), plan=None, failed=None, **summary):
+def a_run(settings, run_id, quarantined=(), collisions=(), plan=None, failed=None, held=(), **summary):
     run = RunFolder(settings.runs_dir, run_id)
     write_json_atomic(run.quarantine, [{"anchor": a, "kind": "user", "rule": "upn"} for a in quarantined])
     if plan is not None or collisions:
@@ -32,6 +33,8 @@ def a_run(settings, run_id, quarantined=(), collisions=(), plan=None, failed=Non
                                                for a in collisions])
         run.update_summary("plan", plan or {"status": "passed", "collisions": len(collisions)})
     if failed is not None:
+        if plan is None and not collisions:
+            write_json_atomic(run.plan, {"changes": [], "counts": {}, HELD_KEY: list(held)})
         write_json_atomic(run.apply_results, {"dry_run": False, "failed": [
             {"op": "modify", "kind": "user", "anchor": a, "dn": f"CN={a}", "result_code": 19, "message": "constraint"}
             for a in failed]})
@@ -122,13 +125,19 @@ def test_the_summary_says_how_each_resource_was_read_and_why_in_full():
     assert "users extract: 9 objects (full read, the saved delta link had expired)" in expired
 
 
-def test_an_object_failing_for_n_runs_in_a_row_alerts_once(settings):
+def test_an_object_failing_for_n_runs_in_a_row_is_quarantined_with_an_alert_saying_how_it_is_released(settings):
     ops = OpsSettings(object_failure_runs=3)
-    for n in range(1, 6):
+    for n in range(1, 4):
         raise_run_alerts(settings, a_run(settings, f"r{n}", failed=[A]), ops)
+    for n in range(4, 6):  # held by the plan: not written, no new alert
+        raise_run_alerts(settings, a_run(settings, f"r{n}", failed=[], held=[A]), ops)
     alerts = [a for a in read_alerts(settings) if a["kind"] == "object_failing"]
     assert [a["run_id"] for a in alerts] == ["r3"] and alerts[0]["anchor"] == A
-    assert failing_objects(settings)[A]["runs"] == 5
+    assert "failed in 3 runs in a row" in alerts[0]["message"] and "(run r1)" in alerts[0]["message"]
+    assert "quarantined" in alerts[0]["message"] and "full resync" in alerts[0]["message"]
+    assert failing_objects(settings)[A]["runs"] == 3 and failing_objects(settings)[A]["quarantined"]["run"] == "r3"
+    raise_run_alerts(settings, a_run(settings, "r6", failed=[A]), ops)  # released, failed again: quarantined again
+    assert [a["run_id"] for a in read_alerts(settings) if a["kind"] == "object_failing"] == ["r3", "r6"]
 
 
 def test_a_success_between_failures_starts_the_count_again(settings):

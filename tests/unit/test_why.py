@@ -53,3 +53,13 @@ def test_the_history_names_the_tenant_change_the_rule_the_operation_and_its_resu
     assert main([ANA, "--data-dir", str(tmp_path / "data")]) == 0
     assert "run r1" in capsys.readouterr().out
     assert main(["nobody@contoso.example"]) == 1
+
+
+def test_a_run_whose_plan_held_the_object_for_failing_says_so_and_how_it_is_released(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOMAIN_SYNC_DATA_DIR", str(tmp_path / "data"))
+    settings = Settings.from_env()
+    run = staged_run(settings, "r1", [["bbbbbbbb-0000-0000-0000-000000000002", "bob@x", "Dev", None, "jobTitle"]],
+                     plan=[])
+    write_json_atomic(run.plan, {"status": "clear", "counts": {}, "changes": [], "held_failing": [ANA]})
+    text = format_history(ANA, ANA, history(settings, ANA))
+    assert "run r1" in text and "held: its writes failed run after run" in text and "full resync" in text

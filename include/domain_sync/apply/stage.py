@@ -10,15 +10,25 @@ from domain_sync.context import StageContext
 from domain_sync.domain import connect
 from domain_sync.errors import PermanentError, StageInputMissing
 from domain_sync.passwords.stores import open_sink
-from domain_sync.records import ChangeSet
+from domain_sync.records import ApplyResult, ChangeSet, Op
 from domain_sync.runs import read_json, write_json_atomic
-from domain_sync.state import StateStore, check_state
+from domain_sync.state import APPLY_STOPPED, StateStore, check_state
 
 log = logging.getLogger(__name__)
 
 
 class ApplyFailed(PermanentError):
-    """Too many changes failed permanently; the results file lists each with its LDAP code."""
+    """Too many objects failed permanently; the results file lists each with its LDAP code and is marked
+    stopped, so commit refuses the run."""
+
+
+def failure_share(failures: list[ApplyResult], change_set: ChangeSet, synced_in_domain: dict[str, int]) -> tuple[int, int]:
+    """(failing objects, synced objects): the share is measured against the objects the sync owns in the
+    domain after this plan (those the plan found, plus its creates), not against the plan's size, so a
+    small incremental plan with one object the domain refuses does not stop the run."""
+    failing = len({f.anchor or f.dn for f in failures})
+    creates = sum(1 for c in change_set.changes if c.op == Op.CREATE)
+    return failing, max(1, sum(synced_in_domain.values()) + creates)
 
 
 class PlanNotApproved(PermanentError):
@@ -74,13 +84,17 @@ def run(ctx: StageContext) -> dict:
         raise
     summary = result.to_json() | {"dry_run": False, "planned": len(change_set.changes),
                                   "connections": settings.apply_connections}
-    write_json_atomic(run.apply_results, summary)
     failures = result.failures()
     log.info("apply: %d writes %s, statuses %s", summary["total_writes"], summary["writes"], summary["statuses"])
-    if change_set.changes and len(failures) / len(change_set.changes) > settings.max_apply_failure_share:
-        raise ApplyFailed(
-            f"{len(failures)} of {len(change_set.changes)} changes failed; first: "
-            + "; ".join(f"{f.op} {f.kind} {f.anchor} ({f.dn}): LDAP code {f.result_code} {f.message}"
-                        for f in failures[:5])
-        )
+    failing, synced = failure_share(failures, change_set, plan.get("synced_in_domain") or {})
+    if failing / synced > settings.max_apply_failure_share:
+        message = (f"{failing} of the {synced} synced objects failed (more than DOMAIN_SYNC_MAX_APPLY_FAILURE_SHARE="
+                   f"{settings.max_apply_failure_share:g}); first: "
+                   + "; ".join(f"{f.op} {f.kind} {f.anchor} ({f.dn}): LDAP code {f.result_code} {f.message}"
+                               for f in failures[:5]))
+        write_json_atomic(run.apply_results, summary | {APPLY_STOPPED: message})  # commit refuses the run
+        raise ApplyFailed(message)
+    write_json_atomic(run.apply_results, summary)
+    if failures:
+        log.warning("apply: %d of the %d synced objects failed; they are written again next run", failing, synced)
     return summary

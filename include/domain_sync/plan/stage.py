@@ -5,6 +5,10 @@ snapshot although the domain holds synced objects (lost state: a full reconcile)
 stops before any write, unless the run was triggered with `approve_plan=<its digest>`. The digest
 is in plan/plan.txt, in the error and in the run summary; a dry run of a blocked plan succeeds and
 reports status "blocked" with the digest.
+
+Objects quarantined for failing run after run (domain_sync.failing) are held like the ones
+validation quarantined: no write goes to them, their memberships are kept. plan.json lists them
+(`held_failing`) and carries `synced_in_domain`, which apply measures its failure share against.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from domain_sync.context import StageContext
 from domain_sync.dn import is_within
 from domain_sync.domain import connect
 from domain_sync.errors import PermanentError, StageInputMissing
+from domain_sync.failing import HELD_KEY, held_for_failing
 from domain_sync.mapping import load_mapping
 from domain_sync.plan.changeset import PlanInputs, plan_changes
 from domain_sync.plan.guards import approval_status, approved_digest, guard_reasons, plan_digest
@@ -31,6 +36,8 @@ from domain_sync.runs import RunFolder, read_json, write_json_atomic
 from domain_sync.state import StateStore
 
 log = logging.getLogger(__name__)
+
+SHOWN_ANCHORS = 50  # anchors listed in the summary (plan.json lists every held one)
 
 
 class PlanBlocked(PermanentError):
@@ -59,11 +66,13 @@ def run(ctx: StageContext) -> dict:
     quarantine = read_json(run.quarantine, None)
     if quarantine is None:
         raise StageInputMissing(f"run {run.run_id}: no validation output; validate must run first")
+    # Objects failing run after run are held like quarantined ones, until released (domain_sync.failing).
+    held_failing, released = held_for_failing(settings, run, full_resync=ctx.flag("full_resync"))
     inputs = PlanInputs(
         users=pd.read_parquet(run.records("users")),
         groups=pd.read_parquet(run.records("groups")),
         members=pd.read_parquet(run.records("members")),
-        quarantined={q["anchor"] for q in quarantine if q.get("anchor")},
+        quarantined={q["anchor"] for q in quarantine if q.get("anchor")} | held_failing,
         out_of_scope=set((read_json(run.records_notes, {}) or {}).get("users_out_of_scope") or []),
     )
     conn = connect(endpoint, settings.ldap_timeout_seconds)
@@ -95,7 +104,11 @@ def run(ctx: StageContext) -> dict:
         for c in collisions:
             log.warning("collision: %s", c.reason())
     write_json_atomic(run.plan, change_set.to_json() | {"digest": digest, "status": status,
-                                                        "approved": status == "approved"}, compact=True)
+                                                        "approved": status == "approved", "synced_in_domain": synced,
+                                                        HELD_KEY: sorted(held_failing)}, compact=True)
+    if held_failing or released:
+        log.warning("%d objects held for failing run after run (%s); %d released (tenant change or full resync): %s",
+                    len(held_failing), sorted(held_failing)[:20], len(released), sorted(released)[:20])
     run.plan_preview.write_text(render_preview(change_set, header=preview_header(run, digest, status)),
                                 encoding="utf-8")
     summary = {
@@ -107,6 +120,8 @@ def run(ctx: StageContext) -> dict:
         "digest": digest,
         "approved_plan": approved,
         "synced_in_domain": synced,
+        "held_failing": {"count": len(held_failing), "anchors": sorted(held_failing)[:SHOWN_ANCHORS],
+                         "released": sorted(released)[:SHOWN_ANCHORS]},
         "plan_file": str(run.plan_preview),
     }
     log.info("plan %s: %d changes %s (%s)", digest, len(change_set.changes), change_set.counts, status)
