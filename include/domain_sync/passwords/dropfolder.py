@@ -26,6 +26,7 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from domain_sync.naming import is_object_id
 from domain_sync.passwords.stores import (
     REFUSED,
     REJECTED,
@@ -34,7 +35,6 @@ from domain_sync.passwords.stores import (
     SetAside,
     StoreRefused,
     StoreUnavailable,
-    is_object_id,
     now,
     parse_time,
 )
