@@ -34,7 +34,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 DAY_SECONDS = 86400
 PRIVATE_DIR_MODE = 0o700
@@ -268,16 +268,19 @@ def snapshot_file_name(frame: str) -> str:
     return f"snapshot_{_frame(frame)}.parquet"
 
 
-def prune_runs(current: RunFolder, keep_runs: int, keep_days: float, now: float | None = None) -> list[str]:
-    """Remove the run folders beside `current` that are not among the newest `keep_runs` or are older than
-    `keep_days`, oldest first; returns their names (oldest first) and logs how many.
+class RunTime(NamedTuple):
+    path: Path
+    mtime: float
+    has_summary: bool
 
-    A run's time is its summary.json's mtime (the folder's when it has none yet). Never removed: the
-    current run, runs newer than it, and a run without a summary younger than a day (one starting)."""
-    now = time.time() if now is None else now
+
+def runs_by_time(runs_dir: Path, newest_first: bool = False) -> list[RunTime]:
+    """The run folders under `runs_dir` by time, oldest first (or newest first): a run's time is its
+    summary.json's mtime (every stage ends by updating it), the folder's when it has none yet. Folders
+    removed while they are listed are left out."""
     runs = []
-    for folder in current.runs_dir.iterdir() if current.runs_dir.is_dir() else []:
-        if folder.is_symlink() or not folder.is_dir():
+    for folder in runs_dir.iterdir() if runs_dir.is_dir() else []:
+        if not folder.is_dir():
             continue
         summary = folder / "summary.json"
         try:
@@ -285,8 +288,20 @@ def prune_runs(current: RunFolder, keep_runs: int, keep_days: float, now: float 
             mtime = (summary if has_summary else folder).stat().st_mtime
         except FileNotFoundError:  # removed meanwhile
             continue
-        runs.append((mtime, folder, has_summary))
-    runs.sort(key=lambda run: run[0], reverse=True)  # newest first
+        runs.append(RunTime(folder, mtime, has_summary))
+    runs.sort(key=lambda run: run.mtime, reverse=newest_first)
+    return runs
+
+
+def prune_runs(current: RunFolder, keep_runs: int, keep_days: float, now: float | None = None) -> list[str]:
+    """Remove the run folders beside `current` that are not among the newest `keep_runs` or are older than
+    `keep_days`, oldest first; returns their names (oldest first) and logs how many.
+
+    A run's time is its summary.json's mtime (the folder's when it has none yet). Never removed: the
+    current run, runs newer than it, and a run without a summary younger than a day (one starting)."""
+    now = time.time() if now is None else now
+    runs = [(mtime, folder, has_summary) for folder, mtime, has_summary in runs_by_time(current.runs_dir, newest_first=True)
+            if not folder.is_symlink()]
     current_time = next((mtime for mtime, folder, _ in runs if folder == current.path), now)
     doomed = [folder for position, (mtime, folder, has_summary) in enumerate(runs)
               if (position >= keep_runs or now - mtime > keep_days * DAY_SECONDS)

@@ -35,3 +35,8 @@ def test_without_the_param_or_in_a_dry_run_the_links_stay(tmp_path, monkeypatch)
     forget_delta_links(StageContext.offline(settings, "full-1"))
     forget_delta_links(StageContext.offline(settings, "full-2", forget_delta_links=True, dry_run=True))
     assert set(state.delta_links()) == {"users", "groups"} and state.lock_holder() is None
+
+
+def test_a_state_without_a_commit_has_no_links_to_forget(tmp_path):
+    state = StateStore(tmp_path / "state")
+    assert state.forget_delta_links() == [] and state.current() is None
