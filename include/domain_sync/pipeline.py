@@ -28,7 +28,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "credentials": ("domain_sync.credentials.stage", "run"),
     "commit": ("domain_sync.state", "run"),
     "report": ("domain_sync.summary", "run"),
-    # The operations DAGs (dag_tasks.py): alerts teardown, drift report, forgetting delta links.
+    # The alerts teardown every stage DAG ends with (tasks.raise_alerts_task); drift report, forgetting delta links.
     "alerts": ("domain_sync.run_alerts", "run"),
     "drift_report": ("domain_sync.drift", "run"),
     "forget_delta_links": ("domain_sync.delta_reset", "run"),
