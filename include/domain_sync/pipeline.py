@@ -13,6 +13,7 @@ from typing import Any
 
 from domain_sync.config import Settings
 from domain_sync.context import StageContext
+from domain_sync.errors import UnknownName
 from domain_sync.runs import RunFolder
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ def stage_function(name: str):
     try:
         module, function = STAGES[name]
     except KeyError:
-        raise ValueError(f"unknown stage {name!r}; expected one of {sorted(STAGES)}") from None
+        raise UnknownName(f"unknown stage {name!r}; expected one of {sorted(STAGES)}") from None
     return getattr(importlib.import_module(module), function)
 
 

@@ -36,6 +36,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from domain_sync.errors import UnknownName
+
 DAY_SECONDS = 86400
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
@@ -259,7 +261,7 @@ class RunFolder:
 
 def _frame(frame: str) -> str:
     if frame not in FRAMES:
-        raise ValueError(f"unknown frame {frame!r}; expected one of {FRAMES}")
+        raise UnknownName(f"unknown frame {frame!r}; expected one of {FRAMES}")
     return frame
 
 
