@@ -22,9 +22,8 @@ import pendulum
 from airflow.sdk import chain, dag
 
 from domain_sync.dag_params import drift_schedule
-from domain_sync.dag_tasks import ops_stage_task, raise_alerts_task, release_lock_task
 from domain_sync.run_keys import DRIFT_DAG_ID
-from domain_sync.tasks import DOMAIN, TENANT, default_args
+from domain_sync.tasks import DOMAIN, TENANT, default_args, raise_alerts_task, release_state_lock_task, stage_task
 
 READ_ONLY = {"full_resync": True, "dry_run": True}
 
@@ -40,11 +39,11 @@ READ_ONLY = {"full_resync": True, "dry_run": True}
     default_args=default_args(),
 )
 def domain_drift_check():
-    extract = [ops_stage_task("extract_users", READ_ONLY, inlets=[TENANT]),
-               ops_stage_task("extract_groups", READ_ONLY, inlets=[TENANT])]
-    chain(extract, ops_stage_task("transform", READ_ONLY), ops_stage_task("validate", READ_ONLY),
-          ops_stage_task("plan", READ_ONLY, inlets=[DOMAIN]), ops_stage_task("drift_report", READ_ONLY),
-          [release_lock_task(), raise_alerts_task()])
+    extract = [stage_task("extract_users", READ_ONLY, inlets=[TENANT]),
+               stage_task("extract_groups", READ_ONLY, inlets=[TENANT])]
+    chain(extract, stage_task("transform", READ_ONLY), stage_task("validate", READ_ONLY),
+          stage_task("plan", READ_ONLY, inlets=[DOMAIN]), stage_task("drift_report", READ_ONLY),
+          [release_state_lock_task(), raise_alerts_task()])
 
 
 domain_drift_check()

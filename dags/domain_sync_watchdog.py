@@ -14,10 +14,9 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import dag
 
-from domain_sync.dag_tasks import freshness_task
 from domain_sync.ops_settings import OpsSettings
 from domain_sync.run_keys import WATCHDOG_DAG_ID
-from domain_sync.tasks import default_args
+from domain_sync.tasks import default_args, freshness_task
 
 
 @dag(

@@ -16,9 +16,8 @@ import pendulum
 from airflow.sdk import chain, dag
 
 from domain_sync.dag_params import approve_plan_param, dry_run_param, object_ids_param
-from domain_sync.dag_tasks import ops_stage_task, raise_alerts_task, release_lock_task
 from domain_sync.run_keys import OBJECTS_DAG_ID
-from domain_sync.tasks import APPLY_POOL, DOMAIN, TENANT, default_args
+from domain_sync.tasks import APPLY_POOL, DOMAIN, TENANT, default_args, raise_alerts_task, release_state_lock_task, stage_task
 
 
 @dag(
@@ -33,10 +32,10 @@ from domain_sync.tasks import APPLY_POOL, DOMAIN, TENANT, default_args
     params={"object_ids": object_ids_param(), "dry_run": dry_run_param(), "approve_plan": approve_plan_param()},
 )
 def tenant_objects_sync():
-    extract = [ops_stage_task("extract_users", inlets=[TENANT]), ops_stage_task("extract_groups", inlets=[TENANT])]
-    chain(extract, ops_stage_task("transform"), ops_stage_task("validate"), ops_stage_task("plan"),
-          ops_stage_task("apply", writes=DOMAIN, pool=APPLY_POOL), ops_stage_task("commit", pool=APPLY_POOL),
-          ops_stage_task("report"), [release_lock_task(), raise_alerts_task()])
+    extract = [stage_task("extract_users", inlets=[TENANT]), stage_task("extract_groups", inlets=[TENANT])]
+    chain(extract, stage_task("transform"), stage_task("validate"), stage_task("plan"),
+          stage_task("apply", writes=DOMAIN, pool=APPLY_POOL), stage_task("commit", pool=APPLY_POOL),
+          stage_task("report"), [release_state_lock_task(), raise_alerts_task()])
 
 
 tenant_objects_sync()

@@ -23,10 +23,9 @@ import pendulum
 from airflow.sdk import chain, dag
 
 from domain_sync.dag_params import approve_plan_param, dry_run_param, forget_delta_links_param
-from domain_sync.dag_tasks import ops_stage_task, raise_alerts_task, release_lock_task
 from domain_sync.ops_settings import OpsSettings
 from domain_sync.run_keys import FULL_RESYNC_DAG_ID
-from domain_sync.tasks import APPLY_POOL, DOMAIN, TENANT, default_args
+from domain_sync.tasks import APPLY_POOL, DOMAIN, TENANT, default_args, raise_alerts_task, release_state_lock_task, stage_task
 
 FULL = {"full_resync": True}
 
@@ -44,12 +43,12 @@ FULL = {"full_resync": True}
             "approve_plan": approve_plan_param()},
 )
 def tenant_to_domain_full_resync():
-    extract = [ops_stage_task("extract_users", FULL, inlets=[TENANT]),
-               ops_stage_task("extract_groups", FULL, inlets=[TENANT])]
-    chain(ops_stage_task("forget_delta_links"), extract, ops_stage_task("transform", FULL),
-          ops_stage_task("validate", FULL), ops_stage_task("plan", FULL),
-          ops_stage_task("apply", FULL, writes=DOMAIN, pool=APPLY_POOL), ops_stage_task("commit", FULL, pool=APPLY_POOL),
-          ops_stage_task("report", FULL), [release_lock_task(), raise_alerts_task()])
+    extract = [stage_task("extract_users", FULL, inlets=[TENANT]),
+               stage_task("extract_groups", FULL, inlets=[TENANT])]
+    chain(stage_task("forget_delta_links"), extract, stage_task("transform", FULL),
+          stage_task("validate", FULL), stage_task("plan", FULL),
+          stage_task("apply", FULL, writes=DOMAIN, pool=APPLY_POOL), stage_task("commit", FULL, pool=APPLY_POOL),
+          stage_task("report", FULL), [release_state_lock_task(), raise_alerts_task()])
 
 
 tenant_to_domain_full_resync()

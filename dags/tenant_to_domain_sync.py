@@ -33,9 +33,16 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Param, chain, dag
 
-from domain_sync.dag_tasks import raise_alerts_task
 from domain_sync.ops_settings import OpsSettings
-from domain_sync.tasks import APPLY_POOL, DOMAIN, TENANT, default_args, release_state_lock_task, stage_task
+from domain_sync.tasks import (
+    APPLY_POOL,
+    DOMAIN,
+    TENANT,
+    default_args,
+    raise_alerts_task,
+    release_state_lock_task,
+    stage_task,
+)
 
 
 @dag(

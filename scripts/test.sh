@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Run the whole test suite: install what is missing (scripts/bootstrap.sh --dev), make sure PostgreSQL
-# runs on 127.0.0.1:5432 (installing it from Debian when absent; started by local_domain/postgres.py) and
-# Debian's Chromium is there (the status page's browser test),
-# then pytest over every tier but the benchmarks, with any arguments passed through. Exits with pytest's code; "no tests collected"
-# (pytest's 5) is an error too.
+# runs on 127.0.0.1:5432 (installed from Debian when absent and started by local_domain/postgres.py) and
+# Debian's Chromium is there (the status page's browser test), then pytest over every tier but the
+# benchmarks, with any arguments passed through. Exits with pytest's code; "no tests collected" (pytest's 5)
+# is an error too.
 #
 # usage: scripts/test.sh [pytest arguments...]
 set -euo pipefail
@@ -17,18 +17,8 @@ source scripts/lib.sh
 bash scripts/bootstrap.sh --dev
 PY=$ROOT/.venv/bin/python
 
-if ! "$PY" -m local_domain.postgres installed; then
-    say "PostgreSQL is not installed: installing it from Debian"
-    apt_install --recommends postgresql
-    # The tests connect as postgres over TCP without a password, as on the project's machines.
-    for hba in /etc/postgresql/*/main/pg_hba.conf; do
-        if ! grep -q '^host all postgres 127.0.0.1/32 trust' "$hba"; then
-            say "allowing password-less TCP logins as postgres from 127.0.0.1 and ::1 in $hba"
-            as_root sed -i '1i host all postgres 127.0.0.1/32 trust\nhost all postgres ::1/128 trust' "$hba"
-        fi
-    done
-fi
-"$PY" -m local_domain.postgres start
+# PostgreSQL on 127.0.0.1:5432: installed from Debian when absent (trusting postgres's local TCP logins), started.
+"$PY" -m local_domain.postgres ensure
 
 # The status page's browser test drives Debian's Chromium with Playwright (requirements-dev.txt).
 browser_missing=()

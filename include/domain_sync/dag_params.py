@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param
 
+from domain_sync.naming import OBJECT_ID_PATTERN
 from domain_sync.ops_settings import OpsSettings
-
-GUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 
 def dry_run_param() -> Param:
@@ -28,7 +27,7 @@ def forget_delta_links_param() -> Param:
 
 
 def object_ids_param() -> Param:
-    return Param([], type="array", items={"type": "string", "pattern": GUID_PATTERN}, minItems=1, maxItems=50,
+    return Param([], type="array", items={"type": "string", "pattern": OBJECT_ID_PATTERN}, minItems=1, maxItems=50,
                  uniqueItems=True, title="Tenant object ids",
                  description="Object ids (GUIDs) of the tenant users and groups to sync now, 1 to 50, one per line. "
                              "Only their changes are planned and applied (with the containers they need); everything "

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 
 from domain_sync.context import StageContext
-from domain_sync.runs import locked, write_json_atomic
 from domain_sync.state import StateStore, hold_state
 
 log = logging.getLogger(__name__)
@@ -26,14 +25,9 @@ def forget_delta_links(ctx: StageContext) -> dict:
         return {"forgotten": [], "dry_run": True}
     settings, run = ctx.settings, ctx.run
     hold_state(settings, run)
-    state = StateStore(settings.state_dir)
-    with locked(state.dir / "current.json"):
-        links = state.delta_links()
-        current = state.current()
-        if current is not None and links:
-            write_json_atomic(current / "delta_links.json", {})
-    log.warning("run %s: saved delta links forgotten: %s", run.run_id, sorted(links))
-    return {"forgotten": sorted(links)}
+    forgotten = StateStore(settings.state_dir).forget_delta_links()
+    log.warning("run %s: saved delta links forgotten: %s", run.run_id, forgotten)
+    return {"forgotten": forgotten}
 
 
 run = forget_delta_links

@@ -28,5 +28,10 @@ class TransientError(SyncError):
         self.delay = delay
 
 
+class UnknownName(PermanentError, ValueError):
+    """The code asked for a stage, frame or other definition by a name that does not exist: a defect that
+    no retry can fix (a ValueError too, as a bad argument)."""
+
+
 class StageInputMissing(PermanentError):
     """A stage ran without the output of the stage before it in the same run."""

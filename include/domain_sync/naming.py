@@ -14,6 +14,9 @@ unique in the domain across users, groups and computers, compared without case. 
 
 cn: the displayName (cut to 64 UTF-16 code units, the schema's limit); when two synced objects of one container, or a
 synced and a local one, share it (compared without case), each synced one gets " (<8 hex of id>)".
+
+Tenant object ids (Graph's `id`, the anchor of every synced object) are GUIDs in their 8-4-4-4-12 form:
+`OBJECT_ID_PATTERN` (for JSON schemas and expectations) and `is_object_id` are the one test of that.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ SAM_MAX = 20
 CN_MAX = 64
 SAM_FORBIDDEN = set('"/\\[]:;|=,+*?<>')
 _SAM_KEEP = re.compile(r"[^A-Za-z0-9._-]")
+OBJECT_ID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+_OBJECT_ID = re.compile(OBJECT_ID_PATTERN)
 
 
 # Letters NFKD does not decompose into ASCII.
@@ -55,6 +60,11 @@ def cut_utf16(text: str, limit: int) -> str:
         if units > limit:
             return text[:i]
     return text
+
+
+def is_object_id(value: object) -> bool:
+    """A tenant object id: a GUID as Graph writes it (8-4-4-4-12 hex digits, either case), nothing around it."""
+    return isinstance(value, str) and _OBJECT_ID.fullmatch(value) is not None
 
 
 def fold_ascii(text: str) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 
 from domain_sync.config import Settings
 from domain_sync.context import StageContext
+from domain_sync.errors import UnknownName
 from domain_sync.runs import RunFolder
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "credentials": ("domain_sync.credentials.stage", "run"),
     "commit": ("domain_sync.state", "run"),
     "report": ("domain_sync.summary", "run"),
-    # The operations DAGs (dag_tasks.py): alerts teardown, drift report, forgetting delta links.
+    # The alerts teardown every stage DAG ends with (tasks.raise_alerts_task); drift report, forgetting delta links.
     "alerts": ("domain_sync.run_alerts", "run"),
     "drift_report": ("domain_sync.drift", "run"),
     "forget_delta_links": ("domain_sync.delta_reset", "run"),
@@ -39,7 +40,7 @@ def stage_function(name: str):
     try:
         module, function = STAGES[name]
     except KeyError:
-        raise ValueError(f"unknown stage {name!r}; expected one of {sorted(STAGES)}") from None
+        raise UnknownName(f"unknown stage {name!r}; expected one of {sorted(STAGES)}") from None
     return getattr(importlib.import_module(module), function)
 
 

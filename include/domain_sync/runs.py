@@ -34,7 +34,9 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+
+from domain_sync.errors import UnknownName
 
 DAY_SECONDS = 86400
 PRIVATE_DIR_MODE = 0o700
@@ -259,13 +261,38 @@ class RunFolder:
 
 def _frame(frame: str) -> str:
     if frame not in FRAMES:
-        raise ValueError(f"unknown frame {frame!r}; expected one of {FRAMES}")
+        raise UnknownName(f"unknown frame {frame!r}; expected one of {FRAMES}")
     return frame
 
 
 def snapshot_file_name(frame: str) -> str:
     """The file name of a tenant snapshot frame, in a run folder and in the committed state alike."""
     return f"snapshot_{_frame(frame)}.parquet"
+
+
+class RunTime(NamedTuple):
+    path: Path
+    mtime: float
+    has_summary: bool
+
+
+def runs_by_time(runs_dir: Path, newest_first: bool = False) -> list[RunTime]:
+    """The run folders under `runs_dir` by time, oldest first (or newest first): a run's time is its
+    summary.json's mtime (every stage ends by updating it), the folder's when it has none yet. Folders
+    removed while they are listed are left out."""
+    runs = []
+    for folder in runs_dir.iterdir() if runs_dir.is_dir() else []:
+        if not folder.is_dir():
+            continue
+        summary = folder / "summary.json"
+        try:
+            has_summary = summary.is_file()
+            mtime = (summary if has_summary else folder).stat().st_mtime
+        except FileNotFoundError:  # removed meanwhile
+            continue
+        runs.append(RunTime(folder, mtime, has_summary))
+    runs.sort(key=lambda run: run.mtime, reverse=newest_first)
+    return runs
 
 
 def prune_runs(current: RunFolder, keep_runs: int, keep_days: float, now: float | None = None) -> list[str]:
@@ -275,18 +302,8 @@ def prune_runs(current: RunFolder, keep_runs: int, keep_days: float, now: float 
     A run's time is its summary.json's mtime (the folder's when it has none yet). Never removed: the
     current run, runs newer than it, and a run without a summary younger than a day (one starting)."""
     now = time.time() if now is None else now
-    runs = []
-    for folder in current.runs_dir.iterdir() if current.runs_dir.is_dir() else []:
-        if folder.is_symlink() or not folder.is_dir():
-            continue
-        summary = folder / "summary.json"
-        try:
-            has_summary = summary.is_file()
-            mtime = (summary if has_summary else folder).stat().st_mtime
-        except FileNotFoundError:  # removed meanwhile
-            continue
-        runs.append((mtime, folder, has_summary))
-    runs.sort(key=lambda run: run[0], reverse=True)  # newest first
+    runs = [(mtime, folder, has_summary) for folder, mtime, has_summary in runs_by_time(current.runs_dir, newest_first=True)
+            if not folder.is_symlink()]
     current_time = next((mtime for mtime, folder, _ in runs if folder == current.path), now)
     doomed = [folder for position, (mtime, folder, has_summary) in enumerate(runs)
               if (position >= keep_runs or now - mtime > keep_days * DAY_SECONDS)

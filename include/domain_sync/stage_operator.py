@@ -19,7 +19,7 @@ from domain_sync.run_keys import run_key
 
 class StageOperator(BaseOperator):
     def __init__(self, *, stage: str, writes: Asset | None = None, fixed_params: dict[str, Any] | None = None,
-                 keyed: bool = False, **kwargs):
+                 **kwargs):
         self.alias = AssetAlias(f"{stage}_writes") if writes is not None else None
         inlets, outlets = STAGE_ASSETS.get(stage, ([], []))
         kwargs["inlets"] = [*kwargs.get("inlets", []), *inlets]
@@ -28,14 +28,12 @@ class StageOperator(BaseOperator):
         self.stage = stage
         self.writes = writes
         self.fixed_params = dict(fixed_params or {})
-        self.keyed = keyed  # the run folder is keyed by DAG and run (run_keys.py), not the run id alone
         self._outcome: tuple[str, dict] | None = None
 
     def execute(self, context) -> dict:
         from domain_sync.pipeline import run_stage
 
-        run_id = context["run_id"]
-        key = run_key(context["dag"].dag_id, run_id) if self.keyed else run_id
+        key = run_key(context["dag"].dag_id, context["run_id"])  # the run folder's name (run_keys.py)
         result = run_stage(self.stage, key, {**dict(context.get("params") or {}), **self.fixed_params})
         if self.alias is not None and not result.get("dry_run"):
             events = context["outlet_events"][self.alias]

@@ -105,6 +105,16 @@ class StateStore:
             shutil.rmtree(old, ignore_errors=True)
         return version
 
+    def forget_delta_links(self) -> list[str]:
+        """Empty the committed delta links (the snapshot stays), under the lock commits take on the pointer,
+        so that the next read of each resource is a full one. Returns the resources whose links went."""
+        with locked(self._pointer):
+            links = self.delta_links()
+            current = self.current()
+            if current is not None and links:
+                write_json_atomic(current / "delta_links.json", {})
+        return sorted(links)
+
     def delta_link_ages(self, now: datetime | None = None) -> dict[str, float]:
         """Age in days of each saved link, from the older of its receive and commit times (Graph's
         7-day limit runs from when it issued the link)."""

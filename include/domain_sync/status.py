@@ -30,7 +30,7 @@ from domain_sync.failing import failing_objects, release_advice
 from domain_sync.freshness import last_commit
 from domain_sync.ops_settings import OpsSettings
 from domain_sync.run_keys import DRIFT_DAG_ID
-from domain_sync.runs import RunFolder, read_json
+from domain_sync.runs import RunFolder, read_json, runs_by_time
 from domain_sync.state import APPLY_STOPPED, StateStore
 
 SHOWN = 50
@@ -38,11 +38,8 @@ SHOWN = 50
 
 def sync_runs(settings: Settings) -> list[RunFolder]:
     """Folders of runs that may write (the sync, the full resync, on-demand), newest first; drift checks apart."""
-    runs_dir = settings.runs_dir
-    folders = [p for p in runs_dir.glob("*") if p.is_dir() and (p / "summary.json").exists()
-               and not p.name.startswith(f"{DRIFT_DAG_ID}.")] if runs_dir.is_dir() else []
-    folders.sort(key=lambda p: (p / "summary.json").stat().st_mtime, reverse=True)
-    return [RunFolder(runs_dir, p.name) for p in folders]
+    return [RunFolder(settings.runs_dir, run.path.name) for run in runs_by_time(settings.runs_dir, newest_first=True)
+            if run.has_summary and not run.path.name.startswith(f"{DRIFT_DAG_ID}.")]
 
 
 def _latest(runs: list[RunFolder], has) -> tuple[RunFolder | None, dict]:

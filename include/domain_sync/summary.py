@@ -13,7 +13,7 @@ from pathlib import Path
 from domain_sync.config import Settings
 from domain_sync.context import StageContext
 from domain_sync.run_alerts import raise_run_alerts
-from domain_sync.runs import prune_runs, read_json
+from domain_sync.runs import prune_runs, read_json, runs_by_time
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +24,7 @@ ACTIONS = {
 
 
 def latest_run(data_dir: Path) -> Path | None:
-    runs = [p for p in (data_dir / "runs").glob("*") if (p / "summary.json").exists()]
-    return max(runs, key=lambda p: (p / "summary.json").stat().st_mtime) if runs else None
+    return next((run.path for run in runs_by_time(data_dir / "runs", newest_first=True) if run.has_summary), None)
 
 
 def format_summary(summary: dict) -> str:

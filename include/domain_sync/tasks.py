@@ -1,12 +1,20 @@
-"""The Airflow side of the stages, so that DAG files only wire: one task factory and the defaults
-every sync task shares (retry rule, failure alert)."""
+"""The Airflow side of the stages, so that DAG files only wire: the defaults every task shares (retry
+rule, failure alert), the one stage-task factory, and the teardowns every stage DAG ends with.
+
+Every DAG runs its stages the same way (domain_sync.pipeline.run_stage); a DAG may fix params for all
+its runs (the drift check's `dry_run`), and each run's folder and state lock name is its run key
+(domain_sync.run_keys: the run id for the sync DAG, `<dag id>.<run id>` for the others).
+"""
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pendulum
 from airflow.sdk import Asset, task
+
+from domain_sync.run_keys import run_key
 
 # Airflow pool of the writers (apply, which writes the domain, and commit, which writes the state),
 # capping them across runs and DAGs; it must exist (`airflow pools set NAME 1 DESCRIPTION`): the
@@ -31,24 +39,52 @@ def default_args() -> dict:
     }
 
 
-def stage_task(name: str, writes: Asset | None = None, **task_kwargs):
-    """The task that runs stage `name` (domain_sync.pipeline.STAGES), with its lineage (stage_operator.py).
-    `writes`: the asset the stage changes; an event is recorded for it only when the stage wrote (never for
-    a dry run)."""
+def stage_task(name: str, fixed_params: dict[str, Any] | None = None, *, writes: Asset | None = None,
+               **task_kwargs):
+    """The task that runs stage `name` (domain_sync.pipeline.STAGES) for this DAG run, with its lineage
+    (stage_operator.py). `fixed_params` override the run's params; `writes`: the asset the stage changes,
+    whose event is recorded only when the stage wrote (never for a dry run)."""
     from domain_sync.stage_operator import StageOperator
 
-    return StageOperator(task_id=name, stage=name, writes=writes, **task_kwargs)
+    return StageOperator(task_id=name, stage=name, writes=writes, fixed_params=fixed_params, **task_kwargs)
 
 
 def release_state_lock_task():
-    """The run's teardown: frees the state lock if the run still holds it (it ended before commit, which
-    frees it otherwise). A teardown runs whatever happened upstream and leaves the run's state alone."""
+    """Teardown: frees the state lock if the run still holds it (it ended before commit, which frees it
+    otherwise). A teardown runs whatever happened upstream and leaves the run's state alone."""
 
     @task(task_id="release_state_lock")
-    def release_state_lock(run_id=None) -> dict:
+    def release_state_lock(run_id=None, dag=None) -> dict:
         from domain_sync.config import Settings
         from domain_sync.state import release_run_lock
 
-        return release_run_lock(Settings.from_env(), run_id)
+        return release_run_lock(Settings.from_env(), run_key(dag.dag_id, run_id))
 
     return release_state_lock().as_teardown()
+
+
+def raise_alerts_task():
+    """Teardown: the run's alerts (blocked plan, new quarantined objects, expired or unusable links, objects
+    failing run after run; domain_sync.run_alerts), raised whatever failed before; it never changes the run's
+    state."""
+
+    @task(task_id="raise_alerts")
+    def raise_alerts(run_id=None, dag=None) -> dict:
+        from domain_sync.pipeline import run_stage
+
+        return run_stage("alerts", run_key(dag.dag_id, run_id), {})
+
+    return raise_alerts().as_teardown()
+
+
+def freshness_task():
+    """The watchdog's check: alerts when the sync has not succeeded for too long, or is paused."""
+
+    @task(task_id="check_freshness")
+    def check_freshness() -> dict:
+        from domain_sync.config import Settings
+        from domain_sync.freshness import check_freshness as check
+
+        return check(Settings.from_env())
+
+    return check_freshness()

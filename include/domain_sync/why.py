@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -22,22 +21,17 @@ from typing import Any
 from domain_sync.config import Settings
 from domain_sync.failing import HELD_KEY, release_advice
 from domain_sync.mapping import load_mapping
+from domain_sync.naming import is_object_id
 from domain_sync.records import ATTR_PREFIX, FIELDS, GROUP, REMOVED, USER
-from domain_sync.runs import FRAMES, RunFolder, read_json
+from domain_sync.runs import RunFolder, read_json, runs_by_time
 
-_GUID = re.compile(r"^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$")
 KIND_OF_FRAME = {"users": USER, "groups": GROUP}
 
 
-def run_folders(data_dir: Path) -> list[Path]:
-    """Run folders by time (their summary's, else the folder's), oldest first."""
-    runs = [p for p in (data_dir / "runs").glob("*") if p.is_dir()]
-
-    def when(path: Path) -> float:
-        summary = path / "summary.json"
-        return (summary if summary.exists() else path).stat().st_mtime
-
-    return sorted(runs, key=when)
+def run_folders(data_dir: Path) -> list[RunFolder]:
+    """The runs of the data folder, oldest first."""
+    runs_dir = data_dir / "runs"
+    return [RunFolder(runs_dir, run.path.name) for run in runs_by_time(runs_dir)]
 
 
 def _read_rows(path: Path, column: str, value: str):
@@ -54,13 +48,11 @@ def _read_rows(path: Path, column: str, value: str):
 def resolve(data_dir: Path, key: str) -> str | None:
     """The tenant object id of `key` (an id, or a userPrincipalName found in a run's frames), newest run first."""
     key = key.strip()
-    if _GUID.match(key.lower()):
+    if is_object_id(key):
         return key.lower()
-    for folder in reversed(run_folders(data_dir)):
-        run = RunFolder(folder.parent, folder.name)
-        for path, column, id_column in ((run.path / "extract" / "users.parquet", "userPrincipalName", "id"),
-                                        (run.path / "transform" / "records_users.parquet",
-                                         f"{ATTR_PREFIX}userPrincipalName", "anchor")):
+    for run in reversed(run_folders(data_dir)):
+        for path, column, id_column in ((run.staged("users"), "userPrincipalName", "id"),
+                                        (run.records("users"), f"{ATTR_PREFIX}userPrincipalName", "anchor")):
             rows = _read_rows(path, column, key)
             if rows:
                 return str(rows[0][id_column]).lower()
@@ -75,10 +67,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def tenant_change(folder: Path, object_id: str) -> dict | None:
+def tenant_change(run: RunFolder, object_id: str) -> dict | None:
     """What the run's extract staged for the object: {"kind", "removed", "properties": {name: value}}."""
     for frame in ("users", "groups"):
-        for row in _read_rows(folder / "extract" / f"{frame}.parquet", "id", object_id):
+        for row in _read_rows(run.staged(frame), "id", object_id):
             reported = [f for f in str(row.get(FIELDS) or "").split(",") if f]
             properties = {k: _plain(v) for k, v in row.items()
                           if k not in ("id", FIELDS, REMOVED) and (not reported or k in reported)
@@ -87,11 +79,11 @@ def tenant_change(folder: Path, object_id: str) -> dict | None:
     return None
 
 
-def membership_changes(folder: Path, object_id: str) -> list[str]:
+def membership_changes(run: RunFolder, object_id: str) -> list[str]:
     lines = []
-    for row in _read_rows(folder / "extract" / f"{FRAMES[2]}.parquet", "member_id", object_id):
+    for row in _read_rows(run.staged("members"), "member_id", object_id):
         lines.append(f"{'removed from' if row.get('removed') else 'added to'} group {row.get('group_id')}")
-    for row in _read_rows(folder / "extract" / f"{FRAMES[2]}.parquet", "group_id", object_id):
+    for row in _read_rows(run.staged("members"), "group_id", object_id):
         lines.append(f"member {row.get('member_id')} {'removed' if row.get('removed') else 'added'}")
     return lines
 
@@ -100,13 +92,12 @@ def history(settings: Settings, object_id: str) -> list[dict]:
     """One entry per run that staged, planned, quarantined or applied something for the object."""
     mapping = load_mapping(settings.mapping_file)
     entries = []
-    for folder in run_folders(Path(settings.data_dir)):
-        run = RunFolder(folder.parent, folder.name)
-        entry: dict[str, Any] = {"run": folder.name}
-        change = tenant_change(folder, object_id)
+    for run in run_folders(Path(settings.data_dir)):
+        entry: dict[str, Any] = {"run": run.path.name}
+        change = tenant_change(run, object_id)
         if change:
             entry["tenant"] = change
-        members = membership_changes(folder, object_id)
+        members = membership_changes(run, object_id)
         if members:
             entry["memberships"] = members
         quarantined = [q for q in read_json(run.quarantine, []) or [] if str(q.get("anchor", "")).lower() == object_id]

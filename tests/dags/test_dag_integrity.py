@@ -5,18 +5,20 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
+from domain_sync.errors import PermanentError, TransientError
+from domain_sync.state import StateChanged, StateLocked
+from tests.dags.conftest import DAGS_DIR
 
 
-@pytest.fixture(scope="module")
-def dag_bag():
-    from airflow.dag_processing.dagbag import DagBag
+class MappingBroken(PermanentError):
+    """A permanent error the retry rule has never heard of: it matches as a subclass."""
 
-    return DagBag(dag_folder=str(DAGS_DIR))
+
+class GraphBusy(TransientError):
+    """A transient error the retry rule has never heard of."""
 
 
 def test_dags_import_without_errors(dag_bag):
@@ -34,6 +36,28 @@ def test_every_dag_follows_the_policy(dag_bag):
             assert task.owner not in ("", "airflow"), f"{dag_id}.{task.task_id}: set a real owner"
             assert task.retries >= 1, f"{dag_id}.{task.task_id}: no retries"
             assert task.on_failure_callback, f"{dag_id}.{task.task_id}: no failure alert"
+
+
+def test_every_task_fails_at_once_on_a_permanent_error_and_retries_a_transient_one(dag_bag):
+    """The retry rule (pipeline.retry_policy) evaluated as Airflow's task runner does: on failure it calls
+    `task.retry_policy.evaluate(...)`; FAIL ends the task, DEFAULT or RETRY leave it to its retries."""
+    from airflow.sdk import ExceptionRetryPolicy, RetryAction
+
+    for dag_id, dag in dag_bag.dags.items():
+        for task in dag.tasks:
+            where = f"{dag_id}.{task.task_id}"
+            policy = task.retry_policy
+            assert isinstance(policy, ExceptionRetryPolicy), f"{where}: no retry policy"
+            for permanent in (MappingBroken("mapping rule 3 names no attribute"), StateChanged("state moved on")):
+                decision = policy.evaluate(exception=permanent, try_number=1, max_tries=task.retries, context=None)
+                assert decision.action == RetryAction.FAIL, f"{where}: {type(permanent).__name__} is retried"
+            for transient in (GraphBusy("503", delay=5), StateLocked("locked by run r1"), RuntimeError("defect")):
+                decision = policy.evaluate(exception=transient, try_number=1, max_tries=task.retries, context=None)
+                assert decision.action in (RetryAction.DEFAULT, RetryAction.RETRY), f"{where}: {transient!r} fails"
+            assert task.retries >= 1, f"{where}: nothing left to retry with"
+            # The scheduler keeps the policy in the serialized DAG: the rule must survive the round trip.
+            again = type(policy).deserialize(policy.serialize())
+            assert again.evaluate(MappingBroken("x"), 1, task.retries).action == RetryAction.FAIL, where
 
 
 def test_sync_dag_runs_the_stages_in_pipeline_order(dag_bag):

@@ -5,19 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
+from tests.dags.conftest import DAGS_DIR
+
 OPERATIONS = ["tenant_to_domain_full_resync", "domain_drift_check", "tenant_objects_sync", "domain_sync_watchdog"]
-
-
-@pytest.fixture(scope="module")
-def dag_bag():
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(dag_folder=str(DAGS_DIR))
 
 
 def test_every_operations_dag_is_there(dag_bag):
@@ -111,3 +104,27 @@ def test_operations_dag_files_import_no_heavy_modules(dag_file):
         "print(','.join(m for m in ('pandas', 'great_expectations', 'ldap3', 'pyarrow') if m in sys.modules))\n"
     )
     assert run_python(code) == ""
+
+
+@pytest.mark.parametrize(("dag_id", "key"), [
+    ("tenant_to_domain_sync", "manual__1"),
+    ("tenant_to_domain_full_resync", "tenant_to_domain_full_resync.manual__1"),
+    ("domain_drift_check", "domain_drift_check.manual__1"),
+    ("tenant_objects_sync", "tenant_objects_sync.manual__1"),
+])
+def test_stages_and_teardowns_work_in_the_run_folder_of_the_runs_key(dag_bag, monkeypatch, dag_id, key):
+    """The sync DAG's runs keep their run id, the others' are `<dag id>.<run id>` (run_keys.py), for the
+    stages and the lock teardown alike, so that no two DAGs' runs share a folder or the state lock."""
+    from domain_sync import pipeline, state
+
+    dag = dag_bag.dags[dag_id]
+    calls = []
+    monkeypatch.setattr(pipeline, "run_stage", lambda name, run, params: calls.append((name, run, params)) or {})
+    monkeypatch.setattr(state, "release_run_lock", lambda settings, run: calls.append(("release", run, None)) or {})
+    dag.get_task("transform").execute({"run_id": "manual__1", "dag": dag, "params": {"dry_run": False}})
+    dag.get_task("release_state_lock").python_callable(run_id="manual__1", dag=dag)
+    dag.get_task("raise_alerts").python_callable(run_id="manual__1", dag=dag)
+    assert [(name, run) for name, run, _ in calls] == [("transform", key), ("release", key), ("alerts", key)]
+    fixed = {"tenant_to_domain_full_resync": {"full_resync": True},
+             "domain_drift_check": {"full_resync": True, "dry_run": True}}.get(dag_id, {})
+    assert calls[0][2] == {"dry_run": False, **fixed}

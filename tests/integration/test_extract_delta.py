@@ -14,22 +14,14 @@ import pytest
 
 from domain_sync.alerts import read_alerts
 from domain_sync.mapping import load_mapping
-from domain_sync.runs import RunFolder, read_json
+from domain_sync.runs import read_json
 from domain_sync.state import ApplyIncomplete, StateStore
-from tests.fixtures.sync_env import by_sam, first, tenant_group, tenant_user
+from tests.fixtures.sync_env import by_sam, first, run_folder, staged, tenant_group, tenant_user
 
 pytestmark = pytest.mark.integration
 
 EXTRACT = ["extract_users", "extract_groups"]
 FOLD = [*EXTRACT, "transform"]
-
-
-def run_folder(env, run_id: str) -> RunFolder:
-    return RunFolder(env.settings.runs_dir, run_id)
-
-
-def staged(env, run_id: str, name: str) -> pd.DataFrame:
-    return pd.read_parquet(run_folder(env, run_id).staged(name))
 
 
 def snapshot(env, run_id: str, name: str) -> pd.DataFrame:

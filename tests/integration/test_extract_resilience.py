@@ -16,7 +16,7 @@ from domain_sync.extract.graph_reader import TenantUnavailable, read_delta
 from domain_sync.extract.stage import _make_hook
 from domain_sync.pipeline import run_stage
 from domain_sync.runs import RunFolder
-from tests.fixtures.sync_env import tenant_group, tenant_user
+from tests.fixtures.sync_env import staged, tenant_group, tenant_user
 
 pytestmark = pytest.mark.integration
 
@@ -37,10 +37,6 @@ def few_users(count: int) -> dict:
 
 def memberships(tenant: dict) -> list[tuple[str, str]]:
     return [(g["id"], m["id"]) for g in tenant["groups"] for m in g["members"]]
-
-
-def staged(env, run_id: str, name: str) -> pd.DataFrame:
-    return pd.read_parquet(RunFolder(env.settings.runs_dir, run_id).staged(name))
 
 
 def assert_staged_is_exactly(env, run_id: str, tenant: dict) -> None:

@@ -11,21 +11,11 @@ from domain_sync.alerts import read_alerts
 from domain_sync.apply.stage import PlanNotApproved
 from domain_sync.errors import PermanentError
 from domain_sync.pipeline import run_stage
-from domain_sync.runs import RunFolder
-from tests.fixtures.sync_env import by_sam, delete_subtree, first, tenant_group, tenant_user
+from tests.fixtures.sync_env import by_sam, delete_subtree, first, run_folder, tenant_group, tenant_user, usn_changed
 
 pytestmark = pytest.mark.integration
 
 USER_CLASSES = ["top", "person", "organizationalPerson", "user"]
-
-
-def usn_changed(conn, dn: str) -> int:
-    conn.search(dn, "(objectClass=*)", search_scope="BASE", attributes=["uSNChanged"])
-    return int(first(conn.response[0]["attributes"]["uSNChanged"]))
-
-
-def run_folder(sync_env, run_id: str) -> RunFolder:
-    return RunFolder(sync_env.settings.runs_dir, run_id)
 
 
 def test_local_users_holding_a_tenant_users_names_are_untouched_and_reported(sync_env):

@@ -7,17 +7,12 @@ import uuid
 
 import pytest
 
-from tests.fixtures.sync_env import by_sam, delete_subtree, tenant_user
+from tests.fixtures.sync_env import by_sam, delete_subtree, tenant_user, usn_changed
 
 pytestmark = pytest.mark.integration
 
 USER_CLASSES = ["top", "person", "organizationalPerson", "user"]
 ANCHOR = "mS-DS-ConsistencyGuid"
-
-
-def usn_changed(conn, dn: str) -> str:
-    conn.search(dn, "(objectClass=*)", search_scope="BASE", attributes=["uSNChanged"])
-    return str(conn.response[0]["attributes"]["uSNChanged"])
 
 
 def test_an_object_with_the_anchor_but_without_the_marker_is_never_touched(sync_env):

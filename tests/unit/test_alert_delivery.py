@@ -14,7 +14,6 @@ from types import SimpleNamespace
 import pytest
 
 from domain_sync.alerts import raise_alert, read_alerts
-from domain_sync.config import Settings
 from domain_sync.notifiers import TaskFailureAlert
 from domain_sync.runs import RunFolder
 
@@ -69,10 +68,10 @@ def webhook_server():
 
 
 @pytest.fixture
-def settings(tmp_path, monkeypatch):
-    monkeypatch.setenv("DOMAIN_SYNC_DATA_DIR", str(tmp_path / "data"))
+def settings(settings, monkeypatch):
+    """The shared settings; mail and webhooks go to local servers, never through a proxy."""
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    return Settings.from_env()
+    return settings
 
 
 def mail_to_local_server(monkeypatch, port):

@@ -10,7 +10,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from domain_sync.config import Settings, SettingsError
-from domain_sync.passwords.dropfolder import DropFolderStore
+from domain_sync.passwords.dropfolder import DropFolderStore, EnvelopeUnreadable
 from domain_sync.passwords.keyvault import CHANGE_PREFIX, INITIAL_PREFIX, MARK, KeyVaultStore
 from domain_sync.passwords.stores import APPLIED, REFUSED, InitialPassword, StoreRefused, open_sink, open_source
 
@@ -205,3 +205,22 @@ def test_the_helpdesk_reads_an_initial_password_and_queues_a_change_from_the_com
     (event,), _ = store.pending()
     assert event.object_id == OID and event.password == "Chosen-Pass-9"
     assert main(["initial", "not-an-id"]) == 2
+
+
+def test_an_initial_password_envelope_that_cannot_be_opened_is_a_declared_error(folder, tmp_path, monkeypatch, capsys):
+    folder.deliver_initial(initial())
+    (path,) = (folder.path / "initial").iterdir()
+    path.write_bytes(DropFolderStore(tmp_path / "other", [Fernet.generate_key().decode()]).seal({"password": "x"}))
+    with pytest.raises(EnvelopeUnreadable, match=f"initial password envelope of user {OID}.*does not decrypt"):
+        folder.read_initial(OID)
+    path.write_bytes(folder._fernet.encrypt(b"not json"))
+    with pytest.raises(EnvelopeUnreadable, match="not a JSON object"):
+        folder.read_initial(OID)
+
+    from domain_sync.credentials.__main__ import main
+
+    monkeypatch.setattr("domain_sync.credentials.__main__.airflow_connection", lambda conn_id: SimpleNamespace(
+        extra_dejson={"path": str(folder.path)}, host=None, password=Fernet.generate_key().decode()))
+    monkeypatch.setenv("DOMAIN_SYNC_CREDENTIAL_SINK", "dropfolder")
+    assert main(["initial", OID]) == 1  # another key: an error line, not a traceback
+    assert "EnvelopeUnreadable" in capsys.readouterr().err

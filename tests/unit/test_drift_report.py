@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from domain_sync.alerts import read_alerts
-from domain_sync.config import Settings
 from domain_sync.context import StageContext
 from domain_sync.drift import classify, drift_files, run
 from domain_sync.runs import write_json_atomic
@@ -31,9 +30,8 @@ def test_changes_are_sorted_into_drift_categories():
     assert report["collisions"][0]["what"] == ["userPrincipalName 'b@x' held by CN=b,OU=Local"]
 
 
-def test_the_drift_stage_writes_its_report_and_alerts(tmp_path, monkeypatch):
-    monkeypatch.setenv("DOMAIN_SYNC_DATA_DIR", str(tmp_path / "data"))
-    ctx = StageContext.offline(Settings.from_env(), "drift-1")
+def test_the_drift_stage_writes_its_report_and_alerts(settings):
+    ctx = StageContext.offline(settings, "drift-1")
     write_json_atomic(ctx.run.plan, PLAN)
     result = run(ctx)
     assert result["counts"] == {"changed_in_domain": 1, "memberships_changed": 1, "missing_in_domain": 1,
@@ -43,8 +41,7 @@ def test_the_drift_stage_writes_its_report_and_alerts(tmp_path, monkeypatch):
     assert [a["kind"] for a in read_alerts(ctx.settings)] == ["drift_found"]
 
 
-def test_no_drift_no_alert(tmp_path, monkeypatch):
-    monkeypatch.setenv("DOMAIN_SYNC_DATA_DIR", str(tmp_path / "data"))
-    ctx = StageContext.offline(Settings.from_env(), "drift-2")
+def test_no_drift_no_alert(settings):
+    ctx = StageContext.offline(settings, "drift-2")
     write_json_atomic(ctx.run.plan, {"status": "passed", "counts": {}, "changes": []})
     assert run(ctx)["drift"] == 0 and read_alerts(ctx.settings) == []

@@ -4,35 +4,23 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from domain_sync.alerts import read_alerts
-from domain_sync.config import Settings
 from domain_sync.freshness import check_freshness
 from domain_sync.ops_settings import OpsSettings
+from tests.fixtures.builders import alert_kinds
 
 T0 = datetime(2026, 1, 2, 8, 0, tzinfo=UTC)
 OPS = OpsSettings(freshness_minutes=30)
-
-
-@pytest.fixture
-def settings(tmp_path, monkeypatch):
-    monkeypatch.setenv("DOMAIN_SYNC_DATA_DIR", str(tmp_path / "data"))
-    return Settings.from_env()
 
 
 def view(successes, paused=False):
     return lambda: {"paused": paused, "successes": successes, "next_run": None}
 
 
-def kinds(settings):
-    return [a["kind"] for a in read_alerts(settings)]
-
-
 def test_runs_that_keep_succeeding_raise_nothing(settings):
     for n in range(12):
         check_freshness(settings, OPS, view(n), T0 + timedelta(minutes=5 * n))
-    assert kinds(settings) == []
+    assert alert_kinds(settings) == []
 
 
 def test_no_success_for_longer_than_the_window_alerts_once_per_window(settings):
@@ -44,12 +32,12 @@ def test_no_success_for_longer_than_the_window_alerts_once_per_window(settings):
     assert len(alerts) == 2  # after 35 minutes, and one window later
     assert "has not succeeded for 35 minutes" in alerts[0]["message"]
     result = check_freshness(settings, OPS, view(6), T0 + timedelta(minutes=100))
-    assert result["stale"] is False and kinds(settings)[-1] == "sync_fresh_again"
+    assert result["stale"] is False and alert_kinds(settings)[-1] == "sync_fresh_again"
 
 
 def test_a_paused_sync_alerts_at_once(settings):
     result = check_freshness(settings, OPS, view(3, paused=True), T0)
-    assert result["raised"] == ["sync_paused"] and kinds(settings) == ["sync_paused"]
+    assert result["raised"] == ["sync_paused"] and alert_kinds(settings) == ["sync_paused"]
 
 
 def test_a_recent_commit_counts_as_a_success(settings, monkeypatch):
@@ -58,4 +46,4 @@ def test_a_recent_commit_counts_as_a_success(settings, monkeypatch):
     check_freshness(settings, OPS, view(0), T0)
     monkeypatch.setattr(freshness, "last_commit", lambda s: T0 + timedelta(minutes=40))
     assert check_freshness(settings, OPS, view(0), T0 + timedelta(minutes=45))["stale"] is False
-    assert kinds(settings) == []
+    assert alert_kinds(settings) == []

@@ -10,7 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "include" / "domain_sync"
 STAGES = {"extract", "transform", "validate", "plan", "apply", "credentials"}
-ENTRY_POINTS = {"pipeline", "tasks", "dag_tasks", "stage_operator"}
+ENTRY_POINTS = {"pipeline", "tasks", "stage_operator"}
 
 
 def test_ruff_finds_nothing():

@@ -130,3 +130,60 @@ def test_postgres_start_up_says_when_it_is_not_installed(tmp_path, monkeypatch):
     with pytest.raises(postgres.PostgresError, match="not installed"):
         postgres.ensure_running(timeout=1)
     assert postgres.main(["installed"]) == 1
+
+
+def test_postgres_installs_from_debian_with_recommends_and_trusts_local_logins_as_postgres(tmp_path, monkeypatch):
+    from local_domain import postgres
+
+    monkeypatch.setattr(postgres, "CONF_ROOT", tmp_path)
+    monkeypatch.setattr(postgres, "ready", lambda: False)
+    monkeypatch.setattr(postgres.os, "geteuid", lambda: 0)
+    hba = tmp_path / "15" / "main" / "pg_hba.conf"
+    real_run, calls = subprocess.run, []
+
+    def fake_run(args, **kwargs):
+        calls.append(args)
+        if args[0] == "bash":  # apt: the package makes cluster 15 "main"
+            hba.parent.mkdir(parents=True)
+            hba.write_text("# Debian's file\nlocal all postgres peer\n")
+            return subprocess.CompletedProcess(args, 0)
+        return real_run(args, **kwargs)  # sed, on the file above
+
+    monkeypatch.setattr(postgres.subprocess, "run", fake_run)
+    assert postgres.install() is True
+    assert calls[0][-2:] == ['source "$0" && apt_install --recommends postgresql', str(postgres.LIB_SH)]
+    assert [args[0] for args in calls] == ["bash", "sed"]
+    assert hba.read_text().splitlines() == ["host all postgres 127.0.0.1/32 trust", "host all postgres ::1/128 trust",
+                                            "# Debian's file", "local all postgres peer"]
+    postgres.trust_local_logins(hba)
+    assert postgres.install() is False and len(calls) == 2  # installed now; the lines are there once
+    assert hba.read_text().count("trust") == 2
+
+
+def test_postgres_install_stops_when_apt_fails(tmp_path, monkeypatch):
+    from local_domain import postgres
+
+    monkeypatch.setattr(postgres, "CONF_ROOT", tmp_path / "none")
+    monkeypatch.setattr(postgres, "ready", lambda: False)
+    monkeypatch.setattr(postgres.subprocess, "run", lambda args, **kwargs: subprocess.CompletedProcess(args, 100))
+    with pytest.raises(postgres.PostgresError, match="installing Debian's postgresql failed"):
+        postgres.install()
+
+
+def test_postgres_ensure_installs_then_starts(monkeypatch):
+    from local_domain import postgres
+
+    steps = []
+    monkeypatch.setattr(postgres, "ready", lambda: False)
+    monkeypatch.setattr(postgres, "install", lambda: steps.append("install"))
+    monkeypatch.setattr(postgres, "ensure_running", lambda: steps.append("start"))
+    assert postgres.main(["ensure"]) == 0 and steps == ["install", "start"]
+    assert postgres.main(["start"]) == 0 and steps == ["install", "start", "start"]
+
+
+def test_the_shell_helper_postgres_installs_with_is_there():
+    from local_domain import postgres
+
+    result = subprocess.run(["bash", "-c", 'source "$0" && declare -F apt_install', str(postgres.LIB_SH)],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0 and result.stdout.strip() == "apt_install"

@@ -1,15 +1,18 @@
-"""sAMAccountName, cn and DN rules (docs/naming.md)."""
+"""sAMAccountName, cn and DN rules (docs/naming.md), and what a tenant object id looks like."""
 
+import re
 import uuid
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain_sync.naming import (
+    OBJECT_ID_PATTERN,
     SAM_MAX,
     account_name_base,
     assign_account_names,
     assign_common_names,
+    is_object_id,
     is_valid_account_name,
 )
 
@@ -69,3 +72,22 @@ def test_duplicate_display_names_get_distinct_stable_cns():
 def test_cn_held_by_a_local_object_gets_a_suffix():
     a = "cccccccc-1111-0000-0000-000000000000"
     assert assign_common_names([(a, "Service")], ["service"]) == {a: "Service (cccccccc)"}
+
+
+def _canonical_guid(value: str) -> bool:
+    try:
+        return str(uuid.UUID(value)) == value.lower()
+    except ValueError:
+        return False
+
+
+@given(st.one_of(ids, ids.map(str.upper), ids.map(lambda i: "{" + i + "}"), ids.map(lambda i: i.replace("-", "")),
+                 ids.map(lambda i: i + "\n"), ids.map(lambda i: "urn:uuid:" + i), st.text(max_size=40)))
+def test_an_object_id_is_a_guid_written_8_4_4_4_12_in_either_case(value):
+    assert is_object_id(value) == _canonical_guid(value)
+    if "\n" not in value:  # JSON schema and GX search with the pattern, where $ also matches before a final newline
+        assert (re.search(OBJECT_ID_PATTERN, value) is not None) == _canonical_guid(value)
+
+
+def test_only_text_is_an_object_id():
+    assert not is_object_id(None) and not is_object_id(uuid.uuid4()) and not is_object_id(12)

@@ -13,7 +13,7 @@ import pytest
 from domain_sync import summary
 from domain_sync.config import Settings, SettingsError
 from domain_sync.context import StageContext
-from domain_sync.runs import DAY_SECONDS, RunFolder, prune_runs
+from domain_sync.runs import DAY_SECONDS, RunFolder, prune_runs, runs_by_time
 
 NOW = time.time()
 HOUR = 3600
@@ -32,6 +32,26 @@ def make_run(runs_dir, name: str, age_seconds: float, with_summary: bool = True)
 
 def names(runs_dir) -> set[str]:
     return {p.name for p in runs_dir.iterdir()}
+
+
+def test_runs_are_ordered_by_their_summary_else_their_folder(tmp_path):
+    make_run(tmp_path, "summary-old", 3 * HOUR)
+    starting = make_run(tmp_path, "starting", 2 * HOUR, with_summary=False)
+    newest = make_run(tmp_path, "summary-new", HOUR)
+    os.utime(newest.path, (NOW - 9 * HOUR, NOW - 9 * HOUR))  # the folder's own time does not count
+    (tmp_path / "a-file").write_text("not a run")
+    runs = runs_by_time(tmp_path)
+    assert [r.path.name for r in runs] == ["summary-old", "starting", "summary-new"]
+    assert [r.has_summary for r in runs] == [True, False, True] and runs[1].mtime == starting.path.stat().st_mtime
+    assert [r.path.name for r in runs_by_time(tmp_path, newest_first=True)] == ["summary-new", "starting", "summary-old"]
+    assert runs_by_time(tmp_path / "none") == []
+
+
+def test_the_latest_run_is_the_newest_with_a_summary(tmp_path):
+    make_run(tmp_path / "runs", "done", 2 * HOUR)
+    make_run(tmp_path / "runs", "starting", 0, with_summary=False)
+    assert summary.latest_run(tmp_path).name == "done"
+    assert summary.latest_run(tmp_path / "empty") is None
 
 
 def test_runs_beyond_the_count_go_oldest_first(tmp_path):

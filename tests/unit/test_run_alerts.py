@@ -3,23 +3,15 @@ objects and collisions only when new since the last alert; objects failing run a
 
 from __future__ import annotations
 
-import pytest
-
 from domain_sync.alerts import read_alerts
-from domain_sync.config import Settings
 from domain_sync.failing import HELD_KEY, failing_objects
 from domain_sync.ops_settings import OpsSettings
 from domain_sync.run_alerts import raise_run_alerts
 from domain_sync.runs import RunFolder, write_json_atomic
+from tests.fixtures.builders import alert_kinds as kinds
 
 A, B, C = ("aaaaaaaa-0000-0000-0000-000000000001", "bbbbbbbb-0000-0000-0000-000000000002",
            "cccccccc-0000-0000-0000-000000000003")
-
-
-@pytest.fixture
-def settings(tmp_path, monkeypatch):
-    monkeypatch.setenv("DOMAIN_SYNC_DATA_DIR", str(tmp_path / "data"))
-    return Settings.from_env()
 
 
 def a_run(settings, run_id, quarantined=(), collisions=(), plan=None, failed=None, held=(), **summary):
@@ -41,10 +33,6 @@ def a_run(settings, run_id, quarantined=(), collisions=(), plan=None, failed=Non
     for stage, result in summary.items():
         run.update_summary(stage, result)
     return run
-
-
-def kinds(settings):
-    return [a["kind"] for a in read_alerts(settings)]
 
 
 def test_quarantine_alerts_only_what_is_new_since_the_last_alert(settings):

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from domain_sync.alerts import raise_alert
-from domain_sync.config import Settings
 from domain_sync.ops_settings import OpsSettings
 from domain_sync.runs import RunFolder, write_json_atomic
 from domain_sync.status import collect, render_html
@@ -15,9 +14,7 @@ NOW = datetime(2026, 1, 2, 12, 0, tzinfo=UTC)
 ANA = "aaaaaaaa-0000-0000-0000-000000000001"
 
 
-def test_the_status_shows_the_latest_sync_runs_figures(tmp_path, monkeypatch):
-    monkeypatch.setenv("DOMAIN_SYNC_DATA_DIR", str(tmp_path / "data"))
-    settings = Settings.from_env()
+def test_the_status_shows_the_latest_sync_runs_figures(tmp_path, settings):
     run = RunFolder(settings.runs_dir, "scheduled__1")
     write_json_atomic(run.quarantine, [{"anchor": ANA, "kind": "user", "rule": "upn_format",
                                         "attribute": "userPrincipalName"}])
@@ -53,9 +50,8 @@ def test_the_status_shows_the_latest_sync_runs_figures(tmp_path, monkeypatch):
     assert "see &lt;data dir&gt;/runs/scheduled__1" in page and str(tmp_path) not in page
 
 
-def test_an_empty_data_folder_says_so(tmp_path, monkeypatch):
-    monkeypatch.setenv("DOMAIN_SYNC_DATA_DIR", str(tmp_path / "data"))
-    page = render_html(collect(Settings.from_env(), OpsSettings(), NOW))
+def test_an_empty_data_folder_says_so(settings):
+    page = render_html(collect(settings, OpsSettings(), NOW))
     assert "no successful sync yet" in page and "no plan yet" in page and "no saved delta link" in page
 
 

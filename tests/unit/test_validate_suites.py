@@ -54,11 +54,6 @@ def validate_run(settings: Settings, run: RunFolder) -> dict:
     return validate_stage.run(StageContext(settings, run))
 
 
-@pytest.fixture
-def settings(tmp_path):
-    return Settings(data_dir=str(tmp_path / "data"))
-
-
 def test_two_percent_malformed_users_are_quarantined_exactly_and_the_run_goes_on(settings):
     users = [user(n) for n in range(100)]
     users[3]["userPrincipalName"] = None

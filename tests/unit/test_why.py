@@ -7,7 +7,6 @@ import time
 
 import pandas as pd
 
-from domain_sync.config import Settings
 from domain_sync.runs import RunFolder, write_json_atomic
 from domain_sync.why import format_history, history, main, resolve
 
@@ -27,9 +26,7 @@ def staged_run(settings, run_id, rows, plan=None, applied=None, when=0.0):
     return run
 
 
-def test_the_history_names_the_tenant_change_the_rule_the_operation_and_its_result(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("DOMAIN_SYNC_DATA_DIR", str(tmp_path / "data"))
-    settings = Settings.from_env()
+def test_the_history_names_the_tenant_change_the_rule_the_operation_and_its_result(tmp_path, settings, capsys):
     staged_run(settings, "r1", [[ANA, "ana@contoso.example", "Engineer", None, "userPrincipalName,jobTitle"]],
                plan=[{"op": "create", "kind": "user", "anchor": ANA, "dn": "CN=Ana,OU=Sync",
                       "values": {"title": ["Engineer"]}}], applied={"dry_run": False, "failed": []}, when=-10)
@@ -55,9 +52,7 @@ def test_the_history_names_the_tenant_change_the_rule_the_operation_and_its_resu
     assert main(["nobody@contoso.example"]) == 1
 
 
-def test_a_run_whose_plan_held_the_object_for_failing_says_so_and_how_it_is_released(tmp_path, monkeypatch):
-    monkeypatch.setenv("DOMAIN_SYNC_DATA_DIR", str(tmp_path / "data"))
-    settings = Settings.from_env()
+def test_a_run_whose_plan_held_the_object_for_failing_says_so_and_how_it_is_released(settings):
     run = staged_run(settings, "r1", [["bbbbbbbb-0000-0000-0000-000000000002", "bob@x", "Dev", None, "jobTitle"]],
                      plan=[])
     write_json_atomic(run.plan, {"status": "clear", "counts": {}, "changes": [], "held_failing": [ANA]})

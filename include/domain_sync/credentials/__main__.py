@@ -14,18 +14,19 @@ import uuid
 
 from domain_sync.config import Settings
 from domain_sync.errors import SyncError
-from domain_sync.passwords.stores import _airflow_connection, is_object_id, now
+from domain_sync.naming import is_object_id
+from domain_sync.passwords.stores import airflow_connection, now
 
 
 def _store(kind: str, conn_id: str):
     if kind == "keyvault":
         from domain_sync.passwords.keyvault import KeyVaultStore
 
-        return KeyVaultStore.from_connection(_airflow_connection(conn_id), conn_id)
+        return KeyVaultStore.from_connection(airflow_connection(conn_id), conn_id)
     if kind == "dropfolder":
         from domain_sync.passwords.dropfolder import DropFolderStore
 
-        return DropFolderStore.from_connection(_airflow_connection(conn_id), conn_id)
+        return DropFolderStore.from_connection(airflow_connection(conn_id), conn_id)
     raise SystemExit(f"no credential store configured ({kind!r}): see README, Credentials")
 
 

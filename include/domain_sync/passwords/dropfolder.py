@@ -26,6 +26,8 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from domain_sync.errors import PermanentError
+from domain_sync.naming import is_object_id
 from domain_sync.passwords.stores import (
     REFUSED,
     REJECTED,
@@ -34,13 +36,19 @@ from domain_sync.passwords.stores import (
     SetAside,
     StoreRefused,
     StoreUnavailable,
-    is_object_id,
     now,
     parse_time,
 )
 
 SUFFIX = ".fernet"
 FOLDERS = ("inbox", "consumed", "rejected", "initial")
+NOT_SEALED = "does not decrypt or verify with the connection's key (corrupt, or another key)"
+NOT_A_DOCUMENT = "decrypts but is not a JSON object"
+
+
+class EnvelopeUnreadable(PermanentError):
+    """An envelope that does not decrypt or verify with the connection's key, or holds no JSON object: a
+    password change in the inbox is set aside; an initial password cannot be read."""
 
 
 class DropFolderStore:
@@ -77,11 +85,16 @@ class DropFolderStore:
         return self._fernet.encrypt(json.dumps(document).encode("utf-8"))
 
     def open(self, token: bytes) -> dict:
-        """The envelope's document; InvalidToken when it does not decrypt or verify, ValueError when it is
-        not a JSON object."""
-        document = json.loads(self._fernet.decrypt(token).decode("utf-8"))
+        """The envelope's document; EnvelopeUnreadable (saying why) when it does not decrypt or verify, or
+        is not a JSON object."""
+        try:
+            document = json.loads(self._fernet.decrypt(token).decode("utf-8"))
+        except InvalidToken:
+            raise EnvelopeUnreadable(NOT_SEALED) from None
+        except (ValueError, UnicodeDecodeError):
+            raise EnvelopeUnreadable(NOT_A_DOCUMENT) from None
         if not isinstance(document, dict):
-            raise ValueError("not a JSON object")
+            raise EnvelopeUnreadable(NOT_A_DOCUMENT)
         return document
 
     def _write(self, folder: str, name: str, data: bytes) -> Path:
@@ -108,7 +121,15 @@ class DropFolderStore:
     def read_initial(self, object_id: str) -> dict | None:
         """The initial-password envelope of a user, opened (for the helpdesk's command); None when absent."""
         path = self.path / "initial" / f"{object_id}{SUFFIX}"
-        return self.open(path.read_bytes()) if path.exists() else None
+        if not path.exists():
+            return None
+        try:
+            return self.open(path.read_bytes())
+        except EnvelopeUnreadable as exc:
+            raise EnvelopeUnreadable(f"drop folder {self.path}: the initial password envelope of user {object_id} "
+                                     f"(initial/{path.name}) {exc}") from None
+        except OSError as exc:
+            raise StoreUnavailable(f"drop folder {self.path}: {type(exc).__name__}: {exc.strerror}") from None
 
     # -- source ---------------------------------------------------------------------------------------
     def drop_change(self, object_id: str, password: str, changed_at: datetime, event_id: str | None = None) -> Path:
@@ -129,10 +150,8 @@ class DropFolderStore:
             reason = None
             try:
                 document = self.open(path.read_bytes())
-            except InvalidToken:
-                reason = "does not decrypt or verify with the connection's key (corrupt, or another key)"
-            except (ValueError, UnicodeDecodeError):
-                reason = "decrypts but is not a JSON object"
+            except EnvelopeUnreadable as exc:
+                reason = str(exc)
             except OSError as exc:
                 raise StoreUnavailable(f"drop folder {self.path}: {type(exc).__name__}: {exc.strerror}") from None
             else:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from domain_sync.naming import is_object_id
 from domain_sync.passwords.stores import (
     REJECTED,
     InitialPassword,
@@ -28,7 +29,6 @@ from domain_sync.passwords.stores import (
     SetAside,
     StoreRefused,
     StoreUnavailable,
-    is_object_id,
     now,
     parse_time,
 )

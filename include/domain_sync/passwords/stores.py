@@ -7,7 +7,6 @@ password, and nothing here logs, stages or returns one.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -83,13 +82,6 @@ class CredentialSource(Protocol):
         """Record in the source that the event is consumed, with its outcome (one of OUTCOMES)."""
 
 
-def is_object_id(value: Any) -> bool:
-    try:
-        return isinstance(value, str) and str(uuid.UUID(value)) == value.lower()
-    except ValueError:
-        return False
-
-
 def parse_time(value: Any) -> datetime | None:
     """An ISO 8601 time with its zone (a trailing Z is UTC); None for anything else."""
     if not isinstance(value, str):
@@ -105,7 +97,8 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def _airflow_connection(conn_id: str):
+def airflow_connection(conn_id: str):
+    """The Airflow connection `conn_id` of a credential store; StoreRefused when it is not defined."""
     from airflow.sdk import BaseHook
 
     try:
@@ -127,14 +120,14 @@ def _open(kind: str, conn_id: str, connection: Callable[[str], Any]):
     raise SettingsError(f"unknown credential store {kind!r}")
 
 
-def open_sink(settings: Settings, connection: Callable[[str], Any] = _airflow_connection) -> CredentialSink | None:
+def open_sink(settings: Settings, connection: Callable[[str], Any] = airflow_connection) -> CredentialSink | None:
     """The sink DOMAIN_SYNC_CREDENTIAL_SINK names, from its Airflow connection; None for "none"."""
     if settings.credential_sink == "none" or settings.initial_password != "random":
         return None
     return _open(settings.credential_sink, settings.credential_sink_conn_id, connection)
 
 
-def open_source(settings: Settings, connection: Callable[[str], Any] = _airflow_connection) -> CredentialSource | None:
+def open_source(settings: Settings, connection: Callable[[str], Any] = airflow_connection) -> CredentialSource | None:
     """The source DOMAIN_SYNC_CREDENTIAL_SOURCE names, from its Airflow connection; None for "none"."""
     if settings.credential_source == "none":
         return None

@@ -13,11 +13,11 @@ from __future__ import annotations
 import re
 
 from domain_sync.config import SettingsError
+from domain_sync.naming import is_object_id
 from domain_sync.plan.changeset import count_changes
 from domain_sync.records import ChangeSet, Op
 
 MAX_OBJECTS = 50
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 def chosen_objects(params: dict) -> set[str] | None:
@@ -28,7 +28,7 @@ def chosen_objects(params: dict) -> set[str] | None:
         return None
     items = re.split(r"[\s,]+", raw) if isinstance(raw, str) else [str(i) for i in raw]
     ids = {i.strip().lower() for i in items if i.strip()}
-    bad = sorted(i for i in ids if not _GUID.match(i))
+    bad = sorted(i for i in ids if not is_object_id(i))
     if bad:
         raise SettingsError(f"object_ids: {bad[:5]} are not tenant object ids (GUIDs)")
     if len(ids) > MAX_OBJECTS:

@@ -24,7 +24,14 @@ import pandas as pd
 
 from domain_sync.columns import objects, text_lengths
 from domain_sync.errors import PermanentError
-from domain_sync.naming import SAM_FORBIDDEN, SAM_MAX, assign_common_names, utf16_length
+from domain_sync.naming import (
+    CN_MAX,
+    OBJECT_ID_PATTERN,
+    SAM_FORBIDDEN,
+    SAM_MAX,
+    assign_common_names,
+    utf16_length,
+)
 from domain_sync.records import FIELDS, GROUP, MEMBER_COLUMNS, REMOVED, USER, attr_column
 from domain_sync.values import value_shape
 
@@ -33,11 +40,9 @@ __all__ = ["value_shape", "SystemicValidationError", "QuarantineEntry", "SuiteOu
 ROW = "_row"
 ACCOUNT_NAME_PATTERN = "^[^" + "".join("\\" + c for c in sorted(SAM_FORBIDDEN)) + rf"\x00-\x1f]{{1,{SAM_MAX}}}(?<!\.)$"
 UPN_PATTERN = r"^[^@\s]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$"
-GUID_PATTERN = r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"
 UPN_KEY = "_upn_key"
 CN_KEY = "_cn_key"
 OVER_LIMIT = "_over_limit"
-CN_MAX = 64
 
 STAGED_REQUIRED = {
     "users": ["id", "displayName", "mailNickname", "userPrincipalName", "accountEnabled", REMOVED, FIELDS],
@@ -92,7 +97,7 @@ def _tenant_expectations(kind: str):
     e = gx.expectations
     rules = [
         e.ExpectColumnValuesToNotBeNull(column="id"),
-        e.ExpectColumnValuesToMatchRegex(column="id", regex=GUID_PATTERN),
+        e.ExpectColumnValuesToMatchRegex(column="id", regex=OBJECT_ID_PATTERN),
         e.ExpectColumnValuesToBeUnique(column="id"),
     ]
     if kind == USER:
