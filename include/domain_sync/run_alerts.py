@@ -45,10 +45,16 @@ def conditions(settings: Settings, ops: OpsSettings, run: RunFolder, summary: di
     plan = summary.get("plan") or {}
     plan_failed = _failed(summary, "plan")
     if plan.get("status") == "blocked" or plan_failed.startswith("PlanBlocked"):
-        reasons = plan.get("blocked_reasons") or [plan_failed.partition(": ")[2]]
+        # A failed plan task left no summary of its own; the plan file it wrote before stopping names the
+        # reasons and the digest to approve.
+        written = read_json(run.plan, {}) or {}
+        reasons = plan.get("blocked_reasons") or written.get("blocked_reasons") or [plan_failed.partition(": ")[2]]
+        digest = plan.get("digest") or written.get("digest")
         found.append(("plan_blocked", "plan_blocked",
-                      {"message": f"run {run.run_id}: the plan was stopped before any write: {'; '.join(reasons)}",
-                       "digest": plan.get("digest"), "plan_file": plan.get("plan_file")}))
+                      {"message": f"run {run.run_id}: the plan was stopped before any write: {'; '.join(reasons)}"
+                                  + (f". Read {run.plan_preview}; to apply exactly this plan, trigger the run "
+                                     f"again with approve_plan={digest}" if digest else ""),
+                       "digest": digest, "plan_file": plan.get("plan_file") or str(run.plan_preview)}))
     for stage in ("extract_users", "extract_groups"):
         resource = stage.split("_")[1]
         result = summary.get(stage) or {}

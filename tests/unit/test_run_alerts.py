@@ -63,9 +63,13 @@ def test_the_teardown_after_the_report_raises_nothing_twice(settings):
 
 def test_a_blocked_plan_alerts_with_its_digest_when_the_plan_task_failed(settings):
     run = a_run(settings, "r1", plan={"failed": "PlanBlocked: the plan was stopped before any write: 600 deletes"})
+    write_json_atomic(run.plan, {"changes": [], "blocked_reasons": ["600 user deletes (limit 500)"],
+                                 "digest": "cd" * 32, "status": "blocked"})
     raise_run_alerts(settings, run)
     alert = next(a for a in read_alerts(settings) if a["kind"] == "plan_blocked")
-    assert "600 deletes" in alert["message"] and alert["run_id"] == "r1"
+    assert "600 user deletes (limit 500)" in alert["message"] and alert["run_id"] == "r1"
+    assert alert["digest"] == "cd" * 32 and f"approve_plan={'cd' * 32}" in alert["message"]
+    assert alert["message"].count("stopped before any write") == 1
 
 
 def test_a_dry_run_reporting_blocked_alerts_too(settings):
