@@ -21,6 +21,7 @@ from typing import Any
 
 from domain_sync.alerts import raise_alert
 from domain_sync.config import Settings, SettingsError
+from domain_sync.dn import DNError, parse_dn
 from domain_sync.errors import PermanentError, TransientError
 
 log = logging.getLogger(__name__)
@@ -253,17 +254,23 @@ def check_referrals(outcome: Any, dn: str) -> None:
             f"connection at a DC that holds {dn!r}, or correct extra.base_dn or DOMAIN_SYNC_SEARCH_BASE")
 
 
-_FOREST_PARTITION_HEADS = (("cn=configuration",), ("cn=schema", "cn=configuration"), ("dc=domaindnszones",),
-                           ("dc=forestdnszones",))
+_FOREST_PARTITION_HEADS = ((("cn", "configuration"),), (("cn", "schema"), ("cn", "configuration")),
+                           (("dc", "domaindnszones"),), (("dc", "forestdnszones"),))
 
 
 def _names_forest_partition(url: str) -> bool:
-    """Whether an LDAP URL names the Configuration, Schema or a DNS application partition of a forest."""
+    """Whether an LDAP URL names the Configuration, Schema or a DNS application partition of a forest: its
+    DN (read by domain_sync.dn, escapes and all) is one of those heads over DC= components only. A DN that
+    cannot be read names none of them."""
     path = urllib.parse.unquote(urllib.parse.urlsplit(url).path).lstrip("/")
-    rdns = [rdn.replace(" ", "").lower() for rdn in path.split(",")]
+    try:
+        rdns = [tuple((a.lower(), v.lower()) for a, v in rdn) for rdn in parse_dn(path)]
+    except DNError:
+        return False
     for head in _FOREST_PARTITION_HEADS:
         rest = rdns[len(head):]
-        if tuple(rdns[:len(head)]) == head and rest and all(rdn.startswith("dc=") for rdn in rest):
+        if tuple(rdns[:len(head)]) == tuple((ava,) for ava in head) and rest and all(
+                len(rdn) == 1 and rdn[0][0] == "dc" for rdn in rest):
             return True
     return False
 
