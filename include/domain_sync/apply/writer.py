@@ -268,7 +268,7 @@ class DomainWriter:
                 self._policy = read_policy(self.conn)
             except (LDAPException, OSError, TransientError) as exc:
                 raise ApplyAborted(f"create user {change.anchor}: the domain's password policy could not be read: "
-                                   f"{type(exc).__name__}") from None
+                                   f"{type(exc).__name__}: {exc}") from None
         password = generate_password(self._policy, first("sAMAccountName"), first("displayName"))
         if self.sink is not None:
             created = now()
