@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import logging
 import ssl
-import threading
 import urllib.parse
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from domain_sync.alerts import raise_alert
+from domain_sync.alerts import raise_alert, raise_alert_once
 from domain_sync.config import Settings, SettingsError
 from domain_sync.dn import DNError, parse_dn
 from domain_sync.errors import PermanentError, SyncError, TransientError
@@ -168,14 +167,15 @@ def endpoint_from_airflow(conn_id: str) -> DomainEndpoint:
     return endpoint_from_connection(BaseHook.get_connection(conn_id), conn_id)
 
 
-def connect(endpoint: DomainEndpoint, timeout: float = 30.0, collect_usage: bool = False):
+def connect(endpoint: DomainEndpoint, timeout: float = 30.0, collect_usage: bool = False, run_id: str | None = None):
     """A bound ldap3 connection over TLS that never follows a referral (check answers with
-    `check_referrals`); raises DomainConnectionError naming the endpoint."""
+    `check_referrals`); raises DomainConnectionError naming the endpoint. `run_id`: the run the
+    connection works for (a stage's), by which the alert for certificate validation off is counted."""
     import ldap3
     from ldap3.core.exceptions import LDAPException
 
     if not endpoint.validate_tls:
-        _warn_tls_validation_off(endpoint)
+        _warn_tls_validation_off(endpoint, run_id)
     tls = ldap3.Tls(
         validate=ssl.CERT_REQUIRED if endpoint.validate_tls else ssl.CERT_NONE,
         ca_certs_file=endpoint.ca_file,
@@ -230,22 +230,20 @@ def connect(endpoint: DomainEndpoint, timeout: float = 30.0, collect_usage: bool
     return conn
 
 
-_tls_off_alert_raised = False
-_tls_off_lock = threading.Lock()
-
-
-def _warn_tls_validation_off(endpoint: DomainEndpoint) -> None:
-    """Certificate validation is off: a warning on every connect, a `tls_validation_off` alert once per
-    process (one task's connections raise one alert)."""
-    global _tls_off_alert_raised
+def _warn_tls_validation_off(endpoint: DomainEndpoint, run_id: str | None) -> None:
+    """Certificate validation is off: a warning on every connect, and a `tls_validation_off` alert once per
+    run (every run raises it again; the run's several tasks and connections raise one, through the run's
+    alert ledger). A connection made outside a run alerts on each connect: there is no run to count by."""
     message = (f"domain connection '{endpoint.conn_id}' ({endpoint.address}) has extra.validate_tls false: the DC's "
                f"certificate is not checked, so whoever answers in its place receives the bind password")
     log.warning("%s", message)
-    with _tls_off_lock:
-        if _tls_off_alert_raised:
-            return
-        _tls_off_alert_raised = True
-    raise_alert(Settings.from_env(), "tls_validation_off", message, conn_id=endpoint.conn_id, address=endpoint.address)
+    settings = Settings.from_env()
+    details = {"conn_id": endpoint.conn_id, "address": endpoint.address}
+    if run_id is None:
+        raise_alert(settings, "tls_validation_off", message, **details)
+    else:
+        raise_alert_once(settings, run_id, f"tls_validation_off:{endpoint.conn_id}", "tls_validation_off", message,
+                         **details)
 
 
 def check_referrals(outcome: Any, dn: str) -> None:

@@ -14,8 +14,9 @@ Conditions, read from the run's summary.json and files:
 
 Lost state, a recovered state lock and TLS validation off are raised where they happen (extract,
 plan, the domain connection). `raise_run_alerts` runs at the end of the report stage and again in
-the `raise_alerts` teardown of every sync DAG, which runs whatever failed before it; a per-run
-ledger (<data dir>/alerting/ledger.json) makes the second call raise only what the first did not.
+the `raise_alerts` teardown of every sync DAG, which runs whatever failed before it; the per-run
+alert ledger (domain_sync.alerts, <data dir>/alerting/ledger.json) makes the second call raise only
+what the first did not.
 """
 
 from __future__ import annotations
@@ -24,19 +25,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from domain_sync.alerts import raise_alert
+from domain_sync.alerts import alerting_dir, raise_alert, raised_for_run, record_raised
 from domain_sync.config import Settings
 from domain_sync.context import StageContext
 from domain_sync.ops_settings import OpsSettings
-from domain_sync.runs import RunFolder, locked, private_dir, read_json, write_json_atomic
+from domain_sync.runs import RunFolder, locked, read_json, write_json_atomic
 
 log = logging.getLogger(__name__)
-
-LEDGER_RUNS = 200  # runs remembered in the ledger
-
-
-def alerting_dir(settings: Settings) -> Path:
-    return private_dir(Path(settings.data_dir) / "alerting", root=Path(settings.data_dir))
 
 
 def failing_objects(settings: Settings) -> dict[str, dict]:
@@ -164,10 +159,7 @@ def raise_run_alerts(settings: Settings, run: RunFolder, ops: OpsSettings | None
     """Raise the run's alerts that were not raised for it yet; returns {"raised": [kinds]}."""
     ops = ops or OpsSettings.from_env()
     summary = read_json(run.summary_file, {}) or {}
-    ledger_path = alerting_dir(settings) / "ledger.json"
-    with locked(ledger_path):
-        ledger = read_json(ledger_path, {}) or {}
-    done = set(ledger.get(run.run_id) or [])
+    done = raised_for_run(settings, run.run_id)
     raised: list[str] = []
     for key, kind, fields in conditions(settings, ops, run, summary):
         if key in done:
@@ -194,12 +186,7 @@ def raise_run_alerts(settings: Settings, run: RunFolder, ops: OpsSettings | None
                         f"a row: {failing['op']} {failing['message']}", run_id=run.run_id, anchor=failing["anchor"])
             raised.append("object_failing")
         done.add("failures")
-    with locked(ledger_path):
-        ledger = read_json(ledger_path, {}) or {}
-        ledger[run.run_id] = sorted(done | set(ledger.get(run.run_id) or []))
-        for old in list(ledger)[:-LEDGER_RUNS]:
-            del ledger[old]
-        write_json_atomic(ledger_path, ledger)
+    record_raised(settings, run.run_id, done)
     if raised:
         log.info("run %s: alerts raised: %s", run.run_id, raised)
     return {"raised": raised}

@@ -205,7 +205,7 @@ def run(ctx: StageContext) -> dict:
     retry = False
     if events:
         endpoint = ctx.endpoint
-        conn = connect(endpoint, settings.ldap_timeout_seconds)
+        conn = connect(endpoint, settings.ldap_timeout_seconds, run_id=run.run_id)
         try:
             require_encrypted(conn, "password changes")
             users = find_users(conn, settings, endpoint.base_dn, ctx.owner_marker, (e.object_id for e in events))
