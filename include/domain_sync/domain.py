@@ -317,11 +317,6 @@ def _read_failure(what: str, exc: Exception) -> DomainReadError:
     return (DomainBusy if broken else DomainReadFailed)(f"{what} failed: {type(exc).__name__}: {exc}")
 
 
-def search_entries(conn, base: str, search_filter: str, attributes: list[str], scope: str = "SUBTREE") -> list[dict]:
-    """The entries of a paged search, all of them or an error (`paged_search`)."""
-    return list(paged_search(conn, base, search_filter, attributes, scope))
-
-
 def read_entry(conn, dn: str, attributes: list[str]) -> dict | None:
     """The attributes of the entry at `dn` (names as the domain spells them); None only when the domain
     says noSuchObject (32); any other failure raises DomainReadError."""

@@ -88,6 +88,18 @@ def test_a_paged_search_that_ends_in_success_reads_every_page(domain):
         f"CN=u{n},{CONTAINER}" for n in (1, 2, 3)]
 
 
+def test_a_connection_dropped_between_pages_is_a_transient_read_error(domain):
+    answers = [[user(1), Done(cookie=b"page-2")]]
+
+    def reply(base):
+        if not answers:
+            raise ConnectionAbortedError("the fake DC drops the connection")  # its session ends, the socket closes
+        return answers.pop(0)
+    conn = domain(reply)
+    with pytest.raises(DomainBusy, match=f"reading {CONTAINER} .*failed: LDAP"):
+        list(paged_search(conn, CONTAINER, "(cn=*)", ["cn"]))
+
+
 @pytest.mark.parametrize("code", [3, 4])
 def test_a_size_or_time_limit_on_a_single_page_search_raises(domain, code):
     conn = domain(lambda base: [user(1), Done(code)])
