@@ -6,27 +6,37 @@ self-signed DC certificate without an IP SAN (Samba's) is validated for `tls_ser
 Referrals: never followed. ldap3 would follow one to any host, binding there with the service
 account's credentials (in clear text for an ldap:// referral); `connect` switches that off, and
 `check_referrals` turns a referral the domain answers into a `DomainReferral` (a configuration error).
+
+Reads fail closed (`paged_search`, `read_entry`, `entry_exists`, `check_result`): a read that does not end
+in success raises DomainReadError (DomainBusy for busy, unavailable or a broken connection, retried;
+DomainReadFailed otherwise), and only noSuchObject (32) means "missing". Every read of the domain goes
+through them, so nothing is planned or written from a partial read.
 """
 
 from __future__ import annotations
 
 import logging
 import ssl
-import threading
 import urllib.parse
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from domain_sync.alerts import raise_alert
+from domain_sync.alerts import raise_alert, raise_alert_once
 from domain_sync.config import Settings, SettingsError
-from domain_sync.errors import PermanentError, TransientError
+from domain_sync.dn import DNError, parse_dn
+from domain_sync.errors import PermanentError, SyncError, TransientError
+from domain_sync.records import GROUP, USER
 
 log = logging.getLogger(__name__)
 
 ANCHOR_BINARY_ATTRIBUTES = {"ms-ds-consistencyguid"}
 RESULT_REFERRAL = 10  # LDAP result code "referral" (RFC 4511)
+SUCCESS = 0
+NO_SUCH_OBJECT = 32
+BUSY_CODES = frozenset({51, 52})  # busy, unavailable: the reads a later try may complete
+PAGE_SIZE = 500
 
 
 class DomainConnectionError(PermanentError):
@@ -41,6 +51,21 @@ class DomainReferral(DomainConnectionError):
 
 class DomainUnreachable(TransientError):
     """The domain did not answer (down, network, TLS handshake); Airflow's retry may help."""
+
+
+class DomainReadError(SyncError):
+    """A read of the domain did not complete; nothing read by it is used, so no partial read of the
+    domain is ever planned against. Raised as one of the two below (the retry rule tells them apart)."""
+
+
+class DomainBusy(DomainReadError, TransientError):
+    """The domain was busy (51) or unavailable (52), or the connection broke during the read; Airflow's
+    retry may succeed."""
+
+
+class DomainReadFailed(DomainReadError, PermanentError):
+    """The domain refused the read for good (a time or size limit, access rights, a bad base or filter);
+    the same read fails again, so it is not retried."""
 
 
 @dataclass(frozen=True)
@@ -142,14 +167,15 @@ def endpoint_from_airflow(conn_id: str) -> DomainEndpoint:
     return endpoint_from_connection(BaseHook.get_connection(conn_id), conn_id)
 
 
-def connect(endpoint: DomainEndpoint, timeout: float = 30.0, collect_usage: bool = False):
+def connect(endpoint: DomainEndpoint, timeout: float = 30.0, collect_usage: bool = False, run_id: str | None = None):
     """A bound ldap3 connection over TLS that never follows a referral (check answers with
-    `check_referrals`); raises DomainConnectionError naming the endpoint."""
+    `check_referrals`); raises DomainConnectionError naming the endpoint. `run_id`: the run the
+    connection works for (a stage's), by which the alert for certificate validation off is counted."""
     import ldap3
     from ldap3.core.exceptions import LDAPException
 
     if not endpoint.validate_tls:
-        _warn_tls_validation_off(endpoint)
+        _warn_tls_validation_off(endpoint, run_id)
     tls = ldap3.Tls(
         validate=ssl.CERT_REQUIRED if endpoint.validate_tls else ssl.CERT_NONE,
         ca_certs_file=endpoint.ca_file,
@@ -204,22 +230,20 @@ def connect(endpoint: DomainEndpoint, timeout: float = 30.0, collect_usage: bool
     return conn
 
 
-_tls_off_alert_raised = False
-_tls_off_lock = threading.Lock()
-
-
-def _warn_tls_validation_off(endpoint: DomainEndpoint) -> None:
-    """Certificate validation is off: a warning on every connect, a `tls_validation_off` alert once per
-    process (one task's connections raise one alert)."""
-    global _tls_off_alert_raised
+def _warn_tls_validation_off(endpoint: DomainEndpoint, run_id: str | None) -> None:
+    """Certificate validation is off: a warning on every connect, and a `tls_validation_off` alert once per
+    run (every run raises it again; the run's several tasks and connections raise one, through the run's
+    alert ledger). A connection made outside a run alerts on each connect: there is no run to count by."""
     message = (f"domain connection '{endpoint.conn_id}' ({endpoint.address}) has extra.validate_tls false: the DC's "
                f"certificate is not checked, so whoever answers in its place receives the bind password")
     log.warning("%s", message)
-    with _tls_off_lock:
-        if _tls_off_alert_raised:
-            return
-        _tls_off_alert_raised = True
-    raise_alert(Settings.from_env(), "tls_validation_off", message, conn_id=endpoint.conn_id, address=endpoint.address)
+    settings = Settings.from_env()
+    details = {"conn_id": endpoint.conn_id, "address": endpoint.address}
+    if run_id is None:
+        raise_alert(settings, "tls_validation_off", message, **details)
+    else:
+        raise_alert_once(settings, run_id, f"tls_validation_off:{endpoint.conn_id}", "tls_validation_off", message,
+                         **details)
 
 
 def check_referrals(outcome: Any, dn: str) -> None:
@@ -253,17 +277,87 @@ def check_referrals(outcome: Any, dn: str) -> None:
             f"connection at a DC that holds {dn!r}, or correct extra.base_dn or DOMAIN_SYNC_SEARCH_BASE")
 
 
-_FOREST_PARTITION_HEADS = (("cn=configuration",), ("cn=schema", "cn=configuration"), ("dc=domaindnszones",),
-                           ("dc=forestdnszones",))
+def check_result(outcome: Any, what: str) -> None:
+    """Raise unless the operation succeeded: a referral as DomainReferral, any other code as a
+    DomainReadError naming `what`, the code and the domain's message. `outcome` is a Connection after the
+    operation or its result."""
+    result = (outcome if outcome is None or isinstance(outcome, Mapping) else outcome.result) or {}
+    check_referrals(result, what)
+    code = result.get("result")
+    if code != SUCCESS:
+        kind = DomainBusy if code in BUSY_CODES else DomainReadFailed
+        message = f": {result['message']}" if result.get("message") else ""
+        raise kind(f"{what} ended with LDAP code {code} {result.get('description')}{message}; nothing read by it "
+                   f"is used")
+
+
+def paged_search(conn, base: str, search_filter: str, attributes: list[str], scope: str = "SUBTREE"):
+    """Every entry of a paged search (a generator). Fails closed: a page that ends on anything but
+    success (busy, unavailable, a time or size limit, a failed page) raises DomainReadError once the
+    entries read so far are out, so a caller collecting them never works on a partial read."""
+    from ldap3.core.exceptions import LDAPException
+
+    what = f"reading {base} ({search_filter})"
+    try:
+        for entry in conn.extend.standard.paged_search(
+                base, search_filter, search_scope=scope, attributes=attributes, paged_size=PAGE_SIZE, generator=True):
+            check_referrals(entry, base)
+            if entry.get("type") == "searchResEntry":
+                yield entry
+    except (LDAPException, OSError) as exc:
+        raise _read_failure(what, exc) from None
+    check_result(conn, what)
+
+
+def _read_failure(what: str, exc: Exception) -> DomainReadError:
+    """A read the client library broke off: the connection (transient) or the request itself (permanent)."""
+    from ldap3.core.exceptions import LDAPCommunicationError, LDAPResponseTimeoutError
+
+    broken = isinstance(exc, (LDAPCommunicationError, LDAPResponseTimeoutError, OSError))
+    return (DomainBusy if broken else DomainReadFailed)(f"{what} failed: {type(exc).__name__}: {exc}")
+
+
+def read_entry(conn, dn: str, attributes: list[str]) -> dict | None:
+    """The attributes of the entry at `dn` (names as the domain spells them); None only when the domain
+    says noSuchObject (32); any other failure raises DomainReadError."""
+    from ldap3.core.exceptions import LDAPException
+
+    what = f"reading {dn or 'the root DSE'}"
+    try:
+        conn.search(dn, "(objectClass=*)", search_scope="BASE", attributes=attributes)
+    except (LDAPException, OSError) as exc:
+        raise _read_failure(what, exc) from None
+    if (conn.result or {}).get("result") == NO_SUCH_OBJECT:
+        return None
+    check_result(conn, what)
+    entry = next((e for e in conn.response or [] if e.get("type") == "searchResEntry"), None)
+    if entry is None:
+        raise DomainReadFailed(f"{what}: the domain answered success without the entry; nothing read is used")
+    return entry["attributes"]
+
+
+def entry_exists(conn, dn: str) -> bool:
+    """Whether an entry exists: missing only when the domain says noSuchObject (32); any other error raises."""
+    return read_entry(conn, dn, ["objectClass"]) is not None
+
+
+_FOREST_PARTITION_HEADS = ((("cn", "configuration"),), (("cn", "schema"), ("cn", "configuration")),
+                           (("dc", "domaindnszones"),), (("dc", "forestdnszones"),))
 
 
 def _names_forest_partition(url: str) -> bool:
-    """Whether an LDAP URL names the Configuration, Schema or a DNS application partition of a forest."""
+    """Whether an LDAP URL names the Configuration, Schema or a DNS application partition of a forest: its
+    DN (read by domain_sync.dn, escapes and all) is one of those heads over DC= components only. A DN that
+    cannot be read names none of them."""
     path = urllib.parse.unquote(urllib.parse.urlsplit(url).path).lstrip("/")
-    rdns = [rdn.replace(" ", "").lower() for rdn in path.split(",")]
+    try:
+        rdns = [tuple((a.lower(), v.lower()) for a, v in rdn) for rdn in parse_dn(path)]
+    except DNError:
+        return False
     for head in _FOREST_PARTITION_HEADS:
         rest = rdns[len(head):]
-        if tuple(rdns[:len(head)]) == head and rest and all(rdn.startswith("dc=") for rdn in rest):
+        if tuple(rdns[:len(head)]) == tuple((ava,) for ava in head) and rest and all(
+                len(rdn) == 1 and rdn[0][0] == "dc" for rdn in rest):
             return True
     return False
 
@@ -274,6 +368,28 @@ def ldap_values(value: Any) -> list[str]:
         return []
     items = value if isinstance(value, (list, tuple)) else [value]
     return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in items]
+
+
+def object_kind(attributes: Mapping[str, Any]) -> str | None:
+    """"user" or "group" for an entry the sync may hold (by its objectClass), None for anything else:
+    a computer is a user to LDAP but never a synced one."""
+    classes = {c.lower() for name, value in attributes.items() if name.lower() == "objectclass"
+               for c in ldap_values(value)}
+    if "group" in classes:
+        return GROUP
+    if "user" in classes and "computer" not in classes:
+        return USER
+    return None
+
+
+def is_owned(attributes: Mapping[str, Any], owner_attribute: str | None, owner_marker: str | None) -> bool:
+    """The ownership rule: an anchored entry is this sync's only when `owner_attribute` holds the marker
+    (the anchor alone proves nothing in a hybrid domain); without an owner attribute, every anchored
+    entry is."""
+    if not (owner_attribute and owner_marker):
+        return True
+    return any(owner_marker in ldap_values(value) for name, value in attributes.items()
+               if name.lower() == owner_attribute.lower())
 
 
 def encode_anchor(attribute: str, object_id: str) -> bytes | str:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from domain_sync.domain import ldap_values
+from domain_sync.domain import ldap_values, paged_search, read_entry
 from domain_sync.errors import PermanentError
 from domain_sync.records import GROUP, USER
 
@@ -143,14 +143,15 @@ def class_allowed_attributes(classes: dict[str, dict[str, Any]], name: str) -> f
 
 def read_domain_schema(conn, names: Iterable[str]) -> DomainSchema:
     """Read the facts of `names` (attributes) and the user and group class rules from the domain's
-    schema partition over a bound ldap3 connection."""
+    schema partition over a bound ldap3 connection. Fails closed: a read that does not end in success
+    raises DomainReadError (domain_sync.domain), never a schema built from part of the partition."""
     from ldap3.utils.conv import escape_filter_chars
 
-    conn.search("", "(objectClass=*)", search_scope="BASE", attributes=["schemaNamingContext"])
-    roots = [e for e in conn.response or [] if e.get("type") == "searchResEntry"]
-    if not roots:
-        raise DomainSchemaError(f"the domain's root DSE did not name its schema partition ({conn.result})")
-    schema_dn = ldap_values(roots[0]["attributes"].get("schemaNamingContext"))[0]
+    root = read_entry(conn, "", ["schemaNamingContext"]) or {}
+    schema_dns = ldap_values(root.get("schemaNamingContext"))
+    if not schema_dns:
+        raise DomainSchemaError("the domain's root DSE did not name its schema partition (schemaNamingContext)")
+    schema_dn = schema_dns[0]
 
     attributes: dict[str, AttributeSchema] = {}
     wanted = sorted({n for n in names if n})
@@ -158,12 +159,9 @@ def read_domain_schema(conn, names: Iterable[str]) -> DomainSchema:
         chunk = wanted[start:start + 100]
         search_filter = ("(&(objectClass=attributeSchema)(|"
                          + "".join(f"(lDAPDisplayName={escape_filter_chars(n)})" for n in chunk) + "))")
-        conn.search(schema_dn, search_filter, search_scope="LEVEL", attributes=[
-            "lDAPDisplayName", "attributeSyntax", "oMSyntax", "rangeLower", "rangeUpper", "isSingleValued",
-            "systemOnly", "systemFlags"])
-        for entry in conn.response or []:
-            if entry.get("type") != "searchResEntry":
-                continue
+        for entry in paged_search(conn, schema_dn, search_filter, scope="LEVEL", attributes=[
+                "lDAPDisplayName", "attributeSyntax", "oMSyntax", "rangeLower", "rangeUpper", "isSingleValued",
+                "systemOnly", "systemFlags"]):
             a = entry["attributes"]
             name = ldap_values(a.get("lDAPDisplayName"))[0]
             attributes[name.lower()] = AttributeSchema(
@@ -178,13 +176,11 @@ def read_domain_schema(conn, names: Iterable[str]) -> DomainSchema:
             )
 
     classes: dict[str, dict[str, Any]] = {}
-    conn.search(schema_dn, "(objectClass=classSchema)", search_scope="LEVEL", attributes=[
-        "lDAPDisplayName", "subClassOf", "auxiliaryClass", "systemAuxiliaryClass", "mayContain",
-        "systemMayContain", "mustContain", "systemMustContain"])
-    for entry in conn.response or []:
-        if entry.get("type") == "searchResEntry":
-            name = ldap_values(entry["attributes"].get("lDAPDisplayName"))[0]
-            classes[name.lower()] = entry["attributes"]
+    for entry in paged_search(conn, schema_dn, "(objectClass=classSchema)", scope="LEVEL", attributes=[
+            "lDAPDisplayName", "subClassOf", "auxiliaryClass", "systemAuxiliaryClass", "mayContain",
+            "systemMayContain", "mustContain", "systemMustContain"]):
+        name = ldap_values(entry["attributes"].get("lDAPDisplayName"))[0]
+        classes[name.lower()] = entry["attributes"]
     missing = [c for c in OBJECT_CLASSES.values() if c not in classes]
     if missing:
         raise DomainSchemaError(f"the domain's schema ({schema_dn}) has no class {', '.join(missing)}")

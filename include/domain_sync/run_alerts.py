@@ -3,8 +3,10 @@
 Conditions, read from the run's summary.json and files:
 - `plan_blocked`: the plan was stopped by a guard or lost state (a failed plan task, or a dry run
   reporting "blocked"), with its digest to approve;
-- `objects_quarantined`: objects quarantined by validation or by collisions with local objects that
-  were not in the last alert (an object that leaves the quarantine and comes back is new again);
+- `objects_quarantined`: objects quarantined by validation, and the plan's collisions (a userPrincipalName
+  another object holds: quarantined; a sAMAccountName a local object holds: another name given; an
+  anchor on several synced objects: all of them held), that were not in the last alert (an object that
+  leaves the quarantine and comes back is new again);
 - `delta_link_expired`: a saved delta link Graph no longer knew; `delta_link_unusable`: a saved delta
   link whose token Graph refused (garbled, truncated, of another query). The extract read the whole
   tenant instead; one alert per resource, from the extract's result, never from error text;
@@ -14,8 +16,9 @@ Conditions, read from the run's summary.json and files:
 
 Lost state, a recovered state lock and TLS validation off are raised where they happen (extract,
 plan, the domain connection). `raise_run_alerts` runs at the end of the report stage and again in
-the `raise_alerts` teardown of every sync DAG, which runs whatever failed before it; a per-run
-ledger (<data dir>/alerting/ledger.json) makes the second call raise only what the first did not.
+the `raise_alerts` teardown of every sync DAG, which runs whatever failed before it; the per-run
+alert ledger (domain_sync.alerts, <data dir>/alerting/ledger.json) makes the second call raise only
+what the first did not.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from domain_sync.alerts import alerting_dir, raise_alert
+from domain_sync.alerts import alerting_dir, raise_alert, raised_for_run, record_raised
 from domain_sync.config import Settings
 from domain_sync.context import StageContext
 from domain_sync.failing import release_advice, track_failures
@@ -107,14 +110,41 @@ def _new_quarantine(settings: Settings, run: RunFolder) -> tuple[list[dict], lis
     return new_q, new_c, total_q, len(collisions or [])
 
 
+# What each kind of collision in the plan's collisions file is, by its attribute (plan/changeset.py).
+_COLLISION_KINDS = {
+    "userPrincipalName": "quarantined because another object holds their userPrincipalName",
+    "sAMAccountName": "given another sAMAccountName because a local object holds theirs",
+}
+_DUPLICATE_ANCHOR = "tenant objects whose anchor is on several synced objects (all of them held, none written)"
+
+
+def _collision_kind(collision: dict, anchor_attribute: str) -> str:
+    attribute = str(collision.get("attribute") or "")
+    if attribute.lower() == anchor_attribute.lower():
+        return _DUPLICATE_ANCHOR
+    return _COLLISION_KINDS.get(attribute, f"in collision on {attribute}")
+
+
+def _collision_counts(collisions: list[dict], anchor_attribute: str) -> str:
+    """", N objects <what happened to them>" for each kind of collision among `collisions`."""
+    counts: dict[str, int] = {}
+    for c in collisions:
+        kind = _collision_kind(c, anchor_attribute)
+        counts[kind] = counts.get(kind, 0) + 1
+    return "".join(f", {n} {kind}" for kind, n in counts.items())
+
+
+def _collision_text(collision: dict, anchor_attribute: str) -> str:
+    if _collision_kind(collision, anchor_attribute) == _DUPLICATE_ANCHOR:
+        return f"{collision['anchor']}: anchor ({collision['attribute']}) on {collision['local_dn']}"
+    return f"{collision['anchor']} {collision['attribute']}={collision['value']} held by {collision['local_dn']}"
+
+
 def raise_run_alerts(settings: Settings, run: RunFolder, ops: OpsSettings | None = None) -> dict:
     """Raise the run's alerts that were not raised for it yet; returns {"raised": [kinds]}."""
     ops = ops or OpsSettings.from_env()
     summary = read_json(run.summary_file, {}) or {}
-    ledger_path = alerting_dir(settings) / "ledger.json"
-    with locked(ledger_path):
-        ledger = read_json(ledger_path, {}) or {}
-    done = set(ledger.get(run.run_id) or [])
+    done = raised_for_run(settings, run.run_id)
     raised: list[str] = []
     for key, kind, fields in conditions(settings, ops, run, summary):
         if key in done:
@@ -127,12 +157,11 @@ def raise_run_alerts(settings: Settings, run: RunFolder, ops: OpsSettings | None
         new_q, new_c, total_q, total_c = _new_quarantine(settings, run)
         if new_q or new_c:
             raise_alert(settings, "objects_quarantined",
-                        f"run {run.run_id}: {len({q['anchor'] for q in new_q})} objects quarantined by validation, "
-                        f"{len(new_c)} by name collisions with local objects, new since the last alert "
-                        f"({total_q} and {total_c} in all); see {run.path}", run_id=run.run_id,
-                        quarantined=sorted({q["anchor"] for q in new_q}),
-                        collisions=[f"{c['anchor']} {c['attribute']}={c['value']} held by {c['local_dn']}"
-                                    for c in new_c])
+                        f"run {run.run_id}, new since the last alert: {len({q['anchor'] for q in new_q})} objects "
+                        f"quarantined by validation{_collision_counts(new_c, settings.anchor_attribute)} "
+                        f"({total_q} quarantined by validation and {total_c} collisions in all); see {run.path}",
+                        run_id=run.run_id, quarantined=sorted({q["anchor"] for q in new_q}),
+                        collisions=[_collision_text(c, settings.anchor_attribute) for c in new_c])
             raised.append("objects_quarantined")
         done.add("objects")
     if "failures" not in done and run.apply_results.exists():
@@ -145,12 +174,7 @@ def raise_run_alerts(settings: Settings, run: RunFolder, ops: OpsSettings | None
                         first_seen=failing["first_seen"])
             raised.append("object_failing")
         done.add("failures")
-    with locked(ledger_path):
-        ledger = read_json(ledger_path, {}) or {}
-        ledger[run.run_id] = sorted(done | set(ledger.get(run.run_id) or []))
-        for old in list(ledger)[:-LEDGER_RUNS]:
-            del ledger[old]
-        write_json_atomic(ledger_path, ledger)
+    record_raised(settings, run.run_id, done)
     if raised:
         log.info("run %s: alerts raised: %s", run.run_id, raised)
     return {"raised": raised}

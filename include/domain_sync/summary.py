@@ -60,10 +60,12 @@ def format_summary(summary: dict) -> str:
         lines.append(f"  password changes ({credentials['source']}): {c.get('set', 0)} set, "
                      f"{c.get('skipped_stale', 0)} skipped as stale, {c.get('failed', 0)} failed, "
                      f"{c.get('refused', 0)} refused by the domain, {c.get('replayed', 0)} replays, "
-                     f"{c.get('waiting', 0)} waiting for their user, {c.get('set_aside', 0)} set aside")
+                     f"{c.get('waiting', 0)} waiting for their user, {c.get('duplicate_anchor', 0)} held on a "
+                     f"duplicate anchor, {c.get('set_aside', 0)} set aside")
     quarantined = sum(((summary.get("validate") or {}).get("quarantined") or {}).values())
     collisions = (summary.get("plan") or {}).get("collisions", 0)
-    lines.append(f"  quarantined: {quarantined} by validation, {collisions} by collisions with local objects")
+    lines.append(f"  quarantined: {quarantined} by validation; collisions (a name another object holds, an anchor on "
+                 f"several objects): {collisions}")
     failed = apply.get("failed")
     if isinstance(failed, list) and failed:
         lines.append(f"  failed objects: {len({f.get('anchor') or f.get('dn') for f in failed})} (written again next "

@@ -51,7 +51,8 @@ def test_local_users_holding_a_tenant_users_names_are_untouched_and_reported(syn
         (ana["id"], "sAMAccountName", sam_holder), (bob["id"], "userPrincipalName", upn_holder)])
     assert result["plan"]["collisions"] == 2
     alerts = [a for a in read_alerts(sync_env.settings) if a["kind"] == "objects_quarantined"]
-    assert alerts and "2 by name collisions" in alerts[0]["message"]
+    assert alerts and "1 quarantined because another object holds their userPrincipalName" in alerts[0]["message"]
+    assert "1 given another sAMAccountName because a local object holds theirs" in alerts[0]["message"]
 
     synced = by_sam(sync_env.synced_entries(["sAMAccountName", "userPrincipalName", "member"]))
     # ana is synced under another sAMAccountName; bob stays out (a UPN cannot be shared); eva as usual.

@@ -57,8 +57,8 @@ def counted_connections(monkeypatch):
     opened = []
     real_connect = apply_stage.connect
 
-    def connect(endpoint, timeout=30.0, collect_usage=False):
-        conn = real_connect(endpoint, timeout, collect_usage=True)
+    def connect(endpoint, timeout=30.0, collect_usage=False, run_id=None):
+        conn = real_connect(endpoint, timeout, collect_usage=True, run_id=run_id)
         opened.append(conn)
         return conn
 

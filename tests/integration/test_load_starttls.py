@@ -48,8 +48,8 @@ def test_the_pipeline_syncs_over_starttls(sync_env, local_domain, monkeypatch):
     opened = []
     real_connect = apply_stage.connect
 
-    def recording_connect(endpoint, timeout=30.0, collect_usage=False):
-        conn = real_connect(endpoint, timeout, collect_usage)
+    def recording_connect(endpoint, timeout=30.0, collect_usage=False, run_id=None):
+        conn = real_connect(endpoint, timeout, collect_usage, run_id=run_id)
         opened.append((endpoint.port, conn.tls_started))
         return conn
 

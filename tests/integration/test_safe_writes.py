@@ -180,3 +180,29 @@ def test_a_run_that_lost_its_lock_neither_folds_nor_commits_on_the_newer_state(s
     with pytest.raises(StateChanged, match="another run committed since"):
         run_stage("commit", "late", {})
     assert state.version() == newer
+
+
+def test_a_deleted_tenant_user_is_removed_from_the_domain_with_the_objects_below_it(sync_env):
+    """AD lets other objects live below a user (class stores, FRS subscriptions, devices): the delete
+    takes the whole subtree (tree-delete control), where a plain delete is refused (66, notAllowedOnNonLeaf)."""
+    emu, users = synced_tenant(sync_env, n_users=3)
+    user_dn = by_sam(sync_env.synced_entries(["sAMAccountName"]))["sw0"][0]
+    child_dn = f"CN=Apps,{user_dn}"
+    conn = sync_env.ldap()
+    try:
+        # classStore names user among its possible superiors (AD DS schema, Windows Server 2012 R2)
+        assert conn.add(child_dn, ["classStore"]), conn.result
+        assert not conn.delete(user_dn) and conn.result["result"] == 66, "the user must be a non-leaf"
+    finally:
+        conn.unbind()
+    emu.admin.delete_user(users[0]["id"], permanent=True)
+    result = sync_env.run(run_id="tree-delete")
+    assert result["apply"]["writes"]["user.delete"] == 1 and result["apply"]["statuses"].get("failed") is None
+    assert "sw0" not in by_sam(sync_env.synced_entries(["sAMAccountName"]))
+    conn = sync_env.ldap()
+    try:
+        for dn in (child_dn, user_dn):
+            conn.search(dn, "(objectClass=*)", search_scope="BASE", attributes=["cn"])
+            assert conn.result["result"] == 32, f"{dn} is still there"
+    finally:
+        conn.unbind()

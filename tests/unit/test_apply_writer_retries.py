@@ -1,6 +1,8 @@
 """What the LDAP writer retries: the connection failing, busy/unavailable answers; never a request the
-client library refuses, and not code 80 unless the settings say so."""
+client library refuses, and not code 80 unless the settings say so. What its reads conclude: an object
+is gone only when the domain says noSuchObject."""
 
+import pytest
 from ldap3.core.exceptions import LDAPInvalidDnError, LDAPSocketOpenError
 
 from domain_sync.apply.writer import DomainWriter
@@ -21,6 +23,9 @@ class FakeConnection:
             raise answer
         self.result = {"result": answer, "description": f"code {answer}", "message": ""}
         return answer == 0
+
+    def search(self, base, search_filter, search_scope="SUBTREE", attributes=None):
+        return self.modify(base, {})
 
     def unbind(self):
         pass
@@ -56,3 +61,12 @@ def test_a_dropped_connection_is_retried_and_the_write_lands_on_the_guid(monkeyp
     conn.modify = lambda dn, changes: (seen.append(dn), original(dn, changes))[1]
     assert writer_for(conn).apply(CHANGE).status == "applied"
     assert seen == ["<GUID=c796e9a0-7253-412f-a366-41c2b7bee25c>"] * 2
+
+
+@pytest.mark.parametrize("code, message", [(32, "no longer exists"), (50, "could not be read: LDAP code 50")])
+def test_a_rename_says_the_object_is_gone_only_when_the_domain_says_no_such_object(code, message):
+    conn = FakeConnection([code])
+    rename = Change(Op.RENAME, "user", "a1", "CN=A,DC=x", new_dn="CN=B,DC=x", guid=CHANGE.guid)
+    result = writer_for(conn).apply(rename)
+    assert result.status == "failed" and result.result_code == code and message in result.message
+    assert conn.calls == 1  # the read only: nothing renamed

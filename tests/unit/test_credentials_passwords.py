@@ -50,6 +50,8 @@ class FakeDC:
             return self._answer(0, [entry("", defaultNamingContext=[BASE])])
         if base == BASE:
             return self._answer(0, [entry(BASE, **self.domain)])
+        if base == PSO_CONTAINER and search_scope == "BASE":
+            return self._answer(0, [entry(PSO_CONTAINER)])
         if base == PSO_CONTAINER:
             return self._answer(0, [entry(f"CN=pso{i},{PSO_CONTAINER}", **p) for i, p in enumerate(self.psos)])
         if "pwdLastSet" in (attributes or []):
@@ -58,6 +60,14 @@ class FakeDC:
         e = entry(DN)
         e["raw_attributes"] = {anchor: [ANCHOR_ID]}
         return self._answer(0, [e])
+
+    @property
+    def extend(self):
+        """ldap3's paged search over `search`, one page."""
+        def paged_search(base, search_filter, search_scope="SUBTREE", attributes=None, **_):
+            self.search(base, search_filter, search_scope, attributes)
+            yield from self.response
+        return SimpleNamespace(standard=SimpleNamespace(paged_search=paged_search))
 
     def add(self, dn, classes, attrs):
         self.calls.append(("add", dn, dict(attrs)))

@@ -3,19 +3,24 @@ replays write nothing, refused ones marked, failures kept pending, unknown users
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
+
+import pytest
 
 from domain_sync.config import Settings
 from domain_sync.context import StageContext
 from domain_sync.credentials.ledger import Ledger
-from domain_sync.credentials.stage import apply_events, run
+from domain_sync.credentials.stage import SyncedUsers, apply_events, find_users, run
+from domain_sync.domain import DomainBusy
 from domain_sync.passwords.stores import PasswordChange
 
 A = "11111111-1111-1111-1111-111111111111"
 B = "22222222-2222-2222-2222-222222222222"
 GUID = {A: "aaaaaaaa-0000-0000-0000-000000000001", B: "bbbbbbbb-0000-0000-0000-000000000002"}
 T0 = datetime(2027, 3, 1, 10, 0, tzinfo=UTC)
+BASE = "DC=corp,DC=example,DC=test"
 
 
 def event(oid, minutes, eid, password=None):
@@ -57,7 +62,7 @@ def ctx(tmp_path, **settings):
 def test_a_users_events_are_applied_in_their_time_order_each_once(tmp_path):
     domain, source, ledger = Domain(), Source(), Ledger.in_state(tmp_path)
     events = [event(A, 2, "a2"), event(A, 1, "a1"), event(B, 1, "b1")]
-    outcomes, retry = apply_events(ctx(tmp_path), source, ledger, domain, GUID, events)
+    outcomes, retry = apply_events(ctx(tmp_path), source, ledger, domain, SyncedUsers(GUID), events)
     assert [o["event_id"] for o in outcomes] == ["a1", "a2", "b1"] and not retry
     assert domain.set == [(A, "Pw-a1-x9!"), (A, "Pw-a2-x9!"), (B, "Pw-b1-x9!")]
     assert source.marks == [("a1", "applied"), ("a2", "applied"), ("b1", "applied")]
@@ -67,9 +72,9 @@ def test_a_users_events_are_applied_in_their_time_order_each_once(tmp_path):
 
 def test_a_replay_changes_nothing_and_an_older_event_is_stale(tmp_path):
     ledger = Ledger.in_state(tmp_path)
-    apply_events(ctx(tmp_path), Source(), ledger, Domain(), GUID, [event(A, 5, "a5")])
+    apply_events(ctx(tmp_path), Source(), ledger, Domain(), SyncedUsers(GUID), [event(A, 5, "a5")])
     domain, source = Domain(), Source()
-    outcomes, _ = apply_events(ctx(tmp_path), source, Ledger.in_state(tmp_path), domain, GUID,
+    outcomes, _ = apply_events(ctx(tmp_path), source, Ledger.in_state(tmp_path), domain, SyncedUsers(GUID),
                                [event(A, 5, "a5"), event(A, 3, "a3"), event(A, 5, "a5-same-time")])
     assert [(o["event_id"], o["outcome"]) for o in outcomes] == [("a3", "stale"), ("a5", "replayed"),
                                                                   ("a5-same-time", "stale")]
@@ -79,7 +84,7 @@ def test_a_replay_changes_nothing_and_an_older_event_is_stale(tmp_path):
 
 def test_a_refused_password_is_marked_and_the_users_later_events_go_on(tmp_path):
     domain, source = Domain({A: [19, 0]}), Source()
-    outcomes, retry = apply_events(ctx(tmp_path), source, Ledger.in_state(tmp_path), domain, GUID,
+    outcomes, retry = apply_events(ctx(tmp_path), source, Ledger.in_state(tmp_path), domain, SyncedUsers(GUID),
                                    [event(A, 1, "short"), event(A, 2, "good")])
     assert [o["outcome"] for o in outcomes] == ["refused", "applied"] and not retry
     assert source.marks == [("short", "refused"), ("good", "applied")]
@@ -87,23 +92,82 @@ def test_a_refused_password_is_marked_and_the_users_later_events_go_on(tmp_path)
 
 def test_a_failure_keeps_the_event_and_the_users_later_ones_pending(tmp_path):
     domain, source = Domain({A: [51]}), Source()
-    outcomes, retry = apply_events(ctx(tmp_path), source, Ledger.in_state(tmp_path), domain, GUID,
+    outcomes, retry = apply_events(ctx(tmp_path), source, Ledger.in_state(tmp_path), domain, SyncedUsers(GUID),
                                    [event(A, 1, "busy"), event(A, 2, "later"), event(B, 1, "other")])
     assert [(o["event_id"], o["outcome"]) for o in outcomes] == [("busy", "failed"), ("later", "failed"),
                                                                   ("other", "applied")]
     assert retry and source.marks == [("other", "applied")] and domain.set == [(B, "Pw-other-x9!")]
     # the next try takes them again, in order
     domain, source = Domain(), Source()
-    outcomes, retry = apply_events(ctx(tmp_path), source, Ledger.in_state(tmp_path), domain, GUID,
+    outcomes, retry = apply_events(ctx(tmp_path), source, Ledger.in_state(tmp_path), domain, SyncedUsers(GUID),
                                    [event(A, 1, "busy"), event(A, 2, "later")])
     assert [o["outcome"] for o in outcomes] == ["applied", "applied"] and not retry
 
 
 def test_an_event_for_a_user_the_domain_does_not_hold_waits(tmp_path):
     source = Source()
-    outcomes, _ = apply_events(ctx(tmp_path), source, Ledger.in_state(tmp_path), Domain(), {},
+    outcomes, _ = apply_events(ctx(tmp_path), source, Ledger.in_state(tmp_path), Domain(), SyncedUsers(),
                                [event(A, 1, "early"), event(A, 2, "early-2")])
     assert [o["outcome"] for o in outcomes] == ["waiting", "waiting"] and source.marks == []
+
+
+class Directory:
+    """Answers find_users' paged search with `entries`, in the order given."""
+
+    def __init__(self, entries):
+        self.entries, self.result, self.searches = entries, {}, []
+        self.extend = SimpleNamespace(standard=SimpleNamespace(paged_search=self.paged_search))
+
+    def paged_search(self, base, search_filter, **_):
+        self.searches.append((base, search_filter))
+        self.result = {"result": 0, "description": "success", "type": "searchResDone"}
+        yield from self.entries
+
+
+def synced(dn, oid, guid, classes=("top", "person", "organizationalPerson", "user"), marker="domain-sync:t1"):
+    return {"type": "searchResEntry", "dn": dn,
+            "attributes": {"objectClass": list(classes), "extensionName": [marker] if marker else []},
+            "raw_attributes": {"mS-DS-ConsistencyGuid": [uuid.UUID(oid).bytes_le],
+                               "objectGUID": [uuid.UUID(guid).bytes_le]}}
+
+
+OTHER_GUID = "cccccccc-0000-0000-0000-000000000003"
+FIRST = f"CN=Ana,OU=AADDC Users,{BASE}"
+SECOND = f"CN=Ana (copy),OU=Old,{BASE}"
+
+
+@pytest.mark.parametrize("order", [1, -1])
+def test_an_anchor_on_two_synced_objects_gets_no_password_whatever_order_the_domain_answers_in(tmp_path, order):
+    entries = [synced(FIRST, A, GUID[A]), synced(SECOND, A, OTHER_GUID), synced(f"CN=Bo,{BASE}", B, GUID[B])]
+    users = find_users(Directory(entries[:2][::order] + entries[2:]), Settings(), BASE, "domain-sync:t1", [A, B])
+    assert users.guids == {B: GUID[B]}
+    assert users.duplicates == {A: sorted([FIRST, SECOND])}
+    domain, source = Domain(), Source()
+    outcomes, retry = apply_events(ctx(tmp_path), source, Ledger.in_state(tmp_path), domain, users,
+                                   [event(A, 1, "a1"), event(B, 1, "b1")])
+    held = next(o for o in outcomes if o["object_id"] == A)
+    assert held["outcome"] == "duplicate_anchor" and A in held["reason"]
+    assert FIRST in held["reason"] and SECOND in held["reason"]
+    assert domain.set == [(B, "Pw-b1-x9!")] and source.marks == [("b1", "applied")] and not retry
+
+
+def test_only_synced_users_of_this_sync_count_as_holders(tmp_path):
+    entries = [synced(FIRST, A, GUID[A]), synced(SECOND, A, OTHER_GUID, marker="domain-sync:another-tenant"),
+               synced(f"CN=pc,{BASE}", A, OTHER_GUID, classes=("top", "user", "computer")),
+               synced(f"CN=Crew,{BASE}", B, GUID[B], classes=("top", "group"))]
+    users = find_users(Directory(entries), Settings(), BASE, "domain-sync:t1", [A, B])
+    assert users.guids == {A: GUID[A]} and users.duplicates == {}  # a group is no user: B waits
+
+
+def test_a_failed_user_lookup_stops_the_stage_before_any_password_is_set():
+    directory = Directory([synced(FIRST, A, GUID[A])])
+
+    def failing(base, search_filter, **_):
+        yield from directory.entries
+        directory.result = {"result": 51, "description": "busy", "type": "searchResDone"}
+    directory.extend.standard.paged_search = failing
+    with pytest.raises(DomainBusy, match="LDAP code 51"):
+        find_users(directory, Settings(), BASE, "domain-sync:t1", [A])
 
 
 def test_without_a_source_the_stage_reports_zero_counts(tmp_path):
@@ -121,7 +185,8 @@ def test_a_password_change_never_goes_over_an_unencrypted_connection(tmp_path):
     domain = Domain()
     domain.server.ssl = False
     with pytest.raises(InsecureConnection):
-        apply_events(ctx(tmp_path), Source(), Ledger.in_state(tmp_path), domain, GUID, [event(A, 1, "a1")])
+        apply_events(ctx(tmp_path), Source(), Ledger.in_state(tmp_path), domain, SyncedUsers(GUID),
+                     [event(A, 1, "a1")])
     assert domain.set == []
 
 

@@ -1,13 +1,16 @@
 """The domain connection's extras are read strictly: known keys only, booleans only true/false, no
-wildcard server name; certificate validation turned off warns on every connect and alerts once."""
+wildcard server name; certificate validation turned off warns on every connect and alerts once per run."""
 
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-import domain_sync.domain as domain
 import local_domain
 from domain_sync.alerts import read_alerts
 from domain_sync.config import Settings, SettingsError
@@ -80,27 +83,54 @@ def test_every_extra_is_documented_in_the_readme():
     assert documented == set(CONNECTION_EXTRAS)
 
 
-def test_validation_off_warns_on_every_connect_and_alerts_once_per_process(tmp_path, monkeypatch, caplog):
+def tls_off_alerts():
+    return [(a["kind"], a.get("run_id"), a["conn_id"]) for a in read_alerts(Settings.from_env())
+            if a["kind"] == "tls_validation_off"]
+
+
+def connect_in_another_process(endpoint, run_id: str) -> None:
+    """What another task of the run does: its own process, the same data folder."""
+    root = Path(__file__).resolve().parents[2]
+    code = ("import sys; from domain_sync.domain import connect, endpoint_from_connection; "
+            "from tests.unit.test_domain_extras import Conn; "
+            f"connect(endpoint_from_connection(Conn('127.0.0.1', {endpoint.port}, validate_tls='false'), "
+            f"'ldap_domain'), run_id={run_id!r}).unbind()")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=root, timeout=60,
+                   env={**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "include"), str(root)])})
+
+
+def test_validation_off_warns_on_every_connect_and_alerts_once_per_run(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("DOMAIN_SYNC_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setattr(domain, "_tls_off_alert_raised", False)
     cert, key = self_signed_tls(tmp_path)
     with FakeDirectory("127.0.0.1", tls=(cert, key)) as dc:
         # no CA file: only a connection with validation off gets through to this certificate
         endpoint = endpoint_from_connection(Conn("127.0.0.1", dc.port, validate_tls="false"), "ldap_domain")
         with caplog.at_level(logging.WARNING, logger="domain_sync.domain"):
             for _ in range(3):
-                connect(endpoint).unbind()
-        assert len(dc.binds) == 3
+                connect(endpoint, run_id="run-1").unbind()
+            connect_in_another_process(endpoint, "run-1")  # a later task of the same run
+            for _ in range(2):
+                connect(endpoint, run_id="run-2").unbind()  # the next run, in the same process
+            connect_in_another_process(endpoint, "run-3")
+        assert len(dc.binds) == 7
     warnings = [r for r in caplog.records if r.name == "domain_sync.domain" and "validate_tls false" in r.message]
-    assert len(warnings) == 3
-    alerts = read_alerts(Settings.from_env())
-    assert [(a["kind"], a["conn_id"]) for a in alerts] == [("tls_validation_off", "ldap_domain")]
-    assert "secret" not in alerts[0]["message"]
+    assert len(warnings) == 5  # this process's connects; the other process logged its own
+    assert tls_off_alerts() == [("tls_validation_off", run, "ldap_domain") for run in ("run-1", "run-2", "run-3")]
+    assert "secret" not in read_alerts(Settings.from_env())[0]["message"]
+
+
+def test_validation_off_outside_a_run_alerts_on_each_connect(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOMAIN_SYNC_DATA_DIR", str(tmp_path / "data"))
+    cert, key = self_signed_tls(tmp_path)
+    with FakeDirectory("127.0.0.1", tls=(cert, key)) as dc:
+        endpoint = endpoint_from_connection(Conn("127.0.0.1", dc.port, validate_tls="false"), "ldap_domain")
+        for _ in range(2):
+            connect(endpoint).unbind()
+    assert tls_off_alerts() == [("tls_validation_off", None, "ldap_domain")] * 2
 
 
 def test_validation_on_neither_warns_nor_alerts(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("DOMAIN_SYNC_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setattr(domain, "_tls_off_alert_raised", False)
     cert, key = self_signed_tls(tmp_path)
     with FakeDirectory("127.0.0.1", tls=(cert, key)) as dc:
         endpoint = endpoint_from_connection(

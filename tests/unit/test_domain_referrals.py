@@ -109,6 +109,9 @@ def test_a_continuation_reference_in_a_search_response_is_a_configuration_error(
     "ldap://corp.example.test/CN=Schema,CN=Configuration,DC=corp,DC=example,DC=test",
     "ldap://ForestDnsZones.corp.example.test/DC=ForestDnsZones,DC=corp,DC=example,DC=test",
     "ldap://DomainDnsZones.corp.example.test/DC=DomainDnsZones,DC=corp,DC=example,DC=test??base",
+    # the same DNs as a server may spell them: hex escapes, spaces around separators, any case
+    "ldap://corp.example.test/CN=Configur%5C61tion,DC=corp,DC=example,DC=test",
+    "ldap://corp.example.test/cn = configuration , dc=corp, DC = example,dc=test",
 ])
 def test_continuation_references_to_the_forests_own_partitions_pass(url):
     check_referrals([{"type": "searchResEntry", "dn": BASE_DN}, {"type": "searchResRef", "uri": [url]}], BASE_DN)
@@ -118,6 +121,10 @@ def test_continuation_references_to_the_forests_own_partitions_pass(url):
     {"type": "searchResRef", "uri": ["ldap://emea.corp.example.test/DC=emea,DC=corp,DC=example,DC=test"]},
     {"type": "searchResRef", "uri": ["ldap://evil.example/CN=Configuration,OU=x,DC=corp,DC=example,DC=test"]},
     [{"type": "searchResRef", "uri": ["ldap://10.0.0.1/CN=Configuration"]}],
+    # not a forest partition, whatever a split at commas and spaces would make of them
+    {"type": "searchResRef", "uri": ["ldap://evil.example/DC=Domain DnsZones,DC=corp,DC=example,DC=test"]},
+    {"type": "searchResRef", "uri": ["ldap://evil.example/CN=Configuration+OU=x,DC=corp,DC=test"]},
+    {"type": "searchResRef", "uri": ["ldap://evil.example/CN=Configuration,DC=corp\\"]},
     {"result": 10, "description": "referral", "referrals": None, "type": "modifyResponse"},
 ])
 def test_other_referrals_raise(outcome):

@@ -41,8 +41,26 @@ def test_quarantine_alerts_only_what_is_new_since_the_last_alert(settings):
     raise_run_alerts(settings, a_run(settings, "r3", quarantined=[A, C], collisions=[B]))
     alerts = [a for a in read_alerts(settings) if a["kind"] == "objects_quarantined"]
     assert [a["run_id"] for a in alerts] == ["r1", "r3"]
-    assert alerts[0]["quarantined"] == [A] and "1 by name collisions" in alerts[0]["message"]
+    assert alerts[0]["quarantined"] == [A]
+    assert "1 quarantined because another object holds their userPrincipalName" in alerts[0]["message"]
     assert alerts[1]["quarantined"] == [C] and not alerts[1].get("collisions")
+
+
+def test_collisions_are_named_for_what_they_are_duplicate_anchors_are_no_name_collisions(settings):
+    run = a_run(settings, "r1", plan={"status": "passed", "collisions": 3})
+    write_json_atomic(run.collisions, [
+        {"anchor": A, "kind": "user", "attribute": "mS-DS-ConsistencyGuid", "value": A,
+         "local_dn": "CN=Ana,OU=Sync; CN=Ana (copy),OU=Old"},
+        {"anchor": B, "kind": "user", "attribute": "sAMAccountName", "value": "bob", "local_dn": "CN=bob,OU=Local"},
+        {"anchor": C, "kind": "user", "attribute": "userPrincipalName", "value": "c@x", "local_dn": "CN=c,OU=Local"}])
+    raise_run_alerts(settings, run)
+    alert = next(a for a in read_alerts(settings) if a["kind"] == "objects_quarantined")
+    message = alert["message"]
+    assert "1 tenant objects whose anchor is on several synced objects (all of them held, none written)" in message
+    assert "1 given another sAMAccountName because a local object holds theirs" in message
+    assert "1 quarantined because another object holds their userPrincipalName" in message
+    assert "name collisions with local objects" not in message
+    assert alert["collisions"][0] == f"{A}: anchor (mS-DS-ConsistencyGuid) on CN=Ana,OU=Sync; CN=Ana (copy),OU=Old"
 
 
 def test_an_object_back_in_quarantine_is_new_again(settings):

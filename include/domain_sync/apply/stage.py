@@ -64,7 +64,7 @@ def run(ctx: StageContext) -> dict:
 
     def make_writer() -> DomainWriter:
         return DomainWriter(
-            lambda: connect(endpoint, settings.ldap_timeout_seconds),
+            lambda: connect(endpoint, settings.ldap_timeout_seconds, run_id=run.run_id),
             settings.anchor_attribute,
             retry_budget_seconds=settings.ldap_retry_budget_seconds,
             retry_attempts=settings.retry_attempts,

@@ -184,13 +184,14 @@ class DomainWriter:
                 return decode_anchor(self.anchor_attribute, values[0]) if values else None
         return None
 
-    def _dn_of(self, guid: str) -> str | None:
-        """The DN the object with this GUID has now; None when the domain says it does not exist."""
+    def _dn_of(self, guid: str) -> tuple[str | None, dict]:
+        """The DN the object with this GUID has now (None when the read did not find it) and the read's
+        result: only noSuchObject (32) says the object is gone."""
         result = self._call(f"read {guid}", lambda c: c.search(guid_dn(guid), "(objectClass=*)", search_scope="BASE",
                                                               attributes=["objectGUID"]))
         if result.get("result") != SUCCESS:
-            return None
-        return next((e["dn"] for e in self.conn.response or [] if e.get("type") == "searchResEntry"), None)
+            return None, result
+        return next((e["dn"] for e in self.conn.response or [] if e.get("type") == "searchResEntry"), None), result
 
     def _ldap_values(self, name: str, values: list[str]):
         if name.lower() == self.anchor_attribute.lower() and name.lower() in ANCHOR_BINARY_ATTRIBUTES:
@@ -268,7 +269,7 @@ class DomainWriter:
                 self._policy = read_policy(self.conn)
             except (LDAPException, OSError, TransientError) as exc:
                 raise ApplyAborted(f"create user {change.anchor}: the domain's password policy could not be read: "
-                                   f"{type(exc).__name__}") from None
+                                   f"{type(exc).__name__}: {exc}") from None
         password = generate_password(self._policy, first("sAMAccountName"), first("displayName"))
         if self.sink is not None:
             created = now()
@@ -309,10 +310,14 @@ class DomainWriter:
 
     def _rename(self, change: Change) -> ApplyResult:
         if change.guid:  # a retry finds the object where this rename (or the swap it starts) puts it
-            now = self._dn_of(change.guid)
-            if now is None:
-                return self._result(change, FAILED, {"result": NO_SUCH_OBJECT},
+            now, read = self._dn_of(change.guid)
+            if now is None and read.get("result") == NO_SUCH_OBJECT:
+                return self._result(change, FAILED, read,
                                     message=f"the object with objectGUID {change.guid} no longer exists")
+            if now is None:
+                return self._result(change, FAILED, read,
+                                    message=f"the object with objectGUID {change.guid} could not be read: LDAP code "
+                                            f"{read.get('result')} {read.get('description')}")
             if self._at(now, change.new_dn) or (change.final_dn and self._at(now, change.final_dn)):
                 return self._result(change, ALREADY)
         # AD resolves <GUID=...> for the entry, not for the new DN's parent: the parent is always given.
@@ -322,7 +327,7 @@ class DomainWriter:
         if r.get("result") == SUCCESS:
             return self._result(change, APPLIED, r, 1)
         if change.guid:
-            now = self._dn_of(change.guid)
+            now, _ = self._dn_of(change.guid)
             if now is not None and self._at(now, change.new_dn):
                 return self._result(change, ALREADY, r)
         elif r.get("result") == NO_SUCH_OBJECT and self._anchor_at(change.new_dn) == change.anchor:

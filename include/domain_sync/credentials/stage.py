@@ -13,7 +13,9 @@ Per user, events go in the order of their time, each at most once:
 - any other failure leaves the event (and that user's later ones) pending: retried by the task's
   retry when the domain was busy or away (the task then fails with a transient error), else at the
   next run; it is never lost;
-- an event for a user the domain does not hold yet waits (pending) for a later run.
+- an event for a user the domain does not hold yet waits (pending) for a later run;
+- an event for a tenant object id that is the anchor of several synced objects (the plan holds them all)
+  is not applied to any of them: reported (`duplicate_anchor`, naming the DNs) and left pending.
 Entries of the source that are no events (an envelope that does not decrypt or verify) are set aside
 by the source and reported. Results (no passwords) go to credentials/results.json in the run folder.
 """
@@ -23,12 +25,21 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from domain_sync.alerts import raise_alert
 from domain_sync.context import StageContext
 from domain_sync.credentials.ledger import Ledger
 from domain_sync.dn import guid_dn, guid_from_bytes
-from domain_sync.domain import anchor_filter_value, check_referrals, connect, decode_anchor
+from domain_sync.domain import (
+    anchor_filter_value,
+    check_referrals,
+    connect,
+    decode_anchor,
+    is_owned,
+    object_kind,
+    paged_search,
+)
 from domain_sync.errors import TransientError
 from domain_sync.passwords.policy import require_encrypted, unicode_pwd
 from domain_sync.passwords.stores import (
@@ -40,6 +51,7 @@ from domain_sync.passwords.stores import (
     PasswordChange,
     open_source,
 )
+from domain_sync.records import USER
 from domain_sync.runs import write_json_atomic
 from domain_sync.state import StateStore, check_state
 
@@ -48,9 +60,10 @@ log = logging.getLogger(__name__)
 REFUSING_CODES = frozenset({19, 53})  # constraintViolation (policy), unwillingToPerform
 FAILED = "failed"
 WAITING = "waiting"  # no such synced user in the domain (yet)
-COUNTS = ("set", "skipped_stale", "replayed", "refused", "failed", "waiting", "set_aside")
+DUPLICATE_ANCHOR = "duplicate_anchor"  # the anchor is on several synced objects: held, like the plan holds them
+COUNTS = ("set", "skipped_stale", "replayed", "refused", "failed", "waiting", DUPLICATE_ANCHOR, "set_aside")
 _COUNT_OF = {APPLIED: "set", STALE: "skipped_stale", REPLAYED: "replayed", REFUSED: "refused", FAILED: "failed",
-             WAITING: "waiting"}
+             WAITING: "waiting", DUPLICATE_ANCHOR: DUPLICATE_ANCHOR}
 LOOKUP_BATCH = 50
 
 
@@ -63,26 +76,49 @@ def _search_base(settings, base_dn: str) -> str:
     return f"{relative},{base_dn}" if relative else base_dn
 
 
-def find_users(conn, settings, base_dn: str, owner_marker: str, object_ids: Iterable[str]) -> dict[str, str]:
-    """{tenant object id: objectGUID} of the users this sync owns (anchor plus ownership marker)."""
-    found: dict[str, str] = {}
+@dataclass
+class SyncedUsers:
+    """The domain's synced users for a set of tenant object ids."""
+
+    guids: dict[str, str] = field(default_factory=dict)  # tenant object id -> objectGUID of its one holder
+    # Tenant object ids held by more than one synced object -> their DNs: the plan holds all of them,
+    # and so does this stage (which one would get the password would depend on the DC's answer order).
+    duplicates: dict[str, list[str]] = field(default_factory=dict)
+
+
+def find_users(conn, settings, base_dn: str, owner_marker: str, object_ids: Iterable[str]) -> SyncedUsers:
+    """The synced objects holding these anchors under the search base, by the plan's rule: a user or
+    group with the anchor and this sync's ownership marker (domain.is_owned, domain.object_kind). An
+    anchor on two such objects is a duplicate, whatever order the domain returns them in. Reads fail
+    closed (domain.paged_search)."""
+    holders: dict[str, list[tuple[str, str | None, str | None]]] = defaultdict(list)  # oid -> (dn, kind, guid)
     ids = sorted(set(object_ids))
     anchor = settings.anchor_attribute
+    from ldap3.utils.conv import escape_filter_chars
+
+    marker = f"({settings.owner_attribute}={escape_filter_chars(owner_marker)})" if settings.owner_attribute else ""
+    attributes = sorted({anchor, "objectGUID", "objectClass", *([settings.owner_attribute] if marker else [])})
     for i in range(0, len(ids), LOOKUP_BATCH):
         wanted = "".join(f"({anchor}={anchor_filter_value(anchor, oid)})" for oid in ids[i:i + LOOKUP_BATCH])
-        marker = f"({settings.owner_attribute}={owner_marker})" if settings.owner_attribute else ""
-        conn.search(_search_base(settings, base_dn), f"(&(objectClass=user){marker}(|{wanted}))",
-                    attributes=[anchor, "objectGUID"])
-        check_referrals(dict(conn.result or {}), "looking up users for password changes")
-        for entry in conn.response or []:
-            if entry.get("type") != "searchResEntry":
+        search_filter = f"(&(|(objectClass=user)(objectClass=group)){marker}(|{wanted}))"
+        for entry in paged_search(conn, _search_base(settings, base_dn), search_filter, attributes):
+            kind = object_kind(entry["attributes"])
+            if kind is None or not is_owned(entry["attributes"], settings.owner_attribute, owner_marker):
                 continue
             raw = {k.lower(): v for k, v in entry.get("raw_attributes", {}).items()}
             oid = decode_anchor(anchor, (raw.get(anchor.lower()) or [None])[0])
             guid = (raw.get("objectguid") or [None])[0]
-            if oid and guid:
-                found[oid] = guid_from_bytes(guid)
-    return found
+            if oid in ids:
+                holders[oid].append((entry["dn"], kind, guid_from_bytes(guid) if guid else None))
+    users = SyncedUsers()
+    for oid, held in holders.items():
+        if len(held) > 1:
+            users.duplicates[oid] = sorted(dn for dn, _, _ in held)
+            log.warning("anchor %s is on %d synced objects (%s): no password is set on any of them", oid,
+                        len(held), "; ".join(users.duplicates[oid]))
+        elif held[0][1] == USER and held[0][2]:
+            users.guids[oid] = held[0][2]
+    return users
 
 
 def _set_password(conn, guid: str, event: PasswordChange) -> dict:
@@ -100,7 +136,7 @@ def _set_password(conn, guid: str, event: PasswordChange) -> dict:
     return result
 
 
-def apply_events(ctx: StageContext, source: CredentialSource, ledger: Ledger, conn, users: dict[str, str],
+def apply_events(ctx: StageContext, source: CredentialSource, ledger: Ledger, conn, users: SyncedUsers,
                  events: list[PasswordChange]) -> tuple[list[dict], bool]:
     """Each user's events in order; the outcomes (no passwords) and whether a failure was transient."""
     transient = ctx.settings.transient_ldap_codes()
@@ -120,10 +156,15 @@ def apply_events(ctx: StageContext, source: CredentialSource, ledger: Ledger, co
                 outcome, reason = REPLAYED, "already applied: nothing written"
             elif last is not None and event.changed_at <= last:
                 outcome, reason = STALE, f"older than the last applied change ({last.isoformat()}): ignored"
-            elif object_id not in users:
+            elif object_id in users.duplicates:
+                outcome = DUPLICATE_ANCHOR
+                reason = (f"anchor {object_id} is on {len(users.duplicates[object_id])} synced objects "
+                          f"({'; '.join(users.duplicates[object_id])}): held, no password set on any, pending "
+                          f"until one is removed")
+            elif object_id not in users.guids:
                 outcome, reason = WAITING, "no synced user with this tenant object id in the domain (yet): pending"
             else:
-                result = _set_password(conn, users[object_id], event)
+                result = _set_password(conn, users.guids[object_id], event)
                 code = result.get("result")
                 if code == 0:
                     ledger.record(event)  # before the mark: a lost mark makes a replay, never a second write
@@ -164,7 +205,7 @@ def run(ctx: StageContext) -> dict:
     retry = False
     if events:
         endpoint = ctx.endpoint
-        conn = connect(endpoint, settings.ldap_timeout_seconds)
+        conn = connect(endpoint, settings.ldap_timeout_seconds, run_id=run.run_id)
         try:
             require_encrypted(conn, "password changes")
             users = find_users(conn, settings, endpoint.base_dn, ctx.owner_marker, (e.object_id for e in events))
@@ -181,7 +222,8 @@ def run(ctx: StageContext) -> dict:
     log.info("credentials: %s", {k: v for k, v in counts.items()})
     for s in set_aside:
         log.warning("set aside %s: %s", s.origin, s.reason)
-    attention = {k: counts[k] for k in ("skipped_stale", "refused", "failed", "set_aside") if counts[k]}
+    attention = {k: counts[k] for k in ("skipped_stale", "refused", "failed", DUPLICATE_ANCHOR, "set_aside")
+                 if counts[k]}
     if attention:
         raise_alert(settings, "credential_events", f"run {run.run_id}: password changes that need a look: "
                     f"{attention}; see {results_file}", run_id=run.run_id, **attention)

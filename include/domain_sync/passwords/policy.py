@@ -9,16 +9,13 @@ strictest of them all applies, since a new account may fall under any PSO once i
 
 from __future__ import annotations
 
-import logging
 import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
-from domain_sync.domain import ldap_values
+from domain_sync.domain import entry_exists, ldap_values, paged_search, read_entry
 from domain_sync.errors import PermanentError
-
-log = logging.getLogger(__name__)
 
 DOMAIN_PASSWORD_COMPLEX = 0x1  # pwdProperties (MS-ADTS 3.1.1.3.1.1.1 / MS-SAMR DOMAIN_PASSWORD_COMPLEX)
 # Long enough to be safe whatever the domain asks; the domain's minimum wins when it is longer.
@@ -30,6 +27,10 @@ DIGITS = "23456789"
 SYMBOLS = "!#%+-.:=?@_"
 # Windows splits the display name at these to find the tokens a complex password may not contain.
 _NAME_DELIMITERS = re.compile(r"[,.\-_#\t ]+")
+
+
+class DomainPolicyUnreadable(PermanentError):
+    """The domain does not say where its password policy is (no default naming context, no domain object)."""
 
 
 class InsecureConnection(PermanentError):
@@ -59,7 +60,7 @@ class PasswordPolicy:
     min_length: int = 7
     complexity: bool = True
     history_length: int = 24
-    # where the numbers came from: "domain", "domain+N PSOs", or "defaults" when the domain could not be read
+    # where the numbers came from: "domain" or "domain+N PSOs" (read_policy), "defaults" (not read: tests)
     source: str = "defaults"
 
     def to_json(self) -> dict:
@@ -73,38 +74,38 @@ def _int(values: list[str], default: int) -> int:
         return default
 
 
-def _base_entry(conn, dn: str, attributes: list[str]) -> dict | None:
-    conn.search(dn, "(objectClass=*)", search_scope="BASE", attributes=attributes)
-    if (conn.result or {}).get("result") != 0:
-        return None
-    return next((e["attributes"] for e in conn.response or [] if e.get("type") == "searchResEntry"), None)
-
-
 def read_policy(conn, base_dn: str | None = None) -> PasswordPolicy:
-    """The strictest of the domain's policy and the fine-grained policies the connection may read."""
+    """The strictest of the domain's policy and the fine-grained policies the connection may read.
+
+    Fails closed: a read that does not complete raises DomainReadError (domain_sync.domain), and a domain
+    entry that is not there raises DomainPolicyUnreadable; passwords are never made for a policy that
+    was not read. Only an attribute the domain does not hold takes its default (AD's own)."""
     if base_dn is None:
-        root = _base_entry(conn, "", ["defaultNamingContext"]) or {}
+        root = read_entry(conn, "", ["defaultNamingContext"]) or {}
         base_dn = next(iter(ldap_values(root.get("defaultNamingContext"))), None)
-    domain = _base_entry(conn, base_dn, ["minPwdLength", "pwdProperties", "pwdHistoryLength"]) if base_dn else None
+        if base_dn is None:
+            raise DomainPolicyUnreadable("the domain's root DSE names no defaultNamingContext: its password policy "
+                                         "cannot be read")
+    domain = read_entry(conn, base_dn, ["minPwdLength", "pwdProperties", "pwdHistoryLength"])
     if domain is None:
-        log.warning("the domain's password policy could not be read; using %s", PasswordPolicy())
-        return PasswordPolicy()
-    min_length = _int(ldap_values(domain.get("minPwdLength")), 7)
-    complexity = bool(_int(ldap_values(domain.get("pwdProperties")), 1) & DOMAIN_PASSWORD_COMPLEX)
-    history = _int(ldap_values(domain.get("pwdHistoryLength")), 24)
+        raise DomainPolicyUnreadable(f"the domain object {base_dn!r} does not exist (noSuchObject): its password "
+                                     f"policy (minPwdLength, pwdProperties, pwdHistoryLength) cannot be read")
+    domain = {k.lower(): v for k, v in domain.items()}
+    min_length = _int(ldap_values(domain.get("minpwdlength")), 7)
+    complexity = bool(_int(ldap_values(domain.get("pwdproperties")), 1) & DOMAIN_PASSWORD_COMPLEX)
+    history = _int(ldap_values(domain.get("pwdhistorylength")), 24)
     psos = 0
-    conn.search(f"CN=Password Settings Container,CN=System,{base_dn}", "(objectClass=msDS-PasswordSettings)",
-                search_scope="LEVEL", attributes=["msDS-MinimumPasswordLength", "msDS-PasswordComplexityEnabled",
-                                                  "msDS-PasswordHistoryLength"])
-    if (conn.result or {}).get("result") == 0:
-        for entry in conn.response or []:
-            if entry.get("type") != "searchResEntry":
-                continue
-            attrs = {k.lower(): v for k, v in entry["attributes"].items()}
-            psos += 1
-            min_length = max(min_length, _int(ldap_values(attrs.get("msds-minimumpasswordlength")), 0))
-            complexity = complexity or ldap_values(attrs.get("msds-passwordcomplexityenabled"))[:1] == ["TRUE"]
-            history = max(history, _int(ldap_values(attrs.get("msds-passwordhistorylength")), 0))
+    container = f"CN=Password Settings Container,CN=System,{base_dn}"
+    # A domain without the container (before Windows Server 2008's schema) has no fine-grained policies.
+    found = paged_search(conn, container, "(objectClass=msDS-PasswordSettings)", scope="LEVEL", attributes=[
+        "msDS-MinimumPasswordLength", "msDS-PasswordComplexityEnabled", "msDS-PasswordHistoryLength"]
+    ) if entry_exists(conn, container) else []
+    for entry in found:
+        attrs = {k.lower(): v for k, v in entry["attributes"].items()}
+        psos += 1
+        min_length = max(min_length, _int(ldap_values(attrs.get("msds-minimumpasswordlength")), 0))
+        complexity = complexity or ldap_values(attrs.get("msds-passwordcomplexityenabled"))[:1] == ["TRUE"]
+        history = max(history, _int(ldap_values(attrs.get("msds-passwordhistorylength")), 0))
     return PasswordPolicy(min_length, complexity, history, f"domain+{psos} PSOs" if psos else "domain")
 
 

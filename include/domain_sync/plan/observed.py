@@ -7,9 +7,10 @@ object is local and is only read, to keep names unique and to report collisions.
 without the marker (Entra Connect and Cloud Sync write mS-DS-ConsistencyGuid on every object of a
 hybrid domain) are counted as `unmarked`, never touched.
 
-Reads fail closed: a paged search that ends on anything but success raises DomainReadError, so no
-partial read of the domain is ever planned against. A DN the code cannot read skips that object
-(reported in `unreadable`), never the run. Two objects with the same anchor are both held.
+Reads fail closed (domain_sync.domain's `paged_search` and `entry_exists`): a paged search that ends on
+anything but success raises DomainReadError, so no partial read of the domain is ever planned against.
+A DN the code cannot read skips that object (reported in `unreadable`), never the run. Two objects with
+the same anchor are both held.
 """
 
 from __future__ import annotations
@@ -19,21 +20,9 @@ import uuid
 from dataclasses import dataclass, field
 
 from domain_sync.dn import DNError, ancestors, guid_from_bytes, normalize_dn
-from domain_sync.domain import check_referrals, decode_anchor, ldap_values
-from domain_sync.errors import TransientError
-from domain_sync.records import GROUP, USER
+from domain_sync.domain import decode_anchor, entry_exists, is_owned, ldap_values, object_kind, paged_search
 
 log = logging.getLogger(__name__)
-
-PAGE_SIZE = 500
-SUCCESS = 0
-NO_SUCH_OBJECT = 32
-# Busy, unavailable, time limit, size limit, admin limit: the read may succeed later.
-TRANSIENT_READ_CODES = {3, 4, 11, 51, 52}
-
-
-class DomainReadError(TransientError):
-    """A search of the domain did not complete; nothing read by it is planned against."""
 
 
 @dataclass
@@ -72,48 +61,6 @@ class ObservedDomain:
         return normalize_dn(dn) in self.synced_dns
 
 
-def _kind(object_classes: list[str]) -> str | None:
-    classes = {c.lower() for c in object_classes}
-    if "group" in classes:
-        return GROUP
-    if "user" in classes and "computer" not in classes:
-        return USER
-    return None
-
-
-def _paged(conn, base: str, search_filter: str, attributes: list[str], scope: str = "SUBTREE"):
-    """Every entry of a paged search; raises DomainReadError unless the search ended in success."""
-    from ldap3.core.exceptions import LDAPException
-
-    try:
-        for entry in conn.extend.standard.paged_search(
-                base, search_filter, search_scope=scope, attributes=attributes, paged_size=PAGE_SIZE, generator=True):
-            check_referrals(entry, base)
-            if entry.get("type") == "searchResEntry":
-                yield entry
-    except LDAPException as exc:
-        raise DomainReadError(f"reading {base} ({search_filter}) failed: {type(exc).__name__}: {exc}") from None
-    _check_result(conn, f"reading {base} ({search_filter})")
-
-
-def _check_result(conn, what: str) -> None:
-    result = conn.result or {}
-    check_referrals(result, what)
-    code = result.get("result")
-    if code != SUCCESS:
-        raise DomainReadError(f"{what} ended with LDAP code {code} {result.get('description')}: "
-                              f"{result.get('message', '')}; no plan is made from a partial read")
-
-
-def _exists(conn, dn: str) -> bool:
-    """Whether an entry exists: missing only when the domain says noSuchObject (32); any other error raises."""
-    conn.search(dn, "(objectClass=*)", search_scope="BASE", attributes=["objectClass"])
-    if (conn.result or {}).get("result") == NO_SUCH_OBJECT:
-        return False
-    _check_result(conn, f"looking up {dn}")
-    return True
-
-
 def observe_domain(
     conn,
     base_dn: str,
@@ -126,12 +73,12 @@ def observe_domain(
 ) -> ObservedDomain:
     search_base = search_base or container_dn
     # Containers, outermost first.
-    missing = [d for d in ancestors(container_dn, base_dn) if not _exists(conn, d)]
+    missing = [d for d in ancestors(container_dn, base_dn) if not entry_exists(conn, d)]
 
     account_names: dict[str, str] = {}
     principal_names: dict[str, str] = {}
-    for entry in _paged(conn, base_dn, "(|(sAMAccountName=*)(userPrincipalName=*))",
-                        ["sAMAccountName", "userPrincipalName"]):
+    for entry in paged_search(conn, base_dn, "(|(sAMAccountName=*)(userPrincipalName=*))",
+                              ["sAMAccountName", "userPrincipalName"]):
         attrs = entry["attributes"]
         for name in ldap_values(attrs.get("sAMAccountName")):
             account_names[name.lower()] = entry["dn"]
@@ -149,7 +96,7 @@ def observe_domain(
                      *([marker_attribute] if marker_attribute else [])})
     synced_filter = f"(&(|(objectClass=user)(objectClass=group))({anchor_attribute}=*))"
     # The search base holds the container: when it is missing (a first run), nothing is synced yet.
-    found = _paged(conn, search_base, synced_filter, wanted) if _exists(conn, search_base) else []
+    found = paged_search(conn, search_base, synced_filter, wanted) if entry_exists(conn, search_base) else []
     for entry in found:
         try:
             normalize_dn(entry["dn"])
@@ -157,10 +104,10 @@ def observe_domain(
             log.warning("skipping an object the domain returned: %s", exc)
             unreadable.append(entry["dn"])
             continue
-        if marker_attribute and owner_marker not in ldap_values(_get(entry["attributes"], marker_attribute)):
+        if not is_owned(entry["attributes"], owner_attribute, owner_marker):
             unmarked += 1
             continue
-        kind = _kind(ldap_values(entry["attributes"].get("objectClass")))
+        kind = object_kind(entry["attributes"])
         anchor_raw = _get(entry.get("raw_attributes", {}), anchor_attribute)
         if kind is None or not anchor_raw:
             continue
@@ -195,7 +142,7 @@ def observe_domain(
     # Names taken in the container by anything that is not synced: new cns must avoid them.
     local_names: set[str] = set()
     if not missing:
-        for entry in _paged(conn, container_dn, "(cn=*)", ["cn"], scope="LEVEL"):
+        for entry in paged_search(conn, container_dn, "(cn=*)", ["cn"], scope="LEVEL"):
             if _key(entry["dn"]) not in synced_dns:
                 local_names.update(v.casefold() for v in ldap_values(entry["attributes"].get("cn")))
     log.info(

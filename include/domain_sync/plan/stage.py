@@ -75,7 +75,7 @@ def run(ctx: StageContext) -> dict:
         quarantined={q["anchor"] for q in quarantine if q.get("anchor")} | held_failing,
         out_of_scope=set((read_json(run.records_notes, {}) or {}).get("users_out_of_scope") or []),
     )
-    conn = connect(endpoint, settings.ldap_timeout_seconds)
+    conn = connect(endpoint, settings.ldap_timeout_seconds, run_id=run.run_id)
     try:
         observed = observe_domain(
             conn, endpoint.base_dn, container_dn(settings, endpoint.base_dn), settings.anchor_attribute,

@@ -31,15 +31,15 @@ def _read(path) -> pd.DataFrame | None:
     return pd.read_parquet(path) if path is not None and path.exists() else None
 
 
-def target_schema(settings: Settings, mapping: Mapping, endpoint) -> DomainSchema:
+def target_schema(settings: Settings, mapping: Mapping, endpoint, run_id: str | None = None) -> DomainSchema:
     """The domain's schema for the mapped targets (the root DSE, then two searches of the schema
-    partition); without an endpoint, the built-in defaults."""
+    partition) over a connection working for `run_id`; without an endpoint, the built-in defaults."""
     if endpoint is None:
         return DEFAULT_SCHEMA
     from domain_sync.domain import connect
 
     names = set(mapping.targets(USER)) | set(mapping.targets(GROUP)) | {settings.anchor_attribute}
-    conn = connect(endpoint, settings.ldap_timeout_seconds)
+    conn = connect(endpoint, settings.ldap_timeout_seconds, run_id=run_id)
     try:
         return read_domain_schema(conn, names)
     finally:
@@ -67,7 +67,7 @@ def _keep_columns(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 def run(ctx: StageContext) -> dict:
     settings, run = ctx.settings, ctx.run
     mapping = load_mapping(settings.mapping_file)
-    schema = target_schema(settings, mapping, ctx.endpoint)
+    schema = target_schema(settings, mapping, ctx.endpoint, ctx.run.run_id)
     check_against_schema(mapping, schema, settings.anchor_attribute)
     state = StateStore(settings.state_dir)
     links = read_json(run.delta_links, {}) or {}

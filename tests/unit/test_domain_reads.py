@@ -1,0 +1,184 @@
+"""Reads of the domain fail closed: a paged search whose page fails raises (transient only for busy and
+unavailable), an existence check says "missing" only for noSuchObject (32), and the schema and the
+password policy are never built from a read that failed. A fake DC on loopback answers through ldap3."""
+
+from __future__ import annotations
+
+import pytest
+
+from domain_sync.domain import (
+    DomainBusy,
+    DomainReadError,
+    DomainReadFailed,
+    connect,
+    endpoint_from_connection,
+    entry_exists,
+    paged_search,
+    read_entry,
+)
+from domain_sync.domain_schema import read_domain_schema
+from domain_sync.errors import PermanentError, TransientError
+from domain_sync.passwords.policy import DomainPolicyUnreadable, read_policy
+from domain_sync.plan.observed import observe_domain
+from tests.fixtures.fake_ldap import SERVER_NAME, Done, Entry, FakeDirectory, self_signed_tls
+
+BASE_DN = "DC=corp,DC=example,DC=test"
+CONTAINER = f"OU=Sync,{BASE_DN}"
+SCHEMA_DN = f"CN=Schema,CN=Configuration,{BASE_DN}"
+PSO_CONTAINER = f"CN=Password Settings Container,CN=System,{BASE_DN}"
+
+
+class Conn:
+    def __init__(self, port: int, ca_file: str):
+        self.host, self.port, self.login, self.password = "127.0.0.1", port, f"CN=sync,{BASE_DN}", "secret"
+        self.extra_dejson = {"base_dn": BASE_DN, "ca_file": ca_file, "tls_server_name": SERVER_NAME}
+
+
+@pytest.fixture
+def domain(tmp_path):
+    """connect(reply) -> a bound ldap3 connection to a fake DC answering each search with reply(base)."""
+    cert, key = self_signed_tls(tmp_path)
+    started, conns = [], []
+
+    def start(reply):
+        dc = FakeDirectory("127.0.0.1", search_reply=reply, tls=(cert, key))
+        started.append(dc)
+        conn = connect(endpoint_from_connection(Conn(dc.port, str(cert)), "ldap_domain"))
+        conns.append(conn)
+        return conn
+
+    yield start
+    for conn in conns:
+        conn.unbind()
+    for dc in started:
+        dc.stop()
+
+
+def pages(*answers):
+    """A reply giving the next page of `answers` on each search (every page but the last has a cookie)."""
+    remaining = list(answers)
+
+    def reply(base):
+        return remaining.pop(0)
+    return reply
+
+
+def user(n: int) -> Entry:
+    return Entry(f"CN=u{n},{CONTAINER}", {"cn": [f"u{n}"]})
+
+
+@pytest.mark.parametrize("code, kind", [(51, DomainBusy), (52, DomainBusy), (3, DomainReadFailed),
+                                        (4, DomainReadFailed), (11, DomainReadFailed), (50, DomainReadFailed),
+                                        (80, DomainReadFailed)])
+def test_a_paged_search_whose_second_page_fails_raises_after_the_first_pages_entries(domain, code, kind):
+    conn = domain(pages([user(1), user(2), Done(cookie=b"page-2")], [user(3), Done(code)]))
+    seen = []
+    with pytest.raises(kind, match=f"reading {CONTAINER} .*LDAP code {code}") as caught:
+        for entry in paged_search(conn, CONTAINER, "(cn=*)", ["cn"]):
+            seen.append(entry["dn"])
+    assert len(seen) >= 2  # entries were read, and still the search raised: no partial read is kept
+    assert isinstance(caught.value, DomainReadError)
+    assert isinstance(caught.value, TransientError) == (code in (51, 52))
+    assert isinstance(caught.value, PermanentError) == (code not in (51, 52))
+
+
+def test_a_paged_search_that_ends_in_success_reads_every_page(domain):
+    conn = domain(pages([user(1), Done(cookie=b"p2")], [user(2), Done(cookie=b"p3")], [user(3), Done()]))
+    assert sorted(e["dn"] for e in paged_search(conn, CONTAINER, "(cn=*)", ["cn"])) == [
+        f"CN=u{n},{CONTAINER}" for n in (1, 2, 3)]
+
+
+def test_a_connection_dropped_between_pages_is_a_transient_read_error(domain):
+    answers = [[user(1), Done(cookie=b"page-2")]]
+
+    def reply(base):
+        if not answers:
+            raise ConnectionAbortedError("the fake DC drops the connection")  # its session ends, the socket closes
+        return answers.pop(0)
+    conn = domain(reply)
+    with pytest.raises(DomainBusy, match=f"reading {CONTAINER} .*failed: LDAP"):
+        list(paged_search(conn, CONTAINER, "(cn=*)", ["cn"]))
+
+
+@pytest.mark.parametrize("code", [3, 4])
+def test_a_size_or_time_limit_on_a_single_page_search_raises(domain, code):
+    conn = domain(lambda base: [user(1), Done(code)])
+    with pytest.raises(DomainReadFailed, match=f"LDAP code {code}"):
+        list(paged_search(conn, CONTAINER, "(cn=*)", ["cn"]))
+
+
+def test_an_existence_check_says_missing_only_for_no_such_object(domain):
+    conn = domain(lambda base: {CONTAINER: [Entry(CONTAINER, {"objectClass": ["organizationalUnit"]}), Done()],
+                                f"OU=Gone,{BASE_DN}": [Done(32)],
+                                f"OU=Busy,{BASE_DN}": [Done(51)]}.get(base, [Done(50)]))
+    assert entry_exists(conn, CONTAINER) is True
+    assert entry_exists(conn, f"OU=Gone,{BASE_DN}") is False
+    assert read_entry(conn, f"OU=Gone,{BASE_DN}", ["cn"]) is None
+    with pytest.raises(DomainBusy, match=f"OU=Busy,{BASE_DN}.*LDAP code 51"):
+        entry_exists(conn, f"OU=Busy,{BASE_DN}")
+    with pytest.raises(DomainReadFailed, match=f"OU=Hidden,{BASE_DN}.*LDAP code 50"):
+        entry_exists(conn, f"OU=Hidden,{BASE_DN}")
+
+
+def test_observing_the_domain_stops_when_a_container_check_fails(domain):
+    conn = domain(lambda base: [Done(50)] if base == CONTAINER else [Done()])
+    with pytest.raises(DomainReadFailed, match=f"reading {CONTAINER} ended with LDAP code 50"):
+        observe_domain(conn, BASE_DN, CONTAINER, "mS-DS-ConsistencyGuid", [])
+
+
+def schema_reply(failing: str = "", code: int = 0):
+    def reply(base):
+        if base == "":
+            return [Entry("", {"schemaNamingContext": [SCHEMA_DN]}), Done()]
+        if base == failing:
+            return [Entry(f"CN=Group,{SCHEMA_DN}", {"lDAPDisplayName": ["group"]}), Done(code)]
+        return [Done()]
+    return reply
+
+
+@pytest.mark.parametrize("code, kind", [(51, DomainBusy), (4, DomainReadFailed), (50, DomainReadFailed)])
+def test_the_schema_read_fails_closed(domain, code, kind):
+    conn = domain(schema_reply(SCHEMA_DN, code))
+    with pytest.raises(kind, match=f"reading {SCHEMA_DN} .*classSchema.*LDAP code {code}"):
+        read_domain_schema(conn, [])  # the class rules only (the fake DC reads no nested filters)
+
+
+def test_the_schema_read_stops_when_the_root_dse_cannot_be_read(domain):
+    conn = domain(lambda base: [Done(52)])
+    with pytest.raises(DomainBusy, match="root DSE.*LDAP code 52"):
+        read_domain_schema(conn, ["displayName"])
+
+
+def policy_reply(domain_code: int = 0, pso_code: int = 0):
+    container_reads = []
+
+    def reply(base):
+        if base == "":
+            return [Entry("", {"defaultNamingContext": [BASE_DN]}), Done()]
+        if base == BASE_DN:
+            entry = [Entry(BASE_DN, {"minPwdLength": ["12"], "pwdProperties": ["1"], "pwdHistoryLength": ["5"]})]
+            return (entry if domain_code == 0 else []) + [Done(domain_code)]
+        if base == PSO_CONTAINER:  # first the container's existence, then the policies in it
+            container_reads.append(base)
+            if len(container_reads) == 1:
+                return [Entry(PSO_CONTAINER, {"cn": ["Password Settings Container"]}), Done()]
+            return [Done(pso_code)]
+        return [Done(32)]
+    return reply
+
+
+def test_the_policy_is_read_from_the_domain(domain):
+    policy = read_policy(domain(policy_reply()))
+    assert (policy.min_length, policy.complexity, policy.history_length, policy.source) == (12, True, 5, "domain")
+
+
+@pytest.mark.parametrize("domain_code, pso_code, kind", [(51, 0, DomainBusy), (50, 0, DomainReadFailed),
+                                                         (0, 52, DomainBusy), (0, 3, DomainReadFailed)])
+def test_the_policy_read_fails_closed_instead_of_falling_back_to_defaults(domain, domain_code, pso_code, kind):
+    with pytest.raises(kind, match=f"LDAP code {domain_code or pso_code}"):
+        read_policy(domain(policy_reply(domain_code, pso_code)))
+
+
+def test_a_policy_without_its_domain_object_is_an_error(domain):
+    with pytest.raises(DomainPolicyUnreadable, match=BASE_DN):
+        read_policy(domain(policy_reply(domain_code=32)))
