@@ -27,7 +27,6 @@ from domain_sync.alerts import raise_alert, raise_alert_once
 from domain_sync.config import Settings, SettingsError
 from domain_sync.dn import DNError, parse_dn
 from domain_sync.errors import PermanentError, SyncError, TransientError
-from domain_sync.records import GROUP, USER
 
 log = logging.getLogger(__name__)
 
@@ -373,6 +372,8 @@ def ldap_values(value: Any) -> list[str]:
 def object_kind(attributes: Mapping[str, Any]) -> str | None:
     """"user" or "group" for an entry the sync may hold (by its objectClass), None for anything else:
     a computer is a user to LDAP but never a synced one."""
+    from domain_sync.records import GROUP, USER  # records loads pyarrow: not at DAG parse time
+
     classes = {c.lower() for name, value in attributes.items() if name.lower() == "objectclass"
                for c in ldap_values(value)}
     if "group" in classes:
