@@ -38,11 +38,13 @@ def apply_twice(sync_env, run_id: str) -> dict:
 def test_a_retried_apply_after_a_delete_that_freed_a_name_and_a_rename_into_it_keeps_the_live_account(sync_env):
     old = tenant_user("old", "Alex Moss", department="Gone")
     new = tenant_user("new", "Alex M", department="Stays")
-    emu = sync_env.start_tenant({"users": [old, new], "groups": [tenant_group("Team", [new])]})
+    # Both in the group: the deleted user's links go with it, the renamed one keeps its membership.
+    emu = sync_env.start_tenant({"users": [old, new], "groups": [tenant_group("Team", [old, new])]})
     sync_env.run()
     emu.admin.delete_user(old["id"], permanent=True)
     emu.admin.update_user(new["id"], {"displayName": "Alex Moss"})
     before = snapshot(sync_env)
+    assert len(before["new"][1]["memberof"]) == 1
     result = apply_twice(sync_env, "free-and-take")
     assert result["statuses"].get("failed", 0) == 0
     assert not {k: n for k, n in result["writes"].items() if k.split(".")[1] in ("create", "rename", "delete")}
