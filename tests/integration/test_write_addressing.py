@@ -106,3 +106,22 @@ def test_a_case_only_display_name_change_reaches_the_cn(sync_env):
     sync_env.run()
     assert snapshot(sync_env)["casey"][0].startswith("CN=John Smith,")
     assert sync_env.run()["plan"]["changes"] == 0
+
+
+
+def test_a_member_renamed_behind_the_syncs_back_after_the_plan_is_still_added_to_its_group(sync_env):
+    ann, ben = tenant_user("ann", "Ann Member"), tenant_user("ben", "Ben Member")
+    crew = tenant_group("Crew", [ann])
+    emu = sync_env.start_tenant({"users": [ann, ben], "groups": [crew]})
+    sync_env.run()
+    emu.admin.add_member(crew["id"], ben["id"])
+    sync_env.run(stages=STAGES[:STAGES.index("plan") + 1], run_id="renamed-member")
+    conn = sync_env.ldap()
+    try:  # an admin renames the member between plan and apply: the plan names it by objectGUID
+        assert conn.modify_dn(snapshot(sync_env)["ben"][0], "CN=Ben Renamed By Hand"), conn.result
+    finally:
+        conn.unbind()
+    result = run_stage("apply", "renamed-member", {})
+    assert result["statuses"].get("failed", 0) == 0 and result["writes"].get("group.add_members") == 1
+    ben_entry = snapshot(sync_env)["ben"]
+    assert ben_entry[0].startswith("CN=Ben Renamed By Hand,") and len(ben_entry[1]["memberof"]) == 1

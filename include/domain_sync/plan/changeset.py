@@ -448,7 +448,10 @@ def _membership_changes(members: pd.DataFrame, dns: dict[str, str], observed: Ob
 
     def value(anchor: str) -> str:
         obj = observed.objects.get(anchor)
-        return guid_dn(obj.guid) if obj is not None and obj.guid else dns.get(anchor, obj.dn if obj else "")
+        if obj is not None and obj.guid:
+            return guid_dn(obj.guid)
+        return dns[anchor] if anchor in dns else obj.dn
+
     desired: dict[str, set[str]] = {}
     for group, member in members[["group_anchor", "member_anchor"]].itertuples(index=False):
         if group in dns and member in dns:
