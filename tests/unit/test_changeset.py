@@ -398,3 +398,6 @@ def test_a_dn_that_cannot_be_read_is_skipped_and_reported_not_the_plan():
     create = next(c for c in cs.changes if c.op == "create")
     assert create.values["sAMAccountName"] == ["bob-2222"]  # the unreadable object's name stays taken
     assert [(c.op, c.anchor) for c in cs.changes] == [("create", U2)]  # the unreadable values are left alone
+    # A UPN held by such an object is a collision, as with any other holder.
+    cs, collisions = plan_changes(inputs([user(U2, "bob")]), observed(upns={"bob@corp.example.test": bad}), ANCHOR)
+    assert cs.changes == [] and [(c.attribute, c.local_dn) for c in collisions] == [("userPrincipalName", bad)]

@@ -186,6 +186,13 @@ def plan_changes(
         own = observed.objects.get(r["anchor"])
         own_key = normalize_dn(own.dn) if own is not None else None
         if isinstance(upn, str):
+            unreadable = observed.unreadable_principal_names.get(upn.lower()) or (
+                observed.unreadable_account_names.get(upn.lower()[: -len(suffix)]) if upn.lower().endswith(suffix)
+                else None)
+            if unreadable:  # held (explicitly or implied) by an object whose DN cannot be read
+                collisions.append(Collision(r["anchor"], r["kind"], "userPrincipalName", upn, unreadable,
+                                            outcome=UPN_COLLISION_ADVICE))
+                continue
             holder = principal_names.get(upn.lower())
             implied = account_names.get(upn.lower()[: -len(suffix)]) if upn.lower().endswith(suffix) else None
             if holder and normalize_dn(holder) != own_key and not observed.is_synced_dn(holder):
@@ -215,7 +222,7 @@ def plan_changes(
             existing_names[r["anchor"]] = obj.first("sAMAccountName")
     held_upns, reserved = implied_principal_names(records, principal_names, suffix, upn_column)
     names = assign_account_names([(r["anchor"], r["account_name"]) for r in records], existing_names,
-                                 set(account_names) | held_upns | observed.unreadable_account_names, reserved)
+                                 set(account_names) | held_upns | set(observed.unreadable_account_names), reserved)
     for r in records:
         holder = account_names.get(r["account_name"].lower())
         if r["anchor"] not in existing_names and holder and not observed.is_synced_dn(holder):

@@ -67,15 +67,17 @@ class ObservedDomain:
     unmarked: int = 0
     # DNs the domain returned that could not be read (each object skipped, reported).
     unreadable: list[str] = field(default_factory=list)
-    # sAMAccountNames of objects whose DN could not be read: still taken for new accounts.
-    unreadable_account_names: set[str] = field(default_factory=set)
+    # sAMAccountNames and UPNs (lower case) of objects whose DN could not be read -> that DN: still taken.
+    unreadable_account_names: dict[str, str] = field(default_factory=dict)
+    unreadable_principal_names: dict[str, str] = field(default_factory=dict)
 
     def is_synced_dn(self, dn: str) -> bool:
         return normalize_dn(dn) in self.synced_dns
 
     def drop_unreadable(self) -> None:
         """Leave out every DN the code cannot read (an account name's holder, a group's member, a
-        manager value), each reported in `unreadable`: one odd DN skips that entry, never the plan."""
+        manager value), each reported in `unreadable`: one odd DN skips that entry, never the plan. The
+        names such an object holds stay taken."""
         def readable(dn: str) -> bool:
             if _key(dn) is not None:
                 return True
@@ -84,11 +86,10 @@ class ObservedDomain:
                 self.unreadable.append(dn)
             return False
 
-        for names in (self.account_names, self.principal_names):
+        for names, held in ((self.account_names, self.unreadable_account_names),
+                            (self.principal_names, self.unreadable_principal_names)):
             for name in [n for n, dn in names.items() if not readable(dn)]:
-                del names[name]
-                if names is self.account_names:
-                    self.unreadable_account_names.add(name)
+                held[name] = names.pop(name)
         for obj in self.objects.values():
             obj.members = [m for m in obj.members if readable(m)]
             if "manager" in obj.attributes:
