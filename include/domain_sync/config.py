@@ -73,6 +73,14 @@ class Settings:
     max_delete_share: float = 0.5
     # Below this many synced objects of a type, the share limit does not apply.
     delete_share_min_objects: int = 20
+    # Create guard: a plan creating more than this many objects ... or this share (0..1) of the tenant
+    # objects it writes (for at least create_share_min_objects of them) is blocked while the domain
+    # shows that the sync may not see its own objects (objects with the anchor but not our marker, or
+    # a committed state with nothing synced found): a changed anchor, owner or search base setting would
+    # otherwise create a duplicate of every object.
+    max_creates: int = 500
+    max_create_share: float = 0.5
+    create_share_min_objects: int = 20
     # Membership guard: memberships one plan may remove in all (members of objects the plan deletes
     # or disables count as those deletes, not again here) ...
     max_member_removals: int = 1000
@@ -147,6 +155,12 @@ class Settings:
         if self.credential_sink != "none" and self.initial_password != "random":
             raise SettingsError(f"setting DOMAIN_SYNC_CREDENTIAL_SINK={self.credential_sink!r} delivers initial "
                                 f"passwords, but DOMAIN_SYNC_INITIAL_PASSWORD={self.initial_password!r} sets none")
+        if not self.owner_attribute.strip():
+            raise SettingsError("setting DOMAIN_SYNC_OWNER_ATTRIBUTE is empty: objects would be written with an "
+                                "attribute without a name and ownership would rest on the anchor alone")
+        if self.owner_attribute.strip().lower() == self.anchor_attribute.strip().lower():
+            raise SettingsError(f"setting DOMAIN_SYNC_OWNER_ATTRIBUTE={self.owner_attribute!r} is the anchor attribute "
+                                f"(DOMAIN_SYNC_ANCHOR_ATTRIBUTE): the ownership marker needs an attribute of its own")
         self.transient_ldap_codes()
 
     def transient_ldap_codes(self) -> frozenset[int]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from domain_sync.runs import RunFolder
+from domain_sync.runs import RunFolder, write_json_atomic
 from emulator.hostile import hostile_tenant, random_changes
 from tests.fixtures.convergence import (
     DNS_NAME,
@@ -90,6 +90,7 @@ def test_the_check_finds_each_kind_of_difference_and_accepts_a_converged_domain(
     assert report.problems == [], report.text()
     assert [p.object_id for p, _entry in report.explained] == [held["id"]]  # quarantined: its UPN is the local one's
 
+    synced = owned_anchors(sync_env, marker)
     dns = {first(e["samaccountname"]): dn for dn, e in sync_env.synced_entries(["sAMAccountName"]).items()}
     conn = sync_env.ldap()
     try:
@@ -107,3 +108,11 @@ def test_the_check_finds_each_kind_of_difference_and_accepts_a_converged_domain(
     assert {(ana["id"], "department"), (team["id"], "member"), (bob["id"], "manager"),
             (bob["id"], "userAccountControl"), (cyd["id"], "presence"), (local, "description"),
             (local, "whenchanged"), (local, "usnchanged")} <= found, found
+
+    # A held manager explains a report's manager left as it was, not one cleared.
+    held_run = RunFolder(sync_env.settings.runs_dir, "held-manager")
+    write_json_atomic(held_run.quarantine, [{"anchor": ana["id"], "kind": "user", "rule": "test"}])
+    held_check = check_convergence(tenant_state(emu.admin), sync_env.settings, sync_env.endpoint, local_before=before,
+                                   runs=[RunFolder(sync_env.settings.runs_dir, "sync-1"), held_run],
+                                   synced_before=synced, owner_marker=marker)
+    assert (bob["id"], "manager") in {(p.object_id, p.attribute) for p in held_check.problems}, held_check.text()

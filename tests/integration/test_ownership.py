@@ -7,7 +7,8 @@ import uuid
 
 import pytest
 
-from tests.fixtures.sync_env import by_sam, delete_subtree, tenant_user, usn_changed
+from domain_sync.errors import PermanentError
+from tests.fixtures.sync_env import by_sam, delete_subtree, tenant_group, tenant_user, usn_changed
 
 pytestmark = pytest.mark.integration
 
@@ -59,3 +60,30 @@ def test_owned_objects_outside_the_search_base_are_not_modified_moved_or_deleted
     finally:
         delete_subtree(conn, outside)
         conn.unbind()
+
+
+@pytest.mark.parametrize(("changed", "named"), [
+    ("owner_marker", "DOMAIN_SYNC_OWNER_MARKER"),
+    ("search_base", "DOMAIN_SYNC_SEARCH_BASE"),
+])
+def test_a_changed_ownership_or_search_base_setting_blocks_the_creates_that_would_duplicate_every_object(
+        sync_env, changed, named):
+    users = [tenant_user(f"dup{i}", f"Dup User {i}") for i in range(3)]
+    sync_env.start_tenant({"users": users, "groups": [tenant_group("Dup Team", users)]})
+    sync_env.run()
+    synced = set(sync_env.synced_entries(["cn"]))
+    sync_env.set(create_share_min_objects=1)
+    if changed == "owner_marker":
+        sync_env.set(owner_marker="domain-sync:another-tenant")
+    else:
+        elsewhere = f"OU=elsewhere-{uuid.uuid4().hex[:8]}"
+        sync_env.set(search_base=elsewhere, container=elsewhere)
+    usn = sync_env.highest_usn()
+    preview = sync_env.run(dry_run=True)["plan"]
+    # The users' UPNs are held by the objects no longer recognised (collisions); the group would be a duplicate.
+    assert preview["status"] == "blocked" and preview["counts"].get("group.create") == 1
+    assert preview["unmarked_in_domain"] == (4 if changed == "owner_marker" else 0)
+    with pytest.raises(PermanentError, match=f"tenant objects in the domain .* would be created.*{named}"):
+        sync_env.run()
+    assert sync_env.highest_usn() == usn, "a blocked plan wrote"
+    assert set(sync_env.synced_entries(["cn"])) == synced

@@ -38,11 +38,13 @@ def apply_twice(sync_env, run_id: str) -> dict:
 def test_a_retried_apply_after_a_delete_that_freed_a_name_and_a_rename_into_it_keeps_the_live_account(sync_env):
     old = tenant_user("old", "Alex Moss", department="Gone")
     new = tenant_user("new", "Alex M", department="Stays")
-    emu = sync_env.start_tenant({"users": [old, new], "groups": [tenant_group("Team", [new])]})
+    # Both in the group: the deleted user's links go with it, the renamed one keeps its membership.
+    emu = sync_env.start_tenant({"users": [old, new], "groups": [tenant_group("Team", [old, new])]})
     sync_env.run()
     emu.admin.delete_user(old["id"], permanent=True)
     emu.admin.update_user(new["id"], {"displayName": "Alex Moss"})
     before = snapshot(sync_env)
+    assert len(before["new"][1]["memberof"]) == 1
     result = apply_twice(sync_env, "free-and-take")
     assert result["statuses"].get("failed", 0) == 0
     assert not {k: n for k, n in result["writes"].items() if k.split(".")[1] in ("create", "rename", "delete")}
@@ -104,3 +106,22 @@ def test_a_case_only_display_name_change_reaches_the_cn(sync_env):
     sync_env.run()
     assert snapshot(sync_env)["casey"][0].startswith("CN=John Smith,")
     assert sync_env.run()["plan"]["changes"] == 0
+
+
+
+def test_a_member_renamed_behind_the_syncs_back_after_the_plan_is_still_added_to_its_group(sync_env):
+    ann, ben = tenant_user("ann", "Ann Member"), tenant_user("ben", "Ben Member")
+    crew = tenant_group("Crew", [ann])
+    emu = sync_env.start_tenant({"users": [ann, ben], "groups": [crew]})
+    sync_env.run()
+    emu.admin.add_member(crew["id"], ben["id"])
+    sync_env.run(stages=STAGES[:STAGES.index("plan") + 1], run_id="renamed-member")
+    conn = sync_env.ldap()
+    try:  # an admin renames the member between plan and apply: the plan names it by objectGUID
+        assert conn.modify_dn(snapshot(sync_env)["ben"][0], "CN=Ben Renamed By Hand"), conn.result
+    finally:
+        conn.unbind()
+    result = run_stage("apply", "renamed-member", {})
+    assert result["statuses"].get("failed", 0) == 0 and result["writes"].get("group.add_members") == 1
+    ben_entry = snapshot(sync_env)["ben"]
+    assert ben_entry[0].startswith("CN=Ben Renamed By Hand,") and len(ben_entry[1]["memberof"]) == 1

@@ -304,3 +304,100 @@ def test_a_users_upn_local_part_is_its_own_account_name_when_another_object_deri
     cs, collisions = plan_changes(inputs([first, second]), observed(), ANCHOR)
     names = {c.anchor: c.values["sAMAccountName"][0] for c in cs.changes if c.op == "create"}
     assert names[U2] == "x" and names[U1] != "x" and not collisions
+
+
+def sales(members=(), guid=None):
+    g = ObservedObject(G1, "group", f"CN=Sales,{C}", {"samaccountname": ["Sales"], "displayname": ["Sales"],
+                                                    "grouptype": [str(-2147483646)]}, members=list(members))
+    g.guid = guid
+    return g
+
+
+def test_a_deleted_member_is_never_removed_by_dn_when_another_object_is_renamed_into_its_name():
+    old = with_guid(observed_user(U1, "old", display="Alex Moss"), "aaaaaaaa-0000-0000-0000-00000000000a")
+    new = with_guid(observed_user(U2, "new", display="Alex M"), "bbbbbbbb-0000-0000-0000-00000000000b")
+    obs = observed([old, new, sales([old.dn, new.dn])])
+    cs, _ = plan_changes(inputs([user(U2, "new", display="Alex Moss")], [group(G1, "Sales")], [(G1, U2)]),
+                         obs, ANCHOR)
+    # The domain drops the deleted member's links itself: no removal could reach the renamed user.
+    assert ops(cs) == [("delete", U1), ("rename", U2), ("modify", U2)]
+
+
+def test_members_the_domain_holds_are_named_by_guid_new_ones_by_their_dn():
+    ana = with_guid(observed_user(U1, "ana"), "aaaaaaaa-0000-0000-0000-00000000000a")
+    bob = with_guid(observed_user(U2, "bob", display="Bob"), "bbbbbbbb-0000-0000-0000-00000000000b")
+    obs = observed([ana, bob, sales([ana.dn])])
+    cs, _ = plan_changes(inputs([user(U1, "ana"), user(U2, "bob", display="Bob Renamed"), user(U3, "cid")],
+                                [group(G1, "Sales")], [(G1, U2), (G1, U3)]), obs, ANCHOR)
+    members = {c.op: c.members for c in cs.changes if c.op in ("add_members", "remove_members")}
+    assert members == {"add_members": [f"<GUID={bob.guid}>", f"CN=cid,{C}"], "remove_members": [f"<GUID={ana.guid}>"]}
+
+
+def test_a_held_manager_leaves_the_reports_manager_as_it_is():
+    boss = observed_user(U2, "boss")
+    ana = observed_user(U1, "ana")
+    ana.attributes["manager"] = [boss.dn]
+    report = dict(user(U1, "ana"), manager_anchor=U2)
+    for quarantined in ([U2],):
+        cs, _ = plan_changes(inputs([report, user(U2, "boss")], quarantined=quarantined), observed([ana, boss]),
+                             ANCHOR)
+        assert cs.changes == []
+    # Colliding (its UPN held by a local object): held as well.
+    local = "CN=Boss,CN=Users,DC=corp,DC=example,DC=test"
+    cs, collisions = plan_changes(inputs([report, user(U2, "boss")]), observed([ana, boss],
+                                  upns={"boss@corp.example.test": local}), ANCHOR)
+    assert [c.anchor for c in collisions] == [U2] and cs.changes == []
+    # A manager gone from the tenant is cleared.
+    cs, _ = plan_changes(inputs([report]), observed([ana, boss]), ANCHOR)
+    assert [(c.op, c.values) for c in cs.changes if c.anchor == U1] == [("modify", {"manager": []})]
+
+
+def test_a_quarantined_objects_cn_stays_taken_and_a_newcomer_of_that_name_gets_the_suffix():
+    held = observed_user(U2, "ana", display="Ana Lima")
+    cs, _ = plan_changes(inputs([user(U2, "ana", display="Ana Lima"), user(U1, "ana2", display="Ana Lima")],
+                                quarantined=[U2]), observed([held]), ANCHOR)
+    assert [(c.op, c.anchor, c.dn.split(",")[0]) for c in cs.changes] == [("create", U1, "CN=Ana Lima (11111111)")]
+    # Held for a duplicate anchor, or out of scope: the same.
+    dup = observed([held])
+    dup.duplicate_anchors = {U2: [held.dn, f"CN=Ana Copy,{C}"]}
+    dup.objects.pop(U2)
+    cs, _ = plan_changes(inputs([user(U2, "ana", display="Ana Lima"), user(U1, "ana2", display="Ana Lima")]),
+                         dup, ANCHOR)
+    assert [c.dn.split(",")[0] for c in cs.changes if c.op == "create"] == ["CN=Ana Lima (11111111)"]
+    out = inputs([user(U1, "ana2", display="Ana Lima")])
+    out.out_of_scope = {U2}
+    cs, _ = plan_changes(out, observed([held]), ANCHOR)
+    assert [c.dn.split(",")[0] for c in cs.changes if c.op == "create"] == ["CN=Ana Lima (11111111)"]
+    # A deleted one frees its cn.
+    cs, _ = plan_changes(inputs([user(U1, "ana2", display="Ana Lima")]), observed([held]), ANCHOR)
+    assert [(c.op, c.dn.split(",")[0]) for c in cs.changes] == [("delete", "CN=Ana Lima"), ("create", "CN=Ana Lima")]
+
+
+def test_quarantining_or_deleting_a_newcomer_renames_nothing():
+    ana = observed_user(U2, "ana", display="Ana Lima")
+    for tenant in (inputs([user(U2, "ana", display="Ana Lima"), user(U1, "ana2", display="Ana Lima")],
+                          quarantined=[U1]),
+                   inputs([user(U2, "ana", display="Ana Lima")])):
+        cs, _ = plan_changes(tenant, observed([ana]), ANCHOR)
+        assert cs.changes == []
+    # The suffixed newcomer, once in the domain, keeps its name while the other is quarantined.
+    newcomer = observed_user(U1, "ana2", dn_cn="Ana Lima (11111111)", display="Ana Lima")
+    cs, _ = plan_changes(inputs([user(U2, "ana", display="Ana Lima"), user(U1, "ana2", display="Ana Lima")],
+                                quarantined=[U2]), observed([ana, newcomer]), ANCHOR)
+    assert cs.changes == []
+
+
+def test_a_dn_that_cannot_be_read_is_skipped_and_reported_not_the_plan():
+    bad = "CN=broken\\"  # a lone trailing backslash: not a DN
+    ana = observed_user(U1, "ana")
+    ana.attributes["manager"] = [bad]
+    obs = observed([ana, sales([bad, ana.dn])], names={"bob": bad}, upns={"bob@corp.example.test": bad})
+    cs, _ = plan_changes(inputs([user(U1, "ana"), user(U2, "bob", upn="bob2@corp.example.test")],
+                                [group(G1, "Sales")], [(G1, U1)]), obs, ANCHOR)
+    assert obs.unreadable == [bad]
+    create = next(c for c in cs.changes if c.op == "create")
+    assert create.values["sAMAccountName"] == ["bob-2222"]  # the unreadable object's name stays taken
+    assert [(c.op, c.anchor) for c in cs.changes] == [("create", U2)]  # the unreadable values are left alone
+    # A UPN held by such an object is a collision, as with any other holder.
+    cs, collisions = plan_changes(inputs([user(U2, "bob")]), observed(upns={"bob@corp.example.test": bad}), ANCHOR)
+    assert cs.changes == [] and [(c.attribute, c.local_dn) for c in collisions] == [("userPrincipalName", bad)]

@@ -15,8 +15,10 @@ from domain_sync.context import StageContext
 from domain_sync.errors import PermanentError, TransientError
 from domain_sync.plan.guards import (
     ApprovalInvalid,
+    OwnershipSigns,
     approval_status,
     approved_digest,
+    creation_guard,
     guard_reasons,
     member_removals,
     membership_guard,
@@ -86,6 +88,48 @@ def test_members_the_plan_deletes_or_disables_count_as_those_deletes_not_as_remo
     plan = change_set(removal(G1, range(12)), *gone)
     assert member_removals(plan) == {G1: 3}
     assert membership_guard(plan, {G1: 20}, LIMITS) == []
+
+
+def test_members_named_by_guid_that_the_plan_disables_count_as_that_disable():
+    guid = "aaaaaaaa-0000-0000-0000-00000000000a"
+    plan = change_set(Change(Op.REMOVE_MEMBERS, "group", G1, f"CN=g,{C}", members=[f"<GUID={guid.upper()}>", member_dn(1)]),
+                      Change(Op.DISABLE, "user", "u0", member_dn(0), guid=guid))
+    assert member_removals(plan) == {G1: 1}
+
+
+def creates(n: int) -> ChangeSet:
+    return change_set(*(Change(Op.CREATE, "user", f"u{i}", member_dn(i)) for i in range(n)))
+
+
+def signs(unmarked=0, observed=0, committed=0) -> OwnershipSigns:
+    return OwnershipSigns(unmarked, observed, committed, "mS-DS-ConsistencyGuid", "extensionName", C)
+
+
+CREATE_LIMITS = Settings(max_creates=100, max_create_share=0.5, create_share_min_objects=20)
+
+
+def test_many_creates_while_anchored_objects_lack_our_marker_block_the_plan_naming_the_owner_settings():
+    reasons = creation_guard(creates(30), signs(unmarked=30), CREATE_LIMITS)
+    assert len(reasons) == 1 and reasons[0].startswith("30 of the 30 tenant objects in the domain (100%) would be "
+                                                       "created")
+    assert "DOMAIN_SYNC_OWNER_MARKER" in reasons[0] and "30 objects under" in reasons[0]
+    assert creation_guard(creates(101), signs(unmarked=1, observed=500), CREATE_LIMITS)[0].startswith(
+        "101 objects would be created, more than the limit of 100 (setting max_creates)")
+    # Under the limits, or too few to judge by share: clear.
+    assert creation_guard(creates(10), signs(unmarked=30, observed=20), CREATE_LIMITS) == []
+    assert creation_guard(creates(19), signs(unmarked=30), CREATE_LIMITS) == []
+
+
+def test_many_creates_while_the_committed_state_holds_objects_and_none_is_observed_block_the_plan():
+    reasons = creation_guard(creates(25), signs(committed=25), CREATE_LIMITS)
+    assert len(reasons) == 1 and "DOMAIN_SYNC_SEARCH_BASE" in reasons[0] and "holds 25 tenant objects" in reasons[0]
+    assert guard_reasons(creates(25), {}, {}, CREATE_LIMITS, signs(committed=25)) == reasons
+
+
+def test_creates_are_not_judged_while_the_sync_sees_its_own_objects():
+    # A first sync (nothing committed, nothing unmarked) and a sync that finds its objects create freely.
+    assert creation_guard(creates(5000), signs(), CREATE_LIMITS) == []
+    assert creation_guard(creates(5000), signs(observed=10, committed=10), CREATE_LIMITS) == []
 
 
 def test_the_guard_reports_deletes_and_member_removals_together():

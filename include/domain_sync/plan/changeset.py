@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from domain_sync.dn import child_dn, dns_domain_name, normalize_dn, parent_dn, rdn_attribute, rdn_value
+from domain_sync.dn import child_dn, dns_domain_name, guid_dn, normalize_dn, parent_dn, rdn_attribute, rdn_value
 from domain_sync.domain import encode_anchor
 from domain_sync.naming import assign_account_names, assign_common_names
 from domain_sync.plan.observed import ObservedDomain, ObservedObject
@@ -148,6 +148,7 @@ def plan_changes(
     owner: tuple[str, str] | None = None,
 ) -> tuple[ChangeSet, list[Collision]]:
     """`owner`: (attribute, marker) written on every object the sync creates (observed.py)."""
+    observed.drop_unreadable()
     container = observed.container_dn
     changes: list[Change] = []
     collisions: list[Collision] = []
@@ -185,6 +186,13 @@ def plan_changes(
         own = observed.objects.get(r["anchor"])
         own_key = normalize_dn(own.dn) if own is not None else None
         if isinstance(upn, str):
+            unreadable = observed.unreadable_principal_names.get(upn.lower()) or (
+                observed.unreadable_account_names.get(upn.lower()[: -len(suffix)]) if upn.lower().endswith(suffix)
+                else None)
+            if unreadable:  # held (explicitly or implied) by an object whose DN cannot be read
+                collisions.append(Collision(r["anchor"], r["kind"], "userPrincipalName", upn, unreadable,
+                                            outcome=UPN_COLLISION_ADVICE))
+                continue
             holder = principal_names.get(upn.lower())
             implied = account_names.get(upn.lower()[: -len(suffix)]) if upn.lower().endswith(suffix) else None
             if holder and normalize_dn(holder) != own_key and not observed.is_synced_dn(holder):
@@ -199,6 +207,14 @@ def plan_changes(
         kept.append(r)
     records = kept
 
+    # Objects the plan keeps but does not write (quarantined, held, out of scope) and objects it deletes.
+    quarantined_by_name = {c.anchor for c in collisions if c.attribute == "userPrincipalName"}
+    quarantined_by_name |= set(observed.duplicate_anchors)
+    desired_anchors = {r["anchor"] for r in records} | inputs.quarantined | quarantined_by_name
+    held = set(inputs.quarantined) | quarantined_by_name
+    deleted = {a for a, o in observed.objects.items()
+               if a not in desired_anchors and not (o.kind == USER and a in inputs.out_of_scope)}
+
     existing_names = {}
     for r in records:
         obj = observed.objects.get(r["anchor"])
@@ -206,17 +222,24 @@ def plan_changes(
             existing_names[r["anchor"]] = obj.first("sAMAccountName")
     held_upns, reserved = implied_principal_names(records, principal_names, suffix, upn_column)
     names = assign_account_names([(r["anchor"], r["account_name"]) for r in records], existing_names,
-                                 set(account_names) | held_upns, reserved)
+                                 set(account_names) | held_upns | set(observed.unreadable_account_names), reserved)
     for r in records:
         holder = account_names.get(r["account_name"].lower())
         if r["anchor"] not in existing_names and holder and not observed.is_synced_dn(holder):
             collisions.append(Collision(r["anchor"], r["kind"], "sAMAccountName", r["account_name"], holder,
                                         outcome=f"the tenant object gets {names[r['anchor']]!r} instead, the local one "
                                                 f"left untouched"))
-    current_cns = {a: rdn_value(o.dn) for a, o in observed.objects.items()
-                   if normalize_dn(parent_dn(o.dn)) == normalize_dn(container)}
-    cns = assign_common_names([(r["anchor"], r["cn"]) for r in records], observed.local_names_in_container,
-                              current_cns)
+    in_container = {a: o.dn for a, o in observed.objects.items()
+                    if normalize_dn(parent_dn(o.dn)) == normalize_dn(container)}
+    current_cns = {a: rdn_value(dn) for a, dn in in_container.items()}
+    # The cns of synced objects that stay where they are without being written (quarantined, held, out of
+    # scope) are taken as much as local ones: a newcomer of the same name gets the suffix, never their cn.
+    candidates = {r["anchor"] for r in records}
+    staying_cns = {current_cns[a] for a in in_container if a not in candidates and a not in deleted}
+    staying_cns |= {rdn_value(dn) for dns_held in observed.duplicate_anchors.values() for dn in dns_held
+                    if normalize_dn(parent_dn(dn)) == normalize_dn(container)}
+    cns = assign_common_names([(r["anchor"], r["cn"]) for r in records],
+                              observed.local_names_in_container | {n.casefold() for n in staying_cns}, current_cns)
     dns = {r["anchor"]: child_dn("CN", cns[r["anchor"]], container) for r in records}
     # Where each synced object sits now (normalized DN) -> its anchor.
     anchor_of = {normalize_dn(o.dn): a for a, o in observed.objects.items()}
@@ -228,8 +251,11 @@ def plan_changes(
         dn = dns[anchor]
         values = _desired_values(r)
         manager = r.get("manager_anchor")
-        if kind == USER:
-            values["manager"] = [dns[manager]] if isinstance(manager, str) and manager in dns else []
+        if kind == USER and isinstance(manager, str) and manager in dns:
+            values["manager"] = [dns[manager]]
+        elif kind == USER and not (isinstance(manager, str) and manager in held):
+            # A manager held this run (quarantined, colliding) is still the manager: the value stays as it is.
+            values["manager"] = []
         obj = observed.objects.get(anchor)
         if obj is None:
             changes.extend(_create(r, dn, cns[anchor], names[anchor], values, anchor_attribute, set_initial_password,
@@ -237,15 +263,10 @@ def plan_changes(
         else:
             changes.extend(_update(r, dn, obj, values, after_renames, set_initial_password))
 
-    held = set(inputs.quarantined) | {c.anchor for c in collisions if c.attribute == "userPrincipalName"}
-    held |= set(observed.duplicate_anchors)
     freed_names = {n for n, dn in observed.account_names.items() if normalize_dn(dn) in leaving}
     freed_names |= {n for n, dn in observed.principal_names.items() if normalize_dn(dn) in leaving}
-    changes.extend(_membership_changes(inputs.members, dns, observed, anchor_of, held))
+    changes.extend(_membership_changes(inputs.members, dns, observed, anchor_of, held, deleted))
 
-    quarantined_by_name = {c.anchor for c in collisions if c.attribute == "userPrincipalName"}
-    quarantined_by_name |= set(observed.duplicate_anchors)
-    desired_anchors = {r["anchor"] for r in records} | inputs.quarantined | quarantined_by_name
     for anchor, obj in sorted(observed.objects.items()):
         if anchor in desired_anchors:
             continue
@@ -423,10 +444,21 @@ def _update(r, dn, obj: ObservedObject, values, after_renames: dict[str, str],
 
 
 def _membership_changes(members: pd.DataFrame, dns: dict[str, str], observed: ObservedDomain,
-                        anchor_of: dict[str, str], held: set[str] = frozenset()) -> list[Change]:
+                        anchor_of: dict[str, str], held: set[str] = frozenset(),
+                        deleted: set[str] = frozenset()) -> list[Change]:
     """Compare memberships by anchor, so that a member renamed in the same run is no change.
     Members in `held` (quarantined this run) keep the memberships they have: a bad record must not
-    cost a person their group access."""
+    cost a person their group access. Members in `deleted` are not removed: the domain drops the
+    links of a deleted object itself, and their DN may be another object's by then (a rename into a
+    name the delete freed). Every member the domain holds is named by its objectGUID (`<GUID=...>`,
+    which AD and Samba resolve in member values), only a member this plan creates by its new DN."""
+
+    def value(anchor: str) -> str:
+        obj = observed.objects.get(anchor)
+        if obj is not None and obj.guid:
+            return guid_dn(obj.guid)
+        return dns[anchor] if anchor in dns else obj.dn
+
     desired: dict[str, set[str]] = {}
     for group, member in members[["group_anchor", "member_anchor"]].itertuples(index=False):
         if group in dns and member in dns:
@@ -439,8 +471,8 @@ def _membership_changes(members: pd.DataFrame, dns: dict[str, str], observed: Ob
         # Members that are local objects were put there by an admin: never removed by the sync.
         have = {anchor_of[k] for k in (normalize_dn(m) for m in (obj.members if obj else [])) if k in anchor_of}
         want = desired.get(group, set())
-        add = sorted(dns[a] for a in want - have)
-        remove = sorted(dns.get(a, observed.objects[a].dn) for a in have - want - held)
+        add = sorted(value(a) for a in want - have)
+        remove = sorted(value(a) for a in have - want - held - deleted)
         for op, items in ((Op.ADD_MEMBERS, add), (Op.REMOVE_MEMBERS, remove)):
             for i in range(0, len(items), MEMBER_BATCH):
                 out.append(Change(op, GROUP, group, dn, members=items[i:i + MEMBER_BATCH],

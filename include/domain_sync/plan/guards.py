@@ -1,10 +1,17 @@
-"""Blast-radius guard: a plan that deletes, disables or removes too much stops before any write.
+"""Blast-radius guard: a plan that deletes, disables or removes too much, or creates too much while the
+sync may not recognise its own objects, stops before any write.
 
 Like Entra Connect's export deletion threshold (500 by default, MS): per object type, a count
 limit, and a share of the synced objects of that type (for types with enough objects to judge).
 Memberships are part of the blast radius too: removals are counted in all (count and share of the
-synced groups' members) and per group (share of its current members). A member removed because the
-plan deletes or disables the object itself counts as that delete, not twice.
+synced groups' members) and per group (share of its current members). A member the plan deletes has
+no removals (the domain drops its links with it): it counts as that delete; a member removed because the
+plan disables it counts as that disable, not twice.
+
+Creates are judged only when the domain shows the sync may not see its own objects (anchored objects
+without this sync's marker, or a committed state while no synced object is found): then more than
+`max_creates`, or more than `max_create_share` of the tenant objects in the domain, blocks the plan,
+with the setting that probably changed named in the reason.
 
 A blocked plan is approved by its digest (`plan_digest`: sha256 of its canonical change list): the
 run is triggered again with `approve_plan=<digest>` and goes on only when it plans exactly the
@@ -16,9 +23,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import dataclass
 
 from domain_sync.config import Settings
-from domain_sync.dn import normalize_dn
+from domain_sync.dn import guid_dn, normalize_dn
 from domain_sync.errors import PermanentError
 from domain_sync.records import GROUP, KINDS, ChangeSet, Op
 
@@ -49,13 +57,63 @@ def deletion_guard(
     return reasons
 
 
+@dataclass
+class OwnershipSigns:
+    """What tells whether the sync sees its own objects: anchored objects under the search base without
+    this sync's marker, synced objects observed, and tenant objects in the committed state."""
+
+    unmarked: int
+    observed: int
+    committed: int
+    anchor_attribute: str
+    owner_attribute: str
+    search_base: str
+
+
+def creation_guard(change_set: ChangeSet, signs: OwnershipSigns, settings: Settings) -> list[str]:
+    """Reasons the plan's creates must not run unapproved: many creates while the domain holds objects with
+    the anchor but not our marker, or while the committed state holds objects and none is observed, mean
+    that the sync no longer recognises what it made (a changed anchor, owner or search base setting); the
+    creates would be a duplicate of every object."""
+    creates = sum(1 for c in change_set.changes if c.op == Op.CREATE)
+    total = creates + signs.observed
+    share, minimum = settings.max_create_share, settings.create_share_min_objects
+    if creates > settings.max_creates:
+        size = (f"{creates} objects would be created, more than the limit of {settings.max_creates} "
+                f"(setting max_creates)")
+    elif total >= minimum and total and creates / total > share:
+        size = (f"{creates} of the {total} tenant objects in the domain ({creates / total:.0%}) would be created, "
+                f"more than the limit of {share:.0%} (setting max_create_share)")
+    else:
+        return []
+    reasons = []
+    if signs.unmarked:
+        reasons.append(f"{size}, while {signs.unmarked} objects under {signs.search_base} carry "
+                       f"{signs.anchor_attribute} without this sync's marker in {signs.owner_attribute}: the owner "
+                       f"attribute or marker (DOMAIN_SYNC_OWNER_ATTRIBUTE, DOMAIN_SYNC_OWNER_MARKER) or the anchor "
+                       f"attribute (DOMAIN_SYNC_ANCHOR_ATTRIBUTE) probably changed, and the creates would duplicate "
+                       f"those objects")
+    if signs.committed and not signs.observed:
+        reasons.append(f"{size}, while the committed state holds {signs.committed} tenant objects and no synced "
+                       f"object is found under {signs.search_base}: the search base or the container "
+                       f"(DOMAIN_SYNC_SEARCH_BASE, DOMAIN_SYNC_CONTAINER), the anchor attribute or the owner "
+                       f"settings probably changed, and the creates would duplicate the synced objects")
+    return reasons
+
+
+def member_key(value: str) -> str:
+    """A comparison key for a member value: a DN, or the `<GUID=...>` form the plan names members by."""
+    return value.lower() if value.startswith("<") else normalize_dn(value)
+
+
 def member_removals(change_set: ChangeSet) -> dict[str, int]:
     """{group anchor: memberships the plan removes}, without members the plan deletes or disables."""
     leaving = {normalize_dn(c.dn) for c in change_set.changes if c.op in (Op.DELETE, Op.DISABLE)}
+    leaving |= {guid_dn(c.guid).lower() for c in change_set.changes if c.op in (Op.DELETE, Op.DISABLE) and c.guid}
     removed: dict[str, int] = {}
     for c in change_set.changes:
         if c.op == Op.REMOVE_MEMBERS and c.kind == GROUP:
-            n = sum(1 for m in c.members if normalize_dn(m) not in leaving)
+            n = sum(1 for m in c.members if member_key(m) not in leaving)
             if n:
                 removed[c.anchor] = removed.get(c.anchor, 0) + n
     return removed
@@ -88,10 +146,12 @@ def membership_guard(change_set: ChangeSet, group_members: dict[str, int], setti
 
 
 def guard_reasons(change_set: ChangeSet, synced_counts: dict[str, int], group_members: dict[str, int],
-                  settings: Settings) -> list[str]:
-    """Every reason the plan must not run unapproved: deletes and disables, then member removals."""
+                  settings: Settings, signs: OwnershipSigns | None = None) -> list[str]:
+    """Every reason the plan must not run unapproved: deletes and disables, creates (with `signs`), then
+    member removals."""
     return (deletion_guard(change_set, synced_counts, settings.max_deletes, settings.max_delete_share,
                            settings.delete_share_min_objects)
+            + (creation_guard(change_set, signs, settings) if signs is not None else [])
             + membership_guard(change_set, group_members, settings))
 
 

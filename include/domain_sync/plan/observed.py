@@ -56,9 +56,33 @@ class ObservedDomain:
     unmarked: int = 0
     # DNs the domain returned that could not be read (each object skipped, reported).
     unreadable: list[str] = field(default_factory=list)
+    # sAMAccountNames and UPNs (lower case) of objects whose DN could not be read -> that DN: still taken.
+    unreadable_account_names: dict[str, str] = field(default_factory=dict)
+    unreadable_principal_names: dict[str, str] = field(default_factory=dict)
 
     def is_synced_dn(self, dn: str) -> bool:
         return normalize_dn(dn) in self.synced_dns
+
+    def drop_unreadable(self) -> None:
+        """Leave out every DN the code cannot read (an account name's holder, a group's member, a
+        manager value), each reported in `unreadable`: one odd DN skips that entry, never the plan. The
+        names such an object holds stay taken."""
+        def readable(dn: str) -> bool:
+            if _key(dn) is not None:
+                return True
+            log.warning("skipping a DN the domain returned that cannot be read: %r", dn)
+            if dn not in self.unreadable:
+                self.unreadable.append(dn)
+            return False
+
+        for names, held in ((self.account_names, self.unreadable_account_names),
+                            (self.principal_names, self.unreadable_principal_names)):
+            for name in [n for n, dn in names.items() if not readable(dn)]:
+                held[name] = names.pop(name)
+        for obj in self.objects.values():
+            obj.members = [m for m in obj.members if readable(m)]
+            if "manager" in obj.attributes:
+                obj.attributes["manager"] = [m for m in obj.attributes["manager"] if readable(m)]
 
 
 def observe_domain(

@@ -27,7 +27,7 @@ from domain_sync.errors import PermanentError, StageInputMissing
 from domain_sync.failing import HELD_KEY, held_for_failing
 from domain_sync.mapping import load_mapping
 from domain_sync.plan.changeset import PlanInputs, plan_changes
-from domain_sync.plan.guards import approval_status, approved_digest, guard_reasons, plan_digest
+from domain_sync.plan.guards import OwnershipSigns, approval_status, approved_digest, guard_reasons, plan_digest
 from domain_sync.plan.observed import observe_domain
 from domain_sync.plan.preview import render_preview
 from domain_sync.plan.restrict import chosen_objects, restrict_to_objects
@@ -95,8 +95,12 @@ def run(ctx: StageContext) -> dict:
     change_set.quarantined = len(inputs.quarantined) + sum(c.attribute == "userPrincipalName" for c in collisions)
     synced = {kind: sum(1 for o in observed.objects.values() if o.kind == kind) for kind in (USER, GROUP)}
     group_members = {a: len(o.members) for a, o in observed.objects.items() if o.kind == GROUP}
+    signs = OwnershipSigns(unmarked=observed.unmarked, observed=len(observed.objects) + len(observed.duplicate_anchors),
+                           committed=committed_objects(StateStore(settings.state_dir)),
+                           anchor_attribute=settings.anchor_attribute, owner_attribute=settings.owner_attribute,
+                           search_base=search_base_dn(settings, endpoint.base_dn))
     change_set.blocked_reasons = lost_state_reasons(ctx, synced) + guard_reasons(change_set, synced, group_members,
-                                                                                 settings)
+                                                                                 settings, signs)
     digest = plan_digest(change_set)
     status = approval_status(change_set.blocked_reasons, digest, approved)
     if collisions:
@@ -122,6 +126,9 @@ def run(ctx: StageContext) -> dict:
         "synced_in_domain": synced,
         "held_failing": {"count": len(held_failing), "anchors": sorted(held_failing)[:SHOWN_ANCHORS],
                          "released": sorted(released)[:SHOWN_ANCHORS]},
+        # Anchored objects without this sync's marker (never touched) and DNs that could not be read (skipped).
+        "unmarked_in_domain": observed.unmarked,
+        "unreadable_dns": len(observed.unreadable),
         "plan_file": str(run.plan_preview),
     }
     log.info("plan %s: %d changes %s (%s)", digest, len(change_set.changes), change_set.counts, status)
@@ -132,6 +139,14 @@ def run(ctx: StageContext) -> dict:
             return summary
         raise PlanBlocked(message)
     return summary
+
+
+def committed_objects(state: StateStore) -> int:
+    """Tenant users and groups in the committed snapshot (0 without one)."""
+    import pyarrow.parquet as pq
+
+    paths = [state.snapshot(frame) for frame in ("users", "groups")]
+    return sum(pq.ParquetFile(p).metadata.num_rows for p in paths if p is not None)
 
 
 def lost_state_reasons(ctx: StageContext, synced: dict[str, int]) -> list[str]:
