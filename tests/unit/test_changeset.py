@@ -266,7 +266,7 @@ def test_creates_carry_the_ownership_marker():
 
 
 def test_only_canonical_tenant_object_ids_are_anchors():
-    from domain_sync.plan.observed import is_tenant_object_id
+    from domain_sync.naming import is_object_id as is_tenant_object_id
 
     assert is_tenant_object_id(U1)
     assert not is_tenant_object_id("Group_" + U1)  # group writeback's adminDescription

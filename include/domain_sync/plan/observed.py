@@ -16,11 +16,11 @@ the same anchor are both held.
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass, field
 
 from domain_sync.dn import DNError, ancestors, guid_from_bytes, normalize_dn
 from domain_sync.domain import decode_anchor, entry_exists, is_owned, ldap_values, object_kind, paged_search
+from domain_sync.naming import is_object_id
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def observe_domain(
         if kind is None or not anchor_raw:
             continue
         anchor = decode_anchor(anchor_attribute, anchor_raw[0])
-        if not is_tenant_object_id(anchor):
+        if not is_object_id(anchor):
             log.warning("object %s has %s %r, not a tenant object id; treated as local", entry["dn"],
                         anchor_attribute, anchor if anchor is None else anchor[:80])
             continue
@@ -178,14 +178,6 @@ def observe_domain(
                     "are left alone", unmarked, search_base, anchor_attribute)
     return ObservedDomain(container_dn, missing, objects, account_names, principal_names, local_names, synced_dns,
                           duplicates, unmarked, unreadable)
-
-
-def is_tenant_object_id(value: str | None) -> bool:
-    """Entra object ids are GUIDs in their canonical text form; anything else in the anchor is not ours."""
-    try:
-        return value is not None and str(uuid.UUID(value)) == value.lower()
-    except ValueError:
-        return False
 
 
 def _key(dn: str) -> str | None:
