@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import local_domain as dc
     from tests.fixtures.convergence import run_scenario
-    from tests.fixtures.local_domain import LocalDomain, pick_test_address
+    from tests.fixtures.local_domain import LocalDomain, pick_test_address, release_address
     from tests.fixtures.sync_env import delete_subtree, new_sync_env
 
     work = Path(tempfile.mkdtemp(prefix="soak-convergence-"))
@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"provisioning a DC in {directory} on {address} ...", flush=True)
         dc.provision(directory, address)
     if dc.status(directory) != "running":
+        release_address(address)  # the picked address's LDAP ports, held while provisioning: the DC binds them now
         dc.start(directory)
         started_here = True
     domain = LocalDomain(dir=directory, address=address)

@@ -67,6 +67,14 @@ def classify(plan: dict, collisions: list[dict]) -> dict[str, list[dict]]:
     return {category: sorted(found[category].values(), key=lambda e: e["anchor"]) for category in CATEGORIES}
 
 
+def corrected_drift(changes: list[dict], changed_in_tenant: set[str]) -> dict[str, int]:
+    """Counts per category of a sync run's changes to objects the tenant did not change in the run's round:
+    what was changed by hand in the domain (or a write that failed before), which the run puts back."""
+    plan = {"changes": [c for c in changes if c.get("anchor") and c["anchor"].lower() not in changed_in_tenant]}
+    return {category: len(entries) for category, entries in classify(plan, []).items()
+            if category != "collisions" and entries}
+
+
 def render(run_id: str, report: dict[str, list[dict]], status: str | None) -> str:
     lines = [f"drift check of run {run_id} (plan status: {status})"]
     for category in CATEGORIES:

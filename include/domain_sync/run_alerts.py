@@ -114,6 +114,7 @@ def _new_quarantine(settings: Settings, run: RunFolder) -> tuple[list[dict], lis
 _COLLISION_KINDS = {
     "userPrincipalName": "quarantined because another object holds their userPrincipalName",
     "sAMAccountName": "given another sAMAccountName because a local object holds theirs",
+    "searchBase": "held because their object is outside the search base (moved there by hand?)",
 }
 _DUPLICATE_ANCHOR = "tenant objects whose anchor is on several synced objects (all of them held, none written)"
 

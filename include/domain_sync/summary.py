@@ -74,6 +74,10 @@ def format_summary(summary: dict) -> str:
     if held.get("count") or held.get("released"):
         lines.append(f"  held for failing run after run: {held.get('count', 0)}, released this run: "
                      f"{len(held.get('released') or [])}")
+    drift = (summary.get("plan") or {}).get("drift_corrected")
+    if drift:
+        lines.append("  drift put back (the domain differed for objects the tenant did not change): "
+                     + ", ".join(f"{n} {category.replace('_', ' ')}" for category, n in sorted(drift.items())))
     for stage, result in summary.items():
         if isinstance(result, dict) and isinstance(result.get("failed"), str):  # the stage itself failed
             lines.append(f"  FAILED at {stage}: {result['failed']}")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fixtures.sync_env import by_sam, first, tenant_group, tenant_user
+from domain_sync.runs import RunFolder, read_json
+from tests.fixtures.sync_env import by_sam, delete_subtree, first, tenant_group, tenant_user
 
 pytestmark = pytest.mark.integration
 
@@ -147,3 +148,45 @@ def test_swapped_names_and_a_name_freed_by_a_rename_apply_in_one_run(sync_env):
     assert after["Engineers"][0].startswith("CN=Builders,")
     assert [dn for dn, e in after.values() if dn.startswith("CN=Engineers,")]
     assert sync_env.run()["plan"]["changes"] == 0
+
+
+def test_hand_edits_in_the_domain_are_put_back_and_reported_as_drift_never_duplicated(sync_env):
+    """An admin changes a synced attribute, renames one object, moves one within the container, removes a
+    member and moves one out of the search base: the next run puts the tenant's truth back, reports the
+    drift, and never creates a second object for the one moved out."""
+    tenant, o = small_tenant()
+    sync_env.start_tenant(tenant)
+    sync_env.run()
+    entries = by_sam(sync_env.synced_entries())
+    conn = sync_env.ldap()
+    sub = f"OU=Moved by hand,{sync_env.container_dn}"
+    outside = f"OU=Outside by hand,{sync_env.domain.base_dn}"
+    try:
+        assert conn.modify(entries["ana"][0], {"title": [("MODIFY_REPLACE", ["Changed by hand"])]}), conn.result
+        assert conn.modify_dn(entries["zoe"][0], "CN=Renamed by hand"), conn.result
+        assert conn.add(sub, ["organizationalUnit"], {}), conn.result
+        assert conn.modify_dn(entries["bob"][0], "CN=Bob Stone", new_superior=sub), conn.result
+        zoe_now = f"CN=Renamed by hand,{sync_env.container_dn}"
+        assert conn.modify(entries["Engineers"][0], {"member": [("MODIFY_DELETE", [zoe_now])]}), conn.result
+        assert conn.add(outside, ["organizationalUnit"], {}), conn.result
+        assert conn.modify_dn(entries["ana2"][0], entries["ana2"][0].split(",", 1)[0], new_superior=outside), \
+            conn.result
+
+        result = sync_env.run()
+        assert result["apply"]["failed"] == []
+        assert result["plan"]["drift_corrected"] == {"changed_in_domain": 3, "memberships_changed": 1}, \
+            result["plan"]
+        after = by_sam(sync_env.synced_entries())
+        assert first(after["ana"][1]["title"]) == "Engineer"
+        assert after["zoe"][0] == entries["zoe"][0] and after["bob"][0] == entries["bob"][0]
+        assert sorted(m.lower() for m in after["Engineers"][1]["member"]) == sorted(
+            [entries["ana"][0].lower(), entries["zoe"][0].lower()])
+        # The object moved out of the search base: left alone there, not created again, reported.
+        assert "ana2" not in after
+        run = RunFolder(sync_env.settings.runs_dir, f"manual__test-{sync_env.runs}")
+        collisions = [c for c in read_json(run.collisions, []) if c["anchor"] == o["dup"]["id"]]
+        assert [c["attribute"] for c in collisions] == ["searchBase"], collisions
+        assert sync_env.run()["plan"]["changes"] == 0
+    finally:
+        delete_subtree(conn, outside)
+        conn.unbind()

@@ -250,6 +250,15 @@ def test_two_objects_with_one_anchor_are_both_held_and_reported():
     assert cs.changes == [] and [c.attribute for c in collisions] == [ANCHOR]
 
 
+def test_an_owned_object_moved_out_of_the_search_base_is_not_created_again():
+    domain = observed([], names={"ana": "CN=Ana,OU=Elsewhere,DC=corp,DC=example,DC=test"})
+    domain.owned_outside = {U1: "CN=Ana,OU=Elsewhere,DC=corp,DC=example,DC=test"}
+    cs, collisions = plan_changes(inputs([user(U1, "ana"), user(U2, "bob")]), domain, ANCHOR)
+    assert [(c.op, c.anchor) for c in cs.changes] == [("create", U2)]
+    assert [(c.anchor, c.attribute) for c in collisions] == [(U1, "searchBase")]
+    assert "outside the search base" in collisions[0].reason()
+
+
 def test_an_admins_group_scope_is_kept_only_the_security_bit_is_owned():
     obj = ObservedObject(G1, "group", f"CN=Sales,{C}", {"samaccountname": ["Sales"], "displayname": ["Sales"],
                                                         "grouptype": [str(-2147483640)]})  # universal, security

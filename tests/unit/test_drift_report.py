@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from domain_sync.alerts import read_alerts
 from domain_sync.context import StageContext
-from domain_sync.drift import classify, drift_files, run
+from domain_sync.drift import classify, corrected_drift, drift_files, run
 from domain_sync.runs import write_json_atomic
 
 U1, U2, U3, G1 = ("11111111-0000-0000-0000-000000000001", "22222222-0000-0000-0000-000000000002",
@@ -28,6 +28,12 @@ def test_changes_are_sorted_into_drift_categories():
     assert [e["anchor"] for e in report["not_in_tenant"]] == [U3]
     assert [e["anchor"] for e in report["memberships_changed"]] == [G1]
     assert report["collisions"][0]["what"] == ["userPrincipalName 'b@x' held by CN=b,OU=Local"]
+
+
+def test_a_sync_run_counts_as_drift_only_changes_to_objects_its_round_did_not_bring():
+    # The round brought U2 (new in the tenant) and U3 (deleted there); U1 and G1 changed in the domain alone.
+    assert corrected_drift(PLAN["changes"], {U2, U3}) == {"changed_in_domain": 1, "memberships_changed": 1}
+    assert corrected_drift(PLAN["changes"], {U1.upper().lower(), U2, U3, G1}) == {}
 
 
 def test_the_drift_stage_writes_its_report_and_alerts(settings):

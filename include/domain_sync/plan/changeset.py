@@ -41,6 +41,9 @@ _SECURITY_BIT = 0x80000000
 MEMBER_BATCH = 1000
 
 
+OUTSIDE_ADVICE = ("the object carries this sync's marker but is outside the search base (moved there by hand?): "
+                  "it is not written and not created again; move it back under the search base, or widen "
+                  "DOMAIN_SYNC_SEARCH_BASE to hold it")
 UPN_COLLISION_ADVICE = ("the tenant object is quarantined, the other object left untouched; change the UPN in the "
                         "tenant, or rename or remove the other object in the domain")
 
@@ -167,10 +170,19 @@ def plan_changes(
                                         "; ".join(sorted(observed.duplicate_anchors[r["anchor"]])),
                                         outcome="the objects holding it are held (no write) until one is removed"))
     records = [r for r in records if r["anchor"] not in observed.duplicate_anchors]
+    # An object of ours outside the search base (moved there by hand): never created a second time inside.
+    outside = {r["anchor"] for r in records
+               if r["anchor"] in observed.owned_outside and r["anchor"] not in observed.objects}
+    for r in records:
+        if r["anchor"] in outside:
+            collisions.append(Collision(r["anchor"], r["kind"], "searchBase", observed.owned_outside[r["anchor"]],
+                                        observed.owned_outside[r["anchor"]], outcome=OUTSIDE_ADVICE))
+    records = [r for r in records if r["anchor"] not in outside]
 
     # Names held in the domain, without those of synced objects this plan deletes (a name freed by a
     # delete can be taken by a create or a rename in the same run: the delete then goes first).
-    staying = {r["anchor"] for r in records} | inputs.quarantined | inputs.out_of_scope | set(observed.duplicate_anchors)
+    staying = ({r["anchor"] for r in records} | inputs.quarantined | inputs.out_of_scope
+               | set(observed.duplicate_anchors) | outside)
     leaving = {normalize_dn(o.dn) for a, o in observed.objects.items() if a not in staying}
     account_names = {n: dn for n, dn in observed.account_names.items() if normalize_dn(dn) not in leaving}
     principal_names = {n: dn for n, dn in observed.principal_names.items() if normalize_dn(dn) not in leaving}
@@ -209,7 +221,7 @@ def plan_changes(
 
     # Objects the plan keeps but does not write (quarantined, held, out of scope) and objects it deletes.
     quarantined_by_name = {c.anchor for c in collisions if c.attribute == "userPrincipalName"}
-    quarantined_by_name |= set(observed.duplicate_anchors)
+    quarantined_by_name |= set(observed.duplicate_anchors) | outside
     desired_anchors = {r["anchor"] for r in records} | inputs.quarantined | quarantined_by_name
     held = set(inputs.quarantined) | quarantined_by_name
     deleted = {a for a, o in observed.objects.items()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from domain_sync.dn import DNError, ancestors, guid_from_bytes, normalize_dn
+from domain_sync.dn import DNError, ancestors, guid_from_bytes, is_within, normalize_dn
 from domain_sync.domain import decode_anchor, entry_exists, is_owned, ldap_values, object_kind, paged_search
 from domain_sync.naming import is_object_id
 
@@ -56,6 +56,9 @@ class ObservedDomain:
     unmarked: int = 0
     # DNs the domain returned that could not be read (each object skipped, reported).
     unreadable: list[str] = field(default_factory=list)
+    # Anchors of objects carrying this sync's marker outside the search base (moved out by hand, or left by
+    # a narrowed search base) -> their DN: never written, and never created a second time inside.
+    owned_outside: dict[str, str] = field(default_factory=dict)
     # sAMAccountNames and UPNs (lower case) of objects whose DN could not be read -> that DN: still taken.
     unreadable_account_names: dict[str, str] = field(default_factory=dict)
     unreadable_principal_names: dict[str, str] = field(default_factory=dict)
@@ -176,8 +179,35 @@ def observe_domain(
     if unmarked:
         log.warning("%d objects under %s carry %s without this sync's ownership marker; they are not ours and "
                     "are left alone", unmarked, search_base, anchor_attribute)
-    return ObservedDomain(container_dn, missing, objects, account_names, principal_names, local_names, synced_dns,
-                          duplicates, unmarked, unreadable)
+    observed = ObservedDomain(container_dn, missing, objects, account_names, principal_names, local_names,
+                              synced_dns, duplicates, unmarked, unreadable)
+    if marker_attribute and normalize_dn(search_base) != normalize_dn(base_dn):
+        observed.owned_outside = _owned_outside(conn, base_dn, search_base, anchor_attribute, marker_attribute,
+                                                owner_marker)
+    return observed
+
+
+def _owned_outside(conn, base_dn: str, search_base: str, anchor_attribute: str, marker_attribute: str,
+                   marker: str) -> dict[str, str]:
+    """{anchor: DN} of users and groups with this sync's marker anywhere in the domain outside the search base
+    (one paged search by the marker: only the sync's own objects answer)."""
+    from ldap3.utils.conv import escape_filter_chars
+
+    found: dict[str, str] = {}
+    query = f"(&(|(objectClass=user)(objectClass=group))({marker_attribute}={escape_filter_chars(marker)}))"
+    for entry in paged_search(conn, base_dn, query, ["objectClass", anchor_attribute, marker_attribute]):
+        key = _key(entry["dn"])
+        if key is None or is_within(entry["dn"], search_base) or object_kind(entry["attributes"]) is None:
+            continue
+        raw = _get(entry.get("raw_attributes", {}), anchor_attribute)
+        anchor = decode_anchor(anchor_attribute, raw[0]) if raw else None
+        if is_object_id(anchor):
+            found[anchor] = entry["dn"]
+    if found:
+        log.warning("%d objects with this sync's marker are outside the search base %s (moved there by hand?): "
+                    "they are not written, and not created again: %s", len(found), search_base,
+                    "; ".join(sorted(found.values())[:20]))
+    return found
 
 
 def _key(dn: str) -> str | None:

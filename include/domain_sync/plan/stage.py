@@ -23,8 +23,9 @@ from domain_sync.config import Settings, SettingsError
 from domain_sync.context import StageContext
 from domain_sync.dn import is_within
 from domain_sync.domain import connect
+from domain_sync.drift import corrected_drift
 from domain_sync.errors import PermanentError, StageInputMissing
-from domain_sync.failing import HELD_KEY, held_for_failing
+from domain_sync.failing import HELD_KEY, held_for_failing, staged_ids
 from domain_sync.mapping import load_mapping
 from domain_sync.plan.changeset import PlanInputs, plan_changes
 from domain_sync.plan.guards import OwnershipSigns, approval_status, approved_digest, guard_reasons, plan_digest
@@ -110,6 +111,10 @@ def run(ctx: StageContext) -> dict:
     write_json_atomic(run.plan, change_set.to_json() | {"digest": digest, "status": status,
                                                         "approved": status == "approved", "synced_in_domain": synced,
                                                         HELD_KEY: sorted(held_failing)}, compact=True)
+    drift = drift_of_round(run, change_set)
+    if drift:
+        log.warning("drift: the domain differed from the tenant for objects the tenant did not change (changed by "
+                    "hand in the domain, or an earlier write that failed); this run puts them back: %s", drift)
     if held_failing or released:
         log.warning("%d objects held for failing run after run (%s); %d released (tenant change or full resync): %s",
                     len(held_failing), sorted(held_failing)[:20], len(released), sorted(released)[:20])
@@ -124,6 +129,7 @@ def run(ctx: StageContext) -> dict:
         "digest": digest,
         "approved_plan": approved,
         "synced_in_domain": synced,
+        "drift_corrected": drift,
         "held_failing": {"count": len(held_failing), "anchors": sorted(held_failing)[:SHOWN_ANCHORS],
                          "released": sorted(released)[:SHOWN_ANCHORS]},
         # Anchored objects without this sync's marker (never touched) and DNs that could not be read (skipped).
@@ -147,6 +153,15 @@ def committed_objects(state: StateStore) -> int:
 
     paths = [state.snapshot(frame) for frame in ("users", "groups")]
     return sum(pq.ParquetFile(p).metadata.num_rows for p in paths if p is not None)
+
+
+def drift_of_round(run: RunFolder, change_set) -> dict[str, int] | None:
+    """The plan's changes to objects this round did not bring from the tenant, by drift category (None after
+    a full read of either resource: every object is in such a round)."""
+    links = read_json(run.delta_links, {}) or {}
+    if not links or any(entry.get("full_read") for entry in links.values()):
+        return None
+    return corrected_drift(change_set.to_json()["changes"], staged_ids(run))
 
 
 def lost_state_reasons(ctx: StageContext, synced: dict[str, int]) -> list[str]:
