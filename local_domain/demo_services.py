@@ -25,7 +25,7 @@ SERVICES_DIR = ROOT / ".local" / "airflow-services"
 PIDS = SERVICES_DIR / "pids.json"
 SERVICES = ("api-server", "scheduler", "dag-processor")
 DEFAULT_PORT = 8080
-UNPAUSED = ("tenant_to_domain_sync", "domain_sync_watchdog")
+UNPAUSED = ("tenant_to_domain_sync", "domain_sync_watchdog", "domain_drift_check")
 
 
 def port() -> int:
@@ -106,7 +106,8 @@ def start(env: dict[str, str]) -> str:
             f"  UI        http://127.0.0.1:{port()}/   login admin / {password}\n"
             f"            (the password is in {password_file})\n"
             f"  status    http://127.0.0.1:{port()}/plugin/domain-sync   (Browse > Domain sync)\n"
-            f"  unpaused  {', '.join(UNPAUSED)}: the sync runs every 5 minutes")
+            f"  unpaused  {', '.join(UNPAUSED)}: the sync runs every 5 minutes, the drift check daily; the full "
+            f"resync and the on-demand sync are triggered from the UI")
 
 
 def stop(quiet: bool = False) -> None:

@@ -74,6 +74,10 @@ def format_summary(summary: dict) -> str:
     if held.get("count") or held.get("released"):
         lines.append(f"  held for failing run after run: {held.get('count', 0)}, released this run: "
                      f"{len(held.get('released') or [])}")
+    others = (summary.get("transform") or {}).get("member_types_not_synced")
+    if others:
+        lines.append("  group members that are neither users nor groups (not members in the domain): "
+                     + ", ".join(f"{n} {kind}" for kind, n in sorted(others.items())))
     drift = (summary.get("plan") or {}).get("drift_corrected")
     if drift:
         lines.append("  drift put back (the domain differed for objects the tenant did not change): "

@@ -130,4 +130,5 @@ def test_devices_service_principals_and_contacts_are_counted_never_members():
     records = directory_records(marked_users, marked_groups, extra, MAPPING)
     base = directory_records(marked_users, marked_groups, MEMBERS, MAPPING)
     assert records.dropped_memberships["not_user_or_group"] == 3
+    assert records.other_member_types == {"device": 1, "servicePrincipal": 1, "orgContact": 1}
     assert len(records.members) == len(base.members)

@@ -42,6 +42,8 @@ class Records:
     # Memberships left out, by reason: "unknown_object" (not in the tenant snapshot: devices, contacts,
     # dangling ids) or "out_of_scope"
     dropped_memberships: dict[str, int] = field(default_factory=dict)
+    # Memberships of devices, service principals, org contacts... by Graph member type: never in the domain.
+    other_member_types: dict[str, int] = field(default_factory=dict)
 
 
 def _column(frame: pd.DataFrame, name: str) -> pd.Series:
@@ -178,6 +180,9 @@ def directory_records(users: pd.DataFrame, groups: pd.DataFrame, members: pd.Dat
     principal = (isin(members["member_type"], PRINCIPAL_MEMBER_TYPES) if "member_type" in members.columns
                  else np.ones(len(members), dtype=bool))
     not_principals = int((~principal).sum())
+    # Devices, service principals, org contacts...: counted per Graph type, never members in the domain.
+    other_types = ({str(k): int(v) for k, v in members.loc[~principal, "member_type"].value_counts().items()}
+                   if "member_type" in members.columns and not_principals else {})
     members = members[principal]
     member_frame = member_records(members, anchors)
     tenant = set(objects(users["id"])) | set(objects(groups["id"]))
@@ -185,4 +190,4 @@ def directory_records(users: pd.DataFrame, groups: pd.DataFrame, members: pd.Dat
     unknown = int((~isin(left_out["group_id"], tenant) | ~isin(left_out["member_id"], tenant)).sum())
     return Records(user_frame, group_frame, member_frame, {USER: user_fixes, GROUP: group_fixes},
                    {"unknown_object": unknown, "out_of_scope": len(left_out) - unknown,
-                    "not_user_or_group": not_principals})
+                    "not_user_or_group": not_principals}, other_types)

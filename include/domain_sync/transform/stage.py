@@ -130,6 +130,7 @@ def run(ctx: StageContext) -> dict:
         "group_records": len(records.groups),
         "membership_records": len(records.members),
         "memberships_dropped": records.dropped_memberships,
+        "member_types_not_synced": records.other_member_types,
         "staged_rows_without_id": without_id,
         "scope": scope.preview,
         "values_fixed": fixes,
