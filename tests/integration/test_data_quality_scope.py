@@ -90,3 +90,16 @@ def test_with_the_state_lost_users_out_of_scope_are_disabled_not_deleted(sync_en
     entries = by_sam(sync_env.synced_entries())
     assert "bob" in entries and disabled(entries["bob"]) and not disabled(entries["ana"])
     assert "user.delete" not in result["plan"]["counts"]
+
+
+def test_a_scoped_full_resync_without_tenant_changes_succeeds_and_writes_nothing(sync_env):
+    """The broken-read check compares the scoped full read with the scoped snapshot: like with like."""
+    users = [tenant_user(n) for n in ("ana", "bob", "cy", "dan", "eve", "fay")]
+    eng = tenant_group("Eng", users[:2])
+    sync_env.start_tenant({"users": users, "groups": [eng, tenant_group("Sales", users[2:])]})
+    sync_env.set(scope_groups="Eng")
+    sync_env.run()
+    usn = sync_env.highest_usn()
+    again = sync_env.run(full_resync=True)
+    assert again["extract_users"]["full_read"] and again["plan"]["changes"] == 0, again["plan"]
+    assert sync_env.highest_usn() == usn, "the scoped full resync wrote to the domain"

@@ -100,6 +100,25 @@ def test_soft_deleted_user_is_disabled_and_restored_user_enabled(sync_env):
     assert int(first(by_sam(sync_env.synced_entries())["ana"][1]["useraccountcontrol"])) & 0x2 == 0
 
 
+def test_a_full_read_keeps_a_soft_deleted_user_disabled_and_a_restore_enables_the_same_account(sync_env):
+    tenant, o = small_tenant()
+    emu = sync_env.start_tenant(tenant)
+    sync_env.run()
+    before = by_sam(sync_env.synced_entries(["sAMAccountName", "objectGUID", "objectSid"]))["ana"][1]
+    emu.admin.delete_user(o["ana"]["id"])  # soft delete: Graph's full reads no longer list the user
+    sync_env.run()
+    resync = sync_env.run(full_resync=True)
+    assert "user.delete" not in resync["plan"]["counts"], resync["plan"]
+    entries = by_sam(sync_env.synced_entries())
+    assert int(first(entries["ana"][1]["useraccountcontrol"])) & 0x2, "the soft-deleted user is not disabled"
+    emu.admin.restore_user(o["ana"]["id"])
+    sync_env.run()
+    after = by_sam(sync_env.synced_entries(["sAMAccountName", "objectGUID", "objectSid", "userAccountControl"]))
+    assert int(first(after["ana"][1]["useraccountcontrol"])) & 0x2 == 0
+    assert first(after["ana"][1]["objectguid"]) == first(before["objectguid"])
+    assert first(after["ana"][1]["objectsid"]) == first(before["objectsid"])
+
+
 def test_local_objects_without_the_anchor_survive_every_run(sync_env):
     tenant, o = small_tenant()
     emu = sync_env.start_tenant(tenant)
