@@ -122,8 +122,9 @@ class Settings:
     # Apply: more failing objects than this share of the synced objects (found by the plan, plus its
     # creates) fails the task after writing every other change and the results, and commit refuses the run.
     max_apply_failure_share: float = 0.05
-    # Run folders (<data_dir>/runs) kept: the newest keep_runs, and none older than keep_run_days; older
-    # ones are removed at the end of the report stage (never the current run). Both at least 1.
+    # Run folders (<data_dir>/runs) kept: every run that wrote to the domain and the newest keep_runs of those
+    # that did not, none older than keep_run_days; the others are removed at the end of the report stage
+    # (never the current run). Both at least 1.
     keep_runs: int = 50
     keep_run_days: int = 30
 

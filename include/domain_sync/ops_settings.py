@@ -7,10 +7,13 @@ a bad value of a sync setting must not take every DAG out of the UI.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from domain_sync.config import Settings, SettingsError
+
+log = logging.getLogger(__name__)
 
 ALERT_CHANNELS = ("smtp", "webhook")
 
@@ -61,7 +64,6 @@ class OpsSettings:
             raise SettingsError(f"setting DOMAIN_SYNC_DRIFT_ON_SYNC_EVENTS={self.drift_on_sync_events!r} is not "
                                 f"true or false")
 
-        self.silences()  # a silence that does not parse is a settings error, not a silent no-op
 
     def silences(self) -> dict[str, datetime | None]:
         """{kind or "*": until (None: until the setting is changed)}."""
@@ -87,11 +89,18 @@ class OpsSettings:
         return found
 
     def silenced_until(self, kind: str, now: datetime | None = None) -> str | None:
-        """Why an alert of `kind` is not delivered now ("until <time>" or "until the setting changes"), or None."""
+        """Why an alert of `kind` is not delivered now ("until <time>" or "until the setting changes"), or None.
+        A silence that does not parse silences nothing (an error is logged): alerts fail open, and a typo in
+        a maintenance window never takes the DAGs (which read these settings when parsed) out of the UI."""
         now = now or datetime.now(UTC)
+        try:
+            silences = self.silences()
+        except SettingsError as exc:
+            log.error("%s; every alert is delivered until it is corrected", exc)
+            return None
         for key in (kind, "*"):
-            if key in self.silences():
-                until = self.silences()[key]
+            if key in silences:
+                until = silences[key]
                 if until is None:
                     return "until DOMAIN_SYNC_ALERT_SILENCE changes"
                 if now < until:

@@ -276,6 +276,12 @@ class RunTime(NamedTuple):
     has_summary: bool
 
 
+def _wrote(folder: Path) -> bool:
+    """Whether the run in `folder` wrote to the domain (its apply results count writes)."""
+    results = read_json(folder / "apply" / "results.json", None)
+    return bool(isinstance(results, dict) and results.get("total_writes"))
+
+
 def runs_by_time(runs_dir: Path, newest_first: bool = False) -> list[RunTime]:
     """The run folders under `runs_dir` by time, oldest first (or newest first): a run's time is its
     summary.json's mtime (every stage ends by updating it), the folder's when it has none yet. Folders
@@ -296,8 +302,10 @@ def runs_by_time(runs_dir: Path, newest_first: bool = False) -> list[RunTime]:
 
 
 def prune_runs(current: RunFolder, keep_runs: int, keep_days: float, now: float | None = None) -> list[str]:
-    """Remove the run folders beside `current` that are not among the newest `keep_runs` or are older than
-    `keep_days`, oldest first; returns their names (oldest first) and logs how many.
+    """Remove the run folders beside `current` that are older than `keep_days`, and the runs that wrote
+    nothing to the domain beyond the newest `keep_runs` of them, oldest first; returns their names (oldest
+    first) and logs how many. Runs that wrote are kept for `keep_days` whatever their number: they are the
+    history `python -m domain_sync.why` answers from, which runs with nothing to do must not push out.
 
     A run's time is its summary.json's mtime (the folder's when it has none yet). Never removed: the
     current run, runs newer than it, and a run without a summary younger than a day (one starting)."""
@@ -305,10 +313,16 @@ def prune_runs(current: RunFolder, keep_runs: int, keep_days: float, now: float 
     runs = [(mtime, folder, has_summary) for folder, mtime, has_summary in runs_by_time(current.runs_dir, newest_first=True)
             if not folder.is_symlink()]
     current_time = next((mtime for mtime, folder, _ in runs if folder == current.path), now)
-    doomed = [folder for position, (mtime, folder, has_summary) in enumerate(runs)
-              if (position >= keep_runs or now - mtime > keep_days * DAY_SECONDS)
-              and folder != current.path and mtime <= current_time
-              and (has_summary or now - mtime >= DAY_SECONDS)]
+    doomed = []
+    idle = 0  # runs that wrote nothing, newest first
+    for mtime, folder, has_summary in runs:
+        over_count = False
+        if not _wrote(folder):
+            over_count = idle >= keep_runs
+            idle += 1
+        if ((over_count or now - mtime > keep_days * DAY_SECONDS) and folder != current.path
+                and mtime <= current_time and (has_summary or now - mtime >= DAY_SECONDS)):
+            doomed.append(folder)
     removed = []
     for folder in reversed(doomed):  # oldest first
         try:
@@ -317,6 +331,6 @@ def prune_runs(current: RunFolder, keep_runs: int, keep_days: float, now: float 
             log.warning("could not remove run folder %s: %s", folder, exc)
             continue
         removed.append(folder.name)
-    log.info("run folders: removed %d (keeping the newest %d, none older than %g days), %d left", len(removed),
-             keep_runs, keep_days, len(runs) - len(removed))
+    log.info("run folders: removed %d (keeping every run that wrote and the newest %d that did not, none older "
+             "than %g days), %d left", len(removed), keep_runs, keep_days, len(runs) - len(removed))
     return removed

@@ -35,7 +35,9 @@ class StageOperator(BaseOperator):
 
         key = run_key(context["dag"].dag_id, context["run_id"])  # the run folder's name (run_keys.py)
         result = run_stage(self.stage, key, {**dict(context.get("params") or {}), **self.fixed_params})
-        if self.alias is not None and not result.get("dry_run"):
+        # An event only for a run that wrote the domain: a dry run or a run with nothing to write is no
+        # change of the domain (and must not start the drift check that follows the sync's events).
+        if self.alias is not None and not result.get("dry_run") and result.get("total_writes", 0) > 0:
             events = context["outlet_events"][self.alias]
             events.add(self.writes, extra={"run_id": key, "writes": result.get("total_writes", 0)})
             for asset, writes in written_assets(result).items():  # the domain's users, groups

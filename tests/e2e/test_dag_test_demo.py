@@ -46,7 +46,7 @@ def domain_asset_events(run_id: str) -> list:
         return [(e.source_task_id, e.extra) for e in query]
 
 
-def test_a_dry_run_records_no_event_on_the_domain_asset_and_a_sync_that_wrote_does(sync_env, airflow_db):
+def test_only_a_sync_that_wrote_records_an_event_on_the_domain_asset(sync_env, airflow_db):
     sync_env.start_tenant(DEMO_TENANT)
     dry = run_dag_test({"dry_run": True})
     assert str(dry.state) in ("success", "DagRunState.SUCCESS"), dry.state
@@ -55,3 +55,6 @@ def test_a_dry_run_records_no_event_on_the_domain_asset_and_a_sync_that_wrote_do
     assert str(wet.state) in ("success", "DagRunState.SUCCESS"), wet.state
     events = domain_asset_events(wet.run_id)
     assert [task for task, _ in events] == ["apply"] and events[0][1]["writes"] > 0
+    idle = run_dag_test()  # nothing changed in the tenant: nothing written, no event
+    assert str(idle.state) in ("success", "DagRunState.SUCCESS"), idle.state
+    assert domain_asset_events(idle.run_id) == []

@@ -62,6 +62,23 @@ def test_runs_beyond_the_count_go_oldest_first(tmp_path):
     assert names(tmp_path) == {"r0", "r1", "r2"}
 
 
+def test_runs_that_wrote_stay_for_the_days_whatever_the_count_of_runs_that_did_not(tmp_path):
+    from domain_sync.runs import write_json_atomic
+
+    current = make_run(tmp_path, "r0", 0)
+    for i in range(1, 8):
+        run = make_run(tmp_path, f"r{i}", i * HOUR)
+        if i in (2, 6):  # these wrote to the domain: the history `why` answers from
+            write_json_atomic(run.apply_results, {"total_writes": 3})
+        elif i == 4:
+            write_json_atomic(run.apply_results, {"total_writes": 0})
+    old = make_run(tmp_path, "wrote-long-ago", 40 * DAY_SECONDS)
+    write_json_atomic(old.apply_results, {"total_writes": 9})
+    # Runs that wrote nothing, newest first: r0 (current), r1, r3, r4 | r5, r7 beyond keep_runs=4.
+    assert prune_runs(current, keep_runs=4, keep_days=30, now=NOW) == ["wrote-long-ago", "r7", "r5"]
+    assert names(tmp_path) == {"r0", "r1", "r2", "r3", "r4", "r6"}
+
+
 def test_runs_older_than_the_days_go_whatever_the_count(tmp_path):
     current = make_run(tmp_path, "today", 0)
     make_run(tmp_path, "last-week", 7 * DAY_SECONDS)
