@@ -25,6 +25,7 @@ import hashlib
 import re
 import unicodedata
 from collections.abc import Iterable
+from functools import partial
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -171,7 +172,9 @@ def account_name_bases(sources: pd.Series, anchors: pd.Series, kind: str) -> pd.
     import pandas as pd
 
     text = pd.Series(sources.to_numpy(dtype=object), dtype=object).fillna("").astype(str)
-    folded = (text.str.translate(_TRANSLITERATION).str.normalize("NFKD")
+    # Python's own NFKD, as fold_ascii: pandas' Arrow-backed strings normalize with a newer Unicode version
+    # than the interpreter's, which folds some new characters (e.g. U+1CCD6) where the row rule does not.
+    folded = (text.str.translate(_TRANSLITERATION).map(partial(unicodedata.normalize, "NFKD"))
               .str.encode("ascii", "ignore").str.decode("ascii"))
     names = folded.str.replace(_SAM_KEEP, "", regex=True).str.strip(".").str[:SAM_MAX].str.strip(".")
     empty = names == ""

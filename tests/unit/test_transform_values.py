@@ -101,3 +101,11 @@ def test_records_carry_fitted_values_and_the_fixes():
     row = records.users.iloc[0]
     assert row[attr_column("employeeID")] == "1" * 16 and len(row[attr_column("telephoneNumber")]) == 64
     assert sorted(f.attribute for f in records.fixes["user"]) == ["employeeID", "telephoneNumber"]
+
+
+def test_a_character_newer_than_the_interpreters_unicode_folds_the_same_column_wise():
+    """pandas' Arrow strings know Unicode versions the interpreter's unicodedata does not (U+1CCD6)."""
+    text = "\U0001ccd6"
+    anchor = "00000000-0000-0000-0000-000000000000"
+    column = account_name_bases(pd.Series([text], dtype=object), pd.Series([anchor], dtype=object), "user").tolist()
+    assert column == [account_name_base(text, anchor, "user")]
