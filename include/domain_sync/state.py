@@ -293,9 +293,10 @@ def hold_state(settings: Settings, run: RunFolder, now: datetime | None = None,
     if settings.state_lock_stale_hours <= 0:
         raise SettingsError(f"setting DOMAIN_SYNC_STATE_LOCK_STALE_HOURS={settings.state_lock_stale_hours} must be "
                             f"more than 0")
-    now = now or datetime.now(UTC)
+    given = now
     state = StateStore(settings.state_dir)
-    replaced = _wait_for_lock(settings, state, run, now, sleep, clock)
+    replaced = _wait_for_lock(settings, state, run, given or datetime.now(UTC), sleep, clock)
+    now = given or datetime.now(UTC)  # when this run took the lock and read the state (after any wait)
     if replaced:
         raise_alert(settings, "state_lock_recovered",
                     f"run {run.run_id} took over the state lock of run {replaced.get('run_id')} ({replaced['stale']}); "

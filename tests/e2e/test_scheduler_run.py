@@ -4,7 +4,8 @@ PostgreSQL, against the Graph emulator and the session's Samba DC.
 One test, four acts on the same services (starting Airflow costs most of the time):
 1. a triggered run syncs a small tenant into the domain;
 2. a backfill with ``full_resync`` carries a tenant change into the domain;
-3. a backfill and a triggered run started together never work on the state at once (the state lock);
+3. a backfill and a triggered run started together never work on the state at once (the state lock: the
+   second waits for it);
 4. with the tenant unreachable, a triggered run fails after its retries and the failure alert is raised.
 
 The services run with ``[scheduler] use_job_schedule = False`` so that no scheduled run (the DAG runs every
@@ -53,18 +54,22 @@ def by_sam(entries):
     return {first(e["samaccountname"]): (dn, e) for dn, e in entries.items()}
 
 
-def state_window(services, run_id: str) -> tuple:
-    """(first extract's start, commit's end) of a run: the time it worked on the state."""
-    rows = services.query("SELECT task_id, start_date, end_date FROM task_instance WHERE dag_id = %s AND run_id = %s "
-                          "AND task_id IN ('extract_users', 'extract_groups', 'commit')", DAG_ID, run_id)
-    starts = [start for task, start, _ in rows if task.startswith("extract_")]
-    return min(starts), next(end for task, _, end in rows if task == "commit")
+def state_window(services, sync_env, run_id: str) -> tuple:
+    """(the time its extract took the state lock and read the state, commit's end) of a run: the time it
+    worked on the state. An extract that waits for the lock held by another run has not begun then."""
+    from datetime import datetime
+
+    read = read_json(RunFolder(sync_env.settings.runs_dir, run_id).state_read)
+    rows = services.query("SELECT end_date FROM task_instance WHERE dag_id = %s AND run_id = %s AND task_id = 'commit'",
+                          DAG_ID, run_id)
+    return datetime.fromisoformat(read["read_at"]), rows[0][0]
 
 
 def together_at_once(services, sync_env, emulator, tenant) -> None:
-    """A backfill and a triggered run started together: one takes the state lock; the other's extract is
-    refused (StateLocked, retried) until the lock is free, and fails without touching anything if its
-    retries run out first; triggered again it goes on from the first run's state."""
+    """A backfill and a triggered run started together: one takes the state lock; the other's extract waits
+    for it (state_lock_wait_seconds, then StateLocked and Airflow's retries) and works on the state only once
+    the first has committed; if its wait and retries ran out first it fails without touching anything, and
+    triggered again it goes on from the first run's state."""
     bob = tenant["users"][1]
     emulator.admin.update_user(bob["id"], {"jobTitle": "Both at once"})
     # Airflow runs one backfill of a DAG at a time: the one before must be closed first.
@@ -75,7 +80,7 @@ def together_at_once(services, sync_env, emulator, tenant) -> None:
     services.cli("dags", "trigger", DAG_ID, "--conf", "{}", "--run-id", "e2e_beside_backfill")
     backfill_run = [r for r in services.runs(DAG_ID) if r["run_type"] == "backfill"][-1]["run_id"]
     runs = [backfill_run, "e2e_beside_backfill"]
-    states = {run_id: services.wait_for_run(DAG_ID, run_id) for run_id in runs}
+    states = {run_id: services.wait_for_run(DAG_ID, run_id, timeout=900) for run_id in runs}  # one waits for the other
     assert "success" in states.values(), f"{states}\n{services.diagnostics()}"
     for run_id, state in states.items():
         summary = read_json(RunFolder(sync_env.settings.runs_dir, run_id).summary_file, {})
@@ -90,7 +95,7 @@ def together_at_once(services, sync_env, emulator, tenant) -> None:
             assert services.wait_for_run(DAG_ID, again) == "success", services.diagnostics()
     finished = [r for r, state in states.items() if state == "success"]
     if len(finished) == 2:  # the second got the lock within its retries: after the first had committed
-        (a_start, a_end), (b_start, b_end) = sorted(state_window(services, r) for r in finished)
+        (a_start, a_end), (b_start, b_end) = sorted(state_window(services, sync_env, r) for r in finished)
         assert b_start >= a_end or a_start >= b_end, "two runs worked on the state at once"
     entries = by_sam(sync_env.synced_entries(["sAMAccountName", "title"]))
     assert first(entries["bob"][1]["title"]) == "Both at once", services.diagnostics()
