@@ -108,8 +108,9 @@ def test_a_member_joining_and_one_leaving_a_5000_member_group_are_two_small_modi
     plan = json.loads(RunFolder(env.settings.runs_dir, "load-2").plan.read_text())
     membership = [c for c in plan["changes"] if c["op"] in ("add_members", "remove_members")]
     assert [(c["op"], len(c["members"])) for c in membership] == [("add_members", 1), ("remove_members", 1)]
-    assert membership[0]["members"][0].startswith("CN=Member 05000,")
-    assert membership[1]["members"][0].startswith("CN=Member 00000,")
+    # Members that exist in the domain are named by their objectGUID (a DN may be taken by another object
+    # between plan and apply); the final membership below shows they were the right ones.
+    assert all(c["members"][0].startswith("<GUID=") for c in membership), membership
     assert second["plan"]["changes"] == 2
     assert total(counted_connections, "modify_operations") == 2
     assert total(counted_connections, "add_operations") == total(counted_connections, "delete_operations") == 0
