@@ -19,8 +19,9 @@ Every 5 minutes by default (`DOMAIN_SYNC_SYNC_SCHEDULE`), no catchup; the watchd
 has not succeeded for `DOMAIN_SYNC_FRESHNESS_MINUTES` (30) or is paused.
 
 Runs never overlap: the first extract takes the state lock, commit frees it; an extract finding it
-held by another run fails and is retried. `max_active_runs=1` and the writers' pool
-(`DOMAIN_SYNC_APPLY_POOL`) keep runs of one DAG apart as well.
+held by another run waits for it up to `DOMAIN_SYNC_STATE_LOCK_WAIT_SECONDS` (300), then fails with
+`StateLocked` and is retried. The lock is what keeps runs apart; `max_active_runs=1` and the
+writers' pool (`DOMAIN_SYNC_APPLY_POOL`, opt-in) only cap how many tasks run at once.
 
 Params: `full_resync` reads everything again (and removes what the tenant no longer has);
 `dry_run` stops after the plan (a blocked plan reports "blocked" and its digest);
@@ -31,8 +32,9 @@ Params: `full_resync` reads everything again (and removes what the tenant no lon
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Param, chain, dag
+from airflow.sdk import chain, dag
 
+from domain_sync.dag_params import approve_plan_param, dry_run_param, full_resync_param
 from domain_sync.ops_settings import OpsSettings
 from domain_sync.tasks import (
     APPLY_POOL,
@@ -55,17 +57,7 @@ from domain_sync.tasks import (
     doc_md=__doc__,
     tags=["domain-sync", "entra-id", "active-directory"],
     default_args=default_args(),
-    params={
-        "full_resync": Param(False, type="boolean", title="Full resync",
-                             description="Read every tenant object again instead of the changes since the last run."),
-        "dry_run": Param(False, type="boolean", title="Dry run",
-                         description="Stop after the plan: write nothing to the domain, save no delta link."),
-        "approve_plan": Param("", type="string", pattern="^$|^[0-9a-f]{64}$", title="Approve plan",
-                              description="The digest of a blocked plan (in the blocked run's plan/plan.txt, its "
-                                          "error and its summary) to apply it. Only a plan with exactly those "
-                                          "changes passes: if the tenant changed since, the run is blocked again "
-                                          "with a new digest."),
-    },
+    params={"full_resync": full_resync_param(), "dry_run": dry_run_param(), "approve_plan": approve_plan_param()},
 )
 def tenant_to_domain_sync():
     extract = [stage_task("extract_users", inlets=[TENANT]), stage_task("extract_groups", inlets=[TENANT])]

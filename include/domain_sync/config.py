@@ -35,9 +35,13 @@ class SettingsError(PermanentError, ValueError):
 class Settings:
     """Every tunable of a sync run. Field names map to env vars DOMAIN_SYNC_<FIELD_NAME_UPPER>."""
 
+    # Airflow connection of the tenant (conn type msgraph).
     tenant_conn_id: str = "msgraph_tenant"
+    # Airflow connection of the domain (LDAP; README, "The domain connection's extras").
     domain_conn_id: str = "ldap_domain"
+    # Folder of the run folders (runs/), the state (state/) and alerts.jsonl.
     data_dir: str = field(default_factory=_default_data_dir)
+    # The attribute mapping file (docs/mapping.md).
     mapping_file: str = str(DEFAULT_MAPPING_FILE)
     # Container of synced users and groups, relative to the domain's base DN (Entra Domain
     # Services puts them all in "AADDC Users").
@@ -45,9 +49,11 @@ class Settings:
     # Attribute that carries the tenant object id; present on users and groups in Windows Server
     # and Samba schemas (DESIGN.md section 7). mS-DS-ConsistencyGuid holds the id's 16 bytes.
     anchor_attribute: str = "mS-DS-ConsistencyGuid"
+    # Timeout of one Graph request.
     graph_timeout_seconds: float = 60.0
     # Give up on a throttled or failing Graph read after this long; Airflow's retry takes over.
     graph_retry_budget_seconds: float = 300.0
+    # Timeout of connecting to the domain and of one LDAP request.
     ldap_timeout_seconds: float = 30.0
     # Apply: give up on an unreachable domain after this long (ApplyAborted; Airflow's retry takes over).
     ldap_retry_budget_seconds: float = 120.0
@@ -66,6 +72,7 @@ class Settings:
     # "domain-sync:<tenant id>" (owner_marker overrides it). Entra Connect and Cloud Sync write
     # mS-DS-ConsistencyGuid on every object of a hybrid domain, so the anchor alone proves nothing.
     owner_attribute: str = "extensionName"
+    # The ownership marker written to and looked for in owner_attribute; empty: "domain-sync:<tenant id>".
     owner_marker: str = ""
     # Deletion guard (Entra Connect's export deletion threshold is 500).
     max_deletes: int = 500
@@ -73,21 +80,24 @@ class Settings:
     max_delete_share: float = 0.5
     # Below this many synced objects of a type, the share limit does not apply.
     delete_share_min_objects: int = 20
-    # Create guard: a plan creating more than this many objects ... or this share (0..1) of the tenant
-    # objects it writes (for at least create_share_min_objects of them) is blocked while the domain
+    # Create guard: a plan creating more than this many objects (or more than max_create_share of the
+    # tenant objects it writes, for at least create_share_min_objects of them) is blocked while the domain
     # shows that the sync may not see its own objects (objects with the anchor but not our marker, or
     # a committed state with nothing synced found): a changed anchor, owner or search base setting would
     # otherwise create a duplicate of every object.
     max_creates: int = 500
+    # Create guard: the share (0..1) of the tenant objects a plan writes that it may create while the
+    # domain shows that the sync may not see its own objects (see max_creates).
     max_create_share: float = 0.5
+    # Create guard: below this many tenant objects written, the create share limit does not apply.
     create_share_min_objects: int = 20
     # Membership guard: memberships one plan may remove in all (members of objects the plan deletes
-    # or disables count as those deletes, not again here) ...
+    # or disables count as those deletes, not again here).
     max_member_removals: int = 1000
-    # ... and the share (0..1) of a synced group's current members it may remove, per group and over
-    # all synced groups together ...
+    # Membership guard: the share (0..1) of a synced group's current members one plan may remove, per
+    # group and over all synced groups together.
     max_member_removal_share: float = 0.5
-    # ... judged for groups (and totals) of at least this many current members.
+    # Membership guard: the share limit applies to groups (and totals) of at least this many current members.
     member_removal_share_min_members: int = 20
     # State lock: a lock older than this (hours) is taken for abandoned and taken over by the next
     # run's extract, with a state_lock_recovered alert (docs/design.md, "Runs never overlap").
@@ -105,8 +115,9 @@ class Settings:
     # Password changes (events: tenant object id, new password, time) are read from this store by the
     # credentials task after apply; "none": no password changes.
     credential_source: str = "none"
-    # The Airflow connections of the sink and the source (README, "Credentials").
+    # The Airflow connection of the credential sink (README, "Credentials").
     credential_sink_conn_id: str = "credential_sink"
+    # The Airflow connection of the credential source (README, "Credentials").
     credential_source_conn_id: str = "credential_source"
     # Days an initial password stays valid in the sink (the Key Vault secret's expiry, the envelope's).
     initial_password_days: float = 7.0
@@ -126,6 +137,7 @@ class Settings:
     # that did not, none older than keep_run_days; the others are removed at the end of the report stage
     # (never the current run). Both at least 1.
     keep_runs: int = 50
+    # Days a run folder is kept at most (see keep_runs).
     keep_run_days: int = 30
 
     def __post_init__(self) -> None:

@@ -8,6 +8,12 @@ from domain_sync.naming import OBJECT_ID_PATTERN
 from domain_sync.ops_settings import OpsSettings
 
 
+def full_resync_param() -> Param:
+    return Param(False, type="boolean", title="Full resync",
+                 description="Read every tenant object again instead of the changes since the last run (and remove "
+                             "what the tenant no longer has).")
+
+
 def dry_run_param() -> Param:
     return Param(False, type="boolean", title="Dry run",
                  description="Stop after the plan: write nothing to the domain, save no delta link.")
@@ -16,7 +22,8 @@ def dry_run_param() -> Param:
 def approve_plan_param() -> Param:
     return Param("", type="string", pattern="^$|^[0-9a-f]{64}$", title="Approve plan",
                  description="The digest of a blocked plan (in the blocked run's plan/plan.txt, its error and its "
-                             "summary) to apply exactly that plan; a plan with other changes is blocked again.")
+                             "summary) to apply exactly that plan. If the tenant changed since, the plan has other "
+                             "changes and the run is blocked again with a new digest.")
 
 
 def forget_delta_links_param() -> Param:

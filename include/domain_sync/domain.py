@@ -229,6 +229,18 @@ def connect(endpoint: DomainEndpoint, timeout: float = 30.0, collect_usage: bool
     return conn
 
 
+def disconnect(conn) -> None:
+    """Unbind, for the `finally` of every connection's user. A connection the DC dropped raises on unbind
+    (ldap3's socket errors, which are not all OSErrors); closing it loses nothing, and raising there would
+    replace the error or the result of the work done on it."""
+    from ldap3.core.exceptions import LDAPException
+
+    try:
+        conn.unbind()
+    except (LDAPException, OSError) as exc:
+        log.info("domain connection closed by the server before unbind (%s: %s)", type(exc).__name__, exc)
+
+
 def _warn_tls_validation_off(endpoint: DomainEndpoint, run_id: str | None) -> None:
     """Certificate validation is off: a warning on every connect, and a `tls_validation_off` alert once per
     run (every run raises it again; the run's several tasks and connections raise one, through the run's

@@ -6,7 +6,11 @@
   task retry may succeed; `delay` is the wait the service asked for, when it named one.
 
 The DAGs turn this into their retry rule in one place (`domain_sync.pipeline.retry_policy`); nothing
-else decides what is retried. Anything else raised is a defect and is retried like a transient error.
+else decides what is retried. Besides transient errors only the connection-level built-ins
+(ConnectionError, TimeoutError, OSError) are retried; anything else raised is a defect and fails the
+task at once, as a retry would only repeat it. So a client library's error for a service that is
+away must be wrapped into a `TransientError` where it escapes (domain.connect, the Graph reader's
+classify, the LDAP writers).
 """
 
 from __future__ import annotations

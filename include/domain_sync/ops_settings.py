@@ -20,14 +20,17 @@ ALERT_CHANNELS = ("smtp", "webhook")
 
 @dataclass(frozen=True)
 class OpsSettings:
-    # Schedules (cron, or an Airflow preset such as "@daily"), read at parse time.
+    # Schedule of the incremental sync (cron, or an Airflow preset such as "@daily"; every schedule is
+    # read when the DAGs are parsed).
     sync_schedule: str = "*/5 * * * *"
-    # Airflow backfills only DAGs with a periodic schedule: the full resync runs weekly besides its
-    # manual runs and backfills.
+    # Schedule of the full resync. Airflow backfills only DAGs with a periodic schedule: the full resync
+    # runs weekly besides its manual runs and backfills.
     full_resync_schedule: str = "0 3 * * 0"
+    # Schedule of the drift check (reads tenant and domain, writes nothing).
     drift_schedule: str = "0 6 * * *"
     # "true": the drift check also runs after every run of a sync that wrote the domain (its asset event).
     drift_on_sync_events: str = "false"
+    # Schedule of the watchdog (freshness of the sync).
     watchdog_schedule: str = "*/5 * * * *"
     # Where alerts go besides the task log and <data dir>/alerts.jsonl, comma-separated: "smtp" (mail through
     # the Airflow SMTP connection alert_smtp_conn_id to alert_email_to) and "webhook" (a JSON POST, Teams- and
@@ -37,7 +40,10 @@ class OpsSettings:
     alert_email_to: str = ""
     # Sender; empty: the SMTP connection's from_email extra.
     alert_email_from: str = ""
+    # The Airflow SMTP connection alert mails go through.
     alert_smtp_conn_id: str = "smtp_default"
+    # The Airflow connection alert webhooks are posted to: its host when that is a whole URL, else
+    # schema://host[:port] plus its `endpoint` extra (a path).
     alert_webhook_conn_id: str = "alert_webhook"
     # Freshness: the watchdog alerts when the incremental sync has not succeeded for this many minutes
     # (failed, hung or not scheduled at all), and whenever the sync DAG is paused.

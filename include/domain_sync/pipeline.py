@@ -57,11 +57,17 @@ def run_stage(name: str, run_id: str, params: dict[str, Any] | None, settings: S
 
 
 def retry_policy():
-    """Permanent errors (and their subclasses) fail the task at once; everything else is left to the
-    task's retries with backoff."""
+    """Only what a retry can fix is retried: transient errors (a busy or absent tenant or domain), the
+    connection-level built-ins a client library may let through (ConnectionError, TimeoutError, OSError)
+    and a task that outran its execution_timeout (a hung connection). Permanent errors, and every other
+    exception (a defect: a retry repeats it), fail the task at once."""
     from airflow.sdk import ExceptionRetryPolicy, RetryAction, RetryRule
 
     return ExceptionRetryPolicy(rules=[
+        # The first matching rule wins: a permanent error that is also an OSError stays permanent.
         RetryRule(exception="domain_sync.errors.PermanentError", action=RetryAction.FAIL,
                   reason="a permanent error: retrying cannot help"),
-    ])
+        RetryRule(exception=["domain_sync.errors.TransientError", ConnectionError, TimeoutError, OSError,
+                             "airflow.sdk.exceptions.AirflowTaskTimeout"],
+                  action=RetryAction.DEFAULT, reason="a transient or connection error: the task's retries may help"),
+    ], default=RetryAction.FAIL)

@@ -38,26 +38,33 @@ def test_every_dag_follows_the_policy(dag_bag):
             assert task.on_failure_callback, f"{dag_id}.{task.task_id}: no failure alert"
 
 
-def test_every_task_fails_at_once_on_a_permanent_error_and_retries_a_transient_one(dag_bag):
+def test_every_task_retries_only_what_a_retry_can_fix(dag_bag):
     """The retry rule (pipeline.retry_policy) evaluated as Airflow's task runner does: on failure it calls
-    `task.retry_policy.evaluate(...)`; FAIL ends the task, DEFAULT or RETRY leave it to its retries."""
+    `task.retry_policy.evaluate(...)`; FAIL ends the task, DEFAULT or RETRY leave it to its retries.
+    Permanent errors and defects (any other exception) fail at once; transient and connection errors retry."""
     from airflow.sdk import ExceptionRetryPolicy, RetryAction
+    from airflow.sdk.exceptions import AirflowTaskTimeout
 
     for dag_id, dag in dag_bag.dags.items():
         for task in dag.tasks:
             where = f"{dag_id}.{task.task_id}"
             policy = task.retry_policy
             assert isinstance(policy, ExceptionRetryPolicy), f"{where}: no retry policy"
-            for permanent in (MappingBroken("mapping rule 3 names no attribute"), StateChanged("state moved on")):
+            for permanent in (MappingBroken("mapping rule 3 names no attribute"), StateChanged("state moved on"),
+                              ValueError("defect"), KeyError("column"), RuntimeError("defect")):
                 decision = policy.evaluate(exception=permanent, try_number=1, max_tries=task.retries, context=None)
                 assert decision.action == RetryAction.FAIL, f"{where}: {type(permanent).__name__} is retried"
-            for transient in (GraphBusy("503", delay=5), StateLocked("locked by run r1"), RuntimeError("defect")):
+            for transient in (GraphBusy("503", delay=5), StateLocked("locked by run r1"),
+                              ConnectionError("reset by peer"), ConnectionRefusedError(111, "refused"),
+                              TimeoutError("timed out"), OSError(113, "no route to host"), AirflowTaskTimeout()):
                 decision = policy.evaluate(exception=transient, try_number=1, max_tries=task.retries, context=None)
                 assert decision.action in (RetryAction.DEFAULT, RetryAction.RETRY), f"{where}: {transient!r} fails"
             assert task.retries >= 1, f"{where}: nothing left to retry with"
             # The scheduler keeps the policy in the serialized DAG: the rule must survive the round trip.
             again = type(policy).deserialize(policy.serialize())
             assert again.evaluate(MappingBroken("x"), 1, task.retries).action == RetryAction.FAIL, where
+            assert again.evaluate(KeyError("x"), 1, task.retries).action == RetryAction.FAIL, where
+            assert again.evaluate(ConnectionError("x"), 1, task.retries).action != RetryAction.FAIL, where
 
 
 def test_sync_dag_runs_the_stages_in_pipeline_order(dag_bag):

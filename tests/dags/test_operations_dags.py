@@ -30,6 +30,17 @@ def test_every_param_has_a_title_and_a_description(dag_bag):
             assert param.schema.get("title") and param.description, f"{dag_id}.{name}"
 
 
+def test_a_param_reads_the_same_in_every_dag(dag_bag):
+    """One definition per param (domain_sync.dag_params): the trigger forms never word one param two ways."""
+    seen: dict[str, tuple[str, dict]] = {}
+    for dag_id, dag in sorted(dag_bag.dags.items()):
+        for name in dag.params:
+            param = dag.params.get_param(name)
+            shape = (param.description, param.schema)
+            first = seen.setdefault(name, (dag_id, shape))
+            assert first[1] == shape, f"{dag_id}.{name} differs from {first[0]}.{name}"
+
+
 def test_every_run_of_a_stage_dag_ends_with_the_alert_and_lock_teardowns(dag_bag):
     for dag_id in ["tenant_to_domain_sync", "tenant_to_domain_full_resync", "domain_drift_check",
                    "tenant_objects_sync"]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.airflow_services import REPO_ROOT, airflow_services  # noqa: F401 - fixture
-from tests.fixtures.credentials import key_vault, use_key_vault
+from tests.fixtures.credentials import key_vault, ldap_login, use_key_vault
 from tests.fixtures.sync_env import tenant_group, tenant_user
 
 pytestmark = pytest.mark.e2e
@@ -119,8 +119,6 @@ def test_openlineage_events_and_why_a_user_changed(sync_env, airflow_services, t
     assert "create" in first_run_text and "apply: applied" in first_run_text, text
 
     # The password change reached the domain; no password is anywhere the deployment wrote.
-    from tests.integration.test_credentials import ldap_login
-
     assert ldap_login(sync_env.domain, users[1]["userPrincipalName"], changed)[0]
     import pandas as pd
 

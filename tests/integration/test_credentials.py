@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
-import ssl
-import subprocess
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,7 +20,7 @@ from domain_sync.apply.writer import DomainWriter
 from domain_sync.passwords.dropfolder import DropFolderStore
 from domain_sync.passwords.policy import InsecureConnection
 from domain_sync.records import Change, Op
-from tests.fixtures.credentials import key_vault, use_key_vault
+from tests.fixtures.credentials import key_vault, kinit, ldap_login, use_key_vault
 from tests.fixtures.sync_env import by_sam, first, tenant_user
 
 pytestmark = pytest.mark.integration
@@ -31,29 +28,6 @@ pytestmark = pytest.mark.integration
 MUST_CHANGE = "data 773"  # AD's bind diagnostic: the password must be changed (ERROR_PASSWORD_MUST_CHANGE)
 WRONG = "data 52e"  # ERROR_LOGON_FAILURE: unknown user or bad password
 DISABLED = "data 533"  # ERROR_ACCOUNT_DISABLED
-
-
-# ---------------------------------------------------------------- logins
-
-def ldap_login(domain, upn: str, password: str) -> tuple[bool, str]:
-    """An LDAPS simple bind as the user: (bound, the server's diagnostic message)."""
-    import ldap3
-
-    tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=domain.ca_file, valid_names=[domain.server_name])
-    server = ldap3.Server(domain.address, port=636, use_ssl=True, tls=tls, get_info=ldap3.NONE)
-    conn = ldap3.Connection(server, user=upn, password=password)
-    bound = conn.bind()
-    message = (conn.result or {}).get("message", "")
-    conn.unbind()
-    return bound, message
-
-
-def kinit(domain, tmp_path: Path, principal: str, *lines: str) -> tuple[int, str]:
-    """kinit PRINCIPAL@REALM with `lines` on stdin (the password; at an expired password, the new one twice)."""
-    env = {**os.environ, "KRB5_CONFIG": str(domain.krb5_conf), "KRB5CCNAME": f"FILE:{tmp_path}/cc-{uuid.uuid4().hex}"}
-    result = subprocess.run(["kinit", f"{principal}@{domain.realm}"], input="".join(f"{line}\n" for line in lines),
-                            capture_output=True, text=True, env=env, timeout=30)
-    return result.returncode, result.stdout + result.stderr
 
 
 def pwd_last_set(env, sam: str) -> str:

@@ -3,12 +3,7 @@ POST on a local HTTP server; a failed task's alert names the DAG, task, try, the
 
 from __future__ import annotations
 
-import email
 import json
-import socket
-import threading
-from email import policy
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
 import pytest
@@ -16,55 +11,6 @@ import pytest
 from domain_sync.alerts import raise_alert, read_alerts
 from domain_sync.notifiers import TaskFailureAlert
 from domain_sync.runs import RunFolder
-
-
-class Inbox:
-    def __init__(self):
-        self.messages = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's handler name
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos),
-                              email.message_from_bytes(envelope.content, policy=policy.default)))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp_server():
-    from aiosmtpd.controller import Controller
-
-    inbox = Inbox()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield port, inbox
-    finally:
-        controller.stop()
-
-
-@pytest.fixture
-def webhook_server():
-    received = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - http.server's handler name
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1], received
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture
@@ -88,8 +34,8 @@ def failure_context(run_id="scheduled__2026-01-02T00:05:00+00:00"):
             "exception": RuntimeError("LDAP server down: 127.0.0.18:636\nTraceback (most recent call last): ...")}
 
 
-def test_a_failed_task_mails_the_dag_task_try_error_counts_and_log_link(settings, smtp_server, monkeypatch):
-    port, inbox = smtp_server
+def test_a_failed_task_mails_the_dag_task_try_error_counts_and_log_link(settings, smtp_inbox, monkeypatch):
+    port, inbox = smtp_inbox
     mail_to_local_server(monkeypatch, port)
     run_id = "scheduled__2026-01-02T00:05:00+00:00"
     RunFolder(settings.runs_dir, run_id).update_summary("plan", {"changes": 7, "status": "passed"})
@@ -97,7 +43,7 @@ def test_a_failed_task_mails_the_dag_task_try_error_counts_and_log_link(settings
     TaskFailureAlert().notify(failure_context(run_id))
 
     assert len(inbox.messages) == 1
-    sender, recipients, message = inbox.messages[0]
+    (sender, recipients), message = inbox.envelopes[0], inbox.messages[0]
     assert sender == "sync@example.test" and recipients == ["ops@example.test", "oncall@example.test"]
     assert "task_failed" in message["Subject"] and "tenant_to_domain_sync.apply" in message["Subject"]
     body = message.get_body(("html", "plain")).get_content()
@@ -109,9 +55,9 @@ def test_a_failed_task_mails_the_dag_task_try_error_counts_and_log_link(settings
     assert alert["try_number"] == 3 and alert["counts"]["planned_changes"] == 7
 
 
-def test_a_run_level_alert_reaches_mail_and_webhook(settings, smtp_server, webhook_server, monkeypatch):
-    port, inbox = smtp_server
-    hook_port, received = webhook_server
+def test_a_run_level_alert_reaches_mail_and_webhook(settings, smtp_inbox, webhook_sink, monkeypatch):
+    port, inbox = smtp_inbox
+    hook_port, received = webhook_sink
     mail_to_local_server(monkeypatch, port)
     monkeypatch.setenv("DOMAIN_SYNC_ALERT_CHANNELS", "smtp,webhook")
     monkeypatch.setenv("AIRFLOW_CONN_ALERT_WEBHOOK", json.dumps({
@@ -120,7 +66,7 @@ def test_a_run_level_alert_reaches_mail_and_webhook(settings, smtp_server, webho
 
     raise_alert(settings, "objects_quarantined", "run r1: 2 objects quarantined by validation", run_id="r1")
 
-    assert [m[2]["Subject"] for m in inbox.messages] == [
+    assert inbox.subjects() == [
         "[domain-sync] objects_quarantined: run r1: 2 objects quarantined by validation"]
     assert len(received) == 1
     assert received[0]["text"].startswith("objects_quarantined: run r1: 2 objects quarantined")
@@ -155,10 +101,10 @@ def test_an_unknown_channel_is_a_settings_error():
         OpsSettings.from_env({"DOMAIN_SYNC_ALERT_CHANNELS": "smtp,pager"})
 
 
-def test_a_silenced_kind_is_logged_but_not_delivered_until_its_time(settings, smtp_server, monkeypatch):
+def test_a_silenced_kind_is_logged_but_not_delivered_until_its_time(settings, smtp_inbox, monkeypatch):
     from datetime import UTC, datetime, timedelta
 
-    port, inbox = smtp_server
+    port, inbox = smtp_inbox
     mail_to_local_server(monkeypatch, port)
     until = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%MZ")
     monkeypatch.setenv("DOMAIN_SYNC_ALERT_SILENCE", f"sync_paused, sync_stale@{until}")
@@ -167,7 +113,7 @@ def test_a_silenced_kind_is_logged_but_not_delivered_until_its_time(settings, sm
     raise_alert(settings, "sync_stale", "no success for 45 minutes")
     raise_alert(settings, "plan_blocked", "run r1: the plan was stopped")
 
-    assert [m[2]["Subject"].split(":")[0] for m in inbox.messages] == ["[domain-sync] plan_blocked"]
+    assert [s.split(":")[0] for s in inbox.subjects()] == ["[domain-sync] plan_blocked"]
     assert [a["kind"] for a in read_alerts(settings)] == ["sync_paused", "sync_stale", "plan_blocked"]
 
     monkeypatch.setenv("DOMAIN_SYNC_ALERT_SILENCE", "*@2000-01-01T00:00Z")  # a window that is over

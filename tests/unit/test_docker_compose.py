@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import fields
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -189,3 +190,34 @@ def test_dockerfile_installs_pinned_requirements():
     text = (ROOT / "Dockerfile").read_text()
     assert re.search(r"(?m)^FROM apache/airflow:3\.3\.2-python3\.11\s*$", text)
     assert "requirements.txt" in text and "-c " in text and "constraints.txt" in text
+
+
+def _settings_defaults() -> dict[str, str]:
+    """DOMAIN_SYNC_<NAME> -> the default the code gives it (as the text of an environment variable)."""
+    from domain_sync.config import Settings
+    from domain_sync.ops_settings import OpsSettings
+
+    return {f"DOMAIN_SYNC_{f.name.upper()}": str(getattr(cls(), f.name))
+            for cls in (Settings, OpsSettings) for f in fields(cls)}
+
+
+def test_domain_sync_variables_of_compose_are_settings_with_the_code_defaults(compose):
+    """A variable the code does not read is a typo; a compose default other than the code's is a second default."""
+    defaults = _settings_defaults()
+    for name, value in compose["x-airflow-common"]["environment"].items():
+        if not name.startswith("DOMAIN_SYNC_") or name == "DOMAIN_SYNC_APPLY_POOL":  # read by domain_sync.tasks
+            continue
+        assert name in defaults, f"{name} is not a setting (docs/settings.md)"
+        match = VARIABLE.fullmatch(str(value))
+        assert match and match.group(1) == name and match.group(2) == ":-", (
+            f"{name}: pass it from .env as ${{{name}:-<default>}}")
+        assert match.group(3) == defaults[name], f"{name}: compose default {match.group(3)!r}, code {defaults[name]!r}"
+
+
+def test_domain_sync_variables_of_env_example_reach_the_airflow_services(compose):
+    """A setting in .env that compose does not pass on would silently do nothing."""
+    passed = set(compose["x-airflow-common"]["environment"])
+    defaults = _settings_defaults()
+    for name in sorted(n for n in _env_example_names() if n.startswith("DOMAIN_SYNC_")):
+        assert name in defaults, f".env.example: {name} is not a setting (docs/settings.md)"
+        assert name in passed, f".env.example sets {name} but docker-compose.yaml does not pass it on"

@@ -182,3 +182,32 @@ def test_the_policy_read_fails_closed_instead_of_falling_back_to_defaults(domain
 def test_a_policy_without_its_domain_object_is_an_error(domain):
     with pytest.raises(DomainPolicyUnreadable, match=BASE_DN):
         read_policy(domain(policy_reply(domain_code=32)))
+
+
+class _DroppedConnection:
+    """A connection whose read is refused for good and whose DC then drops the socket: unbind raises."""
+
+    result: dict = {}
+    response: list = []
+
+    def search(self, *args, **kwargs):
+        self.result = {"result": 50, "description": "insufficientAccessRights"}
+        return False
+
+    def unbind(self):
+        from ldap3.core.exceptions import LDAPSessionTerminatedByServerError
+
+        raise LDAPSessionTerminatedByServerError("session terminated by server")
+
+
+def test_a_dropped_connection_never_hides_the_error_of_the_read_made_on_it(monkeypatch):
+    """Closing a connection the DC dropped raises in ldap3; the stage's own error (here a permanent refusal,
+    which the retry rule fails at once) must be what the task reports, not the unbind's."""
+    from domain_sync import domain
+    from domain_sync.config import Settings
+    from domain_sync.mapping import load_mapping
+    from domain_sync.transform.stage import target_schema
+
+    monkeypatch.setattr(domain, "connect", lambda *args, **kwargs: _DroppedConnection())
+    with pytest.raises(DomainReadFailed, match="insufficientAccessRights"):
+        target_schema(Settings(), load_mapping(Settings().mapping_file), endpoint=object())

@@ -36,6 +36,7 @@ from domain_sync.domain import (
     check_referrals,
     connect,
     decode_anchor,
+    disconnect,
     is_owned,
     object_kind,
     paged_search,
@@ -211,7 +212,7 @@ def run(ctx: StageContext) -> dict:
             users = find_users(conn, settings, endpoint.base_dn, ctx.owner_marker, (e.object_id for e in events))
             outcomes, retry = apply_events(ctx, source, ledger, conn, users, events)
         finally:
-            conn.unbind()
+            disconnect(conn)
     for item in outcomes:
         counts[_COUNT_OF[item["outcome"]]] += 1
     counts["set_aside"] = len(set_aside)

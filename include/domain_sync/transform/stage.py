@@ -36,14 +36,14 @@ def target_schema(settings: Settings, mapping: Mapping, endpoint, run_id: str | 
     partition) over a connection working for `run_id`; without an endpoint, the built-in defaults."""
     if endpoint is None:
         return DEFAULT_SCHEMA
-    from domain_sync.domain import connect
+    from domain_sync.domain import connect, disconnect
 
     names = set(mapping.targets(USER)) | set(mapping.targets(GROUP)) | {settings.anchor_attribute}
     conn = connect(endpoint, settings.ldap_timeout_seconds, run_id=run_id)
     try:
         return read_domain_schema(conn, names)
     finally:
-        conn.unbind()
+        disconnect(conn)
 
 
 def snapshot_columns(mapping: Mapping, kind: str) -> list[str]:
