@@ -241,6 +241,19 @@ def test_a_name_freed_by_a_delete_is_taken_by_a_create_in_the_same_run_delete_fi
     assert ops(cs).index(("delete", U2)) < ops(cs).index(("create", U1))
 
 
+def test_a_delete_freeing_the_upn_a_new_accounts_name_implies_goes_before_the_create():
+    """AD: a new account's sAMAccountName@<the domain's DNS name> collides with another account's explicit
+    UPN. When that account leaves in the same run, its delete goes first."""
+    gone = observed_user(U2, "old2", display="Old")
+    gone.attributes["userprincipalname"] = ["gir@corp.example.test"]
+    cs, collisions = plan_changes(inputs([user(U1, "gir", upn="gir@tenant.example", display="Gir")]),
+                                  observed([gone], names={"old2": gone.dn}, upns={"gir@corp.example.test": gone.dn}),
+                                  ANCHOR)
+    assert not collisions
+    assert next(c for c in cs.changes if c.op == "create").values["sAMAccountName"] == ["gir"]
+    assert ops(cs).index(("delete", U2)) < ops(cs).index(("create", U1))
+
+
 def test_two_objects_with_one_anchor_are_both_held_and_reported():
     a = observed_user(U1, "ana")
     domain = observed([a])

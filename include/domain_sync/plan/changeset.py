@@ -299,6 +299,9 @@ def plan_changes(
     taken = {v.lower() for c in changes if c.op in (Op.CREATE, Op.MODIFY)
              for k, vs in c.values.items() if k.lower() in ("samaccountname", "userprincipalname") for v in vs}
     taken |= {v[: -len(suffix)] for v in taken if v.endswith(suffix)}
+    # (AD's implied UPN: an account's sAMAccountName@<the domain's DNS name> collides with an explicit UPN.)
+    taken |= {v.lower() + suffix for c in changes if c.op in (Op.CREATE, Op.MODIFY)
+              for k, vs in c.values.items() if k.lower() == "samaccountname" for v in vs}
     frees = {normalize_dn(o.dn) for o in observed.objects.values() if normalize_dn(o.dn) in leaving and (
         {n.lower() for n in o.attributes.get("samaccountname", []) + o.attributes.get("userprincipalname", [])}
         & taken & freed_names)}
