@@ -83,6 +83,7 @@ def run(ctx: StageContext) -> dict:
             sorted(set(mapping.targets(USER)) | set(mapping.targets(GROUP))),
             search_base=search_base_dn(settings, endpoint.base_dn),
             owner_attribute=settings.owner_attribute, owner_marker=ctx.owner_marker,
+            desired=(set(inputs.users["anchor"]) | set(inputs.groups["anchor"])) - inputs.quarantined,
         )
     finally:
         conn.unbind()
@@ -96,10 +97,12 @@ def run(ctx: StageContext) -> dict:
     change_set.quarantined = len(inputs.quarantined) + sum(c.attribute == "userPrincipalName" for c in collisions)
     synced = {kind: sum(1 for o in observed.objects.values() if o.kind == kind) for kind in (USER, GROUP)}
     group_members = {a: len(o.members) for a, o in observed.objects.items() if o.kind == GROUP}
-    signs = OwnershipSigns(unmarked=observed.unmarked, observed=len(observed.objects) + len(observed.duplicate_anchors),
+    signs = OwnershipSigns(unmarked=observed.unmarked,
+                           observed=len(observed.objects) + len(observed.duplicate_anchors)
+                           + len(observed.unreadable_owned),
                            committed=committed_objects(StateStore(settings.state_dir)),
                            anchor_attribute=settings.anchor_attribute, owner_attribute=settings.owner_attribute,
-                           search_base=search_base_dn(settings, endpoint.base_dn))
+                           search_base=search_base_dn(settings, endpoint.base_dn), outside=len(observed.owned_outside))
     change_set.blocked_reasons = lost_state_reasons(ctx, synced) + guard_reasons(change_set, synced, group_members,
                                                                                  settings, signs)
     digest = plan_digest(change_set)
