@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass
 
 from domain_sync.config import Settings
-from domain_sync.dn import guid_dn, normalize_dn
+from domain_sync.dn import guid_dn, member_key, normalize_dn
 from domain_sync.errors import PermanentError
 from domain_sync.records import GROUP, KINDS, ChangeSet, Op
 
@@ -115,11 +115,6 @@ def search_base_guard(signs: OwnershipSigns) -> list[str]:
             f"more than the {signs.observed} synced objects inside it: the search base or the container "
             f"(DOMAIN_SYNC_SEARCH_BASE, DOMAIN_SYNC_CONTAINER) probably changed; the objects outside are held "
             f"(not written, not created again) until the setting is put back or they are moved under it"]
-
-
-def member_key(value: str) -> str:
-    """A comparison key for a member value: a DN, or the `<GUID=...>` form the plan names members by."""
-    return value.lower() if value.startswith("<") else normalize_dn(value)
 
 
 def member_removals(change_set: ChangeSet) -> dict[str, int]:
