@@ -179,6 +179,11 @@ def guid_dn(guid: str) -> str:
     return f"<GUID={uuid.UUID(guid)}>"
 
 
+def member_key(value: str) -> str:
+    """A comparison key for a member value: a DN, or the `<GUID=...>` form the plan names members by."""
+    return value.lower() if value.startswith("<") else normalize_dn(value)
+
+
 def guid_from_bytes(raw: bytes) -> str:
     """objectGUID as the domain stores it (16 bytes, little-endian fields) -> its string form."""
     return str(uuid.UUID(bytes_le=bytes(raw)))

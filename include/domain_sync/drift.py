@@ -24,6 +24,7 @@ from pathlib import Path
 
 from domain_sync.alerts import raise_alert
 from domain_sync.context import StageContext
+from domain_sync.dn import member_key
 from domain_sync.errors import StageInputMissing
 from domain_sync.records import Op
 from domain_sync.runs import RunFolder, read_json, write_json_atomic
@@ -67,10 +68,23 @@ def classify(plan: dict, collisions: list[dict]) -> dict[str, list[dict]]:
     return {category: sorted(found[category].values(), key=lambda e: e["anchor"]) for category in CATEGORIES}
 
 
-def corrected_drift(changes: list[dict], changed_in_tenant: set[str]) -> dict[str, int]:
+def corrected_drift(changes: list[dict], changed_in_tenant: set[str], scope_changed: set[str] = frozenset(),
+                    scope_members: set[str] = frozenset()) -> dict[str, int]:
     """Counts per category of a sync run's changes to objects the tenant did not change in the run's round:
-    what was changed by hand in the domain (or a write that failed before), which the run puts back."""
-    plan = {"changes": [c for c in changes if c.get("anchor") and c["anchor"].lower() not in changed_in_tenant]}
+    what was changed by hand in the domain (or a write that failed before), which the run puts back.
+    `scope_changed`: ids (lower case) entering or leaving scope this run (a scope group's membership
+    changed, so they are not in the round); `scope_members`: their member values (`member_key`), whose adds
+    and removals in other groups come from the tenant too."""
+    brought = set(changed_in_tenant) | set(scope_changed)
+    plan = {"changes": []}
+    for change in changes:
+        if not change.get("anchor") or change["anchor"].lower() in brought:
+            continue
+        if change.get("members"):
+            change = change | {"members": [m for m in change["members"] if member_key(m) not in scope_members]}
+            if not change["members"]:
+                continue
+        plan["changes"].append(change)
     return {category: len(entries) for category, entries in classify(plan, []).items()
             if category != "collisions" and entries}
 

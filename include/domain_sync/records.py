@@ -181,6 +181,7 @@ class ChangeSet:
 APPLIED = "applied"
 ALREADY = "already_in_place"
 FAILED = "failed"
+SKIPPED = "skipped"  # nothing left to write once the values naming objects whose create failed were dropped
 
 
 @dataclass

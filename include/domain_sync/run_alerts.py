@@ -115,6 +115,7 @@ _COLLISION_KINDS = {
     "userPrincipalName": "quarantined because another object holds their userPrincipalName",
     "sAMAccountName": "given another sAMAccountName because a local object holds theirs",
     "searchBase": "held because their object is outside the search base (moved there by hand?)",
+    "dn": "held because their object's DN cannot be read",
 }
 _DUPLICATE_ANCHOR = "tenant objects whose anchor is on several synced objects (all of them held, none written)"
 

@@ -52,8 +52,9 @@ def test_scope_change_disables_the_users_that_left_and_enables_those_back(sync_e
 
     # A user joining a group in scope comes in; scope back to Eng re-enables the users that return.
     emu.admin.add_member(sales["id"], eve["id"])
-    sync_env.run()
+    joined = sync_env.run()
     assert not disabled(by_sam(sync_env.synced_entries())["eve"])
+    assert joined["plan"]["drift_corrected"] == {}, "a user entering scope came from the tenant, not from drift"
     sync_env.set(scope_groups="Eng")
     sync_env.run()
     entries = by_sam(sync_env.synced_entries())

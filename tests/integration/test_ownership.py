@@ -80,10 +80,18 @@ def test_a_changed_ownership_or_search_base_setting_blocks_the_creates_that_woul
         sync_env.set(search_base=elsewhere, container=elsewhere)
     usn = sync_env.highest_usn()
     preview = sync_env.run(dry_run=True)["plan"]
-    # The users' UPNs are held by the objects no longer recognised (collisions); the group would be a duplicate.
-    assert preview["status"] == "blocked" and preview["counts"].get("group.create") == 1
-    assert preview["unmarked_in_domain"] == (4 if changed == "owner_marker" else 0)
-    with pytest.raises(PermanentError, match=f"tenant objects in the domain .* would be created.*{named}"):
+    assert preview["status"] == "blocked"
+    if changed == "owner_marker":
+        # The users' UPNs are held by the objects no longer recognised (collisions); the group would be a duplicate.
+        assert preview["counts"].get("group.create") == 1 and preview["unmarked_in_domain"] == 4
+        stopped = f"tenant objects in the domain .* would be created.*{named}"
+    else:
+        # Every object of ours is now outside the search base: each is held (nothing created), and the plan stops.
+        assert not [k for k in preview["counts"] if not k.startswith("container.")]
+        assert preview["unmarked_in_domain"] == 0 and preview["collisions"] == 4
+        stopped = f"4 objects with this sync's marker are outside the search base .*{named}"
+    assert any(named in reason for reason in preview["blocked_reasons"])
+    with pytest.raises(PermanentError, match=stopped):
         sync_env.run()
     assert sync_env.highest_usn() == usn, "a blocked plan wrote"
     assert set(sync_env.synced_entries(["cn"])) == synced

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from domain_sync.pipeline import run_stage
-from tests.fixtures.sync_env import STAGES, by_sam, tenant_group, tenant_user
+from tests.fixtures.sync_env import STAGES, by_sam, tenant_group, tenant_user, usn_changed
 
 pytestmark = pytest.mark.integration
 
@@ -125,3 +125,33 @@ def test_a_member_renamed_behind_the_syncs_back_after_the_plan_is_still_added_to
     assert result["statuses"].get("failed", 0) == 0 and result["writes"].get("group.add_members") == 1
     ben_entry = snapshot(sync_env)["ben"]
     assert ben_entry[0].startswith("CN=Ben Renamed By Hand,") and len(ben_entry[1]["memberof"]) == 1
+
+
+def test_follow_up_writes_never_land_on_an_object_that_took_a_new_objects_dn_after_the_plan(sync_env):
+    bob = tenant_user("bob", "Bob Late")
+    ana = tenant_user("ana", "Ana Late", manager={"id": bob["id"]})
+    crew, team = tenant_group("Late Crew", [ana, bob]), tenant_group("Late Team", [ana, bob])
+    sync_env.start_tenant({"users": [ana, bob], "groups": [crew, team]})
+    local_bob, local_crew = f"CN=Bob Late,{sync_env.container_dn}", f"CN=Late Crew,{sync_env.container_dn}"
+    conn = sync_env.ldap()
+    try:
+        assert conn.add(sync_env.container_dn, ["organizationalUnit"], {}), conn.result
+        sync_env.run(stages=STAGES[:STAGES.index("plan") + 1], run_id="taken-dns")
+        # After the plan, local objects take the DNs planned for bob and for the Late Crew group.
+        assert conn.add(local_bob, ["top", "person", "organizationalPerson", "user"],
+                        {"sAMAccountName": "bob.local", "userAccountControl": "514"}), conn.result
+        assert conn.add(local_crew, ["top", "group"], {"sAMAccountName": "crew.local"}), conn.result
+        before = {dn: usn_changed(conn, dn) for dn in (local_bob, local_crew)}
+        result = run_stage("apply", "taken-dns", {})
+        assert {dn: usn_changed(conn, dn) for dn in (local_bob, local_crew)} == before, "a local object was written"
+    finally:
+        conn.unbind()
+    failed = {(f["op"], f["anchor"]): f for f in result["failed"]}
+    assert set(failed) == {("create", bob["id"]), ("create", crew["id"]), ("add_members", crew["id"])}
+    assert failed[("create", bob["id"])]["result_code"] == 68
+    message = failed[("add_members", crew["id"])]["message"]
+    assert local_crew in message and crew["id"] in message and "does not carry" in message
+    notes = {(n["op"], n["anchor"]): n["message"] for n in result["notes"]}
+    assert notes[("modify", ana["id"])].startswith("manager left out") and local_bob in notes[("modify", ana["id"])]
+    assert notes[("add_members", team["id"])].startswith("members left out") and local_bob in notes[
+        ("add_members", team["id"])]

@@ -60,12 +60,12 @@ def test_two_failing_objects_of_a_hundred_synced_do_not_stop_the_run_and_it_comm
 
 
 def test_failing_objects_above_the_share_of_synced_objects_stop_the_run_and_commit_refuses_it(tmp_path, monkeypatch):
-    ctx, run = apply_run(tmp_path, monkeypatch, {"user": 18, "group": 0}, modifies(1, 2, 3) + [
-        Change(Op.CREATE, "user", anchor(4), f"CN=u4,{C}")], {anchor(1)})
-    with pytest.raises(apply_stage.ApplyFailed, match=r"1 of the 19 synced objects failed"):
-        apply_stage.run(ctx)  # 18 found + 1 create: 1/19 > 5%
+    ctx, run = apply_run(tmp_path, monkeypatch, {"user": 19, "group": 0}, modifies(1, 2, 3) + [
+        Change(Op.CREATE, "user", anchor(4), f"CN=u4,{C}")], {anchor(1), anchor(2)})
+    with pytest.raises(apply_stage.ApplyFailed, match=r"2 of the 20 synced objects failed"):
+        apply_stage.run(ctx)  # 19 found + 1 create: 2/20 > 5%
     results = read_json(run.apply_results)
-    assert "1 of the 19 synced objects failed" in results["stopped"] and results["failed"][0]["anchor"] == anchor(1)
+    assert "2 of the 20 synced objects failed" in results["stopped"] and results["failed"][0]["anchor"] == anchor(1)
     with pytest.raises(ApplyIncomplete, match="apply stopped the run"):
         commit_run(StateStore(ctx.settings.state_dir), run)
 
@@ -75,3 +75,13 @@ def test_one_object_failing_in_several_changes_counts_once(tmp_path, monkeypatch
     ctx, run = apply_run(tmp_path, monkeypatch, {"group": 20}, modifies(1) + [member_add], {anchor(1)})
     assert len(apply_stage.run(ctx)["failed"]) == 2  # 1 of 20 objects: 5%, not above
     assert "stopped" not in json.loads(run.apply_results.read_text())
+
+
+def test_in_a_domain_below_the_share_floor_a_failing_object_never_stops_the_run(tmp_path, monkeypatch):
+    # 1 of 19 synced objects is over 5%, but 19 is under delete_share_min_objects (20): failing.py tracks it.
+    ctx, run = apply_run(tmp_path, monkeypatch, {"user": 18, "group": 0}, modifies(1, 2, 3) + [
+        Change(Op.CREATE, "user", anchor(4), f"CN=u4,{C}")], {anchor(1)})
+    assert ctx.settings.delete_share_min_objects == 20
+    assert [f["anchor"] for f in apply_stage.run(ctx)["failed"]] == [anchor(1)]
+    assert "stopped" not in read_json(run.apply_results)
+    assert commit_run(StateStore(ctx.settings.state_dir), run)["committed"] is True

@@ -420,6 +420,15 @@ def test_a_dn_that_cannot_be_read_is_skipped_and_reported_not_the_plan():
     create = next(c for c in cs.changes if c.op == "create")
     assert create.values["sAMAccountName"] == ["bob-2222"]  # the unreadable object's name stays taken
     assert [(c.op, c.anchor) for c in cs.changes] == [("create", U2)]  # the unreadable values are left alone
+    # The unreadable object is ours (marker and U2's anchor, read by observed.py): held, never created again;
+    # a group has no UPN to collide on.
+    obs = observed(names={"bob": bad}, upns={"bob@corp.example.test": bad})
+    obs.unreadable_owned = {U2: bad, G1: bad + "2"}
+    cs, collisions = plan_changes(inputs([user(U1, "ana"), user(U2, "bob", upn="bob2@corp.example.test")],
+                                         [group(G1, "Sales")], [(G1, U1), (G1, U2)]), obs, ANCHOR)
+    assert [(c.op, c.anchor) for c in cs.changes] == [("create", U1)]
+    assert sorted((c.anchor, c.attribute, c.local_dn) for c in collisions) == [(U2, "dn", bad), (G1, "dn", bad + "2")]
+    assert "DN cannot be read" in collisions[0].reason()
     # A UPN held by such an object is a collision, as with any other holder.
     cs, collisions = plan_changes(inputs([user(U2, "bob")]), observed(upns={"bob@corp.example.test": bad}), ANCHOR)
     assert cs.changes == [] and [(c.attribute, c.local_dn) for c in collisions] == [("userPrincipalName", bad)]

@@ -4,6 +4,8 @@ password policy are never built from a read that failed. A fake DC on loopback a
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from domain_sync.domain import (
@@ -211,3 +213,51 @@ def test_a_dropped_connection_never_hides_the_error_of_the_read_made_on_it(monke
     monkeypatch.setattr(domain, "connect", lambda *args, **kwargs: _DroppedConnection())
     with pytest.raises(DomainReadFailed, match="insufficientAccessRights"):
         target_schema(Settings(), load_mapping(Settings().mapping_file), endpoint=object())
+
+
+MARKER = "domain-sync:tenant-1"
+ANCHOR_ID = "11111111-1111-1111-1111-111111111111"
+OTHER_ID = "22222222-2222-2222-2222-222222222222"
+
+
+def owned(dn: str, object_id: str, classes=("top", "group")) -> Entry:
+    return Entry(dn, {"objectClass": list(classes), "mS-DS-ConsistencyGuid": [uuid.UUID(object_id).bytes_le],
+                      "extensionName": [MARKER]})
+
+
+def observe_reply(in_container: list[Entry], outside: list[Entry], searched: list[str]):
+    """The container holds `in_container`; the domain-wide marker search finds `outside` too. A fake DC
+    answers by base only: the searches of BASE_DN are the account-name read and the marker search."""
+    def reply(base):
+        searched.append(base)
+        if base == CONTAINER:
+            return [Entry(CONTAINER, {"objectClass": ["organizationalUnit"]}), *in_container, Done()]
+        if base == BASE_DN:
+            return [*in_container, *outside, Done()]
+        return [Done(32)]
+    return reply
+
+
+def observe(conn, desired):
+    return observe_domain(conn, BASE_DN, CONTAINER, "mS-DS-ConsistencyGuid", [], search_base=CONTAINER,
+                          owner_attribute="extensionName", owner_marker=MARKER, desired=desired)
+
+
+def test_the_domain_is_searched_for_owned_objects_outside_the_search_base_only_when_a_create_may_follow(domain):
+    inside, moved = owned(f"CN=Sales,{CONTAINER}", ANCHOR_ID), owned(f"CN=Team,OU=Elsewhere,{BASE_DN}", OTHER_ID)
+    searched: list[str] = []
+    observed = observe(domain(observe_reply([inside], [moved], searched)), {ANCHOR_ID})
+    assert set(observed.objects) == {ANCHOR_ID} and observed.owned_outside == {}
+    assert searched.count(BASE_DN) == 1  # the account names only: every desired object was found
+    searched.clear()
+    observed = observe(domain(observe_reply([inside], [moved], searched)), {ANCHOR_ID, OTHER_ID})
+    assert observed.owned_outside == {OTHER_ID: moved.dn} and searched.count(BASE_DN) == 2
+
+
+def test_an_owned_object_whose_dn_cannot_be_read_holds_its_anchor(domain):
+    bad = "CN=broken\\"  # a lone trailing backslash: not a DN
+    local = Entry("CN=other\\", {"objectClass": ["top", "group"], "mS-DS-ConsistencyGuid":
+                                 [uuid.UUID(OTHER_ID).bytes_le]})  # no marker: not ours
+    observed = observe(domain(observe_reply([owned(bad, ANCHOR_ID), local], [], [])), set())
+    assert sorted(observed.unreadable) == [bad, local.dn] and observed.unreadable_owned == {ANCHOR_ID: bad}
+    assert observed.not_found({ANCHOR_ID, OTHER_ID}) == {OTHER_ID}

@@ -23,6 +23,7 @@ from domain_sync.plan.guards import (
     member_removals,
     membership_guard,
     plan_digest,
+    search_base_guard,
 )
 from domain_sync.plan.stage import blocked_message, lost_state_reasons, preview_header
 from domain_sync.records import Change, ChangeSet, Op
@@ -101,8 +102,8 @@ def creates(n: int) -> ChangeSet:
     return change_set(*(Change(Op.CREATE, "user", f"u{i}", member_dn(i)) for i in range(n)))
 
 
-def signs(unmarked=0, observed=0, committed=0) -> OwnershipSigns:
-    return OwnershipSigns(unmarked, observed, committed, "mS-DS-ConsistencyGuid", "extensionName", C)
+def signs(unmarked=0, observed=0, committed=0, outside=0) -> OwnershipSigns:
+    return OwnershipSigns(unmarked, observed, committed, "mS-DS-ConsistencyGuid", "extensionName", C, outside)
 
 
 CREATE_LIMITS = Settings(max_creates=100, max_create_share=0.5, create_share_min_objects=20)
@@ -130,6 +131,17 @@ def test_creates_are_not_judged_while_the_sync_sees_its_own_objects():
     # A first sync (nothing committed, nothing unmarked) and a sync that finds its objects create freely.
     assert creation_guard(creates(5000), signs(), CREATE_LIMITS) == []
     assert creation_guard(creates(5000), signs(observed=10, committed=10), CREATE_LIMITS) == []
+
+
+def test_more_of_our_objects_outside_the_search_base_than_inside_block_the_plan_naming_the_setting():
+    # A changed search base: every object is outside, nothing is created (all held), and still the plan stops.
+    reasons = guard_reasons(creates(0), {}, {}, CREATE_LIMITS, signs(outside=4, committed=4))
+    assert len(reasons) == 1 and reasons[0].startswith("4 objects with this sync's marker are outside the search base")
+    assert "DOMAIN_SYNC_SEARCH_BASE" in reasons[0] and "DOMAIN_SYNC_CONTAINER" in reasons[0]
+    assert search_base_guard(signs(outside=3, observed=2)) != []
+    # One object moved out by hand among many inside (or as many inside as out): held and reported, no stop.
+    assert guard_reasons(creates(0), {}, {}, CREATE_LIMITS, signs(outside=1, observed=40, committed=41)) == []
+    assert search_base_guard(signs(outside=2, observed=2)) == [] and search_base_guard(signs()) == []
 
 
 def test_the_guard_reports_deletes_and_member_removals_together():

@@ -95,6 +95,9 @@ def test_users_leaving_scope_stay_disabled_and_the_change_is_previewed():
                                           "users_out_of_scope_kept_disabled")} == {
         "users_entering": 1, "users_leaving": 3, "groups_entering": 1, "groups_leaving": 3,
         "users_out_of_scope_kept_disabled": 3}
+    # The objects entering or leaving scope, named for the plan's drift count (not drift: the tenant moved them).
+    assert scope.changed == {"u1", "u2", "u3", "u4", "g1", "g2", "g3", "g4"}
+    assert compute_scope(USERS, GROUPS, MEMBERS, "g4", *records_for("g4")[1:3]).changed == set()
 
 
 def test_synced_users_stay_records_over_later_runs_and_come_back_enabled():

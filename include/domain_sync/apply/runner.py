@@ -7,6 +7,10 @@ order. Within a phase the changes are cut into units that never share an object 
 renames and containers also the DNs they free, take or need), each unit runs in order on one
 worker, and the units run in parallel, one ldap3 connection per worker (a connection is not
 thread-safe).
+
+Values naming objects this run created by DN (members of a group, a manager) are dropped when that
+create failed: the DN may be another object's by now (one that took the name after the plan). The
+result of such a change says which values were left out and why.
 """
 
 from __future__ import annotations
@@ -15,10 +19,11 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from domain_sync.apply.writer import ApplyAborted, ApplySummary, DomainWriter
-from domain_sync.dn import normalize_dn, parent_dn
-from domain_sync.records import FAILED, ApplyResult, Change, Op
+from domain_sync.dn import DNError, normalize_dn, parent_dn
+from domain_sync.records import FAILED, SKIPPED, ApplyResult, Change, Op
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +63,36 @@ def _units(changes: list[Change], indexes: list[int]) -> list[Unit]:
     for i, root in zip(indexes, roots, strict=True):
         units.setdefault(find(root), []).append(i)
     return list(units.values())
+
+
+def without_failed_creates(change: Change, failed: dict[str, str]) -> tuple[Change, list[str]]:
+    """The change without the member or manager values that name an object whose create failed in this run
+    (`failed`: normalized DN -> anchor), and the values dropped."""
+    def named(value: str) -> bool:
+        if value.startswith("<"):
+            return False  # <GUID=...>: an object the plan observed, never one it creates
+        try:
+            return normalize_dn(value) in failed
+        except DNError:
+            return False
+
+    if not failed:
+        return change, []
+    if change.op == Op.ADD_MEMBERS:
+        dropped = [m for m in change.members if named(m)]
+        return replace(change, members=[m for m in change.members if not named(m)]), dropped
+    if change.op == Op.MODIFY and any(k.lower() == "manager" for k in change.values):
+        dropped = [v for k, vs in change.values.items() if k.lower() == "manager" for v in vs if named(v)]
+        if dropped:
+            values = {k: v for k, v in change.values.items() if k.lower() != "manager"}
+            return replace(change, values=values), dropped
+    return change, []
+
+
+def _dropped_note(change: Change, dropped: list[str]) -> str:
+    what = "members" if change.op == Op.ADD_MEMBERS else "manager"
+    return (f"{what} left out, their create failed in this run (the DN may be another object's): "
+            + "; ".join(dropped))
 
 
 def plan_phases(changes: list[Change]) -> list[list[Unit]]:
@@ -101,6 +136,7 @@ def apply_changes(
     stop = threading.Event()
     done = [0]
     done_lock = threading.Lock()
+    failed_creates: dict[str, str] = {}  # normalized DN -> anchor of each create that failed
 
     def drain(writer: DomainWriter, phase: _Phase) -> None:
         while not stop.is_set():
@@ -110,13 +146,25 @@ def apply_changes(
             for i in unit:
                 if stop.is_set():
                     return
-                change = changes[i]
-                try:
-                    result = writer.apply(change)
-                except BaseException:
-                    stop.set()
-                    raise
+                change, dropped = without_failed_creates(changes[i], failed_creates)
+                if dropped and not (change.members or change.values):
+                    result = ApplyResult(change.op, change.kind, change.anchor, change.dn, SKIPPED,
+                                         message=_dropped_note(change, dropped))
+                else:
+                    try:
+                        result = writer.apply(change)
+                    except BaseException:
+                        stop.set()
+                        raise
+                    if dropped:
+                        result = replace(result, message="; ".join(filter(None, [result.message,
+                                                                                 _dropped_note(change, dropped)])))
                 results[i] = result
+                if dropped:
+                    log.warning("%s %s %s: %s", change.op, change.kind, change.anchor, _dropped_note(change, dropped))
+                if result.status == FAILED and change.op == Op.CREATE:
+                    with done_lock:
+                        failed_creates[normalize_dn(change.dn)] = change.anchor
                 if result.status == FAILED:
                     log.error("%s %s %s (%s) failed: LDAP code %s, %s", change.op, change.kind, change.anchor,
                               result.dn, result.result_code, result.message)

@@ -1,4 +1,9 @@
-"""The apply stage: run the plan's change set against the domain and write the results."""
+"""The apply stage: run the plan's change set against the domain and write the results.
+
+Per-object failures fail the run only when they are more than `max_apply_failure_share` of the synced
+objects, and only in a domain with at least `delete_share_min_objects` of them (the floor the plan's guards
+use): below it one refused object would be a large share and fail run after run, while domain_sync.failing
+already tracks and quarantines objects that fail again and again."""
 
 from __future__ import annotations
 
@@ -87,7 +92,7 @@ def run(ctx: StageContext) -> dict:
     failures = result.failures()
     log.info("apply: %d writes %s, statuses %s", summary["total_writes"], summary["writes"], summary["statuses"])
     failing, synced = failure_share(failures, change_set, plan.get("synced_in_domain") or {})
-    if failing / synced > settings.max_apply_failure_share:
+    if synced >= settings.delete_share_min_objects and failing / synced > settings.max_apply_failure_share:
         message = (f"{failing} of the {synced} synced objects failed (more than DOMAIN_SYNC_MAX_APPLY_FAILURE_SHARE="
                    f"{settings.max_apply_failure_share:g}); first: "
                    + "; ".join(f"{f.op} {f.kind} {f.anchor} ({f.dn}): LDAP code {f.result_code} {f.message}"

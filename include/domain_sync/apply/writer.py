@@ -1,7 +1,10 @@
 """The LDAP writer: applies one change at a time over its own connection (see runner.py for the pool).
 
 Every write to an existing object addresses it by the objectGUID the plan observed (`<GUID=...>`),
-never by DN text: a retried apply cannot write to another object that took the name meanwhile.
+never by DN text: a retried apply cannot write to another object that took the name meanwhile. A write
+to an object created in the same plan (no GUID yet: a manager after the create, members of a new group)
+goes by DN, and only after a read shows the object there carries the change's anchor: when the create
+failed because another object took the DN, the write would land on that object.
 Idempotent by construction, so a rerun after a crash at any point converges: an add that finds
 its object (with our anchor) already there, a rename whose object already sits at its new DN, a
 member already present or already gone, a delete of an object already gone, all count as
@@ -59,6 +62,11 @@ TRANSIENT_CODES = frozenset({BUSY, UNAVAILABLE})
 TREE_DELETE_CONTROL = ("1.2.840.113556.1.4.805", True, None)
 
 
+# Operations that, without a GUID (an object created in this plan), first read the DN for the change's
+# anchor. Creates check their own DN; renames find their object at either DN.
+ADDRESSED_BY_DN_CHECKED = frozenset({Op.MODIFY, Op.DISABLE, Op.ADD_MEMBERS, Op.REMOVE_MEMBERS, Op.DELETE})
+
+
 def target(change: Change) -> str:
     """Where a write goes: the observed object by its GUID, or (creates) the planned DN."""
     return guid_dn(change.guid) if change.guid else change.dn
@@ -89,6 +97,10 @@ class ApplySummary:
     def failures(self) -> list[ApplyResult]:
         return [r for r in self.results if r.status == FAILED]
 
+    def notes(self) -> list[ApplyResult]:
+        """Changes that went through (or had nothing left to write) with something to say: values left out."""
+        return [r for r in self.results if r.status != FAILED and r.message]
+
     def to_json(self) -> dict:
         return {
             "writes": dict(sorted(self.writes.items())),
@@ -99,6 +111,8 @@ class ApplySummary:
                  "message": r.message}
                 for r in self.failures()
             ],
+            "notes": [{"op": r.op, "kind": r.kind, "anchor": r.anchor, "dn": r.dn, "status": r.status,
+                       "message": r.message} for r in self.notes()],
         }
 
 
@@ -173,16 +187,37 @@ class DomainWriter:
 
     # -- helpers -------------------------------------------------------------------------------
     def _anchor_at(self, dn: str) -> str | None:
+        return self._read_anchor(dn)[0]
+
+    def _read_anchor(self, dn: str) -> tuple[str | None, dict]:
+        """The anchor of the object at `dn` (None: none there, or it carries none) and the read's result."""
         result = self._call(f"read {dn}", lambda c: c.search(dn, "(objectClass=*)", search_scope="BASE",
                                                             attributes=[self.anchor_attribute]))
         if result.get("result") != SUCCESS:
-            return None
+            return None, result
         for entry in self.conn.response or []:
             if entry.get("type") == "searchResEntry":
                 raw = {k.lower(): v for k, v in entry.get("raw_attributes", {}).items()}
                 values = raw.get(self.anchor_attribute.lower())
-                return decode_anchor(self.anchor_attribute, values[0]) if values else None
-        return None
+                return (decode_anchor(self.anchor_attribute, values[0]) if values else None), result
+        return None, result
+
+    def _not_ours_at_dn(self, change: Change) -> ApplyResult | None:
+        """For a write addressed by DN (an object created in this plan): a failed result when the object at
+        the DN does not carry the change's anchor, None when the write may go on. A delete finding nothing
+        there is already in place."""
+        anchor, read = self._read_anchor(change.dn)
+        if anchor is not None and anchor.lower() == change.anchor.lower():
+            return None
+        if change.op == Op.DELETE and read.get("result") == NO_SUCH_OBJECT:
+            return self._result(change, ALREADY, read)
+        if read.get("result") not in (SUCCESS, NO_SUCH_OBJECT):
+            return self._result(change, FAILED, read)
+        there = ("no object is there" if read.get("result") == NO_SUCH_OBJECT
+                 else f"the object there carries {anchor!r}" if anchor else "the object there carries none")
+        return self._result(change, FAILED, read if read.get("result") == NO_SUCH_OBJECT else None, message=(
+            f"not written: the object at {change.dn} does not carry {self.anchor_attribute} {change.anchor} "
+            f"({there}); its create in this run failed, or another object took the DN"))
 
     def _dn_of(self, guid: str) -> tuple[str | None, dict]:
         """The DN the object with this GUID has now (None when the read did not find it) and the read's
@@ -210,6 +245,10 @@ class DomainWriter:
             Op.REMOVE_MEMBERS: self._members,
             Op.DELETE: self._delete,
         }[change.op]
+        if not change.guid and change.op in ADDRESSED_BY_DN_CHECKED:
+            refused = self._not_ours_at_dn(change)
+            if refused is not None:
+                return refused
         return handler(change)
 
     def _result(self, change: Change, status: str, result: dict | None = None, writes: int = 0,

@@ -44,6 +44,8 @@ MEMBER_BATCH = 1000
 OUTSIDE_ADVICE = ("the object carries this sync's marker but is outside the search base (moved there by hand?): "
                   "it is not written and not created again; move it back under the search base, or widen "
                   "DOMAIN_SYNC_SEARCH_BASE to hold it")
+UNREADABLE_ADVICE = ("the object carries this sync's marker but its DN cannot be read: it is held (not written, not "
+                     "deleted) and not created again; rename it in the domain")
 UPN_COLLISION_ADVICE = ("the tenant object is quarantined, the other object left untouched; change the UPN in the "
                         "tenant, or rename or remove the other object in the domain")
 
@@ -170,13 +172,18 @@ def plan_changes(
                                         "; ".join(sorted(observed.duplicate_anchors[r["anchor"]])),
                                         outcome="the objects holding it are held (no write) until one is removed"))
     records = [r for r in records if r["anchor"] not in observed.duplicate_anchors]
-    # An object of ours outside the search base (moved there by hand): never created a second time inside.
+    # An object of ours whose DN cannot be read, or outside the search base (moved there by hand): held, never
+    # created a second time inside.
     outside = {r["anchor"] for r in records
                if r["anchor"] in observed.owned_outside and r["anchor"] not in observed.objects}
     for r in records:
-        if r["anchor"] in outside:
+        if r["anchor"] in observed.unreadable_owned:
+            collisions.append(Collision(r["anchor"], r["kind"], "dn", observed.unreadable_owned[r["anchor"]],
+                                        observed.unreadable_owned[r["anchor"]], outcome=UNREADABLE_ADVICE))
+        elif r["anchor"] in outside:
             collisions.append(Collision(r["anchor"], r["kind"], "searchBase", observed.owned_outside[r["anchor"]],
                                         observed.owned_outside[r["anchor"]], outcome=OUTSIDE_ADVICE))
+    outside |= {r["anchor"] for r in records if r["anchor"] in observed.unreadable_owned}
     records = [r for r in records if r["anchor"] not in outside]
 
     # Names held in the domain, without those of synced objects this plan deletes (a name freed by a

@@ -11,7 +11,9 @@ plan disables it counts as that disable, not twice.
 Creates are judged only when the domain shows the sync may not see its own objects (anchored objects
 without this sync's marker, or a committed state while no synced object is found): then more than
 `max_creates`, or more than `max_create_share` of the tenant objects in the domain, blocks the plan,
-with the setting that probably changed named in the reason.
+with the setting that probably changed named in the reason. More objects of this sync outside the search
+base than inside it block the plan as well, whatever it creates: the search base or the container changed,
+and every object would be held as outside (a single object moved out by hand among many is only held).
 
 A blocked plan is approved by its digest (`plan_digest`: sha256 of its canonical change list): the
 run is triggered again with `approve_plan=<digest>` and goes on only when it plans exactly the
@@ -26,7 +28,7 @@ import re
 from dataclasses import dataclass
 
 from domain_sync.config import Settings
-from domain_sync.dn import guid_dn, normalize_dn
+from domain_sync.dn import guid_dn, member_key, normalize_dn
 from domain_sync.errors import PermanentError
 from domain_sync.records import GROUP, KINDS, ChangeSet, Op
 
@@ -68,6 +70,8 @@ class OwnershipSigns:
     anchor_attribute: str
     owner_attribute: str
     search_base: str
+    # Objects with this sync's marker outside the search base (searched only when the plan has creates to judge).
+    outside: int = 0
 
 
 def creation_guard(change_set: ChangeSet, signs: OwnershipSigns, settings: Settings) -> list[str]:
@@ -101,9 +105,16 @@ def creation_guard(change_set: ChangeSet, signs: OwnershipSigns, settings: Setti
     return reasons
 
 
-def member_key(value: str) -> str:
-    """A comparison key for a member value: a DN, or the `<GUID=...>` form the plan names members by."""
-    return value.lower() if value.startswith("<") else normalize_dn(value)
+def search_base_guard(signs: OwnershipSigns) -> list[str]:
+    """A reason to stop when the sync's own objects outside the search base outnumber those inside it: the
+    search base or container setting changed, and the plan would hold (or, without the marker search, create
+    again) every object. Fewer outside than inside are objects moved out by hand: held, reported, no stop."""
+    if not signs.outside or signs.outside <= signs.observed:
+        return []
+    return [f"{signs.outside} objects with this sync's marker are outside the search base {signs.search_base}, "
+            f"more than the {signs.observed} synced objects inside it: the search base or the container "
+            f"(DOMAIN_SYNC_SEARCH_BASE, DOMAIN_SYNC_CONTAINER) probably changed; the objects outside are held "
+            f"(not written, not created again) until the setting is put back or they are moved under it"]
 
 
 def member_removals(change_set: ChangeSet) -> dict[str, int]:
@@ -147,11 +158,11 @@ def membership_guard(change_set: ChangeSet, group_members: dict[str, int], setti
 
 def guard_reasons(change_set: ChangeSet, synced_counts: dict[str, int], group_members: dict[str, int],
                   settings: Settings, signs: OwnershipSigns | None = None) -> list[str]:
-    """Every reason the plan must not run unapproved: deletes and disables, creates (with `signs`), then
-    member removals."""
+    """Every reason the plan must not run unapproved: deletes and disables, creates and objects outside the
+    search base (with `signs`), then member removals."""
     return (deletion_guard(change_set, synced_counts, settings.max_deletes, settings.max_delete_share,
                            settings.delete_share_min_objects)
-            + (creation_guard(change_set, signs, settings) if signs is not None else [])
+            + (creation_guard(change_set, signs, settings) + search_base_guard(signs) if signs is not None else [])
             + membership_guard(change_set, group_members, settings))
 
 

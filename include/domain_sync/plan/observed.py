@@ -9,8 +9,9 @@ hybrid domain) are counted as `unmarked`, never touched.
 
 Reads fail closed (domain_sync.domain's `paged_search` and `entry_exists`): a paged search that ends on
 anything but success raises DomainReadError, so no partial read of the domain is ever planned against.
-A DN the code cannot read skips that object (reported in `unreadable`), never the run. Two objects with
-the same anchor are both held.
+A DN the code cannot read skips that object (reported in `unreadable`), never the run; when that object is
+ours (marker and a tenant anchor), its anchor is held (`unreadable_owned`): not written, not deleted, and
+never created a second time. Two objects with the same anchor are both held.
 """
 
 from __future__ import annotations
@@ -59,9 +60,16 @@ class ObservedDomain:
     # Anchors of objects carrying this sync's marker outside the search base (moved out by hand, or left by
     # a narrowed search base) -> their DN: never written, and never created a second time inside.
     owned_outside: dict[str, str] = field(default_factory=dict)
+    # Anchors of objects of ours whose DN could not be read -> that DN: held like duplicate anchors (never
+    # written, deleted or created a second time; a group has no UPN that would collide).
+    unreadable_owned: dict[str, str] = field(default_factory=dict)
     # sAMAccountNames and UPNs (lower case) of objects whose DN could not be read -> that DN: still taken.
     unreadable_account_names: dict[str, str] = field(default_factory=dict)
     unreadable_principal_names: dict[str, str] = field(default_factory=dict)
+
+    def not_found(self, anchors: set[str]) -> set[str]:
+        """The anchors no object of ours under the search base carries (readable or not): candidates for a create."""
+        return set(anchors) - set(self.objects) - set(self.duplicate_anchors) - set(self.unreadable_owned)
 
     def is_synced_dn(self, dn: str) -> bool:
         return normalize_dn(dn) in self.synced_dns
@@ -97,7 +105,10 @@ def observe_domain(
     search_base: str | None = None,
     owner_attribute: str | None = None,
     owner_marker: str | None = None,
+    desired: set[str] = frozenset(),
 ) -> ObservedDomain:
+    """`desired`: the anchors of the tenant objects to plan; only when one of them is not found under the
+    search base (a create) is the whole domain searched for objects of ours outside it (`owned_outside`)."""
     search_base = search_base or container_dn
     # Containers, outermost first.
     missing = [d for d in ancestors(container_dn, base_dn) if not entry_exists(conn, d)]
@@ -116,6 +127,7 @@ def observe_domain(
     synced_dns: set[str] = set()
     duplicates: dict[str, list[str]] = {}
     unreadable: list[str] = []
+    unreadable_owned: dict[str, str] = {}
     unmarked = 0
     marker_attribute = owner_attribute if owner_attribute and owner_marker else None
     wanted = sorted({"objectClass", "cn", "sAMAccountName", "userAccountControl", "pwdLastSet", "groupType", "objectGUID",
@@ -130,6 +142,9 @@ def observe_domain(
         except DNError as exc:
             log.warning("skipping an object the domain returned: %s", exc)
             unreadable.append(entry["dn"])
+            anchor = _owned_anchor(entry, anchor_attribute, owner_attribute, owner_marker)
+            if anchor is not None:
+                unreadable_owned[anchor] = entry["dn"]
             continue
         if not is_owned(entry["attributes"], owner_attribute, owner_marker):
             unmarked += 1
@@ -180,34 +195,46 @@ def observe_domain(
         log.warning("%d objects under %s carry %s without this sync's ownership marker; they are not ours and "
                     "are left alone", unmarked, search_base, anchor_attribute)
     observed = ObservedDomain(container_dn, missing, objects, account_names, principal_names, local_names,
-                              synced_dns, duplicates, unmarked, unreadable)
-    if marker_attribute and normalize_dn(search_base) != normalize_dn(base_dn):
-        observed.owned_outside = _owned_outside(conn, base_dn, search_base, anchor_attribute, marker_attribute,
-                                                owner_marker)
+                              synced_dns, duplicates, unmarked, unreadable, unreadable_owned=unreadable_owned)
+    if observed.not_found(desired):
+        observed.owned_outside = owned_outside(conn, base_dn, search_base, anchor_attribute, owner_attribute,
+                                               owner_marker)
     return observed
 
 
-def _owned_outside(conn, base_dn: str, search_base: str, anchor_attribute: str, marker_attribute: str,
-                   marker: str) -> dict[str, str]:
-    """{anchor: DN} of users and groups with this sync's marker anywhere in the domain outside the search base
-    (one paged search by the marker: only the sync's own objects answer)."""
+def owned_outside(conn, base_dn: str, search_base: str, anchor_attribute: str, owner_attribute: str | None,
+                  owner_marker: str | None) -> dict[str, str]:
+    """{anchor: DN} of users and groups with this sync's marker anywhere in the domain outside the search base.
+    A subtree search of the whole domain on the marker attribute (often unindexed): the plan stage runs it
+    only when some tenant object is not found under the search base, i.e. when a create could duplicate an
+    object moved out of it. Nothing to search without a marker, or when the search base is the domain."""
     from ldap3.utils.conv import escape_filter_chars
 
+    if not (owner_attribute and owner_marker) or normalize_dn(search_base) == normalize_dn(base_dn):
+        return {}
     found: dict[str, str] = {}
-    query = f"(&(|(objectClass=user)(objectClass=group))({marker_attribute}={escape_filter_chars(marker)}))"
-    for entry in paged_search(conn, base_dn, query, ["objectClass", anchor_attribute, marker_attribute]):
-        key = _key(entry["dn"])
-        if key is None or is_within(entry["dn"], search_base) or object_kind(entry["attributes"]) is None:
+    query = f"(&(|(objectClass=user)(objectClass=group))({owner_attribute}={escape_filter_chars(owner_marker)}))"
+    for entry in paged_search(conn, base_dn, query, ["objectClass", anchor_attribute, owner_attribute]):
+        if _key(entry["dn"]) is not None and is_within(entry["dn"], search_base):
             continue
-        raw = _get(entry.get("raw_attributes", {}), anchor_attribute)
-        anchor = decode_anchor(anchor_attribute, raw[0]) if raw else None
-        if is_object_id(anchor):
+        anchor = _owned_anchor(entry, anchor_attribute, owner_attribute, owner_marker)
+        if anchor is not None:
             found[anchor] = entry["dn"]
     if found:
         log.warning("%d objects with this sync's marker are outside the search base %s (moved there by hand?): "
                     "they are not written, and not created again: %s", len(found), search_base,
                     "; ".join(sorted(found.values())[:20]))
     return found
+
+
+def _owned_anchor(entry: dict, anchor_attribute: str, owner_attribute: str | None,
+                  owner_marker: str | None) -> str | None:
+    """The tenant object id an entry of this sync's carries (None: not ours, or no tenant anchor)."""
+    if object_kind(entry["attributes"]) is None or not is_owned(entry["attributes"], owner_attribute, owner_marker):
+        return None
+    raw = _get(entry.get("raw_attributes", {}), anchor_attribute)
+    anchor = decode_anchor(anchor_attribute, raw[0]) if raw else None
+    return anchor if is_object_id(anchor) else None
 
 
 def _key(dn: str) -> str | None:

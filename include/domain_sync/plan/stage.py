@@ -21,7 +21,7 @@ import pandas as pd
 from domain_sync.alerts import raise_alert
 from domain_sync.config import Settings, SettingsError
 from domain_sync.context import StageContext
-from domain_sync.dn import is_within
+from domain_sync.dn import guid_dn, is_within, member_key
 from domain_sync.domain import connect
 from domain_sync.drift import corrected_drift
 from domain_sync.errors import PermanentError, StageInputMissing
@@ -29,10 +29,10 @@ from domain_sync.failing import HELD_KEY, held_for_failing, staged_ids
 from domain_sync.mapping import load_mapping
 from domain_sync.plan.changeset import PlanInputs, plan_changes
 from domain_sync.plan.guards import OwnershipSigns, approval_status, approved_digest, guard_reasons, plan_digest
-from domain_sync.plan.observed import observe_domain
+from domain_sync.plan.observed import ObservedDomain, observe_domain
 from domain_sync.plan.preview import render_preview
 from domain_sync.plan.restrict import chosen_objects, restrict_to_objects
-from domain_sync.records import GROUP, USER
+from domain_sync.records import GROUP, USER, Op
 from domain_sync.runs import RunFolder, read_json, write_json_atomic
 from domain_sync.state import StateStore
 
@@ -83,6 +83,7 @@ def run(ctx: StageContext) -> dict:
             sorted(set(mapping.targets(USER)) | set(mapping.targets(GROUP))),
             search_base=search_base_dn(settings, endpoint.base_dn),
             owner_attribute=settings.owner_attribute, owner_marker=ctx.owner_marker,
+            desired=(set(inputs.users["anchor"]) | set(inputs.groups["anchor"])) - inputs.quarantined,
         )
     finally:
         conn.unbind()
@@ -96,10 +97,12 @@ def run(ctx: StageContext) -> dict:
     change_set.quarantined = len(inputs.quarantined) + sum(c.attribute == "userPrincipalName" for c in collisions)
     synced = {kind: sum(1 for o in observed.objects.values() if o.kind == kind) for kind in (USER, GROUP)}
     group_members = {a: len(o.members) for a, o in observed.objects.items() if o.kind == GROUP}
-    signs = OwnershipSigns(unmarked=observed.unmarked, observed=len(observed.objects) + len(observed.duplicate_anchors),
+    signs = OwnershipSigns(unmarked=observed.unmarked,
+                           observed=len(observed.objects) + len(observed.duplicate_anchors)
+                           + len(observed.unreadable_owned),
                            committed=committed_objects(StateStore(settings.state_dir)),
                            anchor_attribute=settings.anchor_attribute, owner_attribute=settings.owner_attribute,
-                           search_base=search_base_dn(settings, endpoint.base_dn))
+                           search_base=search_base_dn(settings, endpoint.base_dn), outside=len(observed.owned_outside))
     change_set.blocked_reasons = lost_state_reasons(ctx, synced) + guard_reasons(change_set, synced, group_members,
                                                                                  settings, signs)
     digest = plan_digest(change_set)
@@ -111,7 +114,7 @@ def run(ctx: StageContext) -> dict:
     write_json_atomic(run.plan, change_set.to_json() | {"digest": digest, "status": status,
                                                         "approved": status == "approved", "synced_in_domain": synced,
                                                         HELD_KEY: sorted(held_failing)}, compact=True)
-    drift = drift_of_round(run, change_set)
+    drift = drift_of_round(run, change_set, observed)
     if drift:
         log.warning("drift: the domain differed from the tenant for objects the tenant did not change (changed by "
                     "hand in the domain, or an earlier write that failed); this run puts them back: %s", drift)
@@ -155,13 +158,20 @@ def committed_objects(state: StateStore) -> int:
     return sum(pq.ParquetFile(p).metadata.num_rows for p in paths if p is not None)
 
 
-def drift_of_round(run: RunFolder, change_set) -> dict[str, int] | None:
+def drift_of_round(run: RunFolder, change_set, observed: ObservedDomain) -> dict[str, int] | None:
     """The plan's changes to objects this round did not bring from the tenant, by drift category (None after
-    a full read of either resource: every object is in such a round)."""
+    a full read of either resource: every object is in such a round). Objects entering or leaving scope this
+    run (transform's records notes) came from the tenant too, and so did their memberships."""
     links = read_json(run.delta_links, {}) or {}
     if not links or any(entry.get("full_read") for entry in links.values()):
         return None
-    return corrected_drift(change_set.to_json()["changes"], staged_ids(run))
+    scope_changed = {str(i).lower() for i in (read_json(run.records_notes, {}) or {}).get("scope_changed") or []}
+    members = set()
+    for anchor, obj in observed.objects.items():
+        if anchor.lower() in scope_changed:
+            members |= {member_key(obj.dn)} | ({member_key(guid_dn(obj.guid))} if obj.guid else set())
+    members |= {member_key(c.dn) for c in change_set.changes if c.op == Op.CREATE and c.anchor.lower() in scope_changed}
+    return corrected_drift(change_set.to_json()["changes"], staged_ids(run), scope_changed, members)
 
 
 def lost_state_reasons(ctx: StageContext, synced: dict[str, int]) -> list[str]:

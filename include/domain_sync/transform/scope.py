@@ -90,6 +90,9 @@ class Scope:
     groups: set[str]
     synced_users: set[str]
     preview: dict[str, int | str | list[str]] = field(default_factory=dict)
+    # Ids of the users and groups entering or leaving scope in this run (a scope group's membership changed):
+    # their creates and disables come from the tenant, not from drift in the domain.
+    changed: set[str] = field(default_factory=set)
 
 
 def previous_scope(snapshot: pd.DataFrame | None, column: str) -> set[str]:
@@ -134,7 +137,8 @@ def compute_scope(
         "groups_leaving": len((was_groups & group_ids) - in_groups),
         "users_out_of_scope_kept_disabled": len(synced - in_users),
     }
-    return Scope(not names, roots, in_users, in_groups, synced, preview)
+    changed = ((in_users ^ was_users) & user_ids) | ((in_groups ^ was_groups) & group_ids)
+    return Scope(not names, roots, in_users, in_groups, synced, preview, changed)
 
 
 def mark_scope(users: pd.DataFrame, groups: pd.DataFrame, scope: Scope) -> tuple[pd.DataFrame, pd.DataFrame]:

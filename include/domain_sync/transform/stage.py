@@ -115,6 +115,7 @@ def run(ctx: StageContext) -> dict:
     # domain holds them anyway (state lost, a restored backup), the plan disables them, never deletes.
     tenant_only = sorted(set(users["id"].astype(str)) - set(records.users["anchor"].astype(str)))
     write_json_atomic(run.records_notes, {"users_out_of_scope": tenant_only,
+                                          "scope_changed": sorted(str(i) for i in scope.changed),
                                           "memberships_dropped": records.dropped_memberships})
     targets = set(mapping.targets(USER)) | set(mapping.targets(GROUP))
     write_json_atomic(run.target_schema, schema.to_json(targets))
