@@ -26,7 +26,7 @@ from datetime import timedelta
 
 from domain_sync.backoff import Backoff
 from domain_sync.dn import first_rdn, guid_dn, parent_dn, rdn_value, same_dn
-from domain_sync.domain import ANCHOR_BINARY_ATTRIBUTES, check_referrals, decode_anchor, ldap_values
+from domain_sync.domain import ANCHOR_BINARY_ATTRIBUTES, check_referrals, decode_anchor, disconnect, ldap_values
 from domain_sync.errors import TransientError
 from domain_sync.passwords.policy import (
     PasswordPolicy,
@@ -151,10 +151,7 @@ class DomainWriter:
 
     def close(self) -> None:
         if self._conn is not None:
-            try:
-                self._conn.unbind()
-            except Exception:  # noqa: BLE001 - closing a dead socket
-                pass
+            disconnect(self._conn)  # a dead socket: closing it loses nothing
             self._conn = None
 
     def _call(self, what: str, fn: Callable[[object], bool]) -> dict:

@@ -22,7 +22,7 @@ from domain_sync.alerts import raise_alert
 from domain_sync.config import Settings, SettingsError
 from domain_sync.context import StageContext
 from domain_sync.dn import guid_dn, is_within, member_key
-from domain_sync.domain import connect
+from domain_sync.domain import connect, disconnect
 from domain_sync.drift import corrected_drift
 from domain_sync.errors import PermanentError, StageInputMissing
 from domain_sync.failing import HELD_KEY, held_for_failing, staged_ids
@@ -86,7 +86,7 @@ def run(ctx: StageContext) -> dict:
             desired=(set(inputs.users["anchor"]) | set(inputs.groups["anchor"])) - inputs.quarantined,
         )
     finally:
-        conn.unbind()
+        disconnect(conn)
     change_set, collisions = plan_changes(inputs, observed, settings.anchor_attribute,
                                           set_initial_password=settings.initial_password == "random",
                                           owner=(settings.owner_attribute, ctx.owner_marker))
