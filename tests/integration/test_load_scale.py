@@ -20,7 +20,7 @@ from domain_sync.domain import decode_anchor
 from domain_sync.pipeline import run_stage
 from domain_sync.runs import RunFolder
 from tests.fixtures.local_domain import LocalDomainError, make_local_domain, pick_test_address
-from tests.fixtures.sync_env import STAGES, new_sync_env, tenant_group, tenant_user
+from tests.fixtures.sync_env import STAGES, delete_subtree, new_sync_env, tenant_group, tenant_user
 
 pytestmark = pytest.mark.integration
 
@@ -49,6 +49,11 @@ def env(own_domain, tmp_path, monkeypatch):
     yield env
     if env.emulator is not None:
         env.emulator.stop()
+    conn = env.ldap()  # the next test's objects carry the same ownership marker: leave none behind
+    try:
+        delete_subtree(conn, env.container_dn)
+    finally:
+        conn.unbind()
 
 
 @pytest.fixture

@@ -254,6 +254,23 @@ def test_a_delete_freeing_the_upn_a_new_accounts_name_implies_goes_before_the_cr
     assert ops(cs).index(("delete", U2)) < ops(cs).index(("create", U1))
 
 
+def test_a_modify_freeing_a_upn_another_object_takes_goes_first():
+    """ana's UPN moves from x@ to y@ while bob's moves to x@: ana's name step goes before bob's modify (in one
+    phase the two race, and bob's may be refused with 19 until the next run)."""
+    ana, bob = observed_user(U1, "ana", display="Ana"), observed_user(U2, "bob", display="Bob")
+    ana.attributes["userprincipalname"] = ["x@corp.example.test"]
+    records = [user(U1, "ana", upn="y@corp.example.test", display="Ana"),
+               user(U2, "bob", upn="x@corp.example.test", display="Bob")]
+    records[0][attr_column("displayName")] = "Ana L."
+    cs, collisions = plan_changes(inputs(records), observed([ana, bob], names={"ana": ana.dn, "bob": bob.dn},
+                                                           upns={"x@corp.example.test": ana.dn,
+                                                                 "bob@corp.example.test": bob.dn}), ANCHOR)
+    assert not collisions
+    steps = [(c.op, c.anchor, sorted(c.values)) for c in cs.changes]
+    assert steps.index(("modify", U1, ["userPrincipalName"])) < steps.index(("modify", U2, ["userPrincipalName"]))
+    assert ("modify", U1, ["displayName"]) in steps  # the rest of ana's modify stays in its place
+
+
 def test_two_objects_with_one_anchor_are_both_held_and_reported():
     a = observed_user(U1, "ana")
     domain = observed([a])

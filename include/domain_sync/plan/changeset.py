@@ -8,6 +8,7 @@ memberships change by single-value adds and deletes, never by rewriting a group'
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -317,16 +318,64 @@ def plan_changes(
         if c.op == Op.DELETE and normalize_dn(c.dn) in wanted:
             c.reason = "not in the tenant; frees its name for another object"
 
+    changes, early = _release_names_first(changes, observed, suffix)
+
     def order(c: Change) -> tuple[float, int]:
         index: float = Op(c.op).order
         if c.op == Op.DELETE and normalize_dn(c.dn) in wanted:
             index = Op.RENAME.order - 0.5
+        elif id(c) in early:
+            index = Op.RENAME.order - 0.25
         return index, 0 if c.kind == USER else 1
 
     changes.sort(key=order)
     changes = _break_rename_cycles(_order_rename_chains(changes))
     counts = count_changes(changes)
     return ChangeSet(changes=changes, counts=counts), collisions
+
+
+NAME_ATTRIBUTES = ("samaccountname", "userprincipalname")
+
+
+def _account_names(samaccountnames: list[str], upns: list[str], suffix: str) -> set[str]:
+    """Lower-cased names an account holds in AD's sense: its sAMAccountName and the UPN it implies
+    (sAMAccountName@<the domain's DNS name>), its UPN and, in that DNS name, the UPN's local part."""
+    sams = {n.lower() for n in samaccountnames}
+    principals = {n.lower() for n in upns}
+    return sams | {n + suffix for n in sams} | principals | {n[: -len(suffix)] for n in principals if n.endswith(suffix)}
+
+
+def _release_names_first(changes: list[Change], observed: ObservedDomain, suffix: str) -> tuple[list[Change], set[int]]:
+    """A modify that moves an object's sAMAccountName or UPN away from a name another write of the plan
+    takes (a create, or another object's modify) is split: its name attributes go in a step before the
+    creates (ids returned), the rest of the modify stays in its place. Otherwise the two writes race in
+    one phase and the taker may be refused (19 or 68) until the next run."""
+    def takes(c: Change) -> set[str]:
+        if c.op not in (Op.CREATE, Op.MODIFY):
+            return set()
+        values = {k.lower(): v for k, v in c.values.items()}
+        return _account_names(values.get("samaccountname", []), values.get("userprincipalname", []), suffix)
+
+    taken = Counter(name for c in changes for name in takes(c))
+    early: set[int] = set()
+    out: list[Change] = []
+    for c in changes:
+        obj = observed.objects.get(c.anchor) if c.op == Op.MODIFY else None
+        moved = {k: v for k, v in c.values.items() if k.lower() in NAME_ATTRIBUTES} if obj is not None else {}
+        if moved:
+            own = takes(c)
+            held = _account_names(obj.attributes.get("samaccountname", []), obj.attributes.get("userprincipalname", []),
+                                  suffix)
+            if any(taken[name] - (name in own) > 0 for name in held - own):
+                first = Change(Op.MODIFY, c.kind, c.anchor, c.dn, values=moved, guid=c.guid,
+                               reason="frees its name for another object")
+                early.add(id(first))
+                out.append(first)
+                c.values = {k: v for k, v in c.values.items() if k not in moved}
+                if not c.values:
+                    continue
+        out.append(c)
+    return out, early
 
 
 def _order_rename_chains(changes: list[Change]) -> list[Change]:
