@@ -271,6 +271,27 @@ def test_a_modify_freeing_a_upn_another_object_takes_goes_first():
     assert ("modify", U1, ["displayName"]) in steps  # the rest of ana's modify stays in its place
 
 
+def test_a_upn_a_synced_object_keeps_is_a_collision_for_the_newcomer():
+    """A soft-deleted user keeps its UPN in the domain (disabled); a new tenant user given the same UPN is a
+    plan-time collision, not a create the domain refuses run after run."""
+    kept = observed_user(U1, "ana", enabled=False)
+    kept.attributes["userprincipalname"] = ["ana@tenant.example"]
+    domain = observed([kept], names={"ana": kept.dn}, upns={"ana@tenant.example": kept.dn})
+    cs, collisions = plan_changes(inputs([user(U1, "ana", enabled=False, upn="ana@tenant.example"),
+                                          user(U2, "ana2", upn="ana@tenant.example")]), domain, ANCHOR)
+    assert [(c.anchor, c.attribute) for c in collisions] == [(U2, "userPrincipalName")]
+    assert not [c for c in cs.changes if c.anchor == U2]
+    # Held by a synced object that is not in the plan at all (quarantined): the same.
+    cs, collisions = plan_changes(inputs([user(U2, "ana2", upn="ana@tenant.example")], quarantined={U1}), domain,
+                                  ANCHOR)
+    assert [(c.anchor, c.attribute) for c in collisions] == [(U2, "userPrincipalName")]
+    # Given another UPN by the tenant, the synced object lets go of it: the newcomer takes it, after the release.
+    cs, collisions = plan_changes(inputs([user(U1, "ana", enabled=False, upn="ana.old@tenant.example"),
+                                          user(U2, "ana2", upn="ana@tenant.example")]), domain, ANCHOR)
+    assert not collisions
+    assert ops(cs).index(("modify", U1)) < ops(cs).index(("create", U2))
+
+
 def test_two_objects_with_one_anchor_are_both_held_and_reported():
     a = observed_user(U1, "ana")
     domain = observed([a])

@@ -200,6 +200,16 @@ def plan_changes(
     # of every account (AD rejects it: 19 or 68). Held by another object: the tenant object is
     # quarantined and reported, the other left untouched.
     upn_column = ATTR_PREFIX + "userPrincipalName"
+    # A synced object lets go of its UPN in this plan only when the tenant gives it another one; one that keeps
+    # it (the same UPN in the tenant, e.g. a soft-deleted user's, or held: quarantined, out of scope) holds it
+    # like a local object does.
+    synced_anchor_of = {normalize_dn(o.dn): a for a, o in observed.objects.items()}
+    desired_upns = {r["anchor"]: r[upn_column].lower() for r in records if isinstance(r.get(upn_column), str)}
+
+    def keeps_upn(holder_dn: str, upn: str) -> bool:
+        holder = synced_anchor_of.get(normalize_dn(holder_dn))
+        return holder is None or desired_upns.get(holder, upn.lower()) == upn.lower()
+
     kept = []
     for r in records:
         upn = r.get(upn_column)
@@ -215,7 +225,7 @@ def plan_changes(
                 continue
             holder = principal_names.get(upn.lower())
             implied = account_names.get(upn.lower()[: -len(suffix)]) if upn.lower().endswith(suffix) else None
-            if holder and normalize_dn(holder) != own_key and not observed.is_synced_dn(holder):
+            if holder and normalize_dn(holder) != own_key and keeps_upn(holder, upn):
                 collisions.append(Collision(r["anchor"], r["kind"], "userPrincipalName", upn, holder,
                                             outcome=UPN_COLLISION_ADVICE))
                 continue
