@@ -292,6 +292,19 @@ def test_a_upn_a_synced_object_keeps_is_a_collision_for_the_newcomer():
     assert ops(cs).index(("modify", U1)) < ops(cs).index(("create", U2))
 
 
+def test_a_upn_kept_because_the_holders_new_upn_collides_is_a_collision_too():
+    """ana would move from x@ to y@, but y@ is implied by a local account's sAMAccountName: ana is held and keeps
+    x@, so bob, who wants x@, is held too (found by the convergence soak, seed 2140)."""
+    ana = observed_user(U1, "ana", display="Ana")
+    ana.attributes["userprincipalname"] = ["x@tenant.example"]
+    local = f"CN=Y,{C}"
+    domain = observed([ana], names={"ana": ana.dn, "y": local}, upns={"x@tenant.example": ana.dn})
+    cs, collisions = plan_changes(inputs([user(U1, "ana", upn="y@corp.example.test", display="Ana"),
+                                          user(U2, "bob", upn="x@tenant.example")]), domain, ANCHOR)
+    assert sorted((c.anchor, c.local_dn) for c in collisions) == [(U1, local), (U2, ana.dn)]
+    assert not [c for c in cs.changes if c.anchor in (U1, U2)]
+
+
 def test_two_objects_with_one_anchor_are_both_held_and_reported():
     a = observed_user(U1, "ana")
     domain = observed([a])

@@ -206,35 +206,48 @@ def plan_changes(
     synced_anchor_of = {normalize_dn(o.dn): a for a, o in observed.objects.items()}
     desired_upns = {r["anchor"]: r[upn_column].lower() for r in records if isinstance(r.get(upn_column), str)}
 
-    def keeps_upn(holder_dn: str, upn: str) -> bool:
-        holder = synced_anchor_of.get(normalize_dn(holder_dn))
-        return holder is None or desired_upns.get(holder, upn.lower()) == upn.lower()
+    def upn_collisions(keeping: set[str]) -> list[Collision]:
+        """The UPN collisions of the records, given the synced objects that keep their UPN this run."""
+        def keeps_upn(holder_dn: str, upn: str) -> bool:
+            holder = synced_anchor_of.get(normalize_dn(holder_dn))
+            return holder is None or holder in keeping or desired_upns.get(holder, upn.lower()) == upn.lower()
 
-    kept = []
-    for r in records:
-        upn = r.get(upn_column)
-        own = observed.objects.get(r["anchor"])
-        own_key = normalize_dn(own.dn) if own is not None else None
-        if isinstance(upn, str):
+        found = []
+        for r in records:
+            upn = r.get(upn_column)
+            if not isinstance(upn, str):
+                continue
+            own = observed.objects.get(r["anchor"])
+            own_key = normalize_dn(own.dn) if own is not None else None
             unreadable = observed.unreadable_principal_names.get(upn.lower()) or (
                 observed.unreadable_account_names.get(upn.lower()[: -len(suffix)]) if upn.lower().endswith(suffix)
                 else None)
             if unreadable:  # held (explicitly or implied) by an object whose DN cannot be read
-                collisions.append(Collision(r["anchor"], r["kind"], "userPrincipalName", upn, unreadable,
-                                            outcome=UPN_COLLISION_ADVICE))
+                found.append(Collision(r["anchor"], r["kind"], "userPrincipalName", upn, unreadable,
+                                       outcome=UPN_COLLISION_ADVICE))
                 continue
             holder = principal_names.get(upn.lower())
             implied = account_names.get(upn.lower()[: -len(suffix)]) if upn.lower().endswith(suffix) else None
             if holder and normalize_dn(holder) != own_key and keeps_upn(holder, upn):
-                collisions.append(Collision(r["anchor"], r["kind"], "userPrincipalName", upn, holder,
-                                            outcome=UPN_COLLISION_ADVICE))
-                continue
-            if implied and normalize_dn(implied) != own_key:
-                collisions.append(Collision(r["anchor"], r["kind"], "userPrincipalName", upn, implied,
-                                            outcome="the tenant object is quarantined: the UPN is implied by that "
-                                                    "object's sAMAccountName; " + UPN_COLLISION_ADVICE))
-                continue
-        kept.append(r)
+                found.append(Collision(r["anchor"], r["kind"], "userPrincipalName", upn, holder,
+                                       outcome=UPN_COLLISION_ADVICE))
+            elif implied and normalize_dn(implied) != own_key:
+                found.append(Collision(r["anchor"], r["kind"], "userPrincipalName", upn, implied,
+                                       outcome="the tenant object is quarantined: the UPN is implied by that "
+                                               "object's sAMAccountName; " + UPN_COLLISION_ADVICE))
+        return found
+
+    # A synced object whose own new UPN collides keeps its current one, which may in turn be the one another
+    # record wants: repeat until no more objects keep theirs (each round only adds).
+    keeping: set[str] = set()
+    while True:
+        upn_found = upn_collisions(keeping)
+        now_keeping = {c.anchor for c in upn_found}
+        if now_keeping <= keeping:
+            break
+        keeping |= now_keeping
+    collisions.extend(upn_found)
+    kept = [r for r in records if r["anchor"] not in {c.anchor for c in upn_found}]
     records = kept
 
     # Objects the plan keeps but does not write (quarantined, held, out of scope) and objects it deletes.
