@@ -20,9 +20,10 @@ PY=$ROOT/.venv/bin/python
 # PostgreSQL on 127.0.0.1:5432: installed from Debian when absent (trusting postgres's local TCP logins), started.
 "$PY" -m local_domain.postgres ensure
 
-# The status page's browser test drives Debian's Chromium with Playwright (requirements-dev.txt).
+# The status page's browser test drives Debian's Chromium with Playwright (requirements-dev.txt), whose
+# bundled Node.js driver needs libatomic1 (not on a minimal Debian).
 browser_missing=()
-for pkg in chromium chromium-driver; do
+for pkg in chromium chromium-driver libatomic1; do
     package_installed "$pkg" || browser_missing+=("$pkg")
 done
 if [[ ${#browser_missing[@]} -gt 0 ]]; then
