@@ -197,7 +197,9 @@ def test_the_helpdesk_reads_an_initial_password_and_queues_a_change_from_the_com
                         ("credential_sink_conn_id", "drop_cli"), ("credential_source_conn_id", "drop_cli")):
         monkeypatch.setenv(f"DOMAIN_SYNC_{name.upper()}", value)
     store = DropFolderStore(tmp_path / "d", [key])
-    store.deliver_initial(initial())
+    created = datetime.now(UTC)  # the command compares the expiry with the clock
+    store.deliver_initial(InitialPassword(OID, "ana@corp.example.test", "ana", "Initial-Pass-1", created,
+                                          created + timedelta(days=7)))
     assert main(["initial", OID]) == 0 and capsys.readouterr().out == "Initial-Pass-1\n"
     assert main(["initial", "22222222-2222-2222-2222-222222222222"]) == 1
     monkeypatch.setattr("sys.stdin", io.StringIO("Chosen-Pass-9\n"))
@@ -205,6 +207,12 @@ def test_the_helpdesk_reads_an_initial_password_and_queues_a_change_from_the_com
     (event,), _ = store.pending()
     assert event.object_id == OID and event.password == "Chosen-Pass-9"
     assert main(["initial", "not-an-id"]) == 2
+    # Past its expiry the initial password is not handed out: the helpdesk resets the password instead.
+    store.deliver_initial(InitialPassword(OID, "ana@corp.example.test", "ana", "Initial-Pass-2",
+                                          datetime(2020, 1, 1, tzinfo=UTC), datetime(2020, 1, 8, tzinfo=UTC)))
+    assert main(["initial", OID]) == 1
+    captured = capsys.readouterr()
+    assert "Initial-Pass-2" not in captured.out + captured.err and "expired at 2020-01-08" in captured.err
 
 
 def test_an_initial_password_envelope_that_cannot_be_opened_is_a_declared_error(folder, tmp_path, monkeypatch, capsys):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import uuid
+from datetime import datetime
 
 from domain_sync.config import Settings
 from domain_sync.errors import SyncError
@@ -46,6 +47,12 @@ def main(argv: list[str]) -> int:
             envelope = _store(settings.credential_sink, settings.credential_sink_conn_id).read_initial(object_id)
             if not envelope:
                 print(f"no initial password for {object_id}", file=sys.stderr)
+                return 1
+            expires = envelope.get("expires_at")
+            if expires and datetime.fromisoformat(str(expires)) <= now():
+                # The store keeps it (Key Vault does not refuse an expired secret); it is not handed out.
+                print(f"the initial password of {object_id} expired at {expires}: reset the user's password in "
+                      f"the domain instead", file=sys.stderr)
                 return 1
             print(envelope["password"])
             print(f"expires {envelope.get('expires_at')}", file=sys.stderr)
