@@ -1,5 +1,6 @@
 """The "Domain sync" page in the Airflow UI, in a real browser: Debian's Chromium driven by Playwright signs in
-to the running api-server, opens the page from the navigation and reads the figures of the runs it made."""
+to the running api-server, opens the page from the navigation and reads the figures of the runs it made on the
+demo tenant (with one malformed user added, so that the quarantine shows)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.airflow_services import airflow_services  # noqa: F401 - fixture
-from tests.fixtures.sync_env import tenant_group, tenant_user
+from tests.fixtures.sync_env import tenant_user
 
 pytestmark = pytest.mark.e2e
 
@@ -18,6 +19,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run"]
 SYNC = "tenant_to_domain_sync"
+DEMO_TENANT = Path(__file__).resolve().parents[2] / "emulator" / "tenants" / "demo.json"
 
 
 def open_status_page(browser, base_url: str, password: str, screenshot: Path | None = None):
@@ -43,14 +45,14 @@ def test_the_status_page_shows_the_syncs_figures_in_the_airflow_ui(sync_env, air
     from playwright.sync_api import sync_playwright
 
     services = airflow_services
-    users = [tenant_user(f"user{n}", f"User {n}") for n in range(6)]
-    users[0]["userPrincipalName"] = "no-at-sign.contoso.example"  # quarantined by validation
-    sync_env.start_tenant({"users": users, "groups": [tenant_group("Staff", users), tenant_group("Ops", users[:2])]})
+    demo = json.loads(DEMO_TENANT.read_text(encoding="utf-8"))
+    malformed = tenant_user("malformed", "Malformed UPN", userPrincipalName="no-at-sign.contoso.example")
+    demo["users"].append(malformed)  # quarantined by validation
+    sync_env.start_tenant(demo)
     services.start(
         apps="all",
         AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE="False",
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin",
-        DOMAIN_SYNC_MAX_QUARANTINE_SHARE="0.5",
     )
     services.wait_for_dag(SYNC)
     services.cli("dags", "unpause", SYNC)
@@ -67,9 +69,10 @@ def test_the_status_page_shows_the_syncs_figures_in_the_airflow_ui(sync_env, air
             assert "/plugin/domain-sync" in page.url
             assert "fresh" in frame.locator("#freshness").inner_text()
             synced = frame.locator("#synced").inner_text()
-            assert "users\t5" in synced and "groups\t2" in synced, synced  # five users synced, one quarantined
+            users, groups = len(demo["users"]) - 1, len(demo["groups"])  # the demo's, the malformed one held
+            assert f"users\t{users}" in synced and f"groups\t{groups}" in synced, synced
             assert "run status_second: clear, 0 changes" in frame.locator("#plan").inner_text()
-            assert users[0]["id"] in frame.locator("#quarantined").inner_text()
+            assert malformed["id"] in frame.locator("#quarantined").inner_text()
             assert "none" in frame.locator("#collisions").inner_text()
             delta = frame.locator("#delta-links").inner_text()
             assert "users" in delta and "groups" in delta, delta
