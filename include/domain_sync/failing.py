@@ -15,7 +15,6 @@ once a run that did not hold the object applied without failing it.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 from domain_sync.alerts import alerting_dir
 from domain_sync.config import Settings
@@ -28,7 +27,7 @@ HELD_KEY = "held_failing"  # plan.json: the anchors this run's plan held because
 def failing_objects(settings: Settings) -> dict[str, dict]:
     """{anchor: {"kind", "dn", "op", "result_code", "last_error", "first_seen": {"at", "run"}, "runs", "last_run",
     "last_seen_at", "quarantined": {"at", "run", "read_version"} or None}} of the objects failing run after run."""
-    return read_json(Path(settings.data_dir) / "alerting" / FAILING_FILE, {}) or {}
+    return read_json(alerting_dir(settings) / FAILING_FILE, {}) or {}
 
 
 def _read_version(run: RunFolder) -> str | None:
@@ -78,17 +77,17 @@ def track_failures(settings: Settings, run: RunFolder, limit: int, now: datetime
     return quarantined_now
 
 
-def held_for_failing(settings: Settings, run: RunFolder, full_resync: bool = False) -> tuple[set[str], set[str]]:
+def held_for_failing(settings: Settings, run: RunFolder, changed: set[str],
+                     full_resync: bool = False) -> tuple[set[str], set[str]]:
     """The plan's (held, released) anchors among the quarantined failing objects: released when the run is
-    a full resync, or when the tenant object is in this run's staged changes (read since a state other
-    than the one the quarantining run read); held otherwise."""
+    a full resync, or when the tenant object is in `changed` (this run's staged changes, `staged_ids`) and
+    was read since a state other than the one the quarantining run read; held otherwise."""
     quarantined = {a: e["quarantined"] for a, e in failing_objects(settings).items() if e.get("quarantined")}
     if not quarantined:
         return set(), set()
     if full_resync:
         return set(), set(quarantined)
     version = _read_version(run)
-    changed = staged_ids(run)
     released = {a for a, q in quarantined.items() if a.lower() in changed and q.get("read_version") != version}
     return set(quarantined) - released, released
 

@@ -8,7 +8,7 @@ from domain_sync.drift import classify, corrected_drift, drift_files, run
 from domain_sync.plan.observed import ObservedDomain, ObservedObject
 from domain_sync.plan.stage import drift_of_round
 from domain_sync.records import Change, ChangeSet, Op
-from domain_sync.runs import RunFolder, write_json_atomic
+from domain_sync.runs import RunFolder, read_json, write_json_atomic
 
 U1, U2, U3, G1 = ("11111111-0000-0000-0000-000000000001", "22222222-0000-0000-0000-000000000002",
                   "33333333-0000-0000-0000-000000000003", "44444444-0000-0000-0000-000000000004")
@@ -66,10 +66,11 @@ def test_objects_entering_or_leaving_scope_and_their_memberships_are_no_drift(tm
     write_json_atomic(run_folder.records_notes, {"users_out_of_scope": [], "scope_changed": [U4.upper(), U5]})
     eve = ObservedObject(U5, "user", "CN=Eve,OU=Sync,DC=corp", {}, guid=GUID5)
     observed = ObservedDomain("OU=Sync,DC=corp", [], {U5: eve}, {}, {}, set())
-    assert drift_of_round(run_folder, SCOPE_PLAN, observed) == {"memberships_changed": 1}
-    write_json_atomic(run_folder.records_notes, {"users_out_of_scope": []})  # a transform from before the notes
-    assert drift_of_round(run_folder, SCOPE_PLAN, observed) == {"memberships_changed": 1, "missing_in_domain": 1,
-                                                                "to_disable": 1}
+    notes = read_json(run_folder.records_notes)
+    assert drift_of_round(run_folder, changes, observed, set(), notes) == {"memberships_changed": 1}
+    old_notes = {"users_out_of_scope": []}  # a transform from before the notes
+    assert drift_of_round(run_folder, changes, observed, set(), old_notes) == {
+        "memberships_changed": 1, "missing_in_domain": 1, "to_disable": 1}
 
 
 def test_the_drift_stage_writes_its_report_and_alerts(settings):

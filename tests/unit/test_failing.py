@@ -11,7 +11,7 @@ import pytest
 from domain_sync.config import Settings
 from domain_sync.context import StageContext
 from domain_sync.domain import DomainEndpoint
-from domain_sync.failing import HELD_KEY, failing_objects, held_for_failing, track_failures
+from domain_sync.failing import HELD_KEY, failing_objects, held_for_failing, staged_ids, track_failures
 from domain_sync.plan import stage as plan_stage
 from domain_sync.plan.changeset import UF_NORMAL_ACCOUNT
 from domain_sync.plan.observed import ObservedDomain, ObservedObject
@@ -104,9 +104,9 @@ def test_the_plan_holds_a_quarantined_object_until_its_tenant_object_changes(set
     track_failures(settings, applied(settings, "r1", failed=[A], read_version="v0"), limit=1)
     # The next run read the state r1 committed: a change of A in its staged frames releases A.
     quiet = applied(settings, "r2", read_version="v1", staged=[B])
-    assert held_for_failing(settings, quiet) == ({A}, set())
+    assert held_for_failing(settings, quiet, staged_ids(quiet)) == ({A}, set())
     changed = applied(settings, "r3", read_version="v1", staged=[A.upper()])
-    assert held_for_failing(settings, changed) == (set(), {A})
+    assert held_for_failing(settings, changed, staged_ids(changed)) == (set(), {A})
 
 
 def test_re_reading_the_changes_of_the_quarantining_run_does_not_release(settings):
@@ -114,13 +114,14 @@ def test_re_reading_the_changes_of_the_quarantining_run_does_not_release(setting
     staged change of the object, which is no news about it."""
     track_failures(settings, applied(settings, "r1", failed=[A], read_version="v0", staged=[A], stopped="too many"),
                    limit=1)
-    assert held_for_failing(settings, applied(settings, "r2", read_version="v0", staged=[A])) == ({A}, set())
+    rerun = applied(settings, "r2", read_version="v0", staged=[A])
+    assert held_for_failing(settings, rerun, staged_ids(rerun)) == ({A}, set())
 
 
 def test_a_full_resync_releases_every_quarantined_object(settings):
     track_failures(settings, applied(settings, "r1", failed=[A, B]), limit=1)
     run = applied(settings, "r2", read_version="v1")
-    assert held_for_failing(settings, run, full_resync=True) == (set(), {A, B})
+    assert held_for_failing(settings, run, staged_ids(run), full_resync=True) == (set(), {A, B})
 
 
 # ---- the plan stage holds them

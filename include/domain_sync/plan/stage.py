@@ -68,13 +68,15 @@ def run(ctx: StageContext) -> dict:
     if quarantine is None:
         raise StageInputMissing(f"run {run.run_id}: no validation output; validate must run first")
     # Objects failing run after run are held like quarantined ones, until released (domain_sync.failing).
-    held_failing, released = held_for_failing(settings, run, full_resync=ctx.flag("full_resync"))
+    changed_in_tenant = staged_ids(run)  # the objects this round brought (read once: failing objects, drift)
+    notes = read_json(run.records_notes, {}) or {}
+    held_failing, released = held_for_failing(settings, run, changed_in_tenant, full_resync=ctx.flag("full_resync"))
     inputs = PlanInputs(
         users=pd.read_parquet(run.records("users")),
         groups=pd.read_parquet(run.records("groups")),
         members=pd.read_parquet(run.records("members")),
         quarantined={q["anchor"] for q in quarantine if q.get("anchor")} | held_failing,
-        out_of_scope=set((read_json(run.records_notes, {}) or {}).get("users_out_of_scope") or []),
+        out_of_scope=set(notes.get("users_out_of_scope") or []),
     )
     conn = connect(endpoint, settings.ldap_timeout_seconds, run_id=run.run_id)
     try:
@@ -111,10 +113,11 @@ def run(ctx: StageContext) -> dict:
         write_json_atomic(run.collisions, [asdict(c) for c in collisions])
         for c in collisions:
             log.warning("collision: %s", c.reason())
-    write_json_atomic(run.plan, change_set.to_json() | {"digest": digest, "status": status,
+    plan_json = change_set.to_json()
+    write_json_atomic(run.plan, plan_json | {"digest": digest, "status": status,
                                                         "approved": status == "approved", "synced_in_domain": synced,
                                                         HELD_KEY: sorted(held_failing)}, compact=True)
-    drift = drift_of_round(run, change_set, observed)
+    drift = drift_of_round(run, plan_json["changes"], observed, changed_in_tenant, notes)
     if drift:
         log.warning("drift: the domain differed from the tenant for objects the tenant did not change (changed by "
                     "hand in the domain, or an earlier write that failed); this run puts them back: %s", drift)
@@ -158,20 +161,22 @@ def committed_objects(state: StateStore) -> int:
     return sum(pq.ParquetFile(p).metadata.num_rows for p in paths if p is not None)
 
 
-def drift_of_round(run: RunFolder, change_set, observed: ObservedDomain) -> dict[str, int] | None:
+def drift_of_round(run: RunFolder, changes: list[dict], observed: ObservedDomain, changed_in_tenant: set[str],
+                   notes: dict) -> dict[str, int] | None:
     """The plan's changes to objects this round did not bring from the tenant, by drift category (None after
     a full read of either resource: every object is in such a round). Objects entering or leaving scope this
     run (transform's records notes) came from the tenant too, and so did their memberships."""
     links = read_json(run.delta_links, {}) or {}
     if not links or any(entry.get("full_read") for entry in links.values()):
         return None
-    scope_changed = {str(i).lower() for i in (read_json(run.records_notes, {}) or {}).get("scope_changed") or []}
+    scope_changed = {str(i).lower() for i in notes.get("scope_changed") or []}
     members = set()
     for anchor, obj in observed.objects.items():
         if anchor.lower() in scope_changed:
             members |= {member_key(obj.dn)} | ({member_key(guid_dn(obj.guid))} if obj.guid else set())
-    members |= {member_key(c.dn) for c in change_set.changes if c.op == Op.CREATE and c.anchor.lower() in scope_changed}
-    return corrected_drift(change_set.to_json()["changes"], staged_ids(run), scope_changed, members)
+    members |= {member_key(c["dn"]) for c in changes
+                if c["op"] == Op.CREATE and str(c.get("anchor")).lower() in scope_changed}
+    return corrected_drift(changes, changed_in_tenant, scope_changed, members)
 
 
 def lost_state_reasons(ctx: StageContext, synced: dict[str, int]) -> list[str]:
