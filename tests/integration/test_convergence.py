@@ -28,7 +28,10 @@ from tests.fixtures.sync_env import first, tenant_group, tenant_user
 pytestmark = pytest.mark.integration
 
 USERS, GROUPS, CHANGES = 60, 12, 25
-SEEDS = [3, 11, 2026]
+# Besides a few plain seeds, the soak's seeds that found defects (kept so that they stay fixed): 2082, a delete
+# freeing the UPN a new account's sAMAccountName implies ran after the create; 2140, a UPN kept by a synced
+# object whose own new UPN collided; 2272, two UPN modifies racing in one phase.
+SEEDS = [3, 11, 2026, 2082, 2140, 2272]
 
 
 @pytest.mark.parametrize("seed", SEEDS)

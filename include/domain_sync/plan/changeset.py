@@ -326,16 +326,11 @@ def plan_changes(
     # holding the name would make that write fail with entryAlreadyExists); the others go last.
     wanted = {normalize_dn(c.dn) for c in changes if c.op == Op.CREATE}
     wanted |= {normalize_dn(c.new_dn) for c in changes if c.op == Op.RENAME and c.new_dn}
-    # ... and so does a delete whose sAMAccountName or UPN a create or a modify takes.
-    taken = {v.lower() for c in changes if c.op in (Op.CREATE, Op.MODIFY)
-             for k, vs in c.values.items() if k.lower() in ("samaccountname", "userprincipalname") for v in vs}
-    taken |= {v[: -len(suffix)] for v in taken if v.endswith(suffix)}
-    # (AD's implied UPN: an account's sAMAccountName@<the domain's DNS name> collides with an explicit UPN.)
-    taken |= {v.lower() + suffix for c in changes if c.op in (Op.CREATE, Op.MODIFY)
-              for k, vs in c.values.items() if k.lower() == "samaccountname" for v in vs}
-    frees = {normalize_dn(o.dn) for o in observed.objects.values() if normalize_dn(o.dn) in leaving and (
-        {n.lower() for n in o.attributes.get("samaccountname", []) + o.attributes.get("userprincipalname", [])}
-        & taken & freed_names)}
+    # ... and so does a delete whose sAMAccountName or UPN (or the UPN its sAMAccountName implies) a create
+    # or a modify takes.
+    taken = set().union(*(_names_taken_by(c, suffix) for c in changes))
+    frees = {normalize_dn(o.dn) for o in observed.objects.values()
+             if normalize_dn(o.dn) in leaving and _names_held_by(o, suffix) & taken & freed_names}
     wanted |= frees
     for c in changes:
         if c.op == Op.DELETE and normalize_dn(c.dn) in wanted:
@@ -368,27 +363,34 @@ def _account_names(samaccountnames: list[str], upns: list[str], suffix: str) -> 
     return sams | {n + suffix for n in sams} | principals | {n[: -len(suffix)] for n in principals if n.endswith(suffix)}
 
 
+def _names_taken_by(c: Change, suffix: str) -> set[str]:
+    """The names (in AD's sense, `_account_names`) a create or a modify gives its object."""
+    if c.op not in (Op.CREATE, Op.MODIFY):
+        return set()
+    values = {k.lower(): v for k, v in c.values.items()}
+    return _account_names(values.get("samaccountname", []), values.get("userprincipalname", []), suffix)
+
+
+def _names_held_by(obj: ObservedObject, suffix: str) -> set[str]:
+    """The names (in AD's sense) an object holds in the domain now."""
+    return _account_names(obj.attributes.get("samaccountname", []), obj.attributes.get("userprincipalname", []),
+                          suffix)
+
+
 def _release_names_first(changes: list[Change], observed: ObservedDomain, suffix: str) -> tuple[list[Change], set[int]]:
     """A modify that moves an object's sAMAccountName or UPN away from a name another write of the plan
     takes (a create, or another object's modify) is split: its name attributes go in a step before the
     creates (ids returned), the rest of the modify stays in its place. Otherwise the two writes race in
     one phase and the taker may be refused (19 or 68) until the next run."""
-    def takes(c: Change) -> set[str]:
-        if c.op not in (Op.CREATE, Op.MODIFY):
-            return set()
-        values = {k.lower(): v for k, v in c.values.items()}
-        return _account_names(values.get("samaccountname", []), values.get("userprincipalname", []), suffix)
-
-    taken = Counter(name for c in changes for name in takes(c))
+    taken = Counter(name for c in changes for name in _names_taken_by(c, suffix))
     early: set[int] = set()
     out: list[Change] = []
     for c in changes:
         obj = observed.objects.get(c.anchor) if c.op == Op.MODIFY else None
         moved = {k: v for k, v in c.values.items() if k.lower() in NAME_ATTRIBUTES} if obj is not None else {}
         if moved:
-            own = takes(c)
-            held = _account_names(obj.attributes.get("samaccountname", []), obj.attributes.get("userprincipalname", []),
-                                  suffix)
+            own = _names_taken_by(c, suffix)
+            held = _names_held_by(obj, suffix)
             if any(taken[name] - (name in own) > 0 for name in held - own):
                 first = Change(Op.MODIFY, c.kind, c.anchor, c.dn, values=moved, guid=c.guid,
                                reason="frees its name for another object")
