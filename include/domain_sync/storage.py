@@ -210,6 +210,16 @@ def read_parquet(path: StoragePath, **kwargs):
         return pd.read_parquet(handle, **kwargs)
 
 
+def parquet_rows(path: StoragePath) -> int:
+    """The number of rows of a Parquet file, from its footer."""
+    import pyarrow.parquet as pq
+
+    if is_local(path):
+        return pq.ParquetFile(path).metadata.num_rows
+    with path.open("rb") as handle:
+        return pq.ParquetFile(handle).metadata.num_rows
+
+
 def write_parquet(frame, path: StoragePath) -> None:
     """Write a pandas frame as Parquet, whole (no index)."""
     with replacing(path) as handle:

@@ -33,7 +33,7 @@ from domain_sync.plan.restrict import chosen_objects, restrict_to_objects
 from domain_sync.records import GROUP, USER, Op
 from domain_sync.runs import RunFolder
 from domain_sync.state import StateStore
-from domain_sync.storage import read_json, read_parquet, write_json_atomic, write_text
+from domain_sync.storage import parquet_rows, read_json, read_parquet, write_json_atomic, write_text
 
 log = logging.getLogger(__name__)
 
@@ -153,10 +153,8 @@ def run(ctx: StageContext) -> dict:
 
 def committed_objects(state: StateStore) -> int:
     """Tenant users and groups in the committed snapshot (0 without one)."""
-    import pyarrow.parquet as pq
-
     paths = [state.snapshot(frame) for frame in ("users", "groups")]
-    return sum(pq.ParquetFile(p).metadata.num_rows for p in paths if p is not None)
+    return sum(parquet_rows(p) for p in paths if p is not None)
 
 
 def drift_of_round(run: RunFolder, changes: list[dict], observed: ObservedDomain, changed_in_tenant: set[str],
