@@ -1,6 +1,6 @@
 """Alerts as Airflow notifiers: what an operator is told when a task of a sync DAG fails.
 
-The alert goes where every alert goes (alerts.raise_alert: the task log, alerts.jsonl, and mail
+The alert goes where every alert goes (alerts.raise_alert: the task log, <data dir>/alerts/, and mail
 and/or a chat webhook through domain_sync.delivery), naming the DAG, task, try, the error in one
 line, the run's counts so far and a link to the task's log.
 """
