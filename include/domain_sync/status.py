@@ -99,8 +99,8 @@ def collect(settings: Settings, ops: OpsSettings | None = None, now: datetime | 
                        "objects": (read_json(collisions_run.collisions, []) or []) if collisions_run else []},
         "failing": failing_objects(settings),
         "delta_link_ages_days": {k: round(v, 2) for k, v in state.delta_link_ages(now).items()},
-        "alerts": [{**a, "message": str(a.get("message", "")).replace(str(settings.data_dir), "<data dir>")}
-                   for a in read_alerts(settings)[-10:][::-1]],
+        "alerts": [{**a, "message": str(a.get("message", "")).replace(str(settings.data_root), "<data dir>")
+                    .replace(str(settings.data_dir), "<data dir>")} for a in read_alerts(settings)[-10:][::-1]],
     }
 
 
