@@ -31,6 +31,7 @@ import contextlib
 import json
 import logging
 import os
+import random
 import shutil
 import stat
 import tempfile
@@ -40,7 +41,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
-from domain_sync.errors import PermanentError
+from domain_sync.errors import PermanentError, TransientError
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -351,8 +352,9 @@ def remove_tree(path: StoragePath) -> None:
 
 # ---- the compare-and-append log
 
-class LogConflict(Exception):
-    """Another writer appended the entry this one meant to (it read an older state)."""
+class LogConflict(TransientError):
+    """Another writer appended the entry this one meant to (it read an older state). Callers read again and
+    retry, or turn it into their own error; escaping a task, it is retried by Airflow."""
 
 
 SEQ_WIDTH = 12
@@ -432,6 +434,7 @@ def update_document(path: StoragePath, change: Callable[[Any], Any], attempts: i
             doc_log.append(seq, new)
             return new
         except LogConflict:
+            time.sleep(random.uniform(0, 0.05))  # writers that collided do not collide again in step
             continue
     raise LogConflict(f"{path}: {attempts} writers in a row got there first; giving up")
 
