@@ -223,3 +223,20 @@ def test_on_azure_blob_the_store_itself_refuses_the_second_create(abfs_data, mon
 
 async def _false():
     return False
+
+
+def test_stages_of_a_run_ending_at_once_each_keep_their_summary_section(root):
+    from domain_sync.runs import RunFolder
+
+    results = race(WORKERS, lambda i: RunFolder(root / "runs", "r1").update_summary(f"stage{i}", {"n": i}))
+    assert not [r for r in results if isinstance(r, Exception)]
+    summary = RunFolder(root / "runs", "r1").summary()
+    assert summary == {"run_id": "r1", **{f"stage{i}": {"n": i} for i in range(WORKERS)}}
+
+
+def test_the_two_extracts_each_keep_their_delta_link(root):
+    from domain_sync.runs import RunFolder
+
+    race(2, lambda i: write_json_atomic(RunFolder(root / "runs", "r1").delta_link(("users", "groups")[i]),
+                                        {"link": f"link-{i}"}))
+    assert RunFolder(root / "runs", "r1").delta_links() == {"users": {"link": "link-0"}, "groups": {"link": "link-1"}}
