@@ -342,8 +342,11 @@ def remove(path: StoragePath) -> None:
 def remove_tree(path: StoragePath) -> None:
     """Remove a folder and everything in it; gone already is fine."""
     if is_local(path):
-        shutil.rmtree(path, ignore_errors=False) if path.is_dir() and not path.is_symlink() else path.unlink(
-            missing_ok=True)
+        if path.is_symlink() or not path.is_dir():
+            path.unlink(missing_ok=True)
+            return
+        with contextlib.suppress(FileNotFoundError):  # removed meanwhile
+            shutil.rmtree(path)
         return
     fs, remote = _fs_path(path)
     with contextlib.suppress(FileNotFoundError):
