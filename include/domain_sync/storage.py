@@ -51,8 +51,8 @@ StoragePath = Union[Path, "ObjectStoragePath"]
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
 # Object stores whose fsspec file system creates an object only if it does not exist, atomically (the
-# `create` mode of pipe_file): adlfs uploads with If-None-Match: * (tested against Azurite), s3fs likewise,
-# gcsfs with ifGenerationMatch=0.
+# `create` mode of pipe_file): adlfs uploads with If-None-Match: * (tested against Azurite); s3fs (If-None-Match)
+# and gcsfs (ifGenerationMatch=0) are meant to do likewise, untested here.
 ATOMIC_CREATE_PROTOCOLS = ("abfs", "abfss", "az", "s3", "s3a", "gs", "gcs")
 
 log = logging.getLogger(__name__)
