@@ -165,7 +165,7 @@ else
     say "Python packages installed"
 fi
 
-AZURITE_VERSION=3.37.0
+AZURITE_VERSION=3.35.0
 azurite_version() {
     "$VENV/bin/python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["version"])' \
         "$ROOT/.local/azurite/node_modules/azurite/package.json" 2>/dev/null || true
