@@ -70,9 +70,19 @@ def child_stage(name: str, run_id: str, params: dict[str, Any]) -> None:
     from domain_sync.pipeline import run_stage, stage_function
 
     stage_function(name)  # the stage's module: imported before the clock starts, like Airflow's task imports
+    profile_dir = os.environ.get("BENCH_SYNC_PROFILE_DIR")
+    profiler = None
+    if profile_dir:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     started = time.perf_counter()
     result = run_stage(name, run_id, params)
     seconds = time.perf_counter() - started
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(str(Path(profile_dir) / f"{run_id}-{name}.prof"))
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(STAGE_MARK + json.dumps({"seconds": seconds, "peak_rss_mib": peak_kib / 1024,
                                    "writes": int(result.get("total_writes") or 0) if name == "apply" else 0,
@@ -500,6 +510,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--freshness-minutes", type=float, default=10)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--workdir", type=Path, help="working folder (default: a temporary one, removed)")
+    parser.add_argument("--profile", type=Path,
+                        help="run each stage under cProfile and keep its stats here (<run id>-<stage>.prof; "
+                             "slows the stages: the figures of such a run are not the benchmark's)")
     parser.add_argument("--child-stage", help=argparse.SUPPRESS)
     parser.add_argument("--run-id", help=argparse.SUPPRESS)
     parser.add_argument("--params", default="{}", help=argparse.SUPPRESS)
@@ -535,6 +548,9 @@ def main(argv: list[str] | None = None) -> int:
         # The benchmark's tenants are clean: every write must go through.
         "DOMAIN_SYNC_MAX_APPLY_FAILURE_SHARE": "0",
     }
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+        env["BENCH_SYNC_PROFILE_DIR"] = str(args.profile.resolve())
     os.environ.update(env)
     tenant_file = workdir / "tenant.json"
     print(f"{args.size}: {shape['users']:,} users, {shape['groups']:,} groups, {shape['memberships']:,} member values;"
