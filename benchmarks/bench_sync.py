@@ -281,14 +281,16 @@ def full_run() -> dict[str, Any]:
 
 
 def measure_sync(workdir: Path, tenant_file: Path, env: dict[str, str], passwords: bool, parts: set[str],
-                 recipe_seed: int, changes: int) -> dict[str, Any]:
-    """The full sync; then (passwords off) the no-change runs and the incremental run in the same domain."""
+                 recipe_seed: int, changes: int, save) -> None:
+    """The full sync; then (passwords off) the no-change runs and the incremental run in the same domain.
+    `save(update)` keeps each figure as soon as it is measured."""
     pw = "on" if passwords else "off"
     print(f"full sync, passwords {pw}", flush=True)
     out: dict[str, Any] = {}
     with Measurement(workdir, f"sync-{pw}", tenant_file, passwords, env) as m:
         figures = full_run()
         out["full"] = sync_report.run_figures(figures, created_objects(m.plan("manual__bench-full")))
+        save({"full_sync": {pw: out["full"]}})
         print(f"  full sync, passwords {pw}: {out['full']['seconds']:.1f} s, {out['full']['objects_per_s']} objects/s",
               flush=True)
         modes = plan_modes()
@@ -303,6 +305,7 @@ def measure_sync(workdir: Path, tenant_file: Path, env: dict[str, str], password
                       f"{out['no_change'][mode]['writes']} writes", flush=True)
             if modes == ["full"]:
                 out["no_change"]["incremental_note"] = "full only (the settings have no plan mode)"
+            save({"no_change": out["no_change"]})
         if "incremental" in parts:
             if len(modes) > 1:
                 os.environ["DOMAIN_SYNC_PLAN_MODE"] = "incremental"
@@ -315,8 +318,8 @@ def measure_sync(workdir: Path, tenant_file: Path, env: dict[str, str], password
                                        "plan_mode": modes[-1], "planned": results["plan"].get("counts")})
             print(f"  incremental run of {len(recipe)} changes: {out['incremental']['seconds']:.1f} s, "
                   f"{out['incremental']['writes']} writes", flush=True)
+            save({"incremental": out["incremental"]})
         os.environ.pop("DOMAIN_SYNC_PLAN_MODE", None)
-    return out
 
 
 # The recipe's shares: attribute changes, new users, deletes, renames, membership changes.
@@ -327,7 +330,7 @@ def change_recipe(tenant: dict[str, Any], changes: int, seed: int) -> list[tuple
     """`changes` tenant changes as (kind, object id, body): the same recipe at every size (the same counts of
     each kind, drawn by the same seed from the first 5,000 users and the team groups among the first 1,000
     groups, so that the changes do not grow with the tenant)."""
-    rng = random.Random(seed)
+    rng = random.Random(f"change recipe {seed}")  # not the generator's stream (its ids would come again)
     users = tenant["users"][:5000]
     groups = tenant["groups"][12:1000] or tenant["groups"]
     counts = {kind: int(changes * share) for kind, share in RECIPE_SHARES.items()}
@@ -347,7 +350,7 @@ def change_recipe(tenant: dict[str, Any], changes: int, seed: int) -> list[tuple
             recipe.append(("delete_user", user["id"], {}))
     for n in range(counts["new_user"]):
         nick = f"bench.new{n}"
-        recipe.append(("create_user", str(uuid.UUID(int=rng.getrandbits(128), version=4)), {
+        recipe.append(("create_user", str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{nick}.{seed}.{TENANT_DOMAIN}")), {
             "displayName": f"Bench Newcomer{n}", "givenName": "Bench", "surname": f"Newcomer{n}",
             "mailNickname": nick, "userPrincipalName": f"{nick}@{TENANT_DOMAIN}", "mail": f"{nick}@{TENANT_DOMAIN}",
             "accountEnabled": True, "department": "Research"}))
@@ -355,9 +358,11 @@ def change_recipe(tenant: dict[str, Any], changes: int, seed: int) -> list[tuple
     kept = [users[i] for i in range(len(users)) if i not in changed]
     kept_ids = {u["id"] for u in kept}
     for n in range(counts["membership"]):
-        group = groups[rng.randrange(len(groups))]
-        members = [m["id"] for m in group.get("members", []) if m.get("@odata.type", "").endswith("user")]
-        removable = [m for m in members if m in kept_ids]
+        for _ in range(1000):  # a removal needs a group holding a user the recipe does not change
+            group = groups[rng.randrange(len(groups))]
+            removable = [m["id"] for m in group.get("members", []) if m["id"] in kept_ids]
+            if removable or n % 2 == 0:
+                break
         if n % 2 and removable:
             recipe.append(("remove_member", group["id"], {"member": rng.choice(removable)}))
         else:
@@ -368,7 +373,7 @@ def change_recipe(tenant: dict[str, Any], changes: int, seed: int) -> list[tuple
 def recipe_counts(recipe: list[tuple[str, str, dict[str, Any]]], seed: int) -> dict[str, Any]:
     counts: dict[str, Any] = {"seed": seed}
     for kind, _, body in recipe:
-        key = "rename" if kind == "update_user" and "displayName" in body else kind
+        key = {"update_user": "rename" if "displayName" in body else "attributes"}.get(kind, kind)
         counts[key] = counts.get(key, 0) + 1
     return counts
 
@@ -577,11 +582,9 @@ def main(argv: list[str] | None = None) -> int:
                 result = write_results(args.out, args.size, {"ceiling": {pw: ceiling}})
             needs_sync = {"full", "no-change", "incremental"} & set(args.parts)
             if needs_sync and (pw == "off" or "full" in args.parts):
-                measured = measure_sync(workdir, tenant_file, env, passwords,
-                                        set(args.parts) if pw == "off" else set(), args.seed, changes)
-                update: dict[str, Any] = {"full_sync": {pw: measured["full"]}}
-                update.update({k: measured[k] for k in ("no_change", "incremental") if k in measured})
-                result = write_results(args.out, args.size, update)
+                measure_sync(workdir, tenant_file, env, passwords, set(args.parts) if pw == "off" else set(),
+                             args.seed, changes, lambda update: write_results(args.out, args.size, update))
+                result = sync_report.read_results(args.out)[args.size]
         if "freshness" in args.parts:
             freshness = measure_freshness(workdir, tenant_file, env, args.freshness_samples, args.freshness_minutes,
                                           args.seed)
