@@ -480,7 +480,12 @@ def write_results(out_dir: Path, size: str, update: dict[str, Any]) -> dict[str,
     """Merge `update` into the size's JSON, derive the figures and targets, rewrite sync.md and the plot."""
     results = sync_report.read_results(out_dir)
     result = results.get(size) or {"size": size}
+    stamp = {"measured_at": datetime.now(UTC).isoformat(timespec="seconds"), "commit": git_commit()}
     for key, value in update.items():
+        if key in ("ceiling", "full_sync"):
+            value = {pw: {**figures, **stamp} for pw, figures in value.items()}
+        elif key in ("no_change", "incremental", "freshness"):
+            value = {**value, **stamp}
         if isinstance(value, dict) and isinstance(result.get(key), dict) and key in ("ceiling", "full_sync"):
             result[key] = {**result[key], **value}
         else:
