@@ -67,9 +67,14 @@ def child_stage(name: str, run_id: str, params: dict[str, Any]) -> None:
     import logging
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    # Before the clock starts, what a task process has loaded when its task begins: Airflow's Task SDK and the
+    # stage's module (the DAG file imports domain_sync.tasks). What the stage imports as it runs (the Graph
+    # hook, Great Expectations) is the task's own time, in Airflow too.
+    import airflow.sdk  # noqa: F401
+
     from domain_sync.pipeline import run_stage, stage_function
 
-    stage_function(name)  # the stage's module: imported before the clock starts, like Airflow's task imports
+    stage_function(name)
     profile_dir = os.environ.get("BENCH_SYNC_PROFILE_DIR")
     profiler = None
     if profile_dir:
