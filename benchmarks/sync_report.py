@@ -261,30 +261,38 @@ def _labelled_runs(result: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 
 def plot(results: dict[str, dict[str, Any]], path: Path) -> Path:
-    """A PNG of time per stage: one stacked bar per run of every size measured."""
+    """A PNG of time per stage: one stacked bar per run of every size measured, and the ceiling's bare
+    writes (grey) beside the full syncs."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    runs = [(f"{size}: {label}", run) for size, r in results.items() for label, run in _labelled_runs(r)]
-    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.45 * max(1, len(runs))))
-    colors = plt.get_cmap("tab10").colors
-    for y, (_, run) in enumerate(runs):
+    colors = dict(zip(STAGES, plt.get_cmap("tab10").colors, strict=False))
+    bars: list[tuple[str, list[tuple[str, float]]]] = []
+    for size, r in results.items():
+        for pw, ceiling in (r.get("ceiling") or {}).items():
+            bars.append((f"{size}: ceiling (bare ldap3 writes), passwords {pw}", [("bare writes", ceiling["seconds"])]))
+        for label, run in _labelled_runs(r):
+            bars.append((f"{size}: {label}", [(s, run["stages"][s]["seconds"]) for s in STAGES if s in run["stages"]]))
+    fig, ax = plt.subplots(figsize=(10, 2.2 + 0.45 * max(1, len(bars))))
+    labelled: set[str] = set()
+    for y, (_, parts) in enumerate(bars):
         left = 0.0
-        for i, stage in enumerate(STAGES):
-            seconds = run["stages"].get(stage, {}).get("seconds", 0.0)
-            ax.barh(y, seconds, left=left, color=colors[i % len(colors)], label=stage if y == 0 else None)
+        for stage, seconds in parts:
+            ax.barh(y, seconds, left=left, color=colors.get(stage, "0.6"),
+                    label=None if stage in labelled else stage)
+            labelled.add(stage)
             left += seconds
         ax.text(left, y, f" {left:,.1f} s", va="center", fontsize=8)
-    ax.set_yticks(range(len(runs)), [label for label, _ in runs], fontsize=8)
+    ax.set_yticks(range(len(bars)), [label for label, _ in bars], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("summed stage time (s); each stage in a process of its own")
+    ax.set_xlabel("seconds: summed stage time, each stage in a process of its own")
     ax.set_title("Sync benchmark: time per stage (2 shared cores; indicative)")
-    if runs:
-        ax.legend(ncol=5, fontsize=7, loc="lower right")
-    fig.tight_layout()
+    if bars:
+        fig.legend(ncol=10, fontsize=7, loc="lower center")
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return path
