@@ -237,7 +237,7 @@ def markdown(results: dict[str, dict[str, Any]]) -> str:
         def cell(r: dict[str, Any], key: str = key) -> str:
             entry = next((t for t in r.get("targets", []) if t["key"] == key), None)
             value = figure(r, key)
-            shown = _num(value, digits=2) if value is not None else "not measured"
+            shown = _num(value, digits=2 if "ratio" in key else 1) if value is not None else "not measured"
             return shown if entry is None or entry["met"] is None and value is None else f"{shown}: {_met(entry)}"
         text += f"| `{key}` {op} {limit:g}: {what} | " + " | ".join(cell(results[s]) for s in sizes) + " |\n"
 
