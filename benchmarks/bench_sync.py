@@ -190,14 +190,20 @@ def bare_connection(connection: dict[str, Any]):
     return ldap3.Connection(server, connection["login"], connection["password"], auto_bind=ldap3.AUTO_BIND_NO_TLS)
 
 
-def bare_phases(plan: dict[str, Any], anchor_attribute: str, passwords: bool) -> list[list[tuple]]:
-    """The plan's writes as plain ldap3 calls ((method, args)), in its phases (runs of one operation)."""
+def bare_password() -> bytes:
+    """A random initial password meeting the default policy, as unicodePwd takes it."""
     import secrets
 
+    from domain_sync.passwords.policy import unicode_pwd
+
+    return unicode_pwd("Aa1!" + secrets.token_urlsafe(12))
+
+
+def bare_phases(plan: dict[str, Any], anchor_attribute: str, passwords: bool) -> list[list[tuple]]:
+    """The plan's writes as plain ldap3 calls ((method, args)), in its phases (runs of one operation)."""
     from ldap3 import MODIFY_ADD, MODIFY_REPLACE
 
     from domain_sync.domain import ANCHOR_BINARY_ATTRIBUTES
-    from domain_sync.passwords.policy import unicode_pwd
 
     phases: list[list[tuple]] = []
     last_op = None
@@ -207,7 +213,7 @@ def bare_phases(plan: dict[str, Any], anchor_attribute: str, passwords: bool) ->
             if anchor_attribute in values and anchor_attribute.lower() in ANCHOR_BINARY_ATTRIBUTES:
                 values[anchor_attribute] = [bytes.fromhex(v) for v in values[anchor_attribute]]
             if passwords and op == "create" and change.get("kind") == "user":
-                values["unicodePwd"] = [unicode_pwd("Aa1!" + secrets.token_urlsafe(12))]
+                values["unicodePwd"] = [bare_password()]
             call = ("add", (change["dn"], values.pop("objectClass"), values))
         elif op == "modify":
             call = ("modify", (change["dn"], {k: [(MODIFY_REPLACE, v)] for k, v in values.items()}))

@@ -117,3 +117,21 @@ def test_json_markdown_and_plot_writers(tmp_path):
 
     png = r.plot(found, tmp_path / "plot.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_change_recipe_is_the_same_at_two_sizes_and_takes_no_existing_id():
+    from benchmarks.bench_sync import change_recipe, recipe_counts
+    from emulator.generate import generate_tenant
+
+    counts = []
+    for users, groups in ((600, 60), (1200, 120)):
+        tenant = generate_tenant(users, groups, seed=2026, memberships=users * 5)
+        recipe = change_recipe(tenant, 200, seed=2026)
+        assert len(recipe) == 200
+        taken = {u["id"] for u in tenant["users"]} | {g["id"] for g in tenant["groups"]}
+        assert not [object_id for kind, object_id, _ in recipe if kind == "create_user" and object_id in taken]
+        changed = [object_id for kind, object_id, _ in recipe if kind in ("update_user", "delete_user")]
+        assert len(changed) == len(set(changed)), "a user changed twice"
+        counts.append(recipe_counts(recipe, 2026))
+    assert counts[0] == counts[1] == {"seed": 2026, "attributes": 100, "rename": 20, "delete_user": 20,
+                                      "create_user": 40, "add_member": 10, "remove_member": 10}
