@@ -109,7 +109,7 @@ def bare_connection(connection: dict):
 
 def bare_writes(plan_file: Path, anchor_attribute: str, passwords: bool) -> tuple[list, list, list]:
     """The plan's writes as plain ldap3 arguments: containers, adds, modifies."""
-    from domain_sync.apply.writer import _unicode_pwd, initial_password
+    from benchmarks.bench_sync import bare_password
     from domain_sync.domain import ANCHOR_BINARY_ATTRIBUTES
 
     plan = json.loads(plan_file.read_text(encoding="utf-8"))
@@ -122,7 +122,7 @@ def bare_writes(plan_file: Path, anchor_attribute: str, passwords: bool) -> tupl
             if anchor_attribute.lower() in ANCHOR_BINARY_ATTRIBUTES:
                 values[anchor_attribute] = [bytes.fromhex(v) for v in values[anchor_attribute]]
             if passwords and change["kind"] == "user":
-                values["unicodePwd"] = [_unicode_pwd(initial_password())]
+                values["unicodePwd"] = [bare_password()]
             adds.append((change["dn"], values.pop("objectClass"), values))
         elif change["op"] == "modify":
             modifies.append((change["dn"], {k: [("MODIFY_REPLACE", v)] for k, v in values.items()}))

@@ -102,7 +102,8 @@ def _connection(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace) -> int:
     from .generate import write_tenant
 
-    write_tenant(args.out, users=args.users, groups=args.groups, seed=args.seed, domain=args.domain, hostile=args.hostile)
+    write_tenant(args.out, users=args.users, groups=args.groups, seed=args.seed, domain=args.domain,
+                 hostile=args.hostile, memberships=args.memberships)
     return 0
 
 
@@ -143,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--seed", type=int, default=2026)
     gen.add_argument("--domain", default=None,
                      help="UPN suffix: the tenant domain, and in hostile mode the domain's DNS name (default corp.example.test)")
+    gen.add_argument("--memberships", type=int, default=None,
+                     help="member values of all groups together: the team groups are resized to reach it (the "
+                          "first group always holds every user; default: as drawn)")
     gen.add_argument("--hostile", action="store_true",
                      help="names and shapes that break naive directory code (Unicode, DN/LDAP/sAMAccountName specials, "
                           "duplicates, implied-UPN collisions, nesting, non-user members, soft-deleted users)")

@@ -350,7 +350,8 @@ def _group(
 
 
 def _groups(
-    rng: random.Random, m: int, users: list[dict[str, Any]], domain: str, used_nicks: _Nicknames
+    rng: random.Random, m: int, users: list[dict[str, Any]], domain: str, used_nicks: _Nicknames,
+    memberships: int | None = None,
 ) -> list[dict[str, Any]]:
     n = len(users)
     groups: list[dict[str, Any]] = []
@@ -416,6 +417,8 @@ def _groups(
         if c > b and c not in nested[b]:
             nested[b] = sorted(nested[b] + [c])
 
+    if memberships is not None:
+        _fit_team_sizes(random.Random(rng.getrandbits(64)), member_lists, nested, first_free, n, memberships)
     for gi, group in enumerate(groups):
         group["members"] = [{"@odata.type": USER_TYPE, "id": users[i]["id"]} for i in member_lists[gi]] + [
             {"@odata.type": GROUP_TYPE, "id": groups[j]["id"]} for j in nested[gi]
@@ -423,10 +426,37 @@ def _groups(
     return groups
 
 
+def _fit_team_sizes(rng: random.Random, member_lists: list[list[int]], nested: list[list[int]], first_team: int,
+                    n: int, memberships: int) -> None:
+    """Resize the team groups' user lists (in place) so that all groups hold `memberships` member values
+    (users and nested groups) in all: each team keeps its share of the teams' total. The first groups (all
+    employees, managers, departments) and the nesting stay as they are; a target below what they hold
+    empties the teams."""
+    fixed = sum(len(m) for m in member_lists[:first_team]) + sum(len(g) for g in nested)
+    teams = list(range(first_team, len(member_lists)))
+    budget = max(0, memberships - fixed)
+    current = sum(len(member_lists[gi]) for gi in teams)
+    if not teams or n == 0:
+        return
+    if current == 0:  # every team was drawn empty: spread the budget evenly
+        sizes = {gi: budget // len(teams) + (1 if k < budget % len(teams) else 0) for k, gi in enumerate(teams)}
+    else:
+        sizes, carried = {}, 0.0
+        for gi in teams:  # cumulative rounding: the sizes add up to the budget exactly
+            carried += budget * len(member_lists[gi]) / current
+            sizes[gi] = round(carried) - sum(sizes.values())
+    for gi in teams:
+        member_lists[gi] = sorted(rng.sample(range(n), min(sizes[gi], n)))
+
+
 def generate_tenant(
-    users: int, groups: int, seed: int = 2026, domain: str | None = None, hostile: bool = False
+    users: int, groups: int, seed: int = 2026, domain: str | None = None, hostile: bool = False,
+    memberships: int | None = None,
 ) -> dict[str, Any]:
     """A tenant document: {"tenant": {...}, "users": [...], "groups": [...]}.
+
+    memberships: the member values of all groups together (users and nested groups); the team groups are
+    resized to reach it (the first group, "All Employees", always holds every user). None: as drawn.
 
     hostile: names and shapes that break naive directory code instead of realistic ones (see
     emulator.hostile); the document then also has "devices", "servicePrincipals" and "contacts".
@@ -435,6 +465,8 @@ def generate_tenant(
         raise ValueError("users and groups must not be negative")
     domain = domain or DEFAULT_DOMAIN
     if hostile:
+        if memberships is not None:
+            raise ValueError("memberships is not an option of the hostile tenant")
         from .hostile import hostile_tenant
 
         return hostile_tenant(users, groups, seed=seed, domain=domain)
@@ -442,7 +474,7 @@ def generate_tenant(
     tenant = {"id": _uuid(rng), "client_id": _uuid(rng), "domain": domain, "displayName": "Contoso"}
     used_nicks = _Nicknames()
     user_list = _users(rng, users, domain, used_nicks)
-    group_list = _groups(rng, groups, user_list, domain, used_nicks)
+    group_list = _groups(rng, groups, user_list, domain, used_nicks, memberships)
     return {"tenant": tenant, "users": user_list, "groups": group_list}
 
 
@@ -469,10 +501,12 @@ def write_tenant(
     seed: int = 2026,
     domain: str | None = None,
     hostile: bool = False,
+    memberships: int | None = None,
 ) -> Path:
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    text = dumps_tenant(generate_tenant(users, groups, seed=seed, domain=domain, hostile=hostile))
+    text = dumps_tenant(generate_tenant(users, groups, seed=seed, domain=domain, hostile=hostile,
+                                        memberships=memberships))
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, out)

@@ -133,3 +133,21 @@ def test_members_exist_and_nested_groups_are_acyclic(doc):
 
 def test_fold_ascii():
     assert fold_ascii("Søren Łukasiewicz Strauß Iñaki Işıl") == "Soren Lukasiewicz Strauss Inaki Isil"
+
+
+def test_memberships_resizes_the_team_groups_to_the_total_and_keeps_the_all_employees_group():
+    for users, groups, memberships in [(2000, 200, 9000), (2000, 200, 30000), (300, 30, 100)]:
+        doc = generate_tenant(users=users, groups=groups, seed=11, memberships=memberships)
+        sizes = [len(g["members"]) for g in doc["groups"]]
+        assert sizes[0] == users  # "All Employees"
+        drawn = generate_tenant(users=users, groups=groups, seed=11)
+        assert doc["users"] == drawn["users"]
+        assert [len(g["members"]) for g in drawn["groups"][:2]] == sizes[:2]
+        fixed_only = memberships < sum(sizes[:2])
+        if not fixed_only:
+            assert sum(sizes) == memberships
+        ids = [m["id"] for g in doc["groups"] for m in g["members"]]
+        per_group = [[m["id"] for m in g["members"]] for g in doc["groups"]]
+        assert all(len(set(g)) == len(g) for g in per_group), "a member twice in one group"
+        assert len(ids) == sum(sizes)
+    assert generate_tenant(300, 30, seed=3, memberships=4000) == generate_tenant(300, 30, seed=3, memberships=4000)

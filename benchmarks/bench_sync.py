@@ -1,0 +1,619 @@
+"""The sync benchmark (issue "Performance", section "The benchmark"): prints figures, writes them (not a test).
+
+    .venv/bin/python benchmarks/bench_sync.py --size small [--parts ceiling,full,no-change,incremental,freshness]
+        [--passwords off,on] [--freshness-samples 12] [--freshness-minutes 10] [--out benchmarks/results]
+
+Sizes (benchmarks/sync_report.py SIZES): tiny 500 users (to try the command), small 10,000 users / 1,000
+groups / 50,000 member values, large 100,000 / 10,000 / 500,000 (the first group holds every user), xl
+250,000 users (on demand). The tenant comes from `python -m emulator generate ... --memberships N`.
+
+Each measurement gets a freshly provisioned Samba DC (deleted objects leave tombstones that slow later
+writes), a fresh emulator serving the tenant and a fresh data folder. Every stage runs in a process of its
+own, as Airflow runs a task (`domain_sync.pipeline.run_stage`); a stage's time is its own (the stage's
+module imported first; the process's start and imports are `process_seconds`), its peak is the
+process's peak RSS (getrusage RUSAGE_SELF ru_maxrss).
+
+Parts (each runnable alone; results merge into the size's JSON file):
+  ceiling      the plan of a dry run on an empty DC, then bare ldap3 writes of exactly its writes (containers,
+               creates, manager modifies, member adds) in the plan's phases over apply_connections LDAPS
+               connections, nothing else; passwords on: every new user gets an initial password.
+  full         the full sync through every stage into an empty DC, as objects/s; ceiling_ratio is its
+               throughput over the ceiling's, per password setting.
+  no-change    after a full sync (passwords off), a run with nothing changed: its writes and time, with the
+               full plan, and with the incremental plan where the settings have a plan mode.
+  incremental  after a full sync (passwords off), the size's fixed change recipe through the emulator's
+               admin API (attribute changes, new users, deletes, renames, membership changes), then a run.
+  freshness    the sync DAG every minute on a real scheduler (PostgreSQL, tests/fixtures/airflow_services.py),
+               tenant changes at random times, a reader polling the domain: change-to-visible p50 and p95.
+
+Writes benchmarks/results/sync-<size>.json, sync.md (every size measured) and sync-stages.png. The machine
+is shared: figures are indicative; ratios compare measurements of one run. Needs root (Samba).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import resource
+import shutil
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "include"), str(ROOT)]
+
+from benchmarks import sync_report  # noqa: E402
+
+TENANT_DOMAIN = "contoso.example"  # not the DC's realm (its implied UPNs would collide with the tenant's)
+STAGE_MARK = "BENCH-STAGE "
+PARTS = ("ceiling", "full", "no-change", "incremental", "freshness")
+SYNC_DAG = "tenant_to_domain_sync"
+
+
+# ------------------------------------------------------------------ one stage in a process of its own
+def child_stage(name: str, run_id: str, params: dict[str, Any]) -> None:
+    """Run one stage (in the child process) and print its figures as the last line."""
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    # Before the clock starts, what a task process has loaded when its task begins: Airflow's Task SDK and the
+    # stage's module (the DAG file imports domain_sync.tasks). What the stage imports as it runs (the Graph
+    # hook, Great Expectations) is the task's own time, in Airflow too.
+    import airflow.sdk  # noqa: F401
+
+    from domain_sync.pipeline import run_stage, stage_function
+
+    stage_function(name)
+    profile_dir = os.environ.get("BENCH_SYNC_PROFILE_DIR")
+    profiler = None
+    if profile_dir:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    started = time.perf_counter()
+    result = run_stage(name, run_id, params)
+    seconds = time.perf_counter() - started
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(str(Path(profile_dir) / f"{run_id}-{name}.prof"))
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(STAGE_MARK + json.dumps({"seconds": seconds, "peak_rss_mib": peak_kib / 1024,
+                                   "writes": int(result.get("total_writes") or 0) if name == "apply" else 0,
+                                   "result": result}, default=str), flush=True)
+
+
+def run_stages(run_id: str, params: dict[str, Any] | None = None,
+               stages: list[str] = sync_report.STAGES) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Each stage in a fresh process; ({stage: figures}, {stage: its result})."""
+    figures, results = {}, {}
+    try:
+        for name in stages:
+            started = time.perf_counter()
+            proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child-stage", name,
+                                   "--run-id", run_id, "--params", json.dumps(params or {})],
+                                  capture_output=True, text=True, cwd=ROOT, stdin=subprocess.DEVNULL, check=False)
+            lines = [line for line in proc.stdout.splitlines() if line.startswith(STAGE_MARK)]
+            if proc.returncode != 0 or not lines:
+                raise SystemExit(f"stage {name} of {run_id} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+            out = json.loads(lines[-1][len(STAGE_MARK):])
+            results[name] = out.pop("result")
+            figures[name] = {"seconds": round(out["seconds"], 3),
+                             "process_seconds": round(time.perf_counter() - started, 3),
+                             "peak_rss_mib": round(out["peak_rss_mib"], 1), "writes": out["writes"]}
+            print(f"    {run_id} {name:15} {out['seconds']:8.1f} s  (process {figures[name]['process_seconds']:.1f} s,"
+                  f" peak {out['peak_rss_mib']:.0f} MiB)", flush=True)
+    finally:
+        from domain_sync.config import Settings
+        from domain_sync.state import release_run_lock
+
+        release_run_lock(Settings.from_env(), run_id)
+    return figures, results
+
+
+# ------------------------------------------------------------------ a fresh domain, emulator and data folder
+class Measurement:
+    """A fresh Samba DC, a fresh emulator serving the tenant and a fresh data folder; os.environ points the
+    stages (and Airflow) at them while it is open."""
+
+    def __init__(self, workdir: Path, name: str, tenant_file: Path, passwords: bool, env: dict[str, str]):
+        self.dir = workdir / name
+        self.tenant_file = tenant_file
+        self.passwords = passwords
+        self.env = env
+        self.domain = None
+        self.emulator = None
+
+    def __enter__(self) -> Measurement:
+        from emulator.testing import start_emulator
+        from tests.fixtures.local_domain import LocalDomain, pick_test_address
+
+        self.dir.mkdir(parents=True)
+        address = pick_test_address()
+        print(f"  provisioning a DC on {address} for {self.dir.name} ...", flush=True)
+        self.domain = LocalDomain(dir=self.dir / "domain", address=address)
+        self.domain.provision()
+        self.domain.start()
+        self.emulator = start_emulator(self.tenant_file, self.dir / "emulator")
+        os.environ.update(self.env)
+        os.environ.update({
+            "DOMAIN_SYNC_DATA_DIR": str(self.dir / "data"),
+            "DOMAIN_SYNC_INITIAL_PASSWORD": "random" if self.passwords else "none",
+            "AIRFLOW_CONN_LDAP_DOMAIN": self.domain.connection_json(),
+            "AIRFLOW_CONN_MSGRAPH_TENANT": self.emulator.connection_json(),
+        })
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.emulator is not None:
+            self.emulator.stop()
+        if self.domain is not None:
+            with contextlib.suppress(Exception):
+                self.domain.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def settings(self):
+        from domain_sync.config import Settings
+
+        return Settings.from_env()
+
+    def plan(self, run_id: str) -> dict[str, Any]:
+        from domain_sync.runs import RunFolder
+
+        return json.loads(RunFolder(self.settings().runs_dir, run_id).plan.read_text(encoding="utf-8"))
+
+
+def created_objects(plan: dict[str, Any]) -> int:
+    """Users and groups a plan creates."""
+    return sum(1 for c in plan["changes"] if c["op"] == "create" and c.get("kind") in ("user", "group"))
+
+
+# ------------------------------------------------------------------ the ceiling: bare ldap3 writes
+def bare_connection(connection: dict[str, Any]):
+    import ldap3
+
+    extra = connection["extra"]
+    tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=extra["ca_file"], valid_names=[extra["tls_server_name"]],
+                    version=ssl.PROTOCOL_TLS_CLIENT)
+    server = ldap3.Server(connection["host"], port=connection["port"], use_ssl=True, tls=tls, get_info=ldap3.NONE)
+    return ldap3.Connection(server, connection["login"], connection["password"], auto_bind=ldap3.AUTO_BIND_NO_TLS)
+
+
+def bare_password() -> bytes:
+    """A random initial password meeting the default policy, as unicodePwd takes it."""
+    import secrets
+
+    from domain_sync.passwords.policy import unicode_pwd
+
+    return unicode_pwd("Aa1!" + secrets.token_urlsafe(12))
+
+
+def bare_phases(plan: dict[str, Any], anchor_attribute: str, passwords: bool) -> list[list[tuple]]:
+    """The plan's writes as plain ldap3 calls ((method, args)), in its phases (runs of one operation)."""
+    from ldap3 import MODIFY_ADD, MODIFY_REPLACE
+
+    from domain_sync.domain import ANCHOR_BINARY_ATTRIBUTES
+
+    phases: list[list[tuple]] = []
+    last_op = None
+    for change in plan["changes"]:
+        op, values = change["op"], dict(change.get("values", {}))
+        if op in ("create_container", "create"):
+            if anchor_attribute in values and anchor_attribute.lower() in ANCHOR_BINARY_ATTRIBUTES:
+                values[anchor_attribute] = [bytes.fromhex(v) for v in values[anchor_attribute]]
+            if passwords and op == "create" and change.get("kind") == "user":
+                values["unicodePwd"] = [bare_password()]
+            call = ("add", (change["dn"], values.pop("objectClass"), values))
+        elif op == "modify":
+            call = ("modify", (change["dn"], {k: [(MODIFY_REPLACE, v)] for k, v in values.items()}))
+        elif op == "add_members":
+            call = ("modify", (change["dn"], {"member": [(MODIFY_ADD, change["members"])]}))
+        else:
+            raise SystemExit(f"a sync into an empty domain plans no {op}")
+        if op != last_op:
+            phases.append([])
+            last_op = op
+        phases[-1].append(call)
+    return phases
+
+
+def timed_bare(connection: dict[str, Any], phases: list[list[tuple]], connections: int) -> float:
+    """Seconds to write every phase (in order; one thread per connection within a phase)."""
+    conns = [bare_connection(connection) for _ in range(connections)]
+    failures: list = []
+
+    def drain(conn, items, lock) -> None:
+        while True:
+            with lock:
+                item = next(items, None)
+            if item is None:
+                return
+            method, args = item
+            if not getattr(conn, method)(*args):
+                failures.append((method, args[0], conn.result))
+
+    started = time.perf_counter()
+    for phase in phases:
+        items, lock = iter(phase), threading.Lock()
+        threads = [threading.Thread(target=drain, args=(c, items, lock)) for c in conns[:len(phase)]]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    seconds = time.perf_counter() - started
+    for c in conns:
+        c.unbind()
+    if failures:
+        raise SystemExit(f"bare writes failed ({len(failures)}): {failures[:3]}")
+    return seconds
+
+
+def measure_ceiling(workdir: Path, tenant_file: Path, env: dict[str, str], passwords: bool) -> dict[str, Any]:
+    pw = "on" if passwords else "off"
+    print(f"ceiling, passwords {pw}", flush=True)
+    with Measurement(workdir, f"ceiling-{pw}", tenant_file, passwords, env) as m:
+        run_id = "manual__bench-dry-run"
+        run_stages(run_id, {"dry_run": True}, stages=sync_report.STAGES[:5])
+        plan = m.plan(run_id)
+        settings = m.settings()
+        phases = bare_phases(plan, settings.anchor_attribute, passwords)
+        seconds = timed_bare(m.domain.connection(), phases, settings.apply_connections)
+        writes = sum(len(p) for p in phases)
+        out = sync_report.ceiling_figures(created_objects(plan), writes, seconds, settings.apply_connections)
+    print(f"  ceiling, passwords {pw}: {out}", flush=True)
+    return out
+
+
+# ------------------------------------------------------------------ full sync, no-change, incremental
+def plan_modes() -> list[str]:
+    """The plan modes the settings offer: ["full", "incremental"] once DOMAIN_SYNC_PLAN_MODE exists."""
+    from dataclasses import fields
+
+    from domain_sync.config import Settings
+
+    return ["full", "incremental"] if "plan_mode" in {f.name for f in fields(Settings)} else ["full"]
+
+
+def full_run() -> dict[str, Any]:
+    figures, results = run_stages("manual__bench-full")
+    assert results["apply"]["statuses"] == {"applied": results["apply"]["planned"]}, results["apply"]["statuses"]
+    return figures
+
+
+def measure_sync(workdir: Path, tenant_file: Path, env: dict[str, str], passwords: bool, parts: set[str],
+                 recipe_seed: int, changes: int, save) -> None:
+    """The full sync; then (passwords off) the no-change runs and the incremental run in the same domain.
+    `save(update)` keeps each figure as soon as it is measured."""
+    pw = "on" if passwords else "off"
+    print(f"full sync, passwords {pw}", flush=True)
+    out: dict[str, Any] = {}
+    with Measurement(workdir, f"sync-{pw}", tenant_file, passwords, env) as m:
+        figures = full_run()
+        out["full"] = sync_report.run_figures(figures, created_objects(m.plan("manual__bench-full")))
+        save({"full_sync": {pw: out["full"]}})
+        print(f"  full sync, passwords {pw}: {out['full']['seconds']:.1f} s, {out['full']['objects_per_s']} objects/s",
+              flush=True)
+        modes = plan_modes()
+        if "no-change" in parts:
+            out["no_change"] = {}
+            for mode in modes:
+                if len(modes) > 1:
+                    os.environ["DOMAIN_SYNC_PLAN_MODE"] = mode
+                figures, _ = run_stages(f"manual__bench-no-change-{mode}")
+                out["no_change"][mode] = sync_report.run_figures(figures)
+                print(f"  no-change run, {mode} plan: {out['no_change'][mode]['seconds']:.1f} s, "
+                      f"{out['no_change'][mode]['writes']} writes", flush=True)
+            if modes == ["full"]:
+                out["no_change"]["incremental_note"] = "full only (the settings have no plan mode)"
+            save({"no_change": out["no_change"]})
+        if "incremental" in parts:
+            if len(modes) > 1:
+                os.environ["DOMAIN_SYNC_PLAN_MODE"] = "incremental"
+            tenant = json.loads(tenant_file.read_text(encoding="utf-8"))
+            recipe = change_recipe(tenant, changes, recipe_seed)
+            apply_recipe(m.emulator.admin, recipe)
+            figures, results = run_stages("manual__bench-incremental")
+            out["incremental"] = sync_report.run_figures(figures)
+            out["incremental"].update({"changes": len(recipe), "recipe": recipe_counts(recipe, recipe_seed),
+                                       "plan_mode": modes[-1], "planned": results["plan"].get("counts")})
+            print(f"  incremental run of {len(recipe)} changes: {out['incremental']['seconds']:.1f} s, "
+                  f"{out['incremental']['writes']} writes", flush=True)
+            save({"incremental": out["incremental"]})
+        os.environ.pop("DOMAIN_SYNC_PLAN_MODE", None)
+
+
+# The recipe's shares: attribute changes, new users, deletes, renames, membership changes.
+RECIPE_SHARES = {"attributes": 0.5, "new_user": 0.2, "delete": 0.1, "rename": 0.1, "membership": 0.1}
+
+
+def change_recipe(tenant: dict[str, Any], changes: int, seed: int) -> list[tuple[str, str, dict[str, Any]]]:
+    """`changes` tenant changes as (kind, object id, body): the same recipe at every size (the same counts of
+    each kind, drawn by the same seed from the first 5,000 users and the team groups among the first 1,000
+    groups, so that the changes do not grow with the tenant)."""
+    rng = random.Random(f"change recipe {seed}")  # not the generator's stream (its ids would come again)
+    users = tenant["users"][:5000]
+    groups = tenant["groups"][12:1000] or tenant["groups"]
+    counts = {kind: int(changes * share) for kind, share in RECIPE_SHARES.items()}
+    counts["attributes"] += changes - sum(counts.values())
+    picked = rng.sample(range(len(users)), min(len(users), counts["attributes"] + counts["delete"] + counts["rename"]))
+    recipe: list[tuple[str, str, dict[str, Any]]] = []
+    for n, index in enumerate(picked):
+        user = users[index]
+        if n < counts["attributes"]:
+            recipe.append(("update_user", user["id"], {"jobTitle": f"Benchmark Title {n}",
+                                                       "department": rng.choice(["Finance", "Sales", "Research"]),
+                                                       "city": rng.choice(["Lisbon", "Oslo", "Kyoto"])}))
+        elif n < counts["attributes"] + counts["rename"]:
+            recipe.append(("update_user", user["id"], {"displayName": f"{user['displayName']} Renamed{n}",
+                                                       "surname": f"{user.get('surname') or 'X'} Renamed{n}"}))
+        else:
+            recipe.append(("delete_user", user["id"], {}))
+    for n in range(counts["new_user"]):
+        nick = f"bench.new{n}"
+        recipe.append(("create_user", str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{nick}.{seed}.{TENANT_DOMAIN}")), {
+            "displayName": f"Bench Newcomer{n}", "givenName": "Bench", "surname": f"Newcomer{n}",
+            "mailNickname": nick, "userPrincipalName": f"{nick}@{TENANT_DOMAIN}", "mail": f"{nick}@{TENANT_DOMAIN}",
+            "accountEnabled": True, "department": "Research"}))
+    changed = set(picked)
+    kept = [users[i] for i in range(len(users)) if i not in changed]
+    kept_ids = {u["id"] for u in kept}
+    for n in range(counts["membership"]):
+        for _ in range(1000):  # a removal needs a group holding a user the recipe does not change
+            group = groups[rng.randrange(len(groups))]
+            removable = [m["id"] for m in group.get("members", []) if m["id"] in kept_ids]
+            if removable or n % 2 == 0:
+                break
+        if n % 2 and removable:
+            recipe.append(("remove_member", group["id"], {"member": rng.choice(removable)}))
+        else:
+            recipe.append(("add_member", group["id"], {"member": rng.choice(kept)["id"]}))
+    return recipe
+
+
+def recipe_counts(recipe: list[tuple[str, str, dict[str, Any]]], seed: int) -> dict[str, Any]:
+    counts: dict[str, Any] = {"seed": seed}
+    for kind, _, body in recipe:
+        key = {"update_user": "rename" if "displayName" in body else "attributes"}.get(kind, kind)
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def apply_recipe(admin, recipe: list[tuple[str, str, dict[str, Any]]]) -> None:
+    from emulator.admin import AdminError
+
+    for kind, object_id, body in recipe:
+        try:
+            if kind == "update_user":
+                admin.update_user(object_id, body)
+            elif kind == "delete_user":
+                admin.delete_user(object_id)
+            elif kind == "create_user":
+                admin.create_user({"id": object_id, **body})
+            elif kind == "add_member":
+                admin.add_member(object_id, body["member"], "#microsoft.graph.user")
+            elif kind == "remove_member":
+                admin.remove_member(object_id, body["member"])
+        except AdminError as exc:
+            if kind not in ("add_member", "remove_member"):  # a member already there, or removed twice
+                raise
+            print(f"    {kind} {object_id}: {exc}", flush=True)
+
+
+# ------------------------------------------------------------------ freshness on a real scheduler
+def measure_freshness(workdir: Path, tenant_file: Path, env: dict[str, str], samples: int, minutes: float,
+                      seed: int) -> dict[str, Any]:
+    from tests.fixtures.airflow_services import AirflowServices
+    from tests.fixtures.local_domain import (
+        POSTGRES_HOST,
+        POSTGRES_PORT,
+        POSTGRES_USER,
+        _postgres_admin,
+        ensure_postgres_running,
+    )
+
+    print(f"freshness: {samples} changes over {minutes:g} minutes, the sync DAG every minute", flush=True)
+    rng = random.Random(seed)
+    tenant = json.loads(tenant_file.read_text(encoding="utf-8"))
+    ensure_postgres_running()
+    database = f"bench_{uuid.uuid4().hex[:12]}"
+    _postgres_admin(f'CREATE DATABASE "{database}"')
+    url = f"postgresql+psycopg2://{POSTGRES_USER}@{POSTGRES_HOST}:{POSTGRES_PORT}/{database}"
+    try:
+        with Measurement(workdir, "freshness", tenant_file, False, env) as m:
+            services = AirflowServices(m.dir / "airflow-home", url)
+            try:
+                services.start(DOMAIN_SYNC_SYNC_SCHEDULE="* * * * *", NO_PROXY="127.0.0.1,localhost",
+                               no_proxy="127.0.0.1,localhost")
+                services.wait_for_dag(SYNC_DAG)
+                services.cli("dags", "unpause", SYNC_DAG)
+                began = time.monotonic()
+                services.wait_for(lambda: [r for r in services.runs(SYNC_DAG) if r["state"] == "success"],
+                                  3600, "the first sync run (the whole tenant) to succeed", interval=5)
+                print(f"  first run done after {time.monotonic() - began:.0f} s; measuring", flush=True)
+                return freshness_samples(m, rng, tenant, samples, minutes)
+            finally:
+                services.stop()
+    finally:
+        _postgres_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+def freshness_samples(m: Measurement, rng: random.Random, tenant: dict[str, Any], samples: int,
+                      minutes: float) -> dict[str, Any]:
+    """Change a user's department to a new value at random times; poll the domain for each value."""
+    users = rng.sample(tenant["users"], samples)
+    due = sorted(rng.uniform(0, minutes * 60) for _ in range(samples))
+    start = time.monotonic()
+    pending: dict[str, float] = {}
+    found: list[dict[str, Any]] = []
+    settings = m.settings()
+    conn = m.domain.ldap_connection()
+    base = f"{settings.container},{m.domain.base_dn}"
+    deadline = start + minutes * 60 + 900
+    try:
+        while (due or pending) and time.monotonic() < deadline:
+            now = time.monotonic()
+            while due and now - start >= due[0]:
+                due.pop(0)
+                value = f"Fresh{len(found) + len(pending)}-{uuid.uuid4().hex[:6]}"
+                m.emulator.admin.update_user(users[len(found) + len(pending)]["id"], {"department": value})
+                pending[value] = time.monotonic()
+            if pending:
+                query = "(|" + "".join(f"(department={v})" for v in pending) + ")"
+                conn.search(base, query, attributes=["department"])
+                for entry in conn.response or []:
+                    if entry.get("type") != "searchResEntry":
+                        continue
+                    value = entry["attributes"]["department"]
+                    value = value[0] if isinstance(value, list) else value
+                    if value in pending:
+                        seconds = time.monotonic() - pending.pop(value)
+                        found.append({"value": value, "seconds": round(seconds, 1)})
+                        print(f"    {value} visible after {seconds:.1f} s", flush=True)
+            time.sleep(1)
+    finally:
+        conn.unbind()
+    return {"samples": found, "not_visible": sorted(pending), "schedule": "* * * * *", "minutes": minutes}
+
+
+# ------------------------------------------------------------------ results
+def write_results(out_dir: Path, size: str, update: dict[str, Any]) -> dict[str, Any]:
+    """Merge `update` into the size's JSON, derive the figures and targets, rewrite sync.md and the plot."""
+    results = sync_report.read_results(out_dir)
+    result = results.get(size) or {"size": size}
+    stamp = {"measured_at": datetime.now(UTC).isoformat(timespec="seconds"), "commit": git_commit()}
+    for key, value in update.items():
+        if key in ("ceiling", "full_sync"):
+            value = {pw: {**figures, **stamp} for pw, figures in value.items()}
+        elif key in ("no_change", "incremental", "freshness"):
+            value = {**value, **stamp}
+        if isinstance(value, dict) and isinstance(result.get(key), dict) and key in ("ceiling", "full_sync"):
+            result[key] = {**result[key], **value}
+        else:
+            result[key] = value
+    results[size] = result
+    sync_report.derive(result, results)
+    sync_report.write_json(out_dir / f"sync-{size}.json", result)
+    for other in results:  # growth_ratio reads both sizes
+        if other != size:
+            sync_report.derive(results[other], results)
+            sync_report.write_json(out_dir / f"sync-{other}.json", results[other])
+    (out_dir / "sync.md").write_text(sync_report.markdown(results), encoding="utf-8")
+    sync_report.plot(results, out_dir / "sync-stages.png")
+    return result
+
+
+def git_commit() -> str:
+    proc = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                          check=False)
+    return proc.stdout.strip()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", choices=list(sync_report.SIZES), default="small")
+    parser.add_argument("--parts", default="ceiling,full,no-change,incremental,freshness",
+                        help=f"comma-separated, of {', '.join(PARTS)}")
+    parser.add_argument("--passwords", default="off,on", help="off, on, or both (off,on): for ceiling and full")
+    parser.add_argument("--changes", type=int, help="changes of the incremental run (default: the size's)")
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--freshness-samples", type=int, default=12)
+    parser.add_argument("--freshness-minutes", type=float, default=10)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--workdir", type=Path, help="working folder (default: a temporary one, removed)")
+    parser.add_argument("--profile", type=Path,
+                        help="run each stage under cProfile and keep its stats here (<run id>-<stage>.prof; "
+                             "slows the stages: the figures of such a run are not the benchmark's)")
+    parser.add_argument("--child-stage", help=argparse.SUPPRESS)
+    parser.add_argument("--run-id", help=argparse.SUPPRESS)
+    parser.add_argument("--params", default="{}", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = set(args.parts) - set(PARTS)
+    if unknown:
+        parser.error(f"unknown parts {sorted(unknown)}; expected some of {', '.join(PARTS)}")
+    args.passwords = [p.strip() for p in args.passwords.split(",") if p.strip()]
+    if set(args.passwords) - set(sync_report.PASSWORDS):
+        parser.error("--passwords takes off, on or off,on")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.child_stage:
+        child_stage(args.child_stage, args.run_id, json.loads(args.params))
+        return 0
+    if os.geteuid() != 0:
+        raise SystemExit("the benchmark needs root: Samba's AD DC runs as root")
+    shape = sync_report.SIZES[args.size]
+    changes = args.changes or shape["changes"]
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-sync-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = {
+        "AIRFLOW_HOME": str(workdir / "airflow-home"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT)]),
+        "TQDM_DISABLE": "1",
+        "GX_ANALYTICS_ENABLED": "False",
+        # The benchmark's tenants are clean: every write must go through.
+        "DOMAIN_SYNC_MAX_APPLY_FAILURE_SHARE": "0",
+    }
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+        env["BENCH_SYNC_PROFILE_DIR"] = str(args.profile.resolve())
+    os.environ.update(env)
+    tenant_file = workdir / "tenant.json"
+    print(f"{args.size}: {shape['users']:,} users, {shape['groups']:,} groups, {shape['memberships']:,} member values;"
+          f" parts {', '.join(args.parts)}", flush=True)
+    subprocess.run([sys.executable, "-m", "emulator", "generate", "--users", str(shape["users"]),
+                    "--groups", str(shape["groups"]), "--memberships", str(shape["memberships"]),
+                    "--seed", str(args.seed), "--domain", TENANT_DOMAIN, "--out", str(tenant_file)],
+                   cwd=ROOT, check=True)
+    tenant = json.loads(tenant_file.read_text(encoding="utf-8"))
+    base = {"size": args.size, "commit": git_commit(), "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": f"{os.cpu_count()} cores, shared with other work while measured (figures indicative)",
+            "tenant": {"users": len(tenant["users"]), "groups": len(tenant["groups"]),
+                       "memberships": sum(len(g.get("members", [])) for g in tenant["groups"]), "seed": args.seed},
+            "plan_modes": plan_modes()}
+    from domain_sync.config import Settings
+
+    base["apply_connections"] = Settings.from_env().apply_connections
+    result = write_results(args.out, args.size, base)
+    try:
+        for pw in args.passwords:
+            passwords = pw == "on"
+            if "ceiling" in args.parts:
+                ceiling = measure_ceiling(workdir, tenant_file, env, passwords)
+                result = write_results(args.out, args.size, {"ceiling": {pw: ceiling}})
+            needs_sync = {"full", "no-change", "incremental"} & set(args.parts)
+            if needs_sync and (pw == "off" or "full" in args.parts):
+                measure_sync(workdir, tenant_file, env, passwords, set(args.parts) if pw == "off" else set(),
+                             args.seed, changes, lambda update: write_results(args.out, args.size, update))
+                result = sync_report.read_results(args.out)[args.size]
+        if "freshness" in args.parts:
+            freshness = measure_freshness(workdir, tenant_file, env, args.freshness_samples, args.freshness_minutes,
+                                          args.seed)
+            result = write_results(args.out, args.size, {"freshness": freshness})
+    finally:
+        if not args.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print()
+    print((args.out / "sync.md").read_text(encoding="utf-8"))
+    print(json.dumps({k: result.get(k) for k in ("ceiling_ratio", "growth_ratio", "no_change_writes", "peak_rss_mib",
+                                                 "freshness_p50_s", "freshness_p95_s")}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
