@@ -1,0 +1,94 @@
+"""The sync DAG on the CeleryExecutor: scheduler, DAG processor and API server on PostgreSQL, Redis as the broker,
+and two Celery workers, each in a folder of its own (AIRFLOW_HOME, working directory, TMPDIR, task logs) that
+the other does not see, as if on two machines.
+
+A triggered run lands the bundled demo tenant in the domain with its tasks spread over both workers (the
+task instances' hostname, and the task logs each worker wrote to its own folder); a second run after a
+change in the tenant reads the tenant's delta from the state the first run committed, whichever worker
+committed it, and writes the change.
+
+The data folder (run folders, state) is the `data_location` fixture's: every worker must reach the same one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from domain_sync.runs import RunFolder, read_json
+from tests.fixtures.airflow_services import celery_airflow_services  # noqa: F401 - fixture
+from tests.fixtures.sync_env import first
+
+pytestmark = [pytest.mark.e2e, pytest.mark.celery]
+
+DAG_ID = "tenant_to_domain_sync"
+DEMO_TENANT = Path(__file__).resolve().parents[2] / "emulator" / "tenants" / "demo.json"
+WORKERS = ("worker-a", "worker-b")
+TASKS = {"extract_users", "extract_groups", "transform", "validate", "plan", "apply", "credentials", "commit",
+         "report", "release_state_lock", "raise_alerts"}
+
+
+@pytest.fixture(params=["local"])
+def data_location(request, sync_env) -> str:
+    """The data folder every worker reaches, as DOMAIN_SYNC_DATA_DIR (with its connection, if any):
+    "local": the test's local folder (sync_env's), one path that both workers, on this one machine, see."""
+    return str(sync_env.settings.data_dir)
+
+
+def tasks_by_host(services, run_id: str) -> dict[str, str | None]:
+    return dict(services.query("SELECT task_id, hostname FROM task_instance WHERE dag_id = %s AND run_id = %s",
+                               DAG_ID, run_id))
+
+
+def test_a_run_spreads_over_two_celery_workers_and_lands_the_demo_tenant(
+        sync_env, data_location, celery_airflow_services):  # noqa: F811
+    services = celery_airflow_services
+    tenant = json.loads(DEMO_TENANT.read_text(encoding="utf-8"))
+    emulator = sync_env.start_tenant(DEMO_TENANT)
+    services.start(celery_workers=WORKERS, AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE="False")
+    services.wait_for_dag(DAG_ID)
+    services.cli("dags", "unpause", DAG_ID)
+
+    # 1. The first run: every user and group of the demo tenant, with the memberships.
+    services.cli("dags", "trigger", DAG_ID, "--conf", "{}", "--run-id", "celery_first")
+    state = services.wait_for_run(DAG_ID, "celery_first", timeout=600)
+    assert state == "success", f"first run {state}\n{services.diagnostics()}"
+    states = services.task_states(DAG_ID, "celery_first")
+    assert {task: s for task, (s, _) in states.items()} == {task: "success" for task in TASKS}, \
+        services.diagnostics()
+
+    entries = sync_env.synced_entries(["sAMAccountName", "objectClass", "member", "userPrincipalName"])
+    users = [e for e in entries.values() if "group" not in [c.lower() for c in e["objectclass"]]]
+    groups = [e for e in entries.values() if "group" in [c.lower() for c in e["objectclass"]]]
+    assert {first(e["userprincipalname"]) for e in users} == {u["userPrincipalName"] for u in tenant["users"]}
+    assert len(groups) == len(tenant["groups"])
+    assert sum(len(e.get("member", [])) for e in groups) == sum(len(g.get("members", [])) for g in tenant["groups"])
+
+    # The run's tasks ran on both workers: the hostname each worker reports, and the task logs in each
+    # worker's own folder (none in the scheduler's).
+    hosts = tasks_by_host(services, "celery_first")
+    print("tasks by worker:", json.dumps({name: sorted(t for t, h in hosts.items() if h == name) for name in WORKERS}))
+    assert set(hosts.values()) == set(WORKERS), f"{hosts}\n{services.diagnostics()}"
+    logged = {name: set(services.worker_task_logs(name, DAG_ID, "celery_first")) for name in WORKERS}
+    for name in WORKERS:
+        assert logged[name] == {task for task, host in hosts.items() if host == name}, (name, logged, hosts)
+    assert not list((services.home / "logs").glob(f"dag_id={DAG_ID}/**/*.log"))
+    for name in WORKERS:
+        worker_log = services.logs[name].read_text(encoding="utf-8", errors="replace")
+        assert f"{name}@{services.queue} ready." in worker_log, worker_log[-3000:]
+
+    # 2. A change in the tenant; the second run reads the delta from the state the first committed (whichever
+    # worker committed it and whichever reads it now) and writes the change.
+    ana = tenant["users"][0]
+    emulator.admin.update_user(ana["id"], {"jobTitle": "Scaled out"})
+    services.cli("dags", "trigger", DAG_ID, "--conf", "{}", "--run-id", "celery_second")
+    state = services.wait_for_run(DAG_ID, "celery_second", timeout=600)
+    assert state == "success", f"second run {state}\n{services.diagnostics()}"
+    summary = read_json(RunFolder(sync_env.settings.runs_dir, "celery_second").summary_file, {})
+    assert summary["extract_users"]["full_read"] is False, summary["extract_users"]
+    titles = {first(e["userprincipalname"]): first(e.get("title"))
+              for e in sync_env.synced_entries(["title", "userPrincipalName"]).values() if e.get("userprincipalname")}
+    assert titles[ana["userPrincipalName"]] == "Scaled out", titles
+    assert set(tasks_by_host(services, "celery_second").values()) <= set(WORKERS)
