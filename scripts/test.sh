@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Run the whole test suite: install what is missing (scripts/bootstrap.sh --dev), make sure PostgreSQL
-# runs on 127.0.0.1:5432 (installed from Debian when absent and started by local_domain/postgres.py) and
-# Debian's Chromium is there (the status page's browser test), then pytest over every tier but the
-# benchmarks, with any arguments passed through. Exits with pytest's code; "no tests collected" (pytest's 5)
-# is an error too.
+# runs on 127.0.0.1:5432 (installed from Debian when absent and started by local_domain/postgres.py), Redis
+# on 127.0.0.1:6379 (the Celery test's broker; likewise) and Debian's Chromium is there (the status page's
+# browser test), then pytest over every tier but the benchmarks, with any arguments passed through. Exits
+# with pytest's code; "no tests collected" (pytest's 5) is an error too.
 #
 # usage: scripts/test.sh [pytest arguments...]
 set -euo pipefail
@@ -19,6 +19,19 @@ PY=$ROOT/.venv/bin/python
 
 # PostgreSQL on 127.0.0.1:5432: installed from Debian when absent (trusting postgres's local TCP logins), started.
 "$PY" -m local_domain.postgres ensure
+
+# Redis on 127.0.0.1:6379, the Celery test's broker: started (memory only) unless it answers, installed from
+# Debian when absent.
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+    command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 || apt_install redis-server
+    say "starting redis-server on 127.0.0.1:6379"
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+    for _ in $(seq 50); do
+        redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break
+        sleep 0.2
+    done
+    redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null || die "redis-server does not answer on 127.0.0.1:6379"
+fi
 
 # The status page's browser test drives Debian's Chromium with Playwright (requirements-dev.txt), whose
 # bundled Node.js driver needs libatomic1 (not on a minimal Debian).
