@@ -360,6 +360,10 @@ def test_dockerfile_installs_pinned_requirements():
     text = (ROOT / "Dockerfile").read_text()
     assert re.search(r"(?m)^FROM apache/airflow:3\.3\.2-python3\.11\s*$", text)
     assert "requirements.txt" in text and "-c " in text and "constraints.txt" in text
+    # The image runs the Celery workers and Flower too: the Celery provider is among the pinned requirements.
+    pins = {line.split("==")[0].lower() for path in ("requirements.txt", "constraints.txt")
+            for line in (ROOT / path).read_text().splitlines() if "==" in line and not line.startswith("#")}
+    assert {"apache-airflow-providers-celery", "celery", "redis", "flower"} <= pins
 
 
 def _settings_defaults() -> dict[str, str]:
