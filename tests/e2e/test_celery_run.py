@@ -7,7 +7,9 @@ task instances' hostname, and the task logs each worker wrote to its own folder)
 change in the tenant reads the tenant's delta from the state the first run committed, whichever worker
 committed it, and writes the change.
 
-The data folder (run folders, state) is the `data_location` fixture's: every worker must reach the same one.
+The data folder (run folders, state, alerts) is the `data_location` fixture's, one that every worker reaches:
+abfs:// in Azurite (the storage account the test set-up starts), through the Airflow connection the
+workers inherit, as workers on several machines would share it.
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from domain_sync.runs import RunFolder, read_json
+from domain_sync.runs import RunFolder
 from tests.fixtures.airflow_services import celery_airflow_services  # noqa: F401 - fixture
 from tests.fixtures.sync_env import first
 
-pytestmark = [pytest.mark.e2e, pytest.mark.celery]
+pytestmark = [pytest.mark.e2e, pytest.mark.celery, pytest.mark.azurite]
 
 DAG_ID = "tenant_to_domain_sync"
 DEMO_TENANT = Path(__file__).resolve().parents[2] / "emulator" / "tenants" / "demo.json"
@@ -30,10 +32,13 @@ TASKS = {"extract_users", "extract_groups", "transform", "validate", "plan", "ap
          "report", "release_state_lock", "raise_alerts"}
 
 
-@pytest.fixture(params=["local"])
+@pytest.fixture(params=["abfs"])
 def data_location(request, sync_env) -> str:
-    """The data folder every worker reaches, as DOMAIN_SYNC_DATA_DIR (with its connection, if any):
-    "local": the test's local folder (sync_env's), one path that both workers, on this one machine, see."""
+    """The data folder every worker reaches, as DOMAIN_SYNC_DATA_DIR with its connection DOMAIN_SYNC_DATA_CONN_ID:
+    "abfs": a container of the test's own in Azurite (abfs_data); "local": the test's local folder (sync_env's),
+    which both workers see only because they run on one machine."""
+    if request.param == "abfs":
+        return request.getfixturevalue("abfs_data")
     return str(sync_env.settings.data_dir)
 
 
@@ -45,6 +50,7 @@ def tasks_by_host(services, run_id: str) -> dict[str, str | None]:
 def test_a_run_spreads_over_two_celery_workers_and_lands_the_demo_tenant(
         sync_env, data_location, celery_airflow_services):  # noqa: F811
     services = celery_airflow_services
+    assert str(sync_env.settings.data_dir) == data_location
     tenant = json.loads(DEMO_TENANT.read_text(encoding="utf-8"))
     emulator = sync_env.start_tenant(DEMO_TENANT)
     services.start(celery_workers=WORKERS, AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE="False")
@@ -78,6 +84,10 @@ def test_a_run_spreads_over_two_celery_workers_and_lands_the_demo_tenant(
     for name in WORKERS:
         worker_log = services.logs[name].read_text(encoding="utf-8", errors="replace")
         assert f"{name}@{services.queue} ready." in worker_log, worker_log[-3000:]
+    # What the tasks handed on went to the shared data folder, none to a worker's own folders.
+    assert RunFolder(sync_env.settings.runs_dir, "celery_first").summary()["commit"], data_location
+    for home in [services.home, *services.worker_homes.values()]:
+        assert not (home / "domain_sync").exists(), f"a data folder in {home}"
 
     # 2. A change in the tenant; the second run reads the delta from the state the first committed (whichever
     # worker committed it and whichever reads it now) and writes the change.
@@ -86,7 +96,7 @@ def test_a_run_spreads_over_two_celery_workers_and_lands_the_demo_tenant(
     services.cli("dags", "trigger", DAG_ID, "--conf", "{}", "--run-id", "celery_second")
     state = services.wait_for_run(DAG_ID, "celery_second", timeout=600)
     assert state == "success", f"second run {state}\n{services.diagnostics()}"
-    summary = read_json(RunFolder(sync_env.settings.runs_dir, "celery_second").summary_file, {})
+    summary = RunFolder(sync_env.settings.runs_dir, "celery_second").summary()
     assert summary["extract_users"]["full_read"] is False, summary["extract_users"]
     titles = {first(e["userprincipalname"]): first(e.get("title"))
               for e in sync_env.synced_entries(["title", "userPrincipalName"]).values() if e.get("userprincipalname")}
