@@ -269,3 +269,13 @@ def test_every_phase_is_listed_even_when_empty(env):
     apply_stage.prepare_batches(ctx(run))
     assert set(read_json(run.apply_batches)["phases"]) == set(PHASE_NAMES)
     assert [p for p in PHASE_NAMES if phase_batches(run, p)] == ["deletes_freeing_names"]
+
+
+def test_a_batch_cut_again_with_another_size_writes_its_changes_whatever_an_earlier_cut_left(env, monkeypatch):
+    run = planned_run("r1", [change(Op.CREATE, n) for n in range(6)])
+    run_batched(run)  # batches of 3: creates-0001 holds changes 0-2
+    env.written.clear()
+    monkeypatch.setenv("DOMAIN_SYNC_APPLY_BATCH_SIZE", "6")  # apply_batches cleared and run again, one batch now
+    run.apply_batch_results("creates-0002").unlink()
+    summary = run_batched(run)
+    assert sorted(env.written) == [("create", anchor(n)) for n in range(3, 6)] and summary["statuses"] == {APPLIED: 6}

@@ -157,10 +157,11 @@ def merge_results(run: RunFolder, digest: str | None) -> tuple[ApplySummary, lis
         if data is None:
             problems.append(f"batch {batch} has no results")
             continue
-        results.update(data["results"])
+        mine = {i for i, _ in read_batch(run, batch)[2]}
+        results.update({i: r for i, r in data["results"].items() if i in mine})
         if data.get("aborted"):
             problems.append(f"batch {batch} was aborted ({data['aborted']})")
-        elif not data.get("complete"):
+        elif not data.get("complete") or not mine <= data["results"].keys():
             problems.append(f"batch {batch} did not finish")
     missing = index.get("planned", 0) - len(results.keys() & set(range(index.get("planned", 0))))
     if missing and not problems:

@@ -176,8 +176,9 @@ def run_batch(ctx: StageContext) -> dict:
         raise StageInputMissing(f"run {run.run_id}: no {BATCH_PARAM} param: which batch to apply")
     digest, phase, changes = read_batch(run, batch)
     previous = read_batch_results(run, batch, digest) or {}
-    done: dict[int, ApplyResult] = previous.get("results") or {}
-    if previous.get("complete"):
+    mine = {i for i, _ in changes}  # a batch cut again (another batch size) holds other changes
+    done = {i: r for i, r in (previous.get("results") or {}).items() if i in mine}
+    if previous.get("complete") and done.keys() == mine:
         log.info("apply batch %s: already applied (%d changes), nothing written again", batch, len(done))
         return _batch_summary(batch, done, reused=True)
     check_state(StateStore(settings.state_dir), run)
