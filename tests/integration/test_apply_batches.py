@@ -115,6 +115,8 @@ def counts(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_batches_of_20_end_in_the_planned_state_and_equal_the_single_apply(local_domain, tmp_path, monkeypatch):
+    (tmp_path / "single").mkdir()
+    (tmp_path / "batched").mkdir()
     single_env = new_sync_env(local_domain, tmp_path / "single", monkeypatch)
     try:
         single = run_scenario(single_env, single_sync)
@@ -140,6 +142,7 @@ def test_batches_of_20_end_in_the_planned_state_and_equal_the_single_apply(local
 
         assert counts(first_run) == counts(single[0])
         assert counts(second_run) == counts(single[1])
+        assert len(state) > USERS // 2 and any(e.get("member") for e in state.values())
         assert state == single[2]
     finally:
         if batched_env.emulator is not None:
