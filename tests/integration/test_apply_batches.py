@@ -26,7 +26,7 @@ from tests.fixtures.convergence import (
     snapshot_objects,
     tenant_state,
 )
-from tests.fixtures.sync_env import STAGES, delete_subtree, first, new_sync_env
+from tests.fixtures.sync_env import STAGES, end_sync_env, first, new_sync_env
 
 pytestmark = pytest.mark.integration
 
@@ -121,13 +121,7 @@ def test_batches_of_20_end_in_the_planned_state_and_equal_the_single_apply(local
     try:
         single = run_scenario(single_env, single_sync)
     finally:
-        if single_env.emulator is not None:
-            single_env.emulator.stop()
-        conn = single_env.ldap()
-        try:
-            delete_subtree(conn, single_env.container_dn)  # frees the domain-wide names for the batched run
-        finally:
-            conn.unbind()
+        end_sync_env(single_env)  # frees the domain-wide names for the batched run
 
     batched_env = new_sync_env(local_domain, tmp_path / "batched", monkeypatch)
     try:
@@ -145,13 +139,7 @@ def test_batches_of_20_end_in_the_planned_state_and_equal_the_single_apply(local
         assert len(state) > USERS // 2 and any(e.get("member") for e in state.values())
         assert state == single[2]
     finally:
-        if batched_env.emulator is not None:
-            batched_env.emulator.stop()
-        conn = batched_env.ldap()
-        try:
-            delete_subtree(conn, batched_env.container_dn)
-        finally:
-            conn.unbind()
+        end_sync_env(batched_env)
 
 
 def test_a_retried_batch_writes_nothing_twice(sync_env):
