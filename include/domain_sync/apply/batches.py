@@ -134,7 +134,9 @@ def failed_creates_before(run: RunFolder, phase: str, digest: str | None) -> dic
     member and manager values naming them are left out (runner.without_failed_creates)."""
     index = read_index(run)
     failed: dict[str, str] = {}
-    for name in PHASE_NAMES[:PHASE_NAMES.index(phase)]:
+    for name, op in PHASES[:PHASE_NAMES.index(phase)]:
+        if op != Op.CREATE:  # only the creates phase can hold a failed create
+            continue
         for batch in index["phases"].get(name) or []:
             data = read_batch_results(run, batch, digest) or {}
             for r in (data.get("results") or {}).values():
