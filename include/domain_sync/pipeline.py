@@ -51,8 +51,8 @@ def stage_function(name: str):
 def run_stage(name: str, run_id: str, params: dict[str, Any] | None, settings: Settings | None = None) -> dict:
     settings = settings or Settings.from_env()
     ctx = StageContext(settings, RunFolder(settings.runs_dir, run_id), dict(params or {}))
-    # A mapped apply task's line in the summary is its batch's: batches of a phase run at once.
-    section = f"{name} {ctx.params[BATCH_PARAM]}" if ctx.params.get(BATCH_PARAM) else name
+    # A mapped apply task's summary section is its batch's (summary/<stage>.<batch>.json): batches run at once.
+    section = ctx.run.batch_section(name, str(ctx.params[BATCH_PARAM])) if ctx.params.get(BATCH_PARAM) else name
     try:
         result = stage_function(name)(ctx)
     except Exception as exc:

@@ -155,17 +155,22 @@ class RunFolder:
 
     # apply_batches -> the mapped apply tasks -> apply (apply/batches.py)
     @property
-    def apply_batches(self) -> Path:
+    def apply_batches(self) -> StoragePath:
         """The change set cut into batches: the plan's digest and each phase's batch ids."""
         return self._file("apply", "batches.json")
 
-    def apply_batch(self, batch: str) -> Path:
-        """The changes of one batch (with their positions in the plan)."""
-        return self._file("apply/batches", f"{_batch(batch)}.json")
+    def apply_batch(self, batch: str) -> StoragePath:
+        """The changes of one batch (with their positions in the plan; written by apply_batches alone)."""
+        return self._folder(self.path / "apply" / "batches") / f"{_batch(batch)}.json"
 
-    def apply_batch_results(self, batch: str) -> Path:
-        """The results of one batch; apply merges them into `apply_results`."""
-        return self._file("apply/results", f"{_batch(batch)}.json")
+    def apply_batch_results(self, batch: str) -> StoragePath:
+        """The results of one batch (written by its mapped task alone); apply merges them into `apply_results`."""
+        return self._folder(self.path / "apply" / "results") / f"{_batch(batch)}.json"
+
+    @staticmethod
+    def batch_section(stage: str, batch: str) -> str:
+        """The summary section of one batch's task: a file of its own, as the batches of a phase end at once."""
+        return f"{stage}.{_batch(batch)}"
 
     # credentials -> report (no passwords: the outcome of each password change, what was set aside)
     @property

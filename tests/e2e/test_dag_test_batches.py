@@ -11,7 +11,8 @@ import pytest
 
 from domain_sync.apply.phases import PHASE_NAMES
 from domain_sync.errors import PermanentError
-from domain_sync.runs import RunFolder, read_json
+from domain_sync.runs import RunFolder
+from domain_sync.storage import read_json
 from tests.fixtures.sync_env import run_dag_test
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -88,4 +89,4 @@ def test_a_failed_batch_stops_the_later_phases_and_commit_keeping_what_earlier_b
     folder = RunFolder(sync_env.settings.runs_dir, run.run_id)
     phases = read_json(folder.apply_batches)["phases"]
     assert all(read_json(folder.apply_batch_results(b))["complete"] for b in phases["creates"])
-    assert not folder.apply_results.exists()
+    assert read_json(folder.apply_results) is None

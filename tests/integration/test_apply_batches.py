@@ -14,8 +14,9 @@ import pytest
 from domain_sync.apply.batches import phase_batches
 from domain_sync.apply.phases import BATCH_PARAM, MERGE_PARAM, PHASE_NAMES
 from domain_sync.pipeline import run_stage
-from domain_sync.runs import RunFolder, read_json
+from domain_sync.runs import RunFolder
 from domain_sync.state import release_run_lock
+from domain_sync.storage import read_json, remove
 from emulator.hostile import hostile_tenant, random_changes
 from tests.fixtures.convergence import (
     DNS_NAME,
@@ -163,7 +164,7 @@ def test_a_retried_batch_writes_nothing_twice(sync_env):
     usn = sync_env.highest_usn()
     again = run_stage("apply_batch", run_id, {BATCH_PARAM: creates[0]})
     assert again["already_applied"] and again["total_writes"] == 0
-    run.apply_batch_results(adds[0]).unlink()  # lost: the batch writes again, finding everything in place
+    remove(run.apply_batch_results(adds[0]))  # lost: the batch writes again, finding everything in place
     lost = run_stage("apply_batch", run_id, {BATCH_PARAM: adds[0]})
     assert lost["total_writes"] == 0 and set(lost["statuses"]) == {"already_in_place"}
     assert sync_env.highest_usn() == usn, "a retried batch wrote to the domain"

@@ -20,10 +20,13 @@ from domain_sync.apply.writer import ApplyAborted
 from domain_sync.config import Settings
 from domain_sync.context import StageContext
 from domain_sync.domain import DomainEndpoint
+from domain_sync.errors import UnknownName
+from domain_sync.pipeline import run_stage
 from domain_sync.plan.changeset import plan_changes
 from domain_sync.records import APPLIED, FAILED, SKIPPED, ApplyResult, Change, ChangeSet, Op
-from domain_sync.runs import RunFolder, read_json, write_json_atomic
+from domain_sync.runs import RunFolder
 from domain_sync.state import ApplyIncomplete, StateStore, commit_run
+from domain_sync.storage import children, read_json, remove, write_bytes, write_json_atomic
 from tests.unit.test_changeset import ANCHOR, U1, U2, C, inputs, observed, observed_user, user
 
 
@@ -161,9 +164,9 @@ def planned_run(run_id: str, changes: list[Change]) -> RunFolder:
     settings = Settings.from_env()
     run = RunFolder(settings.runs_dir, run_id)
     write_json_atomic(run.state_read, {"version": None})
-    write_json_atomic(run.delta_links, {"users": {"link": "u"}})
+    write_json_atomic(run.delta_link("users"), {"link": "u"})
     for frame in ("users", "groups", "members"):
-        run.snapshot(frame).write_bytes(b"")
+        write_bytes(run.snapshot(frame), b"")
     write_json_atomic(run.plan, ChangeSet(changes, {}).to_json() | {"status": "clear", "digest": f"d-{run_id}",
                                                                     "synced_in_domain": {"user": 100}})
     return run
@@ -276,6 +279,22 @@ def test_a_batch_cut_again_with_another_size_writes_its_changes_whatever_an_earl
     run_batched(run)  # batches of 3: creates-0001 holds changes 0-2
     env.written.clear()
     monkeypatch.setenv("DOMAIN_SYNC_APPLY_BATCH_SIZE", "6")  # apply_batches cleared and run again, one batch now
-    run.apply_batch_results("creates-0002").unlink()
+    remove(run.apply_batch_results("creates-0002"))
     summary = run_batched(run)
     assert sorted(env.written) == [("create", anchor(n)) for n in range(3, 6)] and summary["statuses"] == {APPLIED: 6}
+
+
+def test_each_batch_task_ends_with_its_own_summary_section(env):
+    """The batches of a phase end at once, maybe on different machines: each writes a summary file of its own
+    (summary/apply_batch.<batch>.json), and the run's summary composes them."""
+    run = planned_run("r1", [change(Op.CREATE, n) for n in range(5)])
+    run_stage("apply_batches", "r1", {})
+    for batch in phase_batches(run, "creates"):
+        run_stage("apply_batch", "r1", {BATCH_PARAM: batch})
+    names = sorted(p.name for p in children(run.summary_dir))
+    assert names == ["apply_batch.creates-0001.json", "apply_batch.creates-0002.json", "apply_batches.json"]
+    summary = run.summary()
+    assert [summary[f"apply_batch.creates-000{n}"]["changes"] for n in (1, 2)] == [3, 2]
+    with pytest.raises(UnknownName):
+        run_stage("apply_batch", "r1", {BATCH_PARAM: "../creates-0001"})
+    assert sorted(p.name for p in children(run.summary_dir)) == names

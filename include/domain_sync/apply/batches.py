@@ -23,7 +23,8 @@ from domain_sync.apply.writer import ApplySummary
 from domain_sync.dn import normalize_dn
 from domain_sync.errors import PermanentError, StageInputMissing, UnknownName
 from domain_sync.records import FAILED, ApplyResult, Change, Op
-from domain_sync.runs import RunFolder, read_json, write_json_atomic
+from domain_sync.runs import RunFolder
+from domain_sync.storage import read_json, write_json_atomic
 
 # Airflow's default [core] max_map_length is 1024 mapped instances per task: a phase is cut into at most half
 # of that many batches of the target size (a unit larger than a batch makes a batch of its own).
