@@ -54,29 +54,34 @@ def apply_tasks(fixed_params: dict[str, Any] | None = None) -> tuple:
     `apply_batches` checks the plan and cuts it into batches; then one task group a phase, in apply order
     (apply/phases.py), whose `batches` lists the phase's batches and whose mapped `write` writes each one, in
     the writers' pool (so the pool caps how many write the domain at once); `apply` merges their results
-    into the run's apply results. A phase starts when every batch of the one before has finished and none
-    failed (an empty phase is skipped and does not stop the next); a failed batch stops the later phases."""
+    into the run's apply results. apply_batches starts only the groups of the phases that hold batches and
+    skips the others without starting them (a run with nothing to write starts apply_batches and apply alone).
+    A phase starts when every batch of the phases before has finished and none failed (each phase waits for
+    all of them: a failure stops every later phase, even past a skipped one)."""
     from airflow.sdk import TaskGroup, TriggerRule
 
     from domain_sync.apply.phases import BATCH_PARAM, MERGE_PARAM, PHASE_NAMES
-    from domain_sync.stage_operator import StageOperator
+    from domain_sync.stage_operator import BranchingStageOperator, StageOperator
 
     fixed = dict(fixed_params or {})
-    prepare = stage_task("apply_batches", fixed)
-    previous = prepare
+    groups = {phase: f"apply_{phase}" for phase in PHASE_NAMES}
+    prepare = BranchingStageOperator(
+        task_id="apply_batches", stage="apply_batches", fixed_params=fixed, follow_key="batches", always=["apply"],
+        follow={phase: [f"{group}.batches", f"{group}.write"] for phase, group in groups.items()})
+    writes = []
     for phase in PHASE_NAMES:
-        with TaskGroup(f"apply_{phase}"):
+        with TaskGroup(groups[phase]):
             batches = _phase_batches_task(phase, fixed)
             write = StageOperator.partial(
                 task_id="write", stage="apply_batch", pool=APPLY_POOL, trigger_rule=TriggerRule.NONE_FAILED,
                 map_index_template="{{ task.fixed_params['" + BATCH_PARAM + "'] }}",
             ).expand(fixed_params=batches)
-        prepare >> batches
-        previous >> write
-        previous = write
+        prepare >> [batches, write]
+        writes >> write
+        writes.append(write)
     merge = stage_task("apply", {**fixed, MERGE_PARAM: True}, writes=DOMAIN, pool=APPLY_POOL,
                        trigger_rule=TriggerRule.NONE_FAILED)
-    previous >> merge
+    writes >> merge
     return prepare, merge
 
 

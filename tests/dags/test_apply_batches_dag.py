@@ -15,17 +15,31 @@ STAGE_DAGS = ["tenant_to_domain_sync", FULL_RESYNC_DAG_ID, OBJECTS_DAG_ID]
 def test_the_phases_run_in_apply_order_between_apply_batches_and_apply(dag_bag, dag_id):
     dag = dag_bag.dags[dag_id]
     assert dag.get_task("plan").downstream_task_ids == {"apply_batches"}
-    previous = "apply_batches"
+    earlier: set[str] = set()
     for phase in PHASE_NAMES:
         batches, write = dag.get_task(f"apply_{phase}.batches"), dag.get_task(f"apply_{phase}.write")
         assert batches.upstream_task_ids == {"apply_batches"}
-        # Each phase waits for every batch of the one before (a mapped upstream counts all its instances).
-        assert write.upstream_task_ids == {batches.task_id, previous}, phase
-        previous = write.task_id
+        # Each phase waits for every batch of every phase before (a mapped upstream counts all its instances),
+        # so a failure stops the later phases even past a phase apply_batches skipped.
+        assert write.upstream_task_ids == {batches.task_id, "apply_batches", *earlier}, phase
+        earlier.add(write.task_id)
     apply = dag.get_task("apply")
-    assert apply.upstream_task_ids == {previous, "apply_batches"}
+    assert apply.upstream_task_ids == {*earlier, "apply_batches"}
     assert apply.fixed_params[MERGE_PARAM] is True
     assert apply.downstream_task_ids == ({"credentials"} if dag_id == "tenant_to_domain_sync" else {"commit"})
+
+
+@pytest.mark.parametrize("dag_id", STAGE_DAGS)
+def test_apply_batches_starts_only_the_phases_with_batches_and_always_apply(dag_bag, dag_id):
+    """What apply_batches follows: each phase's `batches` and `write` when it holds batches, and apply; every
+    other task right after it is skipped without starting (a run with nothing to write starts no phase)."""
+    from domain_sync.stage_operator import BranchingStageOperator
+
+    prepare = dag_bag.dags[dag_id].get_task("apply_batches")
+    assert isinstance(prepare, BranchingStageOperator) and prepare.inherits_from_skipmixin
+    assert prepare.follow_key == "batches" and prepare.always == ["apply"]
+    assert prepare.follow == {p: [f"apply_{p}.batches", f"apply_{p}.write"] for p in PHASE_NAMES}
+    assert prepare.downstream_task_ids == {"apply", *(i for ids in prepare.follow.values() for i in ids)}
 
 
 @pytest.mark.parametrize("dag_id", STAGE_DAGS)
@@ -87,3 +101,32 @@ def test_a_phases_batches_task_lists_the_batches_apply_batches_cut(dag_bag, tmp_
     listed = full.get_task("apply_creates.batches").python_callable(run_id="manual__1", dag=full)
     assert listed == [{"full_resync": True, BATCH_PARAM: f"creates-000{n}"} for n in (1, 2, 3)]
     assert full.get_task("apply_renames.batches").python_callable(run_id="manual__1", dag=full) == []
+
+
+@pytest.mark.parametrize(("counts", "started"), [
+    ({}, set()),  # a dry run or nothing to write: no phase starts
+    ({"creates": 2, "member_adds": 1, "deletes": 0}, {"creates", "member_adds"}),
+])
+def test_apply_batches_skips_the_phases_without_batches_without_starting_them(dag_bag, monkeypatch, counts, started):
+    from airflow.sdk.bases.skipmixin import XCOM_SKIPMIXIN_FOLLOWED, XCOM_SKIPMIXIN_KEY
+    from airflow.sdk.exceptions import DownstreamTasksSkipped
+
+    from domain_sync.stage_operator import StageOperator
+
+    monkeypatch.setattr(StageOperator, "execute", lambda self, context: {"batches": counts})
+    prepare = dag_bag.dags["tenant_to_domain_sync"].get_task("apply_batches")
+
+    class TI:
+        map_index = -1
+        pushed: dict = {}
+
+        def xcom_push(self, key, value):
+            self.pushed[key] = value
+
+    ti = TI()
+    with pytest.raises(DownstreamTasksSkipped) as skipped:
+        prepare.execute({"ti": ti})
+    followed = {"apply", *(f"apply_{p}.{t}" for p in started for t in ("batches", "write"))}
+    assert set(ti.pushed[XCOM_SKIPMIXIN_KEY][XCOM_SKIPMIXIN_FOLLOWED]) == followed
+    assert {task_id for task_id, _ in skipped.value.tasks} == prepare.downstream_task_ids - followed
+    assert len(skipped.value.tasks) == 2 * (len(PHASE_NAMES) - len(started))

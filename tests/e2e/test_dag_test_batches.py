@@ -21,18 +21,29 @@ DEMO_TENANT = Path(__file__).resolve().parents[2] / "emulator" / "tenants" / "de
 DAG_ID = "tenant_to_domain_sync"
 
 
-def task_states(run_id: str) -> dict[str, list[str]]:
-    """{task id: the states of its instances, by map index}."""
+def task_rows(run_id: str) -> list[tuple[str, int, str, bool]]:
+    """(task id, map index, state, whether it started) of every task instance of the run."""
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        rows = (session.query(TaskInstance.task_id, TaskInstance.map_index, TaskInstance.state)
+        rows = (session.query(TaskInstance.task_id, TaskInstance.map_index, TaskInstance.state,
+                              TaskInstance.start_date)
                 .filter(TaskInstance.dag_id == DAG_ID, TaskInstance.run_id == run_id).all())
+    return sorted((t, i, str(getattr(s, "value", s)), started is not None) for t, i, s, started in rows)
+
+
+def task_states(run_id: str) -> dict[str, list[str]]:
+    """{task id: the states of its instances, by map index}."""
     states: dict[str, list[str]] = {}
-    for task_id, _, state in sorted(rows, key=lambda r: (r[0], r[1])):
-        states.setdefault(task_id, []).append(str(getattr(state, "value", state)))
+    for task_id, _, state, _ in task_rows(run_id):
+        states.setdefault(task_id, []).append(state)
     return states
+
+
+def started_apply_tasks(run_id: str) -> set[str]:
+    """The apply's tasks of the run that started (skipped without starting: none)."""
+    return {t for t, _, _, started in task_rows(run_id) if started and t.startswith("apply")}
 
 
 def test_small_batches_run_as_mapped_instances_and_empty_phases_do_not_stop_the_run(sync_env, airflow_db):
@@ -46,17 +57,30 @@ def test_small_batches_run_as_mapped_instances_and_empty_phases_do_not_stop_the_
     phases = read_json(folder.apply_batches)["phases"]
     assert len(phases["creates"]) >= 3  # the demo's users and groups, 5 a batch
     for phase in PHASE_NAMES:
-        write = states[f"apply_{phase}.write"]
+        write, batches = states[f"apply_{phase}.write"], states[f"apply_{phase}.batches"]
         if phases[phase]:
-            assert write == ["success"] * len(phases[phase]), (phase, write)
+            assert write == ["success"] * len(phases[phase]) and batches == ["success"], (phase, write)
         else:
-            assert write == ["skipped"], (phase, write)
+            assert write == batches == ["skipped"], (phase, write, batches)
     assert states["apply"] == ["success"] and states["commit"] == ["success"]
+    # apply_batches skipped the empty phases without starting them.
+    busy = [p for p in PHASE_NAMES if phases[p]]
+    assert started_apply_tasks(run.run_id) == {"apply_batches", "apply",
+                                               *(f"apply_{p}.{t}" for p in busy for t in ("batches", "write"))}
     applied = read_json(folder.apply_results)
     assert applied["batches"] == sum(len(ids) for ids in phases.values()) and applied["failed"] == []
     users = [e for e in sync_env.synced_entries(["objectClass"]).values()
              if "group" not in [c.lower() for c in e["objectclass"]]]
     assert len(users) == len(tenant["users"])
+
+    # A run with nothing to write starts apply_batches and apply alone; every phase is skipped, the run succeeds.
+    idle = run_dag_test()
+    assert str(idle.state) in ("success", "DagRunState.SUCCESS"), idle.state
+    assert read_json(RunFolder(sync_env.settings.runs_dir, idle.run_id).apply_results)["total_writes"] == 0
+    assert started_apply_tasks(idle.run_id) == {"apply_batches", "apply"}
+    idle_states = task_states(idle.run_id)
+    assert all(idle_states[f"apply_{p}.{t}"] == ["skipped"] for p in PHASE_NAMES for t in ("batches", "write"))
+    assert idle_states["commit"] == ["success"]
 
 
 def test_a_failed_batch_stops_the_later_phases_and_commit_keeping_what_earlier_batches_wrote(
@@ -78,8 +102,10 @@ def test_a_failed_batch_stops_the_later_phases_and_commit_keeping_what_earlier_b
     states = task_states(run.run_id)
     assert set(states["apply_member_adds.write"]) == {"failed"}
     later = PHASE_NAMES[PHASE_NAMES.index("member_adds") + 1:]
-    for phase in later:
-        assert states[f"apply_{phase}.write"] == ["upstream_failed"], (phase, states[f"apply_{phase}.write"])
+    phases = read_json(RunFolder(sync_env.settings.runs_dir, run.run_id).apply_batches)["phases"]
+    for phase in later:  # the ones with batches never start; the empty ones apply_batches skipped
+        expected = ["upstream_failed"] if phases[phase] else ["skipped"]
+        assert states[f"apply_{phase}.write"] == expected, (phase, states[f"apply_{phase}.write"])
     assert states["apply_creates.write"] and set(states["apply_creates.write"]) == {"success"}
     assert states["apply"] == ["upstream_failed"] and states["commit"] == ["upstream_failed"]
     assert states["release_state_lock"] == ["success"]  # the teardown frees the lock
