@@ -27,10 +27,10 @@ def task_rows(run_id: str) -> list[tuple[str, int, str, bool]]:
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        rows = (session.query(TaskInstance.task_id, TaskInstance.map_index, TaskInstance.state,
-                              TaskInstance.start_date)
+        # A task that ran reported its process (ti_run); a skipped task gets dates but never a pid.
+        rows = (session.query(TaskInstance.task_id, TaskInstance.map_index, TaskInstance.state, TaskInstance.pid)
                 .filter(TaskInstance.dag_id == DAG_ID, TaskInstance.run_id == run_id).all())
-    return sorted((t, i, str(getattr(s, "value", s)), started is not None) for t, i, s, started in rows)
+    return sorted((t, i, str(getattr(s, "value", s)), pid is not None) for t, i, s, pid in rows)
 
 
 def task_states(run_id: str) -> dict[str, list[str]]:
