@@ -8,8 +8,9 @@ tenant snapshot and maps it to directory records; `validate` quarantines bad rec
 the run when too many are bad); `plan` diffs the records against the domain into a change set
 (the run's `plan/plan.txt` is readable); `apply_batches` cuts it into batches
 (`DOMAIN_SYNC_APPLY_BATCH_SIZE` changes), the `apply_<phase>` groups write them over LDAPS phase by
-phase, the batches of a phase in parallel mapped tasks (a new user's initial password goes to the
-credential sink first), and `apply` merges their results; `credentials` sets the password changes
+phase (a phase without batches is skipped without starting), the batches of a phase in parallel
+mapped tasks (a new user's initial password goes to the credential sink first), and `apply` merges
+their results; `credentials` sets the password changes
 of the credential source, once each and in order per user; `commit` saves the delta links once
 apply went through the plan (an object the domain refuses is written again next run and held after
 failing run after run); `report` writes the run summary; `release_state_lock` (a
