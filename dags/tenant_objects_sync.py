@@ -17,7 +17,15 @@ from airflow.sdk import chain, dag
 
 from domain_sync.dag_params import approve_plan_param, dry_run_param, object_ids_param
 from domain_sync.run_keys import OBJECTS_DAG_ID
-from domain_sync.tasks import APPLY_POOL, DOMAIN, TENANT, default_args, raise_alerts_task, release_state_lock_task, stage_task
+from domain_sync.tasks import (
+    APPLY_POOL,
+    TENANT,
+    apply_tasks,
+    default_args,
+    raise_alerts_task,
+    release_state_lock_task,
+    stage_task,
+)
 
 
 @dag(
@@ -33,8 +41,8 @@ from domain_sync.tasks import APPLY_POOL, DOMAIN, TENANT, default_args, raise_al
 )
 def tenant_objects_sync():
     extract = [stage_task("extract_users", inlets=[TENANT]), stage_task("extract_groups", inlets=[TENANT])]
-    chain(extract, stage_task("transform"), stage_task("validate"), stage_task("plan"),
-          stage_task("apply", writes=DOMAIN, pool=APPLY_POOL), stage_task("commit", pool=APPLY_POOL),
+    chain(extract, stage_task("transform"), stage_task("validate"), stage_task("plan"), *apply_tasks(),
+          stage_task("commit", pool=APPLY_POOL),
           stage_task("report"), [release_state_lock_task(), raise_alerts_task()])
 
 

@@ -25,7 +25,15 @@ from airflow.sdk import chain, dag
 from domain_sync.dag_params import approve_plan_param, dry_run_param, forget_delta_links_param
 from domain_sync.ops_settings import OpsSettings
 from domain_sync.run_keys import FULL_RESYNC_DAG_ID
-from domain_sync.tasks import APPLY_POOL, DOMAIN, TENANT, default_args, raise_alerts_task, release_state_lock_task, stage_task
+from domain_sync.tasks import (
+    APPLY_POOL,
+    TENANT,
+    apply_tasks,
+    default_args,
+    raise_alerts_task,
+    release_state_lock_task,
+    stage_task,
+)
 
 FULL = {"full_resync": True}
 
@@ -46,8 +54,8 @@ def tenant_to_domain_full_resync():
     extract = [stage_task("extract_users", FULL, inlets=[TENANT]),
                stage_task("extract_groups", FULL, inlets=[TENANT])]
     chain(stage_task("forget_delta_links"), extract, stage_task("transform", FULL),
-          stage_task("validate", FULL), stage_task("plan", FULL),
-          stage_task("apply", FULL, writes=DOMAIN, pool=APPLY_POOL), stage_task("commit", FULL, pool=APPLY_POOL),
+          stage_task("validate", FULL), stage_task("plan", FULL), *apply_tasks(FULL),
+          stage_task("commit", FULL, pool=APPLY_POOL),
           stage_task("report", FULL), [release_state_lock_task(), raise_alerts_task()])
 
 

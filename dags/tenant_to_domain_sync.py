@@ -6,11 +6,14 @@ Keeps the Active Directory domain in step with the Microsoft Entra ID tenant, on
 `extract_users` and `extract_groups` read a Graph delta round each; `transform` folds it into the
 tenant snapshot and maps it to directory records; `validate` quarantines bad records (and stops
 the run when too many are bad); `plan` diffs the records against the domain into a change set
-(the run's `plan/plan.txt` is readable); `apply` writes it over LDAPS (a new user's initial password
-goes to the credential sink first); `credentials` sets the password changes of the credential source,
-once each and in order per user; `commit` saves the delta
-links once apply went through the plan (an object the domain refuses is written again next run and
-held after failing run after run); `report` writes the run summary; `release_state_lock` (a
+(the run's `plan/plan.txt` is readable); `apply_batches` cuts it into batches
+(`DOMAIN_SYNC_APPLY_BATCH_SIZE` changes), the `apply_<phase>` groups write them over LDAPS phase by
+phase (a phase without batches is skipped without starting), the batches of a phase in parallel
+mapped tasks (a new user's initial password goes to the credential sink first), and `apply` merges
+their results; `credentials` sets the password changes
+of the credential source, once each and in order per user; `commit` saves the delta links once
+apply went through the plan (an object the domain refuses is written again next run and held after
+failing run after run); `report` writes the run summary; `release_state_lock` (a
 teardown) frees the state lock of a run that ended before commit; `raise_alerts` (a teardown) raises
 the run's alerts (a blocked plan, new quarantined objects, expired or unusable delta links, objects
 failing run after run) whatever failed before it.
@@ -38,8 +41,8 @@ from domain_sync.dag_params import approve_plan_param, dry_run_param, full_resyn
 from domain_sync.ops_settings import OpsSettings
 from domain_sync.tasks import (
     APPLY_POOL,
-    DOMAIN,
     TENANT,
+    apply_tasks,
     default_args,
     raise_alerts_task,
     release_state_lock_task,
@@ -61,8 +64,7 @@ from domain_sync.tasks import (
 )
 def tenant_to_domain_sync():
     extract = [stage_task("extract_users", inlets=[TENANT]), stage_task("extract_groups", inlets=[TENANT])]
-    chain(extract, stage_task("transform"), stage_task("validate"), stage_task("plan"),
-          stage_task("apply", writes=DOMAIN, pool=APPLY_POOL),
+    chain(extract, stage_task("transform"), stage_task("validate"), stage_task("plan"), *apply_tasks(),
           # Its own retries: a credential store or DC that is away gets longer (events stay pending meanwhile).
           stage_task("credentials", pool=APPLY_POOL, retries=3, retry_delay=pendulum.duration(minutes=1)),
           stage_task("commit", pool=APPLY_POOL),

@@ -70,6 +70,9 @@ class Settings:
     ldap_transient_codes: str = "51,52"
     # Apply: LDAP connections writing in parallel (objects of one phase; phases stay in order).
     apply_connections: int = 4
+    # Apply in the DAGs: the most changes one mapped apply task writes (a batch; the batches of one phase run
+    # in parallel, as many at once as DOMAIN_SYNC_APPLY_POOL has slots, each over DOMAIN_SYNC_APPLY_CONNECTIONS).
+    apply_batch_size: int = 1000
     # Where synced objects are looked up by anchor, relative to the base DN ("" = the container itself);
     # a parent of the container lets objects moved out of it be found and moved back. Must contain the
     # container. Nothing outside it is ever modified, moved or deleted.
@@ -158,7 +161,7 @@ class Settings:
             if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
                 raise SettingsError(f"setting {name}={value} must not be negative")
         for name in ("graph_timeout_seconds", "ldap_timeout_seconds", "retry_attempts", "apply_connections",
-                     "initial_password_days"):
+                     "apply_batch_size", "initial_password_days"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"setting DOMAIN_SYNC_{name.upper()}={getattr(self, name)} must be above 0")
         for name in ("keep_runs", "keep_run_days"):

@@ -11,6 +11,7 @@ import importlib
 import logging
 from typing import Any
 
+from domain_sync.apply.phases import BATCH_PARAM
 from domain_sync.config import Settings
 from domain_sync.context import StageContext
 from domain_sync.errors import UnknownName
@@ -26,6 +27,9 @@ STAGES: dict[str, tuple[str, str]] = {
     "validate": ("domain_sync.validate.stage", "run"),
     "plan": ("domain_sync.plan.stage", "run"),
     "apply": ("domain_sync.apply.stage", "run"),
+    # The apply spread over mapped tasks (domain_sync.tasks.apply_tasks): cut the plan, write one batch.
+    "apply_batches": ("domain_sync.apply.stage", "prepare_batches"),
+    "apply_batch": ("domain_sync.apply.stage", "run_batch"),
     "credentials": ("domain_sync.credentials.stage", "run"),
     "commit": ("domain_sync.state", "run"),
     "report": ("domain_sync.summary", "run"),
@@ -47,12 +51,14 @@ def stage_function(name: str):
 def run_stage(name: str, run_id: str, params: dict[str, Any] | None, settings: Settings | None = None) -> dict:
     settings = settings or Settings.from_env()
     ctx = StageContext(settings, RunFolder(settings.runs_dir, run_id), dict(params or {}))
+    # A mapped apply task's summary section is its batch's (summary/<stage>.<batch>.json): batches run at once.
+    section = ctx.run.batch_section(name, str(ctx.params[BATCH_PARAM])) if ctx.params.get(BATCH_PARAM) else name
     try:
         result = stage_function(name)(ctx)
     except Exception as exc:
-        ctx.run.update_summary(name, {"failed": f"{type(exc).__name__}: {exc}"})
+        ctx.run.update_summary(section, {"failed": f"{type(exc).__name__}: {exc}"})
         raise
-    ctx.run.update_summary(name, result)
+    ctx.run.update_summary(section, result)
     return result
 
 

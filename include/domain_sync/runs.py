@@ -9,6 +9,7 @@
   validate/quarantine.json, validate/report.json
   plan/plan.json, plan/plan.txt, plan/collisions.json
   apply/results.json
+  apply/batches.json, apply/batches/<batch>.json, apply/results/<batch>.json   the mapped apply's batches
   credentials/results.json
   state_read.json                          the committed state version extract read (the state lock's hand-off)
   summary/<stage>.json                     each stage's outcome (`summary()` composes them)
@@ -152,6 +153,25 @@ class RunFolder:
     def apply_results(self) -> StoragePath:
         return self._file("apply", "results.json")
 
+    # apply_batches -> the mapped apply tasks -> apply (apply/batches.py)
+    @property
+    def apply_batches(self) -> StoragePath:
+        """The change set cut into batches: the plan's digest and each phase's batch ids."""
+        return self._file("apply", "batches.json")
+
+    def apply_batch(self, batch: str) -> StoragePath:
+        """The changes of one batch (with their positions in the plan; written by apply_batches alone)."""
+        return self._folder(self.path / "apply" / "batches") / f"{_batch(batch)}.json"
+
+    def apply_batch_results(self, batch: str) -> StoragePath:
+        """The results of one batch (written by its mapped task alone); apply merges them into `apply_results`."""
+        return self._folder(self.path / "apply" / "results") / f"{_batch(batch)}.json"
+
+    @staticmethod
+    def batch_section(stage: str, batch: str) -> str:
+        """The summary section of one batch's task: a file of its own, as the batches of a phase end at once."""
+        return f"{stage}.{_batch(batch)}"
+
     # credentials -> report (no passwords: the outcome of each password change, what was set aside)
     @property
     def credential_results(self) -> StoragePath:
@@ -185,6 +205,12 @@ def _frame(frame: str) -> str:
     if frame not in FRAMES:
         raise UnknownName(f"unknown frame {frame!r}; expected one of {FRAMES}")
     return frame
+
+
+def _batch(batch: str) -> str:
+    if not re.fullmatch(r"[a-z_]+-[0-9]{4}", batch):
+        raise UnknownName(f"not a batch id: {batch!r}; expected <phase>-<number>, e.g. creates-0001")
+    return batch
 
 
 def snapshot_file_name(frame: str) -> str:

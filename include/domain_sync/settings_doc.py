@@ -35,7 +35,8 @@ SECTIONS = (
 
 # Read by the DAG files themselves (include/domain_sync/tasks.py), not a field of either class.
 POOL_NOTE = ("`DOMAIN_SYNC_APPLY_POOL` (read by `include/domain_sync/tasks.py` when the DAGs are parsed): the "
-             "Airflow pool of the writers (apply, credentials, commit); it must exist "
+             "Airflow pool of the writers (apply and its batch tasks, credentials, commit; its slots cap how many "
+             "batches write the domain at once); it must exist "
              "(`airflow pools set domain_writes 1 \"writers to the domain\"`). Unset: Airflow's default pool.")
 
 

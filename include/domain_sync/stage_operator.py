@@ -9,9 +9,11 @@ the domain's users and for its groups when the stage wrote those (lineage.writte
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow.sdk import Asset, AssetAlias, BaseOperator
+from airflow.sdk.bases.skipmixin import XCOM_SKIPMIXIN_FOLLOWED, XCOM_SKIPMIXIN_KEY, SkipMixin
 
 from domain_sync.lineage import STAGE_ASSETS, written_assets
 from domain_sync.run_keys import run_key
@@ -52,3 +54,33 @@ class StageOperator(BaseOperator):
 
         key, result = self._outcome or (task_instance.run_id, {})
         return openlineage_facets(self.stage, result, RunFolder(Settings.from_env().runs_dir, key))
+
+
+class BranchingStageOperator(StageOperator, SkipMixin):
+    """A stage that chooses which of the tasks right after it start: `follow[name]` for each name whose count
+    in its result's `follow_key` is above 0, and always `always`; the other tasks right after it are skipped
+    without starting (apply_batches: the phases with no batch start nothing). Unlike a branch operator it
+    follows exactly those tasks, not whatever lies downstream of them (a later phase stays skipped)."""
+
+    inherits_from_skipmixin = True
+
+    def __init__(self, *, follow: Mapping[str, Sequence[str]], follow_key: str, always: Sequence[str] = (),
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.follow = {name: list(ids) for name, ids in follow.items()}
+        self.follow_key = follow_key
+        self.always = list(always)
+
+    def execute(self, context) -> dict:
+        result = super().execute(context)
+        chosen = {i for name, count in (result.get(self.follow_key) or {}).items() if count
+                  for i in self.follow.get(name, ())}
+        chosen |= set(self.always)
+        ti = context["ti"]
+        after = sorted(self.downstream_task_ids)
+        # Read by NotPreviouslySkippedDep: a skipped task cleared later is skipped again.
+        ti.xcom_push(key=XCOM_SKIPMIXIN_KEY, value={XCOM_SKIPMIXIN_FOLLOWED: [i for i in after if i in chosen]})
+        skip = [i for i in after if i not in chosen]
+        self.log.info("following %s; skipping %s", sorted(chosen & set(after)), skip)
+        self._set_state_to_skipped([(i, ti.map_index) for i in skip], ti.map_index)  # raises when it skips any
+        return result

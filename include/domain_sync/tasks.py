@@ -49,6 +49,58 @@ def stage_task(name: str, fixed_params: dict[str, Any] | None = None, *, writes:
     return StageOperator(task_id=name, stage=name, writes=writes, fixed_params=fixed_params, **task_kwargs)
 
 
+def apply_tasks(fixed_params: dict[str, Any] | None = None) -> tuple:
+    """The apply of the plan spread over mapped tasks (domain_sync.apply.batches), as (first, last) to chain:
+    `apply_batches` checks the plan and cuts it into batches; then one task group a phase, in apply order
+    (apply/phases.py), whose `batches` lists the phase's batches and whose mapped `write` writes each one, in
+    the writers' pool (so the pool caps how many write the domain at once); `apply` merges their results
+    into the run's apply results. apply_batches starts only the groups of the phases that hold batches and
+    skips the others without starting them (a run with nothing to write starts apply_batches and apply alone).
+    A phase starts when every batch of the phases before has finished and none failed (each phase waits for
+    all of them: a failure stops every later phase, even past a skipped one)."""
+    from airflow.sdk import TaskGroup, TriggerRule
+
+    from domain_sync.apply.phases import BATCH_PARAM, MERGE_PARAM, PHASE_NAMES
+    from domain_sync.stage_operator import BranchingStageOperator, StageOperator
+
+    fixed = dict(fixed_params or {})
+    groups = {phase: f"apply_{phase}" for phase in PHASE_NAMES}
+    prepare = BranchingStageOperator(
+        task_id="apply_batches", stage="apply_batches", fixed_params=fixed, follow_key="batches", always=["apply"],
+        follow={phase: [f"{group}.batches", f"{group}.write"] for phase, group in groups.items()})
+    writes = []
+    for phase in PHASE_NAMES:
+        with TaskGroup(groups[phase]):
+            batches = _phase_batches_task(phase, fixed)
+            write = StageOperator.partial(
+                task_id="write", stage="apply_batch", pool=APPLY_POOL, trigger_rule=TriggerRule.NONE_FAILED,
+                map_index_template="{{ task.fixed_params['" + BATCH_PARAM + "'] }}",
+            ).expand(fixed_params=batches)
+        prepare >> [batches, write]
+        writes >> write
+        writes.append(write)
+    merge = stage_task("apply", {**fixed, MERGE_PARAM: True}, writes=DOMAIN, pool=APPLY_POOL,
+                       trigger_rule=TriggerRule.NONE_FAILED)
+    writes >> merge
+    return prepare, merge
+
+
+def _phase_batches_task(phase: str, fixed: dict[str, Any]):
+    """The params of each mapped write task of `phase`: the run's fixed params and the batch's id."""
+
+    @task(task_id="batches")
+    def batches(run_id=None, dag=None) -> list[dict]:
+        from domain_sync.apply.batches import phase_batches
+        from domain_sync.apply.phases import BATCH_PARAM
+        from domain_sync.config import Settings
+        from domain_sync.runs import RunFolder
+
+        run = RunFolder(Settings.from_env().runs_dir, run_key(dag.dag_id, run_id))
+        return [{**fixed, BATCH_PARAM: batch} for batch in phase_batches(run, phase)]
+
+    return batches()
+
+
 def release_state_lock_task():
     """Teardown: frees the state lock if the run still holds it (it ended before commit, which frees it
     otherwise). A teardown runs whatever happened upstream and leaves the run's state alone."""

@@ -69,8 +69,8 @@ def test_every_task_retries_only_what_a_retry_can_fix(dag_bag):
 
 def test_sync_dag_runs_the_stages_in_pipeline_order(dag_bag):
     dag = dag_bag.dags["tenant_to_domain_sync"]
-    order = ["transform", "validate", "plan", "apply", "credentials", "commit", "report"]
-    for upstream, downstream in zip(order, order[1:], strict=False):
+    order = ["transform", "validate", "plan", "apply_batches", "apply", "credentials", "commit", "report"]
+    for upstream, downstream in zip(order, order[1:], strict=False):  # apply_batches -> apply: also by the phases
         assert downstream in dag.get_task(upstream).downstream_task_ids
     assert {"extract_users", "extract_groups"} == dag.get_task("transform").upstream_task_ids
     assert set(dag.params.keys()) == {"full_resync", "dry_run", "approve_plan"}

@@ -123,9 +123,13 @@ def apply_changes(
     changes: list[Change],
     connections: int = 1,
     progress_every: int = 1000,
+    failed_creates: dict[str, str] | None = None,
 ) -> ApplySummary:
-    """Apply `changes` with up to `connections` writers; results come back in plan order.
+    """Apply `changes` with up to `connections` writers; results come back in plan order, with their
+    positions in `changes` (`ApplySummary.indexes`).
 
+    `failed_creates` (normalized DN -> anchor): creates that failed before, in an earlier batch of the same
+    plan (apply/batches.py); values naming them are left out as those of a create failing here are.
     Raises ApplyAborted (carrying the results so far) when a writer gives up on the domain; the
     other workers stop after their current change.
     """
@@ -136,7 +140,7 @@ def apply_changes(
     stop = threading.Event()
     done = [0]
     done_lock = threading.Lock()
-    failed_creates: dict[str, str] = {}  # normalized DN -> anchor of each create that failed
+    failed_creates = dict(failed_creates or {})  # normalized DN -> anchor of each create that failed
 
     def drain(writer: DomainWriter, phase: _Phase) -> None:
         while not stop.is_set():
@@ -174,7 +178,8 @@ def apply_changes(
                         log.info("applied %d of %d changes", done[0], len(changes))
 
     def summary() -> ApplySummary:
-        return ApplySummary([r for r in results if r is not None])
+        indexes = [i for i, r in enumerate(results) if r is not None]
+        return ApplySummary([results[i] for i in indexes], indexes)
 
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="domain-writer") as pool:

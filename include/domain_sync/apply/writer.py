@@ -81,6 +81,8 @@ class ApplyAborted(TransientError):
 @dataclass
 class ApplySummary:
     results: list[ApplyResult] = field(default_factory=list)
+    # The position of each result's change in the applied change list (runner.apply_changes sets them).
+    indexes: list[int] = field(default_factory=list)
 
     @property
     def writes(self) -> Counter:
