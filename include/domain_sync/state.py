@@ -73,6 +73,11 @@ class StateStore:
         current = self.current()
         return (read_json(current / "delta_links.json", {}) or {}) if current else {}
 
+    def committed_file(self, name: str) -> Path | None:
+        """A file committed beside the snapshot (the domain index, plan/incremental.py), if there is one."""
+        current = self.current()
+        return current / name if current is not None and (current / name).exists() else None
+
     def snapshot(self, frame: str) -> Path | None:
         """The committed tenant snapshot of one frame (users, groups, members), if there is one."""
         current = self.current()
@@ -81,13 +86,18 @@ class StateStore:
             return None
         return current / name
 
-    def commit(self, snapshot_dir: Path, delta_links: dict[str, str | dict], now: datetime | None = None) -> str:
-        """Save the snapshot and the links ({resource: link or {"link", "received_at"}}) as the new state."""
+    def commit(self, snapshot_dir: Path, delta_links: dict[str, str | dict], now: datetime | None = None,
+               extra_files: tuple[Path, ...] = ()) -> str:
+        """Save the snapshot and the links ({resource: link or {"link", "received_at"}}) as the new state, with
+        `extra_files` (the plan's domain index) beside them when they exist."""
         now = now or datetime.now(UTC)
         version = f"v-{now.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
         target = private_dir(self.dir / version, root=self.dir.parent)  # 0700 from the data folder down
         for name in SNAPSHOT_FILES:
             copy_private(snapshot_dir / name, target / name)  # 0600, whatever the run's copy has
+        for source in extra_files or ():  # kept beside the snapshot when the run wrote them (the domain index)
+            if source.exists():
+                copy_private(source, target / source.name)
         previous = self.delta_links()
         links = {}
         for resource, entry in delta_links.items():
@@ -379,7 +389,7 @@ def commit_run(state: StateStore, run: RunFolder, dry_run: bool = False) -> dict
         read_version = check_state(state, run)
         version = state.commit(run.snapshot_dir, {
             r: {"link": e["link"], "received_at": e.get("received_at"), "select": e.get("select")}
-            for r, e in links.items()})
+            for r, e in links.items()}, extra_files=(run.domain_index, run.domain_index_meta))
     state.release_lock(run.run_id)
     return {"committed": True, "version": version, "previous_version": read_version}
 
