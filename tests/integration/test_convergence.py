@@ -17,12 +17,13 @@ from tests.fixtures.convergence import (
     DNS_NAME,
     check_convergence,
     create_local_objects,
-    idle_sync,
     owned_anchors,
     snapshot_objects,
     sync,
     tenant_state,
 )
+from tests.fixtures.convergence import idle_sync as idle_sync_all
+from tests.fixtures.convergence import sync as sync_all
 from tests.fixtures.sync_env import first, tenant_group, tenant_user
 
 pytestmark = pytest.mark.integration
@@ -34,8 +35,20 @@ USERS, GROUPS, CHANGES = 60, 12, 25
 SEEDS = [3, 11, 2026, 2082, 2140, 2272]
 
 
+@pytest.mark.parametrize("plan_mode", ["incremental", "full"])
 @pytest.mark.parametrize("seed", SEEDS)
-def test_a_hostile_tenant_converges_and_stays_converged(sync_env, seed):
+def test_a_hostile_tenant_converges_and_stays_converged(sync_env, seed, plan_mode):
+    """In both plan modes; with the incremental one, every run also makes the full plan and the two must be
+    the same (tests.fixtures.convergence.run_comparing_plans)."""
+    sync_env.set(plan_mode=plan_mode)
+    compare = plan_mode == "incremental"
+
+    def sync(env, run_id):
+        return sync_all(env, run_id, compare)
+
+    def idle_sync(env, run_id):
+        return idle_sync_all(env, run_id, compare)
+
     doc = hostile_tenant(USERS, GROUPS, seed, domain=DNS_NAME)
     marker = f"domain-sync:{doc['tenant']['id']}"
     local = create_local_objects(sync_env, doc)
