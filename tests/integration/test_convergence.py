@@ -1,9 +1,10 @@
 """Converges on any tenant and any domain: a hostile tenant synced into a container that already holds local
 objects with colliding names, then a seeded batch of tenant changes, checked by reading the domain alone.
 
-Per seed: local objects (tests.fixtures.convergence.local_objects_for) in the container; the hostile tenant
-(emulator.hostile.hostile_tenant); a sync that succeeds; a second sync that writes nothing; random_changes;
-a sync; the domain-only convergence check (tests.fixtures.convergence.check_convergence) finds no problem;
+Per seed and plan mode: local objects (tests.fixtures.convergence.local_objects_for) in the container; the
+hostile tenant (emulator.hostile.hostile_tenant); a sync that succeeds; a second sync that writes nothing;
+random_changes in the tenant and hand_edits in the domain (deletions, a rename, attribute and member edits, a
+colliding local object deleted); a sync; the domain-only convergence check (tests.fixtures.convergence.check_convergence) finds no problem;
 a last sync writes nothing. benchmarks/soak_convergence.py runs the same steps over many seeds.
 """
 
@@ -17,6 +18,7 @@ from tests.fixtures.convergence import (
     DNS_NAME,
     check_convergence,
     create_local_objects,
+    hand_edits,
     owned_anchors,
     snapshot_objects,
     sync,
@@ -62,8 +64,11 @@ def test_a_hostile_tenant_converges_and_stays_converged(sync_env, seed, plan_mod
 
     synced = owned_anchors(sync_env, marker)
     changes = random_changes(emu.admin, CHANGES, seed)
+    edits, local = hand_edits(sync_env, marker, seed, local)
+    before = snapshot_objects(sync_env.endpoint, [o.dn for o in local])
     _, problems = sync(sync_env, "sync-3")
     applied = "\n".join(f"  {c.op} {c.kind} {c.id} {c.values} {c.outcome}" for c in changes)
+    applied += "\nand in the domain:\n" + "\n".join(f"  {e}" for e in edits)
     assert not problems, "\n".join(problems) + "\nafter the changes:\n" + applied
 
     report = check_convergence(tenant_state(emu.admin), sync_env.settings, sync_env.endpoint, local_before=before,
