@@ -4,8 +4,10 @@ objects with colliding names, then a seeded batch of tenant changes, checked by 
 Per seed and plan mode: local objects (tests.fixtures.convergence.local_objects_for) in the container; the
 hostile tenant (emulator.hostile.hostile_tenant); a sync that succeeds; a second sync that writes nothing;
 random_changes in the tenant and hand_edits in the domain (deletions, a rename, attribute and member edits, a
-colliding local object deleted); a sync; the domain-only convergence check (tests.fixtures.convergence.check_convergence) finds no problem;
-a last sync writes nothing. benchmarks/soak_convergence.py runs the same steps over many seeds.
+colliding local object deleted); a sync; the domain-only convergence check
+(tests.fixtures.convergence.check_convergence) finds no problem; a last sync writes nothing. In the incremental
+mode every sync also makes the full plan, and the two must be the same. benchmarks/soak_convergence.py runs the
+same steps over many seeds.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ from domain_sync.config import Settings
 from domain_sync.context import StageContext
 from domain_sync.domain import DomainEndpoint
 from domain_sync.failing import HELD_KEY, failing_objects, held_for_failing, staged_ids, track_failures
-from domain_sync.plan import stage as plan_stage
 from domain_sync.plan import incremental
+from domain_sync.plan import stage as plan_stage
 from domain_sync.plan.changeset import UF_NORMAL_ACCOUNT
 from domain_sync.plan.observed import ObservedDomain, ObservedObject
 from domain_sync.records import RECORD_BASE_COLUMNS, RECORD_MEMBER_COLUMNS, attr_column

@@ -298,8 +298,8 @@ def observe_incremental(conn, *, base_dn: str, container_dn: str, search_base: s
                         inputs: PlanInputs, change_inputs: ChangeInputs) -> IncrementalRead:
     """Read the changed set and what its plan looks at; the plan inputs restricted to it. Raises
     FullReconcileNeeded when the incremental plan cannot stand for a full one."""
-    from domain_sync.domain import entry_exists
     from domain_sync.dn import ancestors
+    from domain_sync.domain import entry_exists
 
     delta = change_inputs.delta
     if delta.containers:
