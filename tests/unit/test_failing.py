@@ -169,6 +169,7 @@ def plan_run(settings, monkeypatch, run_id, staged=(), **params):
     monkeypatch.setattr(plan_stage, "connect", lambda *a, **k: Connection())
     monkeypatch.setattr(incremental, "observe_domain", lambda *a, **k: domain)
     monkeypatch.setattr(incremental, "read_root", lambda conn: {"usn": None, "server": None})
+    monkeypatch.setattr(incremental, "container_guids", lambda conn, dns: {})
     StateStore(settings.state_dir).note_writes("r0")  # the domain's objects come from this store: not lost state
     ctx = StageContext(settings, run, dict(params),
                        endpoint_factory=lambda s: DomainEndpoint("dc", 636, "cn=x", "pw", "DC=corp,DC=example,DC=test"))

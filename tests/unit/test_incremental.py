@@ -18,6 +18,7 @@ from domain_sync.plan.incremental import (
     ChangeInputs,
     DomainIndex,
     full_reason,
+    holding_containers,
     index_frame,
     new_meta,
     root_reason,
@@ -125,7 +126,7 @@ def test_the_index_goes_through_commit_and_is_updated_for_the_changed_set(tmp_pa
                  extra_files=(run.domain_index, run.domain_index_meta))
     index = DomainIndex.committed(state)
     assert index.meta == {"format": 1, "usn": 5, "server": "dc", "fingerprint": "f", "sticky": [aid(3)],
-                          "quarantined": [aid(4)], "unmarked": 2}
+                          "quarantined": [aid(4)], "unmarked": 2, "containers": {}}
     assert index.synced_counts() == {"user": 1, "group": 1} and index.group_members() == {aid(2): 1}
     # The changed set as read now: 1 moved, 2 gone, 5 new; the rest stays as committed.
     observed = ObservedDomain(C, [], {aid(1): ObservedObject(aid(1), "user", f"CN=b,{C}", {}, guid=aid(101)),
@@ -136,6 +137,13 @@ def test_the_index_goes_through_commit_and_is_updated_for_the_changed_set(tmp_pa
     # A commit without an index (an older plan) leaves none: the next plan is a full reconcile.
     state.commit(run.snapshot_dir, {"users": "l"})
     assert DomainIndex.committed(state) is None
+
+
+def test_the_containers_holding_synced_objects_up_to_the_search_base():
+    frame = index_of((aid(1), "user", "a", None, 0))
+    frame.loc[len(frame)] = [aid(2), "user", "CN=b,OU=Old,OU=Sync,DC=corp,DC=example,DC=test", "", None, 0]
+    assert holding_containers(frame, "OU=Sync,DC=corp,DC=example,DC=test") == {
+        "ou=sync,dc=corp,dc=example,dc=test", "ou=old,ou=sync,dc=corp,dc=example,dc=test"}
 
 
 def test_a_create_whose_account_name_was_not_looked_up_makes_the_plan_full():

@@ -60,6 +60,7 @@ from domain_sync.plan.observed import (
     ObservedDomain,
     SyncedCollector,
     changed_since,
+    container_guids,
     observe_anchors,
     observe_domain,
     observe_names,
@@ -129,9 +130,34 @@ def updated_index(previous: pd.DataFrame, changed: set[str], observed: ObservedD
     return pd.concat([kept, index_frame(observed.objects.values())], ignore_index=True)
 
 
-def new_meta(root: dict, fingerprint: str, sticky: set[str], quarantined: set[str], unmarked: int) -> dict:
+def new_meta(root: dict, fingerprint: str, sticky: set[str], quarantined: set[str], unmarked: int,
+             containers: dict[str, str] | None = None) -> dict:
     return {"format": INDEX_FORMAT, "usn": root["usn"], "server": root["server"], "fingerprint": fingerprint,
-            "sticky": sorted(sticky), "quarantined": sorted(a.lower() for a in quarantined), "unmarked": unmarked}
+            "sticky": sorted(sticky), "quarantined": sorted(a.lower() for a in quarantined), "unmarked": unmarked,
+            "containers": containers or {}}
+
+
+def holding_containers(frame: pd.DataFrame, search_base: str) -> set[str]:
+    """The containers the indexed objects sit in, and theirs up to the search base (normalized DNs): renaming
+    or moving one moves synced objects without changing them."""
+    from domain_sync.dn import is_within, parent_dn
+
+    out: set[str] = set()
+    for dn in set(frame["dn"]):
+        parent = _key(parent_dn(dn)) if _key(dn) else None
+        while parent and parent not in out and is_within(parent, search_base):
+            out.add(parent)
+            parent = _key(parent_dn(parent))
+    return out
+
+
+def _key(dn: str) -> str | None:
+    from domain_sync.dn import DNError
+
+    try:
+        return normalize_dn(dn)
+    except DNError:
+        return None
 
 
 def read_root(conn) -> dict:
@@ -302,9 +328,12 @@ def observe_incremental(conn, *, base_dn: str, container_dn: str, search_base: s
     from domain_sync.domain import entry_exists
 
     delta = change_inputs.delta
-    if delta.containers:
-        raise FullReconcileNeeded(f"{len(delta.containers)} containers under the search base changed "
-                                  f"({'; '.join(sorted(delta.containers)[:3])})")
+    known_containers = change_inputs.meta.get("containers") or {}
+    moved = sorted(dn for guid, dn in delta.containers.items()
+                   if guid in known_containers and _key(dn) != known_containers[guid])
+    if moved:
+        raise FullReconcileNeeded(f"{len(moved)} containers holding synced objects were renamed or moved "
+                                  f"({'; '.join(moved[:3])})")
     reasons = changed_set(change_inputs)
     changed = set().union(*reasons.values()) if reasons else set()
     index = change_inputs.index
@@ -435,8 +464,7 @@ def make_plan(connect_domain, where: PlanSetting, inputs: PlanInputs, *, full_be
         reason = full_because or root_reason(index, root)
         if reason is None:
             try:
-                change_inputs.delta = changed_since(conn, where.base_dn, where.search_base, where.anchor_attribute,
-                                                    index.meta["usn"])
+                change_inputs.delta = changed_since(conn, where.base_dn, where.anchor_attribute, index.meta["usn"])
                 read = observe_incremental(
                     conn, base_dn=where.base_dn, container_dn=where.container_dn, search_base=where.search_base,
                     anchor_attribute=where.anchor_attribute, mapped_attributes=where.mapped_attributes,
@@ -450,7 +478,7 @@ def make_plan(connect_domain, where: PlanSetting, inputs: PlanInputs, *, full_be
                     raise FullReconcileNeeded(f"new account names past the ones looked up ({unlooked[:3]})")
                 frame = updated_index(index.frame, read.changed, read.observed)
                 meta = new_meta(root, fingerprint, sticky_anchors(collisions, read.observed), inputs.quarantined,
-                                read.unmarked)
+                                read.unmarked, container_guids(conn, holding_containers(frame, where.search_base)))
                 return PlanRound(change_set, collisions, read.observed, INCREMENTAL, None, DomainIndex(frame, meta),
                                  changed={**read.reasons, "total": len(read.changed)})
             except FullReconcileNeeded as exc:
@@ -460,11 +488,13 @@ def make_plan(connect_domain, where: PlanSetting, inputs: PlanInputs, *, full_be
             conn, where.base_dn, where.container_dn, where.anchor_attribute, where.mapped_attributes,
             search_base=where.search_base, owner_attribute=where.owner_attribute, owner_marker=where.owner_marker,
             desired=(set(inputs.users["anchor"]) | set(inputs.groups["anchor"])) - inputs.quarantined)
+        frame = index_frame(observed.objects.values())
+        containers = container_guids(conn, holding_containers(frame, where.search_base))
     finally:
         disconnect(conn)
     change_set, collisions = plan_changes(inputs, observed, where.anchor_attribute,
                                           set_initial_password=where.set_initial_password,
                                           owner=(where.owner_attribute, where.owner_marker))
-    meta = new_meta(root, fingerprint, sticky_anchors(collisions, observed), inputs.quarantined, observed.unmarked)
-    return PlanRound(change_set, collisions, observed, FULL, reason, DomainIndex(index_frame(observed.objects.values()),
-                                                                                 meta))
+    meta = new_meta(root, fingerprint, sticky_anchors(collisions, observed), inputs.quarantined, observed.unmarked,
+                    containers)
+    return PlanRound(change_set, collisions, observed, FULL, reason, DomainIndex(frame, meta))

@@ -17,6 +17,7 @@ never created a second time. Two objects with the same anchor are both held.
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass, field
 
 from domain_sync.dn import (
@@ -38,6 +39,7 @@ from domain_sync.domain import (
     ldap_values,
     object_kind,
     paged_search,
+    read_entry,
 )
 from domain_sync.naming import is_object_id
 
@@ -381,20 +383,20 @@ def observe_names(conn, base_dn: str, container_dn: str, account_names: set[str]
 class DomainDelta:
     """What changed in the domain since a highestCommittedUSN: the anchors and objectGUIDs of users and groups
     changed or moved anywhere in the domain, the objectGUIDs of objects deleted since, and the containers
-    (organizational units, containers) under the search base that changed (a rename or a move of one moves
-    the objects below it without changing them)."""
+    (organizational units, containers) that changed, by objectGUID (a rename or a move of one moves the
+    objects below it without changing them)."""
 
     anchors: set[str] = field(default_factory=set)
     guids: set[str] = field(default_factory=set)
     deleted_guids: set[str] = field(default_factory=set)
-    containers: list[str] = field(default_factory=list)
+    containers: dict[str, str] = field(default_factory=dict)  # objectGUID -> DN now
     entries: int = 0
 
 
 CONTAINER_CLASSES = {"organizationalunit", "container", "builtindomain"}
 
 
-def changed_since(conn, base_dn: str, search_base: str, anchor_attribute: str, usn: int) -> DomainDelta:
+def changed_since(conn, base_dn: str, anchor_attribute: str, usn: int) -> DomainDelta:
     """Every object under the domain whose uSNChanged is above `usn` (live ones, then tombstones with the
     Show Deleted control: they keep objectGUID, not the anchor)."""
     delta = DomainDelta()
@@ -413,9 +415,8 @@ def changed_since(conn, base_dn: str, search_base: str, anchor_attribute: str, u
                 delta.anchors.add(anchor.lower())
             continue
         classes = {c.lower() for c in ldap_values(_get(attrs, "objectClass"))}
-        key = _key(entry["dn"])
-        if classes & CONTAINER_CLASSES and key is not None and is_within(entry["dn"], search_base):
-            delta.containers.append(entry["dn"])
+        if classes & CONTAINER_CLASSES and raw_guid:
+            delta.containers[guid_from_bytes(raw_guid[0])] = entry["dn"]
     for entry in paged_search(conn, base_dn, f"(&(isDeleted=TRUE){since})", ["objectGUID"],
                               controls=[SHOW_DELETED]):
         delta.entries += 1
@@ -423,3 +424,16 @@ def changed_since(conn, base_dn: str, search_base: str, anchor_attribute: str, u
         if raw_guid:
             delta.deleted_guids.add(guid_from_bytes(raw_guid[0]))
     return delta
+
+
+def container_guids(conn, dns: set[str]) -> dict[str, str]:
+    """{objectGUID: normalized DN} of the given containers (those that are there)."""
+    out = {}
+    for dn in sorted(dns):
+        attrs = read_entry(conn, dn, ["objectGUID"])
+        raw = attrs.get("objectGUID") if attrs else None
+        if raw:
+            value = raw[0] if isinstance(raw, list) else raw
+            out[str(uuid.UUID(value.strip("{}"))) if isinstance(value, str) else guid_from_bytes(value)] = \
+                normalize_dn(dn)
+    return out
