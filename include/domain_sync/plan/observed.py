@@ -17,7 +17,6 @@ never created a second time. Two objects with the same anchor are both held.
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass, field
 
 from domain_sync.dn import (
@@ -39,7 +38,6 @@ from domain_sync.domain import (
     ldap_values,
     object_kind,
     paged_search,
-    read_entry,
 )
 from domain_sync.naming import is_object_id
 
@@ -430,10 +428,10 @@ def container_guids(conn, dns: set[str]) -> dict[str, str]:
     """{objectGUID: normalized DN} of the given containers (those that are there)."""
     out = {}
     for dn in sorted(dns):
-        attrs = read_entry(conn, dn, ["objectGUID"])
-        raw = attrs.get("objectGUID") if attrs else None
-        if raw:
-            value = raw[0] if isinstance(raw, list) else raw
-            out[str(uuid.UUID(value.strip("{}"))) if isinstance(value, str) else guid_from_bytes(value)] = \
-                normalize_dn(dn)
+        if not entry_exists(conn, dn):
+            continue
+        for entry in paged_search(conn, dn, "(objectClass=*)", ["objectGUID"], scope="BASE"):
+            raw = _get(entry.get("raw_attributes", {}), "objectGUID")
+            if raw:
+                out[guid_from_bytes(raw[0])] = normalize_dn(dn)
     return out
