@@ -487,7 +487,8 @@ def make_plan(connect_domain, where: PlanSetting, inputs: PlanInputs, *, full_be
         observed = observe_domain(
             conn, where.base_dn, where.container_dn, where.anchor_attribute, where.mapped_attributes,
             search_base=where.search_base, owner_attribute=where.owner_attribute, owner_marker=where.owner_marker,
-            desired=(set(inputs.users["anchor"]) | set(inputs.groups["anchor"])) - inputs.quarantined)
+            desired=(set(inputs.users["anchor"]) | set(inputs.groups["anchor"])) - inputs.quarantined,
+            connect_more=connect_domain)
         frame = index_frame(observed.objects.values())
         containers = container_guids(conn, holding_containers(frame, where.search_base))
     finally:

@@ -17,7 +17,9 @@ never created a second time. Two objects with the same anchor are both held.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from domain_sync.dn import (
     DNError,
@@ -147,30 +149,42 @@ def observe_domain(
     owner_attribute: str | None = None,
     owner_marker: str | None = None,
     desired: set[str] = frozenset(),
+    connect_more: Callable[[], Any] | None = None,
 ) -> ObservedDomain:
     """`desired`: the anchors of the tenant objects to plan; only when one of them is not found under the
-    search base (a create) is the whole domain searched for objects of ours outside it (`owned_outside`)."""
+    search base (a create) is the whole domain searched for objects of ours outside it (`owned_outside`).
+    `connect_more`: opens another connection (closed here), for reads made at once."""
     search_base = search_base or container_dn
     # Containers, outermost first.
     missing = [d for d in ancestors(container_dn, base_dn) if not entry_exists(conn, d)]
 
-    account_names: dict[str, str] = {}
-    principal_names: dict[str, str] = {}
-    for entry in paged_search(conn, base_dn, "(|(sAMAccountName=*)(userPrincipalName=*))",
-                              ["sAMAccountName", "userPrincipalName"]):
-        attrs = entry["attributes"]
-        for name in ldap_values(attrs.get("sAMAccountName")):
-            account_names[name.lower()] = entry["dn"]
-        for name in ldap_values(attrs.get("userPrincipalName")):
-            principal_names[name.lower()] = entry["dn"]
-
-    collector = SyncedCollector(anchor_attribute, owner_attribute, owner_marker)
+    attributes = synced_attributes(anchor_attribute, mapped_attributes, owner_attribute, owner_marker)
     # The search base holds the container: when it is missing (a first run), nothing is synced yet.
-    if entry_exists(conn, search_base):
-        for entry in paged_search(conn, search_base, SYNCED_FILTER.format(anchor=f"({anchor_attribute}=*)"),
-                                  synced_attributes(anchor_attribute, mapped_attributes, owner_attribute,
-                                                    owner_marker)):
-            collector.add(entry)
+    synced_there = entry_exists(conn, search_base)
+
+    def read_names(c) -> tuple[dict[str, str], dict[str, str]]:
+        account: dict[str, str] = {}
+        principal: dict[str, str] = {}
+        for entry in paged_search(c, base_dn, "(|(sAMAccountName=*)(userPrincipalName=*))",
+                                  ["sAMAccountName", "userPrincipalName"]):
+            attrs = entry["attributes"]
+            for name in ldap_values(attrs.get("sAMAccountName")):
+                account[name.lower()] = entry["dn"]
+            for name in ldap_values(attrs.get("userPrincipalName")):
+                principal[name.lower()] = entry["dn"]
+        return account, principal
+
+    def read_synced(c) -> SyncedCollector:
+        found = SyncedCollector(anchor_attribute, owner_attribute, owner_marker)
+        if synced_there:
+            for entry in paged_search(c, search_base, SYNCED_FILTER.format(anchor=f"({anchor_attribute}=*)"),
+                                      attributes):
+                found.add(entry)
+        return found
+
+    # Both reads at once, each on a connection of its own when `connect_more` opens one: every name in the
+    # domain, and the synced objects (with their members).
+    collector, (account_names, principal_names) = in_parallel(conn, connect_more, [read_synced, read_names])
     collector.warn_duplicates()
     objects, synced_dns, duplicates = collector.objects, collector.synced_dns, collector.duplicates
     unreadable, unreadable_owned, unmarked = collector.unreadable, collector.unreadable_owned, collector.unmarked
@@ -197,6 +211,30 @@ def observe_domain(
 
 
 SYNCED_FILTER = "(&(|(objectClass=user)(objectClass=group)){anchor})"
+
+
+def in_parallel(conn, connect_more: Callable[[], Any] | None, reads: list[Callable[[Any], Any]]) -> list:
+    """The results of `reads` (each given a connection): the first on `conn`, the others at once on
+    connections of their own from `connect_more` (closed after); one after another on `conn` without it.
+    A read that fails raises here, after the others ended."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from domain_sync.domain import disconnect
+
+    if connect_more is None or len(reads) < 2:
+        return [read(conn) for read in reads]
+
+    def on_own(read):
+        own = connect_more()
+        try:
+            return read(own)
+        finally:
+            disconnect(own)
+
+    with ThreadPoolExecutor(max_workers=len(reads) - 1) as pool:
+        futures = [pool.submit(on_own, read) for read in reads[1:]]
+        first = reads[0](conn)
+        return [first, *(f.result() for f in futures)]
 
 
 def synced_attributes(anchor_attribute: str, mapped_attributes: list[str], owner_attribute: str | None,
