@@ -135,7 +135,7 @@ class Settings:
     # creates) fails the task after writing every other change and the results, and commit refuses the run.
     max_apply_failure_share: float = 0.05
     # Plan: "incremental" plans the scheduled sync's delta rounds for the objects that changed in the tenant or
-    # in the domain since the last commit (docs/performance.md, "Incremental plan"), falling back to a full
+    # in the domain since the last commit (docs/design.md, "Incremental plan"), falling back to a full
     # reconcile when it cannot (a full resync, a full read, no committed domain index, changed settings);
     # "full" reconciles the whole tenant against the whole domain every run.
     plan_mode: str = "incremental"
