@@ -131,7 +131,9 @@ def run(ctx: StageContext) -> dict:
                                                         "approved": status == "approved", "synced_in_domain": synced,
                                                         HELD_KEY: sorted(held_failing),
                                                         "plan_mode": planned.summary()}, compact=True)
-    planned.index.write(run)
+    if chosen is None:
+        # An on-demand run commits the round's other changes unwritten: no index, so the next plan is a full one.
+        planned.index.write(run)
     drift = drift_of_round(run, plan_json["changes"], observed, changed_in_tenant, notes)
     if drift:
         log.warning("drift: the domain differed from the tenant for objects the tenant did not change (changed by "
