@@ -13,6 +13,8 @@ same steps over many seeds.
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 
 from domain_sync.runs import RunFolder, write_json_atomic
 from emulator.hostile import hostile_tenant, random_changes
@@ -22,13 +24,14 @@ from tests.fixtures.convergence import (
     create_local_objects,
     hand_edits,
     owned_anchors,
+    run_scenario,
     snapshot_objects,
     sync,
     tenant_state,
 )
 from tests.fixtures.convergence import idle_sync as idle_sync_all
 from tests.fixtures.convergence import sync as sync_all
-from tests.fixtures.sync_env import first, tenant_group, tenant_user
+from tests.fixtures.sync_env import delete_subtree, first, tenant_group, tenant_user
 
 pytestmark = pytest.mark.integration
 
@@ -139,3 +142,30 @@ def test_the_check_finds_each_kind_of_difference_and_accepts_a_converged_domain(
                                    runs=[RunFolder(sync_env.settings.runs_dir, "sync-1"), held_run],
                                    synced_before=synced, owner_marker=marker)
     assert (bob["id"], "manager") in {(p.object_id, p.attribute) for p in held_check.problems}, held_check.text()
+
+
+# Each example is a whole scenario (a minute or two): a few, not shrunk, none saved between sessions.
+@settings(max_examples=2, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
+          phases=[Phase.generate], database=None)
+@given(seed=st.integers(0, 10**6), changes=st.integers(5, 40))
+def test_both_plan_modes_give_the_same_plan_on_random_tenants_and_changes(local_domain, tmp_path, monkeypatch, seed,
+                                                                          changes):
+    """A property: on a random hostile tenant, through random tenant changes and hand edits in the domain, every
+    run's incremental plan is the full reconcile's (same changes in the same order, same collisions), and the
+    domain converges. Each example on a container of its own."""
+    from tests.fixtures.sync_env import new_sync_env
+
+    folder = tmp_path / f"seed-{seed}-{changes}"
+    folder.mkdir()
+    env = new_sync_env(local_domain, folder, monkeypatch)
+    try:
+        problems = run_scenario(env, seed, users=30, groups=6, changes=changes, compare_plans=True, edits=True)
+        assert not problems, f"seed {seed}, {changes} changes:\n" + "\n".join(problems)
+    finally:
+        if env.emulator is not None:
+            env.emulator.stop()
+        conn = env.ldap()
+        try:
+            delete_subtree(conn, env.container_dn)
+        finally:
+            conn.unbind()
