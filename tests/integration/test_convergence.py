@@ -31,7 +31,7 @@ from tests.fixtures.convergence import (
 )
 from tests.fixtures.convergence import idle_sync as idle_sync_all
 from tests.fixtures.convergence import sync as sync_all
-from tests.fixtures.sync_env import delete_subtree, first, tenant_group, tenant_user
+from tests.fixtures.sync_env import first, tenant_group, tenant_user
 
 pytestmark = pytest.mark.integration
 
@@ -153,7 +153,7 @@ def test_both_plan_modes_give_the_same_plan_on_random_tenants_and_changes(local_
     """A property: on a random hostile tenant, through random tenant changes and hand edits in the domain, every
     run's incremental plan is the full reconcile's (same changes in the same order, same collisions), and the
     domain converges. Each example on a container of its own."""
-    from tests.fixtures.sync_env import new_sync_env
+    from tests.fixtures.sync_env import close_sync_env, new_sync_env
 
     folder = tmp_path / f"seed-{seed}-{changes}"
     folder.mkdir()
@@ -162,10 +162,4 @@ def test_both_plan_modes_give_the_same_plan_on_random_tenants_and_changes(local_
         problems = run_scenario(env, seed, users=30, groups=6, changes=changes, compare_plans=True, edits=True)
         assert not problems, f"seed {seed}, {changes} changes:\n" + "\n".join(problems)
     finally:
-        if env.emulator is not None:
-            env.emulator.stop()
-        conn = env.ldap()
-        try:
-            delete_subtree(conn, env.container_dn)
-        finally:
-            conn.unbind()
+        close_sync_env(env)
