@@ -367,7 +367,7 @@ def observe_incremental(conn, *, base_dn: str, container_dn: str, search_base: s
         upns.update(n.lower() for n in obj.attributes.get("userprincipalname", []))
     account_names, principal_names, held_cns = observe_names(conn, base_dn, container_dn, sams, upns,
                                                              set() if missing else cns)
-    local_names = {cn for cn, dn in held_cns.items() if normalize_dn(dn) not in collector.synced_dns}
+    local_names = {cn for cn, dn in held_cns.items() if _key(dn) not in collector.synced_dns}
     known_rows = index[~index["anchor"].str.lower().isin(changed)]
     known = {a: KnownObject(k, dn, g if isinstance(g, str) else None)
              for a, k, dn, g in known_rows[["anchor", "kind", "dn", "guid"]].itertuples(index=False)}
