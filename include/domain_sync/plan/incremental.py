@@ -337,8 +337,7 @@ def observe_incremental(conn, *, base_dn: str, container_dn: str, search_base: s
     reasons = changed_set(change_inputs)
     changed = set().union(*reasons.values()) if reasons else set()
     index = change_inputs.index
-    if len(changed) > MIN_FULL_OBJECTS and len(changed) > MAX_CHANGED_SHARE * len(index):
-        raise FullReconcileNeeded(f"{len(changed)} of the {len(index)} synced objects changed")
+    check_size(changed, index)
     missing = [d for d in ancestors(container_dn, base_dn) if not entry_exists(conn, d)]
     attributes = synced_attributes(anchor_attribute, [*mapped_attributes, "userPrincipalName"], owner_attribute,
                                    owner_marker, BACKLINKS)
@@ -388,6 +387,12 @@ def observe_incremental(conn, *, base_dn: str, container_dn: str, search_base: s
              {k: len(v) for k, v in reasons.items()}, len(collector.objects), len(restricted.settled))
     return IncrementalRead(observed, restricted, changed, {k: len(v) for k, v in reasons.items()},
                            {n.lower() for n in sams}, max(collector.unmarked, int(change_inputs.meta.get("unmarked") or 0)))
+
+
+def check_size(changed: set[str], index: pd.DataFrame) -> None:
+    """More changed objects than MAX_CHANGED_SHARE of the synced ones: a full read is cheaper."""
+    if len(changed) > MIN_FULL_OBJECTS and len(changed) > MAX_CHANGED_SHARE * len(index):
+        raise FullReconcileNeeded(f"{len(changed)} of the {len(index)} synced objects changed")
 
 
 def unlooked_names(changes, looked_up: set[str]) -> list[str]:
@@ -464,6 +469,8 @@ def make_plan(connect_domain, where: PlanSetting, inputs: PlanInputs, *, full_be
         reason = full_because or root_reason(index, root)
         if reason is None:
             try:
+                # Too many changed already on the tenant's side: no need to read the domain's changes.
+                check_size(set().union(*changed_set(change_inputs).values()), index.frame)
                 change_inputs.delta = changed_since(conn, where.base_dn, where.anchor_attribute, index.meta["usn"])
                 read = observe_incremental(
                     conn, base_dn=where.base_dn, container_dn=where.container_dn, search_base=where.search_base,
