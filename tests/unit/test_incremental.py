@@ -126,7 +126,7 @@ def test_the_index_goes_through_commit_and_is_updated_for_the_changed_set(tmp_pa
                  extra_files=(run.domain_index, run.domain_index_meta))
     index = DomainIndex.committed(state)
     assert index.meta == {"format": 1, "usn": 5, "server": "dc", "fingerprint": "f", "sticky": [aid(3)],
-                          "quarantined": [aid(4)], "unmarked": 2, "containers": {}}
+                          "quarantined": [aid(4)], "unmarked": 2, "containers": {}, "outside": {}}
     assert index.synced_counts() == {"user": 1, "group": 1} and index.group_members() == {aid(2): 1}
     # The changed set as read now: 1 moved, 2 gone, 5 new; the rest stays as committed.
     observed = ObservedDomain(C, [], {aid(1): ObservedObject(aid(1), "user", f"CN=b,{C}", {}, guid=aid(101)),

@@ -63,6 +63,7 @@ from domain_sync.plan.observed import (
     container_guids,
     observe_anchors,
     observe_domain,
+    observe_guids,
     observe_names,
     owned_outside,
     synced_attributes,
@@ -131,10 +132,10 @@ def updated_index(previous: pd.DataFrame, changed: set[str], observed: ObservedD
 
 
 def new_meta(root: dict, fingerprint: str, sticky: set[str], quarantined: set[str], unmarked: int,
-             containers: dict[str, str] | None = None) -> dict:
+             containers: dict[str, str] | None = None, outside: dict[str, str] | None = None) -> dict:
     return {"format": INDEX_FORMAT, "usn": root["usn"], "server": root["server"], "fingerprint": fingerprint,
             "sticky": sorted(sticky), "quarantined": sorted(a.lower() for a in quarantined), "unmarked": unmarked,
-            "containers": containers or {}}
+            "containers": containers or {}, "outside": outside or {}}
 
 
 def holding_containers(frame: pd.DataFrame, search_base: str) -> set[str]:
@@ -317,6 +318,7 @@ class IncrementalRead:
     reasons: dict[str, int]
     looked_up_account_names: set[str]
     unmarked: int
+    outside: dict[str, str]  # anchor (lower case) -> objectGUID of objects of ours outside the search base
 
 
 def observe_incremental(conn, *, base_dn: str, container_dn: str, search_base: str, anchor_attribute: str,
@@ -342,16 +344,36 @@ def observe_incremental(conn, *, base_dn: str, container_dn: str, search_base: s
     attributes = synced_attributes(anchor_attribute, [*mapped_attributes, "userPrincipalName"], owner_attribute,
                                    owner_marker, BACKLINKS)
     collector = SyncedCollector(anchor_attribute, owner_attribute, owner_marker)
-    if entry_exists(conn, search_base):
-        observe_anchors(conn, search_base, collector, changed, attributes, BACKLINKS)
+    # Where each anchor was seen: the index, the domain's changes, objects of ours outside the search base. An
+    # object of ours under the search base is in one of them (the index held every one the last plan saw, and
+    # whatever changed since is in the domain's changes), so the changed set is read by objectGUID (indexed);
+    # only sticky anchors (duplicates, unreadable DNs) are searched by anchor.
+    guids_of: dict[str, set[str]] = {}
+    for anchor, guid in zip(index["anchor"].str.lower(), index["guid"], strict=True):
+        if isinstance(guid, str):
+            guids_of.setdefault(anchor, set()).add(guid)
+    for anchor, guid in (change_inputs.meta.get("outside") or {}).items():
+        guids_of.setdefault(anchor, set()).add(guid)
+    for anchor, guids in delta.guids_of.items():
+        guids_of.setdefault(anchor, set()).update(guids)
+    sticky = set(change_inputs.meta.get("sticky") or [])
+    there = entry_exists(conn, search_base)
+
+    def read(anchors: set[str]) -> None:
+        if not there:
+            return
+        observe_anchors(conn, search_base, collector, anchors & sticky, attributes, BACKLINKS)
+        observe_guids(conn, search_base, collector, {g for a in anchors - sticky for g in guids_of.get(a, ())},
+                      attributes, BACKLINKS)
+
+    read(changed)
     anchor_of_key = dict(zip(index["key"], index["anchor"], strict=True))
     anchor_of_key.update({normalize_dn(o.dn): a for a, o in collector.objects.items()})
     backlinks = {a: [dn for values in extra.values() for dn in values] for a, extra in collector.extra.items()}
     extra = dependents(changed, inputs.users, inputs.members, backlinks, anchor_of_key)
     if extra:
         reasons["dependents"] = extra
-        if entry_exists(conn, search_base):
-            observe_anchors(conn, search_base, collector, extra, attributes, BACKLINKS)
+        read(extra)
         changed |= extra
     collector.warn_duplicates()
 
@@ -375,10 +397,14 @@ def observe_incremental(conn, *, base_dn: str, container_dn: str, search_base: s
                               unreadable_owned=collector.unreadable_owned, known=known,
                               known_keys=dict(zip(known_rows["key"], known_rows["anchor"], strict=True)))
     desired = {r["anchor"] for r in records} - inputs.quarantined
-    not_found = observed.not_found(desired)
-    if not_found:
+    # Objects of ours outside the search base: among the ones not found inside, those seen before (by objectGUID).
+    lost = {g for a in observed.not_found(desired) for g in guids_of.get(a.lower(), ())}
+    outside = {a: g for a, g in (change_inputs.meta.get("outside") or {}).items() if a not in changed}
+    if lost:
+        found_outside: dict[str, str] = {}
         observed.owned_outside = owned_outside(conn, base_dn, search_base, anchor_attribute, owner_attribute,
-                                               owner_marker, anchors=not_found)
+                                               owner_marker, guids=lost, guid_of=found_outside)
+        outside |= {a.lower(): g for a, g in found_outside.items()}
     record_anchors = set(inputs.users["anchor"]) | set(inputs.groups["anchor"])
     restricted = PlanInputs(users=users, groups=groups, members=members, quarantined=inputs.quarantined,
                             out_of_scope=inputs.out_of_scope,
@@ -386,7 +412,8 @@ def observe_incremental(conn, *, base_dn: str, container_dn: str, search_base: s
     log.info("incremental plan: %d changed objects (%s), %d read, %d settled", len(changed),
              {k: len(v) for k, v in reasons.items()}, len(collector.objects), len(restricted.settled))
     return IncrementalRead(observed, restricted, changed, {k: len(v) for k, v in reasons.items()},
-                           {n.lower() for n in sams}, max(collector.unmarked, int(change_inputs.meta.get("unmarked") or 0)))
+                           {n.lower() for n in sams}, max(collector.unmarked, int(change_inputs.meta.get("unmarked") or 0)),
+                           outside)
 
 
 def check_size(changed: set[str], index: pd.DataFrame) -> None:
@@ -467,6 +494,7 @@ def make_plan(connect_domain, where: PlanSetting, inputs: PlanInputs, *, full_be
     try:
         root = read_root(conn)
         reason = full_because or root_reason(index, root)
+        outside: dict[str, str] = {}  # a full read: every object of ours outside the search base, for the index
         if reason is None:
             try:
                 # Too many changed already on the tenant's side: no need to read the domain's changes.
@@ -485,7 +513,8 @@ def make_plan(connect_domain, where: PlanSetting, inputs: PlanInputs, *, full_be
                     raise FullReconcileNeeded(f"new account names past the ones looked up ({unlooked[:3]})")
                 frame = updated_index(index.frame, read.changed, read.observed)
                 meta = new_meta(root, fingerprint, sticky_anchors(collisions, read.observed), inputs.quarantined,
-                                read.unmarked, container_guids(conn, holding_containers(frame, where.search_base)))
+                                read.unmarked, container_guids(conn, holding_containers(frame, where.search_base)),
+                                read.outside)
                 return PlanRound(change_set, collisions, read.observed, INCREMENTAL, None, DomainIndex(frame, meta),
                                  changed={**read.reasons, "total": len(read.changed)})
             except FullReconcileNeeded as exc:
@@ -495,7 +524,7 @@ def make_plan(connect_domain, where: PlanSetting, inputs: PlanInputs, *, full_be
             conn, where.base_dn, where.container_dn, where.anchor_attribute, where.mapped_attributes,
             search_base=where.search_base, owner_attribute=where.owner_attribute, owner_marker=where.owner_marker,
             desired=(set(inputs.users["anchor"]) | set(inputs.groups["anchor"])) - inputs.quarantined,
-            connect_more=connect_domain)
+            connect_more=connect_domain, outside_guids=outside)
         frame = index_frame(observed.objects.values())
         containers = container_guids(conn, holding_containers(frame, where.search_base))
     finally:
@@ -504,5 +533,5 @@ def make_plan(connect_domain, where: PlanSetting, inputs: PlanInputs, *, full_be
                                           set_initial_password=where.set_initial_password,
                                           owner=(where.owner_attribute, where.owner_marker))
     meta = new_meta(root, fingerprint, sticky_anchors(collisions, observed), inputs.quarantined, observed.unmarked,
-                    containers)
+                    containers, {a.lower(): g for a, g in outside.items()})
     return PlanRound(change_set, collisions, observed, FULL, reason, DomainIndex(frame, meta))

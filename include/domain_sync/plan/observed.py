@@ -17,6 +17,7 @@ never created a second time. Two objects with the same anchor are both held.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -150,10 +151,13 @@ def observe_domain(
     owner_marker: str | None = None,
     desired: set[str] = frozenset(),
     connect_more: Callable[[], Any] | None = None,
+    outside_guids: dict[str, str] | None = None,
 ) -> ObservedDomain:
     """`desired`: the anchors of the tenant objects to plan; only when one of them is not found under the
     search base (a create) is the whole domain searched for objects of ours outside it (`owned_outside`).
-    `connect_more`: opens another connection (closed here), for reads made at once."""
+    `connect_more`: opens another connection (closed here), for reads made at once. `outside_guids`: the
+    objects of ours outside the search base are searched whatever is found, and their {anchor: objectGUID} put
+    there (the domain index keeps them)."""
     search_base = search_base or container_dn
     # Containers, outermost first.
     missing = [d for d in ancestors(container_dn, base_dn) if not entry_exists(conn, d)]
@@ -204,9 +208,9 @@ def observe_domain(
                     "are left alone", unmarked, search_base, anchor_attribute)
     observed = ObservedDomain(container_dn, missing, objects, account_names, principal_names, local_names,
                               synced_dns, duplicates, unmarked, unreadable, unreadable_owned=unreadable_owned)
-    if observed.not_found(desired):
+    if observed.not_found(desired) or outside_guids is not None:
         observed.owned_outside = owned_outside(conn, base_dn, search_base, anchor_attribute, owner_attribute,
-                                               owner_marker)
+                                               owner_marker, guid_of=outside_guids)
     return observed
 
 
@@ -311,36 +315,42 @@ class SyncedCollector:
 
 
 def owned_outside(conn, base_dn: str, search_base: str, anchor_attribute: str, owner_attribute: str | None,
-                  owner_marker: str | None, anchors: set[str] | None = None) -> dict[str, str]:
+                  owner_marker: str | None, guids: set[str] | None = None,
+                  guid_of: dict[str, str] | None = None) -> dict[str, str]:
     """{anchor: DN} of users and groups with this sync's marker anywhere in the domain outside the search base.
     A subtree search of the whole domain on the marker attribute (often unindexed): the plan stage runs it
     only when some tenant object is not found under the search base, i.e. when a create could duplicate an
     object moved out of it. Nothing to search without a marker, or when the search base is the domain.
-    `anchors`: only objects with one of these anchors (the incremental plan's creates), by batched filters."""
+    `guids`: only the objects with these objectGUIDs (the incremental plan's, by batched filters on the indexed
+    objectGUID). `guid_of`: filled with {anchor: objectGUID} of what was found."""
     from ldap3.utils.conv import escape_filter_chars
 
     if not (owner_attribute and owner_marker) or normalize_dn(search_base) == normalize_dn(base_dn):
         return {}
     found: dict[str, str] = {}
     query = f"(&(|(objectClass=user)(objectClass=group))({owner_attribute}={escape_filter_chars(owner_marker)}){{}})"
-    if anchors is None:
-        queries = [query.format("")]
-    else:
-        queries = [query.format(batch) for batch in _batches(sorted(
-            f"({anchor_attribute}={anchor_filter_value(anchor_attribute, a)})" for a in anchors))]
-    entries = (entry for q in queries for entry in paged_search(conn, base_dn, q,
-                                                                ["objectClass", anchor_attribute, owner_attribute]))
+    queries = [query.format("")] if guids is None else [query.format(b) for b in _batches(guid_terms(guids))]
+    entries = (entry for q in queries for entry in paged_search(
+        conn, base_dn, q, ["objectClass", "objectGUID", anchor_attribute, owner_attribute]))
     for entry in entries:
         if _key(entry["dn"]) is not None and is_within(entry["dn"], search_base):
             continue
         anchor = _owned_anchor(entry, anchor_attribute, owner_attribute, owner_marker)
         if anchor is not None:
             found[anchor] = entry["dn"]
+            raw_guid = _get(entry.get("raw_attributes", {}), "objectGUID")
+            if guid_of is not None and raw_guid:
+                guid_of[anchor] = guid_from_bytes(raw_guid[0])
     if found:
         log.warning("%d objects with this sync's marker are outside the search base %s (moved there by hand?): "
                     "they are not written, and not created again: %s", len(found), search_base,
                     "; ".join(sorted(found.values())[:20]))
     return found
+
+
+def guid_terms(guids: set[str]) -> list[str]:
+    """(objectGUID=<escaped bytes>) filter terms, sorted."""
+    return sorted("(objectGUID=" + "".join(f"\\{b:02x}" for b in uuid.UUID(g).bytes_le) + ")" for g in guids)
 
 
 def _owned_anchor(entry: dict, anchor_attribute: str, owner_attribute: str | None,
@@ -389,6 +399,15 @@ def observe_anchors(conn, search_base: str, collector: SyncedCollector, anchors:
             collector.add(entry, extra)
 
 
+def observe_guids(conn, search_base: str, collector: SyncedCollector, guids: set[str], attributes: list[str],
+                  extra: tuple[str, ...] = ()) -> None:
+    """Read the users and groups under the search base with one of `guids` (objectGUID, indexed) into
+    `collector`, whatever anchor they carry now."""
+    for batch in _batches(guid_terms(guids)):
+        for entry in paged_search(conn, search_base, SYNCED_FILTER.format(anchor=batch), attributes):
+            collector.add(entry, extra)
+
+
 def observe_names(conn, base_dn: str, container_dn: str, account_names: set[str], principal_names: set[str],
                   common_names: set[str]) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
     """The holders of the given sAMAccountNames and UPNs anywhere in the domain ({lower-cased name: DN}, every
@@ -424,6 +443,7 @@ class DomainDelta:
 
     anchors: set[str] = field(default_factory=set)
     guids: set[str] = field(default_factory=set)
+    guids_of: dict[str, set[str]] = field(default_factory=dict)  # anchor (lower case) -> objectGUIDs carrying it
     deleted_guids: set[str] = field(default_factory=set)
     containers: dict[str, str] = field(default_factory=dict)  # objectGUID -> DN now
     entries: int = 0
@@ -449,6 +469,8 @@ def changed_since(conn, base_dn: str, anchor_attribute: str, usn: int) -> Domain
             anchor = decode_anchor(anchor_attribute, anchor_raw[0]) if anchor_raw else None
             if is_object_id(anchor):
                 delta.anchors.add(anchor.lower())
+                if raw_guid:
+                    delta.guids_of.setdefault(anchor.lower(), set()).add(guid_from_bytes(raw_guid[0]))
             continue
         classes = {c.lower() for c in ldap_values(_get(attrs, "objectClass"))}
         if classes & CONTAINER_CLASSES and raw_guid:
