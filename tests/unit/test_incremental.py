@@ -140,10 +140,14 @@ def test_the_index_goes_through_commit_and_is_updated_for_the_changed_set(tmp_pa
 
 
 def test_the_containers_holding_synced_objects_up_to_the_search_base():
+    from domain_sync.dn import normalize_dn
+
     frame = index_of((aid(1), "user", "a", None, 0))
-    frame.loc[len(frame)] = [aid(2), "user", "CN=b,OU=Old,OU=Sync,DC=corp,DC=example,DC=test", "", None, 0]
+    for n, dn in ((2, "CN=b\\, c,OU=Old\\,er,OU=Sync,DC=corp,DC=example,DC=test"),
+                  (3, "CN=d,OU=Else,DC=corp,DC=example,DC=test")):
+        frame.loc[len(frame)] = [aid(n), "user", dn, normalize_dn(dn), None, 0]
     assert holding_containers(frame, "OU=Sync,DC=corp,DC=example,DC=test") == {
-        "ou=sync,dc=corp,dc=example,dc=test", "ou=old,ou=sync,dc=corp,dc=example,dc=test"}
+        "ou=sync,dc=corp,dc=example,dc=test", "ou=old\\,er,ou=sync,dc=corp,dc=example,dc=test"}
 
 
 def test_a_create_whose_account_name_was_not_looked_up_makes_the_plan_full():

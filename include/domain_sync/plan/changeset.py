@@ -290,8 +290,10 @@ def plan_changes(
     dns = {r["anchor"]: child_dn("CN", cns[r["anchor"]], container) for r in records}
     # Where each synced object sits now (normalized DN) -> its anchor.
     anchor_of = observed.known_keys | {normalize_dn(o.dn): a for a, o in observed.objects.items()}
-    # Unchanged tenant objects the incremental plan did not read, where they are (PlanInputs.settled).
-    settled = {a: observed.known_dn(a) for a in inputs.settled if a in observed.known and a not in dns}
+    # Unchanged tenant objects the incremental plan did not read that a manager or member value names, where
+    # they are (PlanInputs.settled).
+    named = {r.get("manager_anchor") for r in records} | set(inputs.members["member_anchor"]) if inputs.settled else set()
+    settled = {a: observed.known_dn(a) for a in named & inputs.settled if a in observed.known and a not in dns}
     # ... and where it will sit once this plan's renames and moves are done.
     after_renames = {key: dns[a] for key, a in anchor_of.items() if a in dns}
 

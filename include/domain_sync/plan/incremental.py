@@ -46,6 +46,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,17 +139,23 @@ def new_meta(root: dict, fingerprint: str, sticky: set[str], quarantined: set[st
             "containers": containers or {}, "outside": outside or {}}
 
 
+_PARENT_OF_KEY = re.compile(r"(?:[^\\,]|\\.)*,(.*)", re.DOTALL)
+
+
 def holding_containers(frame: pd.DataFrame, search_base: str) -> set[str]:
     """The containers the indexed objects sit in, and theirs up to the search base (normalized DNs): renaming
     or moving one moves synced objects without changing them."""
-    from domain_sync.dn import is_within, parent_dn
+    from domain_sync.dn import is_within
+
+    def parent(key: str) -> str | None:  # a normalized DN's parent: after its first comma not escaped
+        match = _PARENT_OF_KEY.match(key)
+        return match.group(1) if match else None
 
     out: set[str] = set()
-    for dn in set(frame["dn"]):
-        parent = _key(parent_dn(dn)) if _key(dn) else None
-        while parent and parent not in out and is_within(parent, search_base):
-            out.add(parent)
-            parent = _key(parent_dn(parent))
+    for key in {parent(k) for k in frame["key"]}:
+        while key and key not in out and is_within(key, search_base):
+            out.add(key)
+            key = parent(key)
     return out
 
 
