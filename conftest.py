@@ -14,4 +14,5 @@ os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
 os.environ.setdefault("TQDM_DISABLE", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
-pytest_plugins = ["tests.fixtures.local_domain", "tests.fixtures.sync_env", "tests.fixtures.alert_sinks"]
+pytest_plugins = ["tests.fixtures.local_domain", "tests.fixtures.sync_env", "tests.fixtures.alert_sinks",
+                  "tests.fixtures.azurite"]

@@ -63,8 +63,8 @@ def stage(run: RunFolder, settings: Settings, tenant: dict, full: bool) -> None:
                 page = []
         writer.write(page)
         writer.close()
-    write_json_atomic(run.delta_links,
-                      {r: {"link": f"bench://{r}/{run.run_id}", "full_read": full} for r in ("users", "groups")})
+    for r in ("users", "groups"):
+        write_json_atomic(run.delta_link(r), {"link": f"bench://{r}/{run.run_id}", "full_read": full})
     write_json_atomic(run.state_read, {"version": StateStore(settings.state_dir).version()})  # as extract records it
 
 

@@ -8,7 +8,9 @@
 #   - Python 3.11 or newer: Debian's python3 (3.11 on Debian 12) when there is none, and python3-venv
 #     when `python3 -m venv` cannot work;
 #   - the virtualenv .venv from requirements.txt with constraints.txt (plus requirements-dev.txt with
-#     --dev), reinstalled only when those files change (hash stamp in .venv/.bootstrap-stamp).
+#     --dev), reinstalled only when those files change (hash stamp in .venv/.bootstrap-stamp);
+#   - with --dev: Azurite (the Azure Storage emulator the `azurite` tests start) from npm under .local/azurite,
+#     and Debian's nodejs and npm when there is no npm.
 #
 # usage: scripts/bootstrap.sh [--dev]
 set -euo pipefail
@@ -161,5 +163,16 @@ else
         if [[ $DEV -eq 1 ]]; then echo "dev $dev_hash"; fi
     } >"$STAMP"
     say "Python packages installed"
+fi
+
+AZURITE_VERSION=3.35.0
+azurite_version() {
+    "$VENV/bin/python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["version"])' \
+        "$ROOT/.local/azurite/node_modules/azurite/package.json" 2>/dev/null || true
+}
+if [[ $DEV -eq 1 && $(azurite_version) != "$AZURITE_VERSION" ]]; then
+    command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+    say "installing Azurite $AZURITE_VERSION with npm into .local/azurite"
+    npm install --prefix "$ROOT/.local/azurite" --no-audit --no-fund --loglevel=error "azurite@$AZURITE_VERSION"
 fi
 say "done"

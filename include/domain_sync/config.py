@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from domain_sync.errors import PermanentError
+from domain_sync.storage import StoragePath, location
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_MAPPING_FILE = PACKAGE_DIR / "mapping.yaml"
@@ -40,8 +41,13 @@ class Settings:
     tenant_conn_id: str = "msgraph_tenant"
     # Airflow connection of the domain (LDAP; README, "The domain connection's extras").
     domain_conn_id: str = "ldap_domain"
-    # Folder of the run folders (runs/), the state (state/) and alerts.jsonl.
+    # Folder of the run folders (runs/), the state (state/), alerts/ and alerting/: a local folder, or the URL of
+    # a folder on object storage every worker reaches (abfs://container/folder, s3://bucket/folder, gs://...;
+    # docs/design.md, "Where the state lives").
     data_dir: str = field(default_factory=_default_data_dir)
+    # The Airflow connection of an object storage data_dir (empty: the file system's own credentials; unused for
+    # a local folder).
+    data_conn_id: str = ""
     # The attribute mapping file (docs/mapping.md).
     mapping_file: str = str(DEFAULT_MAPPING_FILE)
     # Container of synced users and groups, relative to the domain's base DN (Entra Domain
@@ -213,9 +219,14 @@ class Settings:
         return cls(**values)
 
     @property
-    def runs_dir(self) -> Path:
-        return Path(self.data_dir) / "runs"
+    def data_root(self) -> StoragePath:
+        """The data folder: a Path, or an ObjectStoragePath with the data_conn_id connection."""
+        return location(self.data_dir, self.data_conn_id)
 
     @property
-    def state_dir(self) -> Path:
-        return Path(self.data_dir) / "state"
+    def runs_dir(self) -> StoragePath:
+        return self.data_root / "runs"
+
+    @property
+    def state_dir(self) -> StoragePath:
+        return self.data_root / "state"

@@ -1,7 +1,7 @@
 """Delivery of alerts to people: mail through Airflow's SMTP provider, and a chat webhook.
 
 Every alert (`alerts.raise_alert`: a failed task, a blocked plan, new quarantined objects, a stale
-sync, ...) comes here after it is logged and written to alerts.jsonl. The channels are chosen by
+sync, ...) comes here after it is logged and written to <data dir>/alerts/. The channels are chosen by
 `DOMAIN_SYNC_ALERT_CHANNELS` (ops_settings.py): "smtp" sends a mail with the provider's
 `SmtpNotifier` over the Airflow SMTP connection `DOMAIN_SYNC_ALERT_SMTP_CONN_ID`; "webhook" POSTs
 `{"text": ..., "alert": {...}}` (the shape Teams and Slack incoming webhooks take) to the URL of the
@@ -108,7 +108,7 @@ def deliver(alert: dict[str, Any], ops: OpsSettings | None = None) -> dict[str, 
         return {"settings": f"failed: {exc}"}
     outcomes = {}
     silenced = ops.silenced_until(str(alert.get("kind")))
-    if silenced:  # logged and in alerts.jsonl already; not sent to people
+    if silenced:  # logged and in <data dir>/alerts/ already; not sent to people
         log.info("alert %s silenced %s (DOMAIN_SYNC_ALERT_SILENCE): not delivered", alert.get("kind"), silenced)
         return {"silenced": silenced}
     for channel in ops.channels():

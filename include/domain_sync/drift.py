@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from pathlib import Path
 
 from domain_sync.alerts import raise_alert
 from domain_sync.context import StageContext
 from domain_sync.dn import member_key
 from domain_sync.errors import StageInputMissing
 from domain_sync.records import Op
-from domain_sync.runs import RunFolder, read_json, write_json_atomic
+from domain_sync.runs import RunFolder
+from domain_sync.storage import StoragePath, read_json, write_json_atomic, write_text
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ CATEGORY_OF = {
 SHOWN = 50  # objects listed per category in the text report
 
 
-def drift_files(run: RunFolder) -> tuple[Path, Path]:
+def drift_files(run: RunFolder) -> tuple[StoragePath, StoragePath]:
     folder = run.path / "drift"
     return folder / "report.json", folder / "report.txt"
 
@@ -111,7 +111,7 @@ def run(ctx: StageContext) -> dict:
     counts = {category: len(entries) for category, entries in report.items()}
     json_file, text_file = drift_files(run)
     write_json_atomic(json_file, {"counts": counts, "plan_status": plan.get("status"), **report})
-    text_file.write_text(render(run.run_id, report, plan.get("status")), encoding="utf-8")
+    write_text(text_file, render(run.run_id, report, plan.get("status")))
     total = sum(counts.values())
     log.info("drift: %s", counts)
     if total:

@@ -2,7 +2,8 @@
 
 A change the domain refuses for good (a constraint the plan cannot foresee) must not stop the sync:
 apply goes on, commit advances the state, and the plan reconciles the object again next run. After
-each run's apply, `track_failures` records every failing object in <data dir>/alerting/failing.json
+each run's apply, `track_failures` records every failing object in <data dir>/alerting/failing/ (a document:
+storage.update_document)
 (anchor -> kind, DN, operation, last error, first seen, runs in a row). An object failing in
 `DOMAIN_SYNC_OBJECT_FAILURE_RUNS` runs in a row is quarantined: from the next run on the plan holds it
 (`held_for_failing`: no write goes to it, its memberships are kept) instead of writing it again and
@@ -18,7 +19,8 @@ from datetime import UTC, datetime
 
 from domain_sync.alerts import alerting_dir
 from domain_sync.config import Settings
-from domain_sync.runs import RunFolder, locked, read_json, write_json_atomic
+from domain_sync.runs import RunFolder
+from domain_sync.storage import read_document, read_json, read_parquet, update_document
 
 FAILING_FILE = "failing.json"
 HELD_KEY = "held_failing"  # plan.json: the anchors this run's plan held because they kept failing
@@ -27,7 +29,12 @@ HELD_KEY = "held_failing"  # plan.json: the anchors this run's plan held because
 def failing_objects(settings: Settings) -> dict[str, dict]:
     """{anchor: {"kind", "dn", "op", "result_code", "last_error", "first_seen": {"at", "run"}, "runs", "last_run",
     "last_seen_at", "quarantined": {"at", "run", "read_version"} or None}} of the objects failing run after run."""
-    return read_json(alerting_dir(settings) / FAILING_FILE, {}) or {}
+    return read_document(_failing_path(settings), {}) or {}
+
+
+def _failing_path(settings: Settings):
+    """The failing objects' document (storage.update_document: apply of one run updates it, its alerts read it)."""
+    return alerting_dir(settings) / FAILING_FILE
 
 
 def _read_version(run: RunFolder) -> str | None:
@@ -43,10 +50,11 @@ def track_failures(settings: Settings, run: RunFolder, limit: int, now: datetime
         return []
     held = set((read_json(run.plan, {}) or {}).get(HELD_KEY) or [])
     now = now or datetime.now(UTC)
-    path = alerting_dir(settings) / FAILING_FILE
-    quarantined_now = []
-    with locked(path):
-        previous = failing_objects(settings)
+    quarantined_now: list[dict] = []
+
+    def track(previous: dict | None) -> dict:
+        previous = previous or {}
+        quarantined_now.clear()
         current: dict[str, dict] = {}
         for failure in applied.get("failed") or []:
             anchor = failure.get("anchor")
@@ -73,7 +81,9 @@ def track_failures(settings: Settings, run: RunFolder, limit: int, now: datetime
         for anchor, before in previous.items():
             if anchor not in current and before.get("quarantined") and anchor in held:
                 current[anchor] = before  # held: not written, so not failed, still quarantined
-        write_json_atomic(path, current)  # anything else went through, was not planned, or was released and did
+        return current  # anything else went through, was not planned, or was released and did
+
+    update_document(_failing_path(settings), track)
     return quarantined_now
 
 
@@ -94,13 +104,11 @@ def held_for_failing(settings: Settings, run: RunFolder, changed: set[str],
 
 def staged_ids(run: RunFolder) -> set[str]:
     """The ids (lower case) of the users and groups this run's extract staged as changed."""
-    import pandas as pd
-
     ids: set[str] = set()
     for frame in ("users", "groups"):
         path = run.staged(frame)
         if path.exists():
-            ids |= {str(i).lower() for i in pd.read_parquet(path, columns=["id"])["id"].dropna()}
+            ids |= {str(i).lower() for i in read_parquet(path, columns=["id"])["id"].dropna()}
     return ids
 
 

@@ -21,20 +21,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from domain_sync.alerts import alerting_dir, raise_alert
 from domain_sync.config import Settings
 from domain_sync.ops_settings import OpsSettings
 from domain_sync.run_keys import SYNC_DAG_ID
-from domain_sync.runs import locked, read_json, write_json_atomic
 from domain_sync.state import StateStore
+from domain_sync.storage import StoragePath, update_document
 
 log = logging.getLogger(__name__)
 
 
-def watchdog_file(settings: Settings) -> Path:
+def watchdog_file(settings: Settings) -> StoragePath:
+    """The watchdog's record (a document: storage.update_document)."""
     return alerting_dir(settings) / "watchdog.json"
 
 
@@ -68,14 +68,17 @@ def check_freshness(settings: Settings, ops: OpsSettings | None = None,
     now = now or datetime.now(UTC)
     seen = view()
     window = timedelta(minutes=ops.freshness_minutes)
-    path = watchdog_file(settings)
-    with locked(path):
-        record = read_json(path, {}) or {}
+    committed = last_commit(settings)
+    found: dict[str, Any] = {}
+
+    def look(before: dict | None) -> dict:
+        """The new watchdog record and, in `found`, the alerts it calls for (raised once the record is saved:
+        this may run again when another watchdog saved one first)."""
+        record = before or {}
         first_look = _parse(record.get("first_look")) or now
         rose_at = _parse(record.get("successes_rose_at"))
         if record.get("successes") is not None and seen["successes"] > record["successes"]:
             rose_at = now
-        committed = last_commit(settings)
         known = [t for t in (rose_at, committed) if t]
         last_success = max(known) if known else None
         age = now - (last_success or first_look)
@@ -87,31 +90,36 @@ def check_freshness(settings: Settings, ops: OpsSettings | None = None,
             at = _parse(alerted.get(kind))
             return at is None or now - at >= window
 
-        minutes = age.total_seconds() / 60
-        since = f"last success {_iso(last_success)}" if last_success else "no success seen since the watchdog started"
         if stale and due("sync_stale"):
-            raise_alert(settings, "sync_stale",
-                        f"the sync DAG {SYNC_DAG_ID} has not succeeded for {minutes:.0f} minutes (limit "
-                        f"{ops.freshness_minutes:g}): {since}; the DAG is {'paused' if seen['paused'] else 'active'}, "
-                        f"next run {_iso(seen.get('next_run'))}", dag_id=SYNC_DAG_ID,
-                        last_success=_iso(last_success), minutes=round(minutes, 1))
             alerted["sync_stale"] = now.isoformat()
             raised.append("sync_stale")
         if seen["paused"] and due("sync_paused"):
-            raise_alert(settings, "sync_paused", f"the sync DAG {SYNC_DAG_ID} is paused: nothing is synced until it "
-                                                 f"is unpaused ({since})", dag_id=SYNC_DAG_ID)
             alerted["sync_paused"] = now.isoformat()
             raised.append("sync_paused")
         if not stale and alerted.pop("sync_stale", None):
-            raise_alert(settings, "sync_fresh_again", f"the sync DAG {SYNC_DAG_ID} succeeded again ({since})",
-                        dag_id=SYNC_DAG_ID)
             raised.append("sync_fresh_again")
         if not seen["paused"]:
             alerted.pop("sync_paused", None)
-        write_json_atomic(path, {"first_look": first_look.isoformat(), "successes": seen["successes"],
-                                 "successes_rose_at": _iso(rose_at), "checked_at": now.isoformat(),
-                                 "last_success": _iso(last_success), "stale": stale, "paused": seen["paused"],
-                                 "alerted": alerted})
+        found.update(last_success=last_success, minutes=age.total_seconds() / 60, stale=stale, raised=raised)
+        return {"first_look": first_look.isoformat(), "successes": seen["successes"],
+                "successes_rose_at": _iso(rose_at), "checked_at": now.isoformat(),
+                "last_success": _iso(last_success), "stale": stale, "paused": seen["paused"], "alerted": alerted}
+
+    update_document(watchdog_file(settings), look)
+    last_success, minutes, stale, raised = found["last_success"], found["minutes"], found["stale"], found["raised"]
+    since = f"last success {_iso(last_success)}" if last_success else "no success seen since the watchdog started"
+    if "sync_stale" in raised:
+        raise_alert(settings, "sync_stale",
+                    f"the sync DAG {SYNC_DAG_ID} has not succeeded for {minutes:.0f} minutes (limit "
+                    f"{ops.freshness_minutes:g}): {since}; the DAG is {'paused' if seen['paused'] else 'active'}, "
+                    f"next run {_iso(seen.get('next_run'))}", dag_id=SYNC_DAG_ID,
+                    last_success=_iso(last_success), minutes=round(minutes, 1))
+    if "sync_paused" in raised:
+        raise_alert(settings, "sync_paused", f"the sync DAG {SYNC_DAG_ID} is paused: nothing is synced until it "
+                                             f"is unpaused ({since})", dag_id=SYNC_DAG_ID)
+    if "sync_fresh_again" in raised:
+        raise_alert(settings, "sync_fresh_again", f"the sync DAG {SYNC_DAG_ID} succeeded again ({since})",
+                    dag_id=SYNC_DAG_ID)
     log.info("freshness: last success %s (%.1f minutes ago), paused %s, raised %s", _iso(last_success), minutes,
              seen["paused"], raised)
     return {"last_success": _iso(last_success), "minutes_since": round(minutes, 1), "stale": stale,

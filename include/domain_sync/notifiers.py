@@ -1,6 +1,6 @@
 """Alerts as Airflow notifiers: what an operator is told when a task of a sync DAG fails.
 
-The alert goes where every alert goes (alerts.raise_alert: the task log, alerts.jsonl, and mail
+The alert goes where every alert goes (alerts.raise_alert: the task log, <data dir>/alerts/, and mail
 and/or a chat webhook through domain_sync.delivery), naming the DAG, task, try, the error in one
 line, the run's counts so far and a link to the task's log.
 """
@@ -45,14 +45,14 @@ class TaskFailureAlert(BaseNotifier):
         from domain_sync.alerts import raise_alert
         from domain_sync.config import Settings
         from domain_sync.run_keys import run_key
-        from domain_sync.runs import RunFolder, read_json
+        from domain_sync.runs import RunFolder
 
         settings = Settings.from_env()
         ti = context["ti"]
         run_id = context["run_id"]
         try_number = getattr(ti, "try_number", "?")
         error = one_line(context.get("exception"))
-        summary = read_json(RunFolder(settings.runs_dir, run_key(ti.dag_id, run_id)).summary_file, {}) or {}
+        summary = RunFolder(settings.runs_dir, run_key(ti.dag_id, run_id)).summary()
         counts = run_counts(summary)
         try:
             log_url = ti.log_url

@@ -32,7 +32,7 @@ class OpsSettings:
     drift_on_sync_events: str = "false"
     # Schedule of the watchdog (freshness of the sync).
     watchdog_schedule: str = "*/5 * * * *"
-    # Where alerts go besides the task log and <data dir>/alerts.jsonl, comma-separated: "smtp" (mail through
+    # Where alerts go besides the task log and <data dir>/alerts/, comma-separated: "smtp" (mail through
     # the Airflow SMTP connection alert_smtp_conn_id to alert_email_to) and "webhook" (a JSON POST, Teams- and
     # Slack-style {"text": ...}, to the URL of the Airflow connection alert_webhook_conn_id); "" for neither.
     alert_channels: str = "smtp"
@@ -51,7 +51,7 @@ class OpsSettings:
     # An object whose change fails in this many runs in a row is quarantined (domain_sync.failing) with an
     # object_failing alert.
     object_failure_runs: int = 3
-    # Alerts not delivered (still logged and written to alerts.jsonl), comma-separated: an alert kind
+    # Alerts not delivered (still logged and written to <data dir>/alerts/), comma-separated: an alert kind
     # ("sync_stale"), a kind until a time ("sync_stale@2026-12-07T06:00Z"), or "*" for every kind
     # ("*@2026-12-07T06:00Z": a maintenance window). A silence whose time has passed is over.
     alert_silence: str = ""

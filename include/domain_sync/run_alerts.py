@@ -31,7 +31,8 @@ from domain_sync.config import Settings
 from domain_sync.context import StageContext
 from domain_sync.failing import release_advice, track_failures
 from domain_sync.ops_settings import OpsSettings
-from domain_sync.runs import RunFolder, locked, read_json, write_json_atomic
+from domain_sync.runs import RunFolder
+from domain_sync.storage import is_folder, read_json, update_document
 
 log = logging.getLogger(__name__)
 
@@ -89,23 +90,29 @@ def _new_quarantine(settings: Settings, run: RunFolder) -> tuple[list[dict], lis
     """(new quarantine entries, new collisions, all quarantined, all collisions) of the run, against the last
     alert; the record of what was alerted is updated to what the run holds now."""
     quarantine = read_json(run.quarantine, None)
-    collisions = read_json(run.collisions, None) if (run.path / "plan").is_dir() else None
-    path = alerting_dir(settings) / "objects.json"
-    with locked(path):
-        seen = read_json(path, {}) or {}
-        new_q, new_c = [], []
+    has_plan = is_folder(run.path / "plan")
+    collisions = read_json(run.collisions, None) if has_plan else None
+    planned = collisions is not None or (has_plan and run.plan.exists())
+    collisions = (collisions or []) if planned else collisions
+    new_q: list[dict] = []
+    new_c: list[dict] = []
+
+    def note(before: dict | None) -> dict:
+        seen = dict(before or {})
+        new_q[:], new_c[:] = [], []
         if quarantine is not None:
             known = set(seen.get("quarantine") or [])
             now = {q.get("anchor") for q in quarantine if q.get("anchor")}
-            new_q = [q for q in quarantine if q.get("anchor") and q["anchor"] not in known]
+            new_q[:] = [q for q in quarantine if q.get("anchor") and q["anchor"] not in known]
             seen["quarantine"] = sorted(now)
-        if collisions is not None or (run.path / "plan" / "plan.json").exists():
-            collisions = collisions or []
+        if planned:
             known = set(seen.get("collisions") or [])
             keys = {f"{c['anchor']}|{c['attribute']}": c for c in collisions}
-            new_c = [c for key, c in keys.items() if key not in known]
+            new_c[:] = [c for key, c in keys.items() if key not in known]
             seen["collisions"] = sorted(keys)
-        write_json_atomic(path, seen)
+        return seen
+
+    update_document(alerting_dir(settings) / "objects.json", note)
     total_q = len({q.get("anchor") for q in quarantine or [] if q.get("anchor")})
     return new_q, new_c, total_q, len(collisions or [])
 
@@ -145,7 +152,7 @@ def _collision_text(collision: dict, anchor_attribute: str) -> str:
 def raise_run_alerts(settings: Settings, run: RunFolder, ops: OpsSettings | None = None) -> dict:
     """Raise the run's alerts that were not raised for it yet; returns {"raised": [kinds]}."""
     ops = ops or OpsSettings.from_env()
-    summary = read_json(run.summary_file, {}) or {}
+    summary = run.summary()
     done = raised_for_run(settings, run.run_id)
     raised: list[str] = []
     for key, kind, fields in conditions(settings, ops, run, summary):

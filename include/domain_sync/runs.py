@@ -2,7 +2,7 @@
 
 <data_dir>/runs/<run id>/
   extract/{users,groups,members}.parquet   staged tenant changes (records.py)
-  extract/delta_links.json                 the links this run received (saved to state by commit)
+  extract/delta_link_{users,groups}.json   the link each extract received (saved to state by commit)
   transform/snapshot_{users,groups,members}.parquet   the tenant snapshot after this round
   transform/records_{users,groups,members}.parquet    directory records
   transform/records_notes.json, target_schema.json, value_fixes.json
@@ -11,136 +11,40 @@
   apply/results.json
   credentials/results.json
   state_read.json                          the committed state version extract read (the state lock's hand-off)
-  summary.json
+  summary/<stage>.json                     each stage's outcome (`summary()` composes them)
 
-Everything under the data folder is private to the account the sync runs as, whatever the umask:
-folders 0700 (`private_dir`, used by every writer here and in state.py and alerts.py), files 0600
-(JSON through `write_json_atomic`, made 0600 by mkstemp; the Parquet and text files stages write
-with pandas, pyarrow or write_text are set 0600 by `make_private`, which `update_summary` runs over
-the run folder at the end of every stage).
+The data folder may be on object storage and the tasks of a run on different machines (domain_sync.storage):
+every file has one writer, or is created only if absent (state_read.json), so nothing here is locked. Local
+folders are private (0700, files 0600: storage.private_dir and make_private).
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import json
 import logging
-import os
 import re
-import shutil
-import stat
-import tempfile
 import time
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from domain_sync.errors import UnknownName
+from domain_sync.storage import (
+    StoragePath,
+    children,
+    is_local,
+    make_private,
+    modified_times,
+    private_dir,
+    read_json,
+    remove_tree,
+    write_json_atomic,
+)
 
 DAY_SECONDS = 86400
-PRIVATE_DIR_MODE = 0o700
-PRIVATE_FILE_MODE = 0o600
 
 log = logging.getLogger(__name__)
 
 
-def private_dir(path: Path, root: Path | None = None) -> Path:
-    """Make `path` a folder only its owner can open (0700) whatever the umask: it and any missing parent
-    are created 0700; existing folders from `root` (the data folder) down to `path` are set 0700 too."""
-    path = Path(path)
-    missing = []
-    folder = path
-    while not folder.is_dir():
-        missing.append(folder)
-        folder = folder.parent
-    for folder in reversed(missing):
-        try:
-            folder.mkdir(mode=PRIVATE_DIR_MODE)
-        except FileExistsError:  # a parallel task made it
-            pass
-        os.chmod(folder, PRIVATE_DIR_MODE)  # mkdir's mode is cut by the umask, never widened
-    if root is not None:
-        root = Path(root)
-        for folder in (path, *path.parents):
-            if folder != root and root not in folder.parents:
-                break
-            _set_mode(folder, PRIVATE_DIR_MODE)
-            if folder == root:
-                break
-    return path
-
-
-def make_private(root: Path) -> None:
-    """Set every folder under `root` (and root) 0700 and every file 0600; symbolic links are left alone."""
-    for folder, _dirs, files in os.walk(root):
-        _set_mode(Path(folder), PRIVATE_DIR_MODE)
-        for name in files:
-            _set_mode(Path(folder) / name, PRIVATE_FILE_MODE)
-
-
-def _set_mode(path: Path, mode: int) -> None:
-    try:
-        st = os.lstat(path)
-        if stat.S_ISLNK(st.st_mode) or stat.S_IMODE(st.st_mode) == mode:
-            return
-        os.chmod(path, mode)
-    except FileNotFoundError:  # a temporary file renamed meanwhile
-        pass
-    except PermissionError:
-        log.warning("cannot make %s private (mode %o): it belongs to another account", path, mode)
-
-
-def open_private(path: Path, mode: str = "a", encoding: str | None = "utf-8"):
-    """Open a file for writing (append by default) that is created 0600, and made 0600 if it was not."""
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode.startswith("a") else os.O_TRUNC)
-    fd = os.open(path, flags, PRIVATE_FILE_MODE)
-    os.fchmod(fd, PRIVATE_FILE_MODE)
-    return os.fdopen(fd, mode, encoding=None if "b" in mode else encoding)
-
-
-def copy_private(source: Path, target: Path) -> None:
-    """Copy a file's bytes into a new file made 0600 (shutil.copy2 would carry the source's mode)."""
-    with open(source, "rb") as src, open_private(target, "wb") as dst:
-        shutil.copyfileobj(src, dst)
-
-
 def safe_run_name(run_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]", "_", run_id)
-
-
-def write_json_atomic(path: Path, data: Any, compact: bool = False) -> None:
-    """Write JSON so that readers never see half a file; `compact` (one line) for large machine files.
-    The file is 0600 (mkstemp creates it so), its folder 0700."""
-    private_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        if compact:  # json.dumps: C encoder (json.dump encodes in Python, chunk by chunk)
-            handle.write(json.dumps(data, separators=(",", ":"), default=str))
-        else:
-            json.dump(data, handle, indent=2, sort_keys=True, default=str)
-        handle.write("\n")
-    os.replace(tmp, path)
-
-
-@contextlib.contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock beside `path` (extract_users and extract_groups run in parallel and update
-    the same run files)."""
-    private_dir(path.parent)
-    with open_private(path.with_name(f".{path.name}.lock")) as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def read_json(path: Path, default: Any = None) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return default
 
 
 FRAMES = ("users", "groups", "members")
@@ -149,124 +53,142 @@ FRAMES = ("users", "groups", "members")
 class RunFolder:
     """One named path per hand-off between stages; the layout is this class's business alone."""
 
-    def __init__(self, runs_dir: Path | str, run_id: str):
+    def __init__(self, runs_dir: StoragePath, run_id: str):
         self.run_id = run_id
-        self.runs_dir = Path(runs_dir)
+        self.runs_dir = runs_dir
         self.path = self.runs_dir / safe_run_name(run_id)
-        self._private: set[Path] = set()
+        self._private: set[str] = set()
 
-    def _folder(self, folder: Path) -> Path:
+    def _folder(self, folder: StoragePath) -> StoragePath:
         """A folder of the run, made private (0700 from the data folder down) the first time it is asked for."""
-        if folder not in self._private:
+        if str(folder) not in self._private:
             private_dir(folder, root=self.runs_dir.parent)
-            self._private.add(folder)
+            self._private.add(str(folder))
         return folder
 
-    def _file(self, stage: str, name: str) -> Path:
+    def _file(self, stage: str, name: str) -> StoragePath:
         return self._folder(self.path / stage) / name
 
     # extract -> transform, validate
-    def staged(self, frame: str) -> Path:
+    def staged(self, frame: str) -> StoragePath:
         """The staged tenant changes of one frame (users, groups, members; records.py)."""
         return self._file("extract", f"{_frame(frame)}.parquet")
 
-    @property
-    def delta_links(self) -> Path:
-        """{resource: {"link", "full_read", "received_at", "select"}} the extract received; commit saves them."""
-        return self._file("extract", "delta_links.json")
+    def delta_link(self, resource: str) -> StoragePath:
+        """{"link", "full_read", "received_at", "select"}: the link the extract of `resource` received (each
+        extract writes its own file: they run in parallel, maybe on different machines)."""
+        return self._file("extract", f"delta_link_{resource}.json")
+
+    def delta_links(self) -> dict[str, dict]:
+        """{resource: {"link", "full_read", "received_at", "select"}} the run's extracts received; commit saves them."""
+        links = {}
+        for path in sorted(children(self.path / "extract"), key=lambda p: p.name):
+            if path.name.startswith("delta_link_") and path.name.endswith(".json"):
+                entry = read_json(path)
+                if entry:
+                    links[path.name.removeprefix("delta_link_").removesuffix(".json")] = entry
+        return links
 
     @property
-    def state_read(self) -> Path:
+    def state_read(self) -> StoragePath:
         """{"version", "read_at"}: the committed state version the run's first extract read (under the state
         lock); transform, apply and commit refuse another one."""
         return self._folder(self.path) / "state_read.json"
 
     # transform -> validate, plan, commit
     @property
-    def snapshot_dir(self) -> Path:
+    def snapshot_dir(self) -> StoragePath:
         return self._file("transform", "snapshot_users.parquet").parent
 
-    def snapshot(self, frame: str) -> Path:
+    def snapshot(self, frame: str) -> StoragePath:
         """The tenant snapshot after this round (committed as the new state after a successful apply)."""
         return self._file("transform", snapshot_file_name(frame))
 
-    def records(self, frame: str) -> Path:
+    def records(self, frame: str) -> StoragePath:
         """Directory records of one frame (records.py)."""
         return self._file("transform", f"records_{_frame(frame)}.parquet")
 
     @property
-    def records_notes(self) -> Path:
+    def records_notes(self) -> StoragePath:
         """What transform left out of the records and why: memberships dropped, users out of scope."""
         return self._file("transform", "records_notes.json")
 
     @property
-    def target_schema(self) -> Path:
+    def target_schema(self) -> StoragePath:
         return self._file("transform", "target_schema.json")
 
     @property
-    def value_fixes(self) -> Path:
+    def value_fixes(self) -> StoragePath:
         return self._file("transform", "value_fixes.json")
 
     # validate -> plan
     @property
-    def quarantine(self) -> Path:
+    def quarantine(self) -> StoragePath:
         return self._file("validate", "quarantine.json")
 
     @property
-    def validation_report(self) -> Path:
+    def validation_report(self) -> StoragePath:
         return self._file("validate", "report.json")
 
     @property
-    def validation_report_text(self) -> Path:
+    def validation_report_text(self) -> StoragePath:
         return self._file("validate", "report.txt")
 
     # plan -> apply
     @property
-    def plan(self) -> Path:
+    def plan(self) -> StoragePath:
         return self._file("plan", "plan.json")
 
     @property
-    def plan_preview(self) -> Path:
+    def plan_preview(self) -> StoragePath:
         return self._file("plan", "plan.txt")
 
     @property
-    def collisions(self) -> Path:
+    def collisions(self) -> StoragePath:
         return self._file("plan", "collisions.json")
 
     @property
-    def domain_index(self) -> Path:
+    def domain_index(self) -> StoragePath:
         """The synced objects as this run's plan leaves them known (plan/incremental.py); commit keeps it."""
         return self._file("plan", "domain_index.parquet")
 
     @property
-    def domain_index_meta(self) -> Path:
+    def domain_index_meta(self) -> StoragePath:
         """What the domain index was read at (highestCommittedUSN, server, settings fingerprint); commit keeps it."""
         return self._file("plan", "domain_index.json")
 
     # apply -> commit
     @property
-    def apply_results(self) -> Path:
+    def apply_results(self) -> StoragePath:
         return self._file("apply", "results.json")
 
     # credentials -> report (no passwords: the outcome of each password change, what was set aside)
     @property
-    def credential_results(self) -> Path:
+    def credential_results(self) -> StoragePath:
         return self._file("credentials", "results.json")
 
     @property
-    def summary_file(self) -> Path:
-        return self.path / "summary.json"
+    def summary_dir(self) -> StoragePath:
+        """summary/<section>.json: each stage's outcome in a file of its own (stages of a run run in parallel,
+        maybe on different machines; `summary()` composes them)."""
+        return self.path / "summary"
+
+    def summary(self) -> dict:
+        """{section: outcome, ..., "run_id"} of the stages that ended so far ({} before any)."""
+        sections = {}
+        for path in sorted(children(self.summary_dir), key=lambda p: p.name):
+            if path.name.endswith(".json") and not path.name.startswith("."):
+                data = read_json(path)
+                if data is not None:
+                    sections[path.name.removesuffix(".json")] = data
+        return sections | {"run_id": self.run_id} if sections else {}
 
     def update_summary(self, section: str, data: dict) -> dict:
         """Record a stage's outcome (every stage ends here: pipeline.run_stage), then make every file the
-        stage wrote in the run folder private (Parquet and text files arrive with the umask's mode)."""
-        with locked(self.summary_file):
-            summary = read_json(self.summary_file, {}) or {}
-            summary[section] = data
-            summary["run_id"] = self.run_id
-            write_json_atomic(self.summary_file, summary)
+        stage wrote in a local run folder private (Parquet and text files arrive with the umask's mode)."""
+        write_json_atomic(self._folder(self.summary_dir) / f"{section}.json", data)
         make_private(self.path)
-        return summary
+        return self.summary()
 
 
 def _frame(frame: str) -> str:
@@ -281,32 +203,43 @@ def snapshot_file_name(frame: str) -> str:
 
 
 class RunTime(NamedTuple):
-    path: Path
+    path: StoragePath
     mtime: float
     has_summary: bool
 
 
-def _wrote(folder: Path) -> bool:
+def _wrote(folder: StoragePath) -> bool:
     """Whether the run in `folder` wrote to the domain (its apply results count writes)."""
     results = read_json(folder / "apply" / "results.json", None)
     return bool(isinstance(results, dict) and results.get("total_writes"))
 
 
-def runs_by_time(runs_dir: Path, newest_first: bool = False) -> list[RunTime]:
-    """The run folders under `runs_dir` by time, oldest first (or newest first): a run's time is its
-    summary.json's mtime (every stage ends by updating it), the folder's when it has none yet. Folders
-    removed while they are listed are left out."""
-    runs = []
-    for folder in runs_dir.iterdir() if runs_dir.is_dir() else []:
-        if not folder.is_dir():
-            continue
-        summary = folder / "summary.json"
+def run_time(folder: StoragePath) -> tuple[float, bool] | None:
+    """(time, has a summary) of a run folder: its newest summary section's mtime (every stage ends by writing
+    one), else the folder's (on object storage, which has no folder times: its newest file's); None when the
+    folder is gone."""
+    sections = modified_times(folder / "summary")
+    if sections:
+        return max(sections.values()), True
+    if is_local(folder):
         try:
-            has_summary = summary.is_file()
-            mtime = (summary if has_summary else folder).stat().st_mtime
-        except FileNotFoundError:  # removed meanwhile
+            return folder.stat().st_mtime, False
+        except FileNotFoundError:
+            return None
+    files = modified_times(folder)
+    return (max(files.values()) if files else time.time()), False
+
+
+def runs_by_time(runs_dir: StoragePath, newest_first: bool = False) -> list[RunTime]:
+    """The run folders under `runs_dir` by time (`run_time`), oldest first (or newest first). Folders removed
+    while they are listed are left out."""
+    runs = []
+    for folder in children(runs_dir):
+        if is_local(folder) and not folder.is_dir():
             continue
-        runs.append(RunTime(folder, mtime, has_summary))
+        found = run_time(folder)
+        if found is not None:
+            runs.append(RunTime(folder, *found))
     runs.sort(key=lambda run: run.mtime, reverse=newest_first)
     return runs
 
@@ -317,12 +250,12 @@ def prune_runs(current: RunFolder, keep_runs: int, keep_days: float, now: float 
     first) and logs how many. Runs that wrote are kept for `keep_days` whatever their number: they are the
     history `python -m domain_sync.why` answers from, which runs with nothing to do must not push out.
 
-    A run's time is its summary.json's mtime (the folder's when it has none yet). Never removed: the
+    A run's time is `run_time`'s. Never removed: the
     current run, runs newer than it, and a run without a summary younger than a day (one starting)."""
     now = time.time() if now is None else now
     runs = [(mtime, folder, has_summary) for folder, mtime, has_summary in runs_by_time(current.runs_dir, newest_first=True)
-            if not folder.is_symlink()]
-    current_time = next((mtime for mtime, folder, _ in runs if folder == current.path), now)
+            if not (is_local(folder) and folder.is_symlink())]
+    current_time = next((mtime for mtime, folder, _ in runs if folder.name == current.path.name), now)
     doomed = []
     idle = 0  # runs that wrote nothing, newest first
     for mtime, folder, has_summary in runs:
@@ -330,13 +263,13 @@ def prune_runs(current: RunFolder, keep_runs: int, keep_days: float, now: float 
         if not _wrote(folder):
             over_count = idle >= keep_runs
             idle += 1
-        if ((over_count or now - mtime > keep_days * DAY_SECONDS) and folder != current.path
+        if ((over_count or now - mtime > keep_days * DAY_SECONDS) and folder.name != current.path.name
                 and mtime <= current_time and (has_summary or now - mtime >= DAY_SECONDS)):
             doomed.append(folder)
     removed = []
     for folder in reversed(doomed):  # oldest first
         try:
-            shutil.rmtree(folder)
+            remove_tree(folder)
         except OSError as exc:
             log.warning("could not remove run folder %s: %s", folder, exc)
             continue

@@ -4,10 +4,11 @@ Both move together, and only after the apply that consumed them went through its
 change failed do not hold it back: the next plan reconciles them again). A stage that failed, an
 aborted apply or one stopped by too many failures leaves the previous pair in place, so the next
 run reads the same changes again (at-least-once extraction; apply is idempotent). A commit writes a
-new version folder and then swaps a pointer file atomically, so a crash mid-commit leaves either the
-old state or the new one.
+new version folder and then appends the pointer entry after the one its run read (create-if-absent:
+storage.JsonLog), so two runs can never both commit on one version, and a crash mid-commit leaves either
+the old state or the new one. The state may be on object storage, its tasks on several machines.
 
-Runs never work on the state at once: the first extract of a run takes the state lock (`lock.json`,
+Runs never work on the state at once: the first extract of a run takes the state lock (the lock log,
 naming the run) and records the committed version it read in the run folder; transform, apply and
 commit refuse to go on when another run holds the lock or the committed version is no longer that
 one. Commit frees the lock, and so does the DAG's `release_state_lock` teardown for a run that ended
@@ -18,29 +19,33 @@ taken over by the next extract (alert `state_lock_recovered`); by hand:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-import shutil
 import socket
 import sys
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 
 from domain_sync.alerts import raise_alert
 from domain_sync.config import Settings, SettingsError
 from domain_sync.context import StageContext
 from domain_sync.errors import PermanentError, StageInputMissing, TransientError
-from domain_sync.runs import (
-    FRAMES,
-    RunFolder,
-    copy_private,
-    locked,
+from domain_sync.runs import FRAMES, RunFolder, snapshot_file_name
+from domain_sync.storage import (
+    JsonLog,
+    LogConflict,
+    StoragePath,
+    children,
+    copy_file,
+    create_exclusive,
+    is_folder,
     private_dir,
     read_json,
-    snapshot_file_name,
+    remove,
+    remove_tree,
     write_json_atomic,
 )
 
@@ -48,37 +53,50 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_FILES = tuple(snapshot_file_name(frame) for frame in FRAMES)
 DELTA_LINK_WARN_AGE_DAYS = 6  # Graph forgets delta links after 7 days (MS)
-LOCK_FILE = "lock.json"
+LINKS_FILE = "delta_links.json"
+ORPHAN_AGE = timedelta(days=1)  # a version folder no pointer names, this old, is a crashed commit's: removed
+LOCK_ATTEMPTS = 20  # lock changes lost to another writer in a row before giving up (each re-reads the lock)
 
 
 class StateStore:
-    def __init__(self, state_dir: Path | str):
-        self.dir = Path(state_dir)
+    """<state dir>/
+      pointer/<seq>.json   {"version", "committed_at", "run_id"}: the committed version is the newest entry's
+                           (a JsonLog: a commit appends the entry after the one its run read, or fails)
+      v-<time>-<id>/       a committed version: the snapshot frames and delta_links.json, never changed after
+                           its commit (but for the lock holder's forget_delta_links)
+      lock/<seq>.json      the state lock: the newest entry names the holder, or {"free": true}
+      writes.json          the last run whose apply wrote through this store
+      current.json, lock.json   the single-file pointer and lock of earlier releases, read while the logs are empty
+    """
 
-    @property
-    def _pointer(self) -> Path:
-        return self.dir / "current.json"
+    def __init__(self, state_dir: StoragePath):
+        self.dir = state_dir
+        self._pointer = JsonLog(self.dir / "pointer", legacy=self.dir / "current.json")
+        self._lock = JsonLog(self.dir / "lock", legacy=self.dir / "lock.json")
 
-    def current(self) -> Path | None:
-        pointer = read_json(self._pointer)
-        if not pointer:
+    def _version_dir(self, version: str) -> StoragePath:
+        return self.dir / version
+
+    def current(self) -> StoragePath | None:
+        version = self.version()
+        if version is None:
             return None
-        path = self.dir / pointer["version"]
-        return path if path.exists() else None
+        path = self._version_dir(version)
+        return path if is_folder(path) else None
 
     def delta_links(self) -> dict[str, dict]:
         """{resource: {"link": str, "received_at": iso time, "saved_at": iso time}} of the committed state.
 
         `received_at` is when Graph issued the link (the extract), `saved_at` when it was committed."""
         current = self.current()
-        return (read_json(current / "delta_links.json", {}) or {}) if current else {}
+        return (read_json(current / LINKS_FILE, {}) or {}) if current else {}
 
-    def committed_file(self, name: str) -> Path | None:
+    def committed_file(self, name: str) -> StoragePath | None:
         """A file committed beside the snapshot (the domain index, plan/incremental.py), if there is one."""
         current = self.current()
         return current / name if current is not None and (current / name).exists() else None
 
-    def snapshot(self, frame: str) -> Path | None:
+    def snapshot(self, frame: str) -> StoragePath | None:
         """The committed tenant snapshot of one frame (users, groups, members), if there is one."""
         current = self.current()
         name = snapshot_file_name(frame)
@@ -86,18 +104,29 @@ class StateStore:
             return None
         return current / name
 
-    def commit(self, snapshot_dir: Path, delta_links: dict[str, str | dict], now: datetime | None = None,
-               extra_files: tuple[Path, ...] = ()) -> str:
-        """Save the snapshot and the links ({resource: link or {"link", "received_at"}}) as the new state, with
-        `extra_files` (the plan's domain index) beside them when they exist."""
+    def commit(self, snapshot_dir: StoragePath, delta_links: dict[str, str | dict], now: datetime | None = None,
+               run_id: str | None = None, read_version: str | None | object = ...,
+               extra_files: tuple[StoragePath, ...] = ()) -> str:
+        """Save the snapshot and the links ({resource: link or {"link", "received_at"}}) as the new state: a new
+        version folder, then the pointer entry after the one read here. `read_version`: the version the run
+        read (StateChanged when the pointer names another one); StateChanged too when another commit appended
+        to the pointer meanwhile. A crash before the pointer entry leaves the old state (and an orphan folder,
+        removed a day later by a commit). `extra_files` (the plan's domain index) are kept beside the snapshot
+        when they exist."""
         now = now or datetime.now(UTC)
+        seq, pointer = self._pointer.latest()
+        current_version = pointer.get("version") if pointer else None
+        if read_version is not ... and current_version != read_version:
+            raise StateChanged(f"run {run_id}: the committed state is version {current_version!r}, but this run's "
+                               f"extract read {read_version!r}: another run committed since. Start a new run (it "
+                               f"reads the changes since the new state)")
         version = f"v-{now.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
-        target = private_dir(self.dir / version, root=self.dir.parent)  # 0700 from the data folder down
+        target = private_dir(self._version_dir(version), root=self.dir.parent)  # 0700 from the data folder down
         for name in SNAPSHOT_FILES:
-            copy_private(snapshot_dir / name, target / name)  # 0600, whatever the run's copy has
+            copy_file(snapshot_dir / name, target / name)  # 0600, whatever the run's copy has
         for source in extra_files or ():  # kept beside the snapshot when the run wrote them (the domain index)
             if source.exists():
-                copy_private(source, target / source.name)
+                copy_file(source, target / source.name)
         previous = self.delta_links()
         links = {}
         for resource, entry in delta_links.items():
@@ -108,21 +137,46 @@ class StateStore:
                 links[resource]["select"] = entry["select"]
         for resource, entry in previous.items():
             links.setdefault(resource, entry)
-        write_json_atomic(target / "delta_links.json", links)
-        old = self.current()
-        write_json_atomic(self._pointer, {"version": version, "committed_at": now.isoformat()})
-        if old is not None and old != target:
-            shutil.rmtree(old, ignore_errors=True)
+        write_json_atomic(target / LINKS_FILE, links)
+        try:
+            self._move_pointer(seq, {"version": version, "committed_at": now.isoformat(), "run_id": run_id})
+        except LogConflict:
+            remove_tree(target)
+            raise StateChanged(f"run {run_id}: another run committed a new state version while this one committed "
+                               f"on version {current_version!r}; this run's commit is refused. Start a new run "
+                               f"(it reads the changes since the new state)") from None
+        if seq == 0:
+            remove(self._pointer.legacy)  # the log holds the pointer from now on
+        if current_version is not None and current_version != version:
+            remove_tree(self._version_dir(current_version))
+        self._remove_orphans(version, now)
         return version
 
+    def _move_pointer(self, seq: int, entry: dict) -> None:
+        """The one step that makes a version the committed one (a hook for the tests of crashes before it)."""
+        self._pointer.append(seq, entry)
+
+    def _remove_orphans(self, version: str, now: datetime) -> None:
+        for folder in children(self.dir):
+            name = folder.name
+            if not name.startswith("v-") or name == version:
+                continue
+            try:
+                made = datetime.strptime(name.split("-")[1], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+            except (IndexError, ValueError):
+                continue
+            if now - made > ORPHAN_AGE:
+                log.info("removing %s: a state version no pointer names (a commit that crashed or lost)", folder)
+                remove_tree(folder)
+
     def forget_delta_links(self) -> list[str]:
-        """Empty the committed delta links (the snapshot stays), under the lock commits take on the pointer,
-        so that the next read of each resource is a full one. Returns the resources whose links went."""
-        with locked(self._pointer):
-            links = self.delta_links()
-            current = self.current()
-            if current is not None and links:
-                write_json_atomic(current / "delta_links.json", {})
+        """Empty the committed delta links (the snapshot stays), so that the next read of each resource is a
+        full one; the caller holds the state lock (the only change to a committed version after its commit).
+        Returns the resources whose links went."""
+        links = self.delta_links()
+        current = self.current()
+        if current is not None and links:
+            write_json_atomic(current / LINKS_FILE, {})
         return sorted(links)
 
     def delta_link_ages(self, now: datetime | None = None) -> dict[str, float]:
@@ -137,13 +191,9 @@ class StateStore:
         return ages
 
     # ---- lock and version (docs/design.md, "Runs never overlap")
-    @property
-    def lock_file(self) -> Path:
-        return self.dir / LOCK_FILE
-
     def version(self) -> str | None:
         """The committed version the pointer names (None: nothing committed yet)."""
-        pointer = read_json(self._pointer)
+        pointer = self._pointer.latest()[1]
         return pointer.get("version") if pointer else None
 
     def missing_files(self) -> list[str]:
@@ -151,10 +201,10 @@ class StateStore:
         version = self.version()
         if version is None:
             return []
-        folder = self.dir / version
-        if not folder.is_dir():
+        folder = self._version_dir(version)
+        if not is_folder(folder):
             return [f"{version}/ (the whole committed version)"]
-        return [f"{version}/{name}" for name in ("delta_links.json", *SNAPSHOT_FILES) if not (folder / name).exists()]
+        return [f"{version}/{name}" for name in (LINKS_FILE, *SNAPSHOT_FILES) if not (folder / name).exists()]
 
     def has_snapshot(self) -> bool:
         """A committed tenant snapshot is there, every frame of it."""
@@ -162,7 +212,7 @@ class StateStore:
         return current is not None and all((current / name).exists() for name in SNAPSHOT_FILES)
 
     @property
-    def writes_file(self) -> Path:
+    def writes_file(self) -> StoragePath:
         return self.dir / "writes.json"
 
     def note_writes(self, run_id: str, now: datetime | None = None) -> None:
@@ -174,9 +224,13 @@ class StateStore:
         """{"run_id", "at"} of the last run whose apply wrote through this state store, or None."""
         return read_json(self.writes_file)
 
+    def _holder(self) -> tuple[int, dict | None]:
+        seq, entry = self._lock.latest()
+        return seq, (None if not entry or entry.get("free") else entry)
+
     def lock_holder(self) -> dict | None:
         """{"run_id", "dag_id", "acquired_at", "seen_at", "host", "pid"} of the run holding the lock, or None."""
-        return read_json(self.lock_file)
+        return self._holder()[1]
 
     def acquire_lock(self, run_id: str, dag_id: str | None = None, stale_after_hours: float = 12.0,
                      holder_finished: Callable[[dict], str | None] | None = None,
@@ -185,10 +239,12 @@ class StateStore:
 
         Raises `StateLocked` while another run holds it. A lock whose run is finished
         (`holder_finished(lock)` names the run's final state) or that was last seen more than
-        `stale_after_hours` ago is taken over; the replaced lock is returned (with "stale": why)."""
+        `stale_after_hours` ago is taken over; the replaced lock is returned (with "stale": why). Taking it is
+        appending to the lock log after the entry read: of two runs taking it at once one gets it, the other
+        reads the lock again (and finds it held)."""
         now = now or datetime.now(UTC)
-        with locked(self.lock_file):
-            holder = read_json(self.lock_file)
+        for _ in range(LOCK_ATTEMPTS):
+            seq, holder = self._holder()
             if holder and holder.get("run_id") == run_id:
                 return None
             replaced = None
@@ -204,26 +260,38 @@ class StateStore:
                         f"{stale_after_hours:g} hours (setting state_lock_stale_hours). To free it by hand: "
                         f"python -m domain_sync.state unlock {holder.get('run_id')}")
                 replaced = holder | {"stale": why}
-            write_json_atomic(self.lock_file, {
-                "run_id": run_id, "dag_id": dag_id, "acquired_at": now.isoformat(), "seen_at": now.isoformat(),
-                "host": socket.gethostname(), "pid": os.getpid()})
+            try:
+                self._lock.append(seq, {
+                    "run_id": run_id, "dag_id": dag_id, "acquired_at": now.isoformat(), "seen_at": now.isoformat(),
+                    "host": socket.gethostname(), "pid": os.getpid()})
+            except LogConflict:
+                continue
             return replaced
+        raise StateLocked(f"run {run_id}: the state lock changed hands {LOCK_ATTEMPTS} times while this run tried to "
+                          f"take it; this task is retried")
+
+    def _change_own_lock(self, run_id: str, change: Callable[[dict], dict]) -> bool:
+        """Append change(holder) to the lock log while `run_id` holds the lock; False when it does not."""
+        for _ in range(LOCK_ATTEMPTS):
+            seq, holder = self._holder()
+            if not holder or holder.get("run_id") != run_id:
+                return False
+            try:
+                self._lock.append(seq, change(holder))
+                return True
+            except LogConflict:
+                continue
+        return False
 
     def touch_lock(self, run_id: str, now: datetime | None = None) -> None:
         """Note that the holder is still at work (staleness counts from the last stage that checked)."""
-        with locked(self.lock_file):
-            holder = read_json(self.lock_file)
-            if holder and holder.get("run_id") == run_id:
-                write_json_atomic(self.lock_file, holder | {"seen_at": (now or datetime.now(UTC)).isoformat()})
+        seen = (now or datetime.now(UTC)).isoformat()
+        self._change_own_lock(run_id, lambda holder: holder | {"seen_at": seen})
 
     def release_lock(self, run_id: str) -> bool:
         """Free the lock if `run_id` holds it; True when it did."""
-        with locked(self.lock_file):
-            holder = read_json(self.lock_file)
-            if not holder or holder.get("run_id") != run_id:
-                return False
-            self.lock_file.unlink()
-            return True
+        at = datetime.now(UTC).isoformat()
+        return self._change_own_lock(run_id, lambda holder: {"free": True, "released_by": run_id, "at": at})
 
 
 class StateLocked(TransientError):
@@ -313,11 +381,12 @@ def hold_state(settings: Settings, run: RunFolder, now: datetime | None = None,
                     f"if that run is still writing, its commit is refused (the state version moved on)",
                     run_id=run.run_id, previous_holder=replaced.get("run_id"))
     version = state.version()
-    with locked(run.state_read):
-        recorded = read_json(run.state_read)
-        if recorded is None:
-            write_json_atomic(run.state_read, {"version": version, "read_at": now.isoformat()})
-        elif recorded.get("version") != version:
+    # Both extracts of a run (maybe on two machines) get here: the first records the version, the other
+    # finds the record and checks it.
+    record = {"version": version, "read_at": now.isoformat()}
+    if not create_exclusive(run.state_read, json.dumps(record, indent=2, sort_keys=True).encode() + b"\n"):
+        recorded = read_json(run.state_read) or {}
+        if recorded.get("version") != version:
             raise StateChanged(f"run {run.run_id}: its first extract read state version {recorded.get('version')!r}, "
                                f"the committed state is now {version!r}: another run committed meanwhile. Start a "
                                f"new run (it reads the changes since the new state)")
@@ -375,7 +444,7 @@ def commit_run(state: StateStore, run: RunFolder, dry_run: bool = False) -> dict
     if dry_run:
         state.release_lock(run.run_id)
         return {"committed": False, "reason": "dry run: the same changes are read again next time"}
-    links = read_json(run.delta_links)
+    links = run.delta_links()
     if not links:
         raise StageInputMissing(f"run {run.run_id}: no delta links to commit; extract must run first")
     applied = read_json(run.apply_results)
@@ -385,11 +454,12 @@ def commit_run(state: StateStore, run: RunFolder, dry_run: bool = False) -> dict
                f"apply stopped the run ({applied[APPLY_STOPPED]})")
         raise ApplyIncomplete(f"run {run.run_id}: apply did not go through the plan: {why}; the delta links are not "
                               f"saved, so the next run reads the same changes again")
-    with locked(state.dir / "current.json"):  # the version check and the pointer swap, as one step
-        read_version = check_state(state, run)
-        version = state.commit(run.snapshot_dir, {
-            r: {"link": e["link"], "received_at": e.get("received_at"), "select": e.get("select")}
-            for r, e in links.items()}, extra_files=(run.domain_index, run.domain_index_meta))
+    read_version = check_state(state, run)
+    # The pointer moves only from the version this run read (another commit since: StateChanged).
+    version = state.commit(run.snapshot_dir, {
+        r: {"link": e["link"], "received_at": e.get("received_at"), "select": e.get("select")}
+        for r, e in links.items()}, run_id=run.run_id, read_version=read_version,
+        extra_files=(run.domain_index, run.domain_index_meta))
     state.release_lock(run.run_id)
     return {"committed": True, "version": version, "previous_version": read_version}
 

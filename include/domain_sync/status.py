@@ -21,17 +21,17 @@ import html
 import json
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from domain_sync.alerts import read_alerts
 from domain_sync.config import Settings
 from domain_sync.failing import failing_objects, release_advice
-from domain_sync.freshness import last_commit
+from domain_sync.freshness import last_commit, watchdog_file
 from domain_sync.ops_settings import OpsSettings
 from domain_sync.run_keys import DRIFT_DAG_ID
-from domain_sync.runs import RunFolder, read_json, runs_by_time
+from domain_sync.runs import RunFolder, runs_by_time
 from domain_sync.state import APPLY_STOPPED, StateStore
+from domain_sync.storage import read_document, read_json
 
 SHOWN = 50
 
@@ -44,7 +44,7 @@ def sync_runs(settings: Settings) -> list[RunFolder]:
 
 def _latest(runs: list[RunFolder], has) -> tuple[RunFolder | None, dict]:
     for run in runs:
-        summary = read_json(run.summary_file, {}) or {}
+        summary = run.summary()
         if has(run, summary):
             return run, summary
     return None, {}
@@ -64,7 +64,7 @@ def collect(settings: Settings, ops: OpsSettings | None = None, now: datetime | 
     ops = ops or OpsSettings.from_env()
     now = now or datetime.now(UTC)
     runs = sync_runs(settings)
-    watchdog = read_json(Path(settings.data_dir) / "alerting" / "watchdog.json", {}) or {}
+    watchdog = read_document(watchdog_file(settings), {}) or {}
     seen = datetime.fromisoformat(watchdog["last_success"]) if watchdog.get("last_success") else None
     known = [t for t in (seen, last_commit(settings)) if t]
     last = max(known) if known else None
@@ -99,8 +99,8 @@ def collect(settings: Settings, ops: OpsSettings | None = None, now: datetime | 
                        "objects": (read_json(collisions_run.collisions, []) or []) if collisions_run else []},
         "failing": failing_objects(settings),
         "delta_link_ages_days": {k: round(v, 2) for k, v in state.delta_link_ages(now).items()},
-        "alerts": [{**a, "message": str(a.get("message", "")).replace(str(settings.data_dir), "<data dir>")}
-                   for a in read_alerts(settings)[-10:][::-1]],
+        "alerts": [{**a, "message": str(a.get("message", "")).replace(str(settings.data_root), "<data dir>")
+                    .replace(str(settings.data_dir), "<data dir>")} for a in read_alerts(settings)[-10:][::-1]],
     }
 
 

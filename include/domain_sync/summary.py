@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import logging
 import sys
-from pathlib import Path
 
 from domain_sync.config import Settings
 from domain_sync.context import StageContext
 from domain_sync.run_alerts import raise_run_alerts
-from domain_sync.runs import prune_runs, read_json, runs_by_time
+from domain_sync.runs import RunFolder, prune_runs, runs_by_time
+from domain_sync.storage import StoragePath, location
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ ACTIONS = {
 }
 
 
-def latest_run(data_dir: Path) -> Path | None:
+def latest_run(data_dir: StoragePath) -> StoragePath | None:
     return next((run.path for run in runs_by_time(data_dir / "runs", newest_first=True) if run.has_summary), None)
 
 
@@ -91,7 +91,7 @@ def format_summary(summary: dict) -> str:
 def run(ctx: StageContext) -> dict:
     """The report stage: the run summary's counts, and alerts for what needs a person's eye."""
     settings, run = ctx.settings, ctx.run
-    summary = read_json(run.summary_file, {}) or {}
+    summary = run.summary()
     quarantined = sum((summary.get("validate") or {}).get("quarantined", {}).values())
     collisions = (summary.get("plan") or {}).get("collisions", 0)
     # Expired delta links, a blocked plan, new quarantined objects, objects failing run after run.
@@ -113,12 +113,13 @@ def run(ctx: StageContext) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    data_dir = Path(argv[0]) if argv else Path(Settings.from_env().data_dir)
+    settings = Settings.from_env()
+    data_dir = location(argv[0], settings.data_conn_id) if argv else settings.data_root
     run = latest_run(data_dir)
     if run is None:
         print(f"no run found under {data_dir}")
         return 1
-    print(format_summary(read_json(run / "summary.json")))
+    print(format_summary(RunFolder(data_dir / "runs", run.name).summary()))
     print(f"  files: {run}")
     return 0
 

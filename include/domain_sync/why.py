@@ -15,7 +15,6 @@ import argparse
 import json
 import sys
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from domain_sync.config import Settings
@@ -23,29 +22,28 @@ from domain_sync.failing import HELD_KEY, release_advice
 from domain_sync.mapping import load_mapping
 from domain_sync.naming import is_object_id
 from domain_sync.records import ATTR_PREFIX, FIELDS, GROUP, REMOVED, USER
-from domain_sync.runs import RunFolder, read_json, runs_by_time
+from domain_sync.runs import RunFolder, runs_by_time
+from domain_sync.storage import StoragePath, read_json, read_parquet
 
 KIND_OF_FRAME = {"users": USER, "groups": GROUP}
 
 
-def run_folders(data_dir: Path) -> list[RunFolder]:
+def run_folders(data_dir: StoragePath) -> list[RunFolder]:
     """The runs of the data folder, oldest first."""
     runs_dir = data_dir / "runs"
     return [RunFolder(runs_dir, run.path.name) for run in runs_by_time(runs_dir)]
 
 
-def _read_rows(path: Path, column: str, value: str):
-    import pandas as pd
-
+def _read_rows(path: StoragePath, column: str, value: str):
     if not path.exists():
         return []
-    frame = pd.read_parquet(path)
+    frame = read_parquet(path)
     if column not in frame.columns:
         return []
     return frame[frame[column].astype(str).str.lower() == value.lower()].to_dict("records")
 
 
-def resolve(data_dir: Path, key: str) -> str | None:
+def resolve(data_dir: StoragePath, key: str) -> str | None:
     """The tenant object id of `key` (an id, or a userPrincipalName found in a run's frames), newest run first."""
     key = key.strip()
     if is_object_id(key):
@@ -92,7 +90,7 @@ def history(settings: Settings, object_id: str) -> list[dict]:
     """One entry per run that staged, planned, quarantined or applied something for the object."""
     mapping = load_mapping(settings.mapping_file)
     entries = []
-    for run in run_folders(Path(settings.data_dir)):
+    for run in run_folders(settings.data_root):
         entry: dict[str, Any] = {"run": run.path.name}
         change = tenant_change(run, object_id)
         if change:
@@ -181,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     if args.data_dir:
         settings = replace(settings, data_dir=args.data_dir)
-    object_id = resolve(Path(settings.data_dir), args.object)
+    object_id = resolve(settings.data_root, args.object)
     if object_id is None:
         print(f"{args.object}: not found in any run of {settings.data_dir}", file=sys.stderr)
         return 1

@@ -83,7 +83,7 @@ def together_at_once(services, sync_env, emulator, tenant) -> None:
     states = {run_id: services.wait_for_run(DAG_ID, run_id, timeout=900) for run_id in runs}  # one waits for the other
     assert "success" in states.values(), f"{states}\n{services.diagnostics()}"
     for run_id, state in states.items():
-        summary = read_json(RunFolder(sync_env.settings.runs_dir, run_id).summary_file, {})
+        summary = RunFolder(sync_env.settings.runs_dir, run_id).summary()
         if state == "failed":
             # Refused at extract on every try: nothing after extract ran, nothing was staged or written.
             tasks = services.task_states(DAG_ID, run_id)
@@ -148,7 +148,7 @@ def test_scheduler_runs_triggered_backfilled_and_failing_runs(sync_env, airflow_
     assert first(entries["ana"][1]["displayname"]) == "Ana Lima-Berg", services.diagnostics()
     assert set(entries) == {*nicks, "Staff", "Engineers"}
     # The run's conf reached the tasks: a full read of all users, where a delta read would see one change.
-    summary = read_json(RunFolder(sync_env.settings.runs_dir, backfill_run["run_id"]).summary_file, {})
+    summary = RunFolder(sync_env.settings.runs_dir, backfill_run["run_id"]).summary()
     assert summary["extract_users"]["full_read"] is True and summary["extract_users"]["objects"] == 5, summary
 
     # 3. A backfill and a triggered run at once (max_active_runs does not hold a backfill back): they

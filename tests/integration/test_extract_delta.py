@@ -14,7 +14,6 @@ import pytest
 
 from domain_sync.alerts import read_alerts
 from domain_sync.mapping import load_mapping
-from domain_sync.runs import read_json
 from domain_sync.state import ApplyIncomplete, StateStore
 from tests.fixtures.sync_env import by_sam, first, run_folder, staged, tenant_group, tenant_user
 
@@ -31,7 +30,7 @@ def snapshot(env, run_id: str, name: str) -> pd.DataFrame:
 def fold(env, run_id: str, **params) -> dict:
     """Extract and transform a round, then commit it as a successful apply would (no domain needed)."""
     result = env.run(stages=FOLD, run_id=run_id, **params)
-    links = read_json(run_folder(env, run_id).delta_links)
+    links = run_folder(env, run_id).delta_links()
     StateStore(env.settings.state_dir).commit(run_folder(env, run_id).snapshot_dir, links)
     return result
 

@@ -37,6 +37,6 @@ def test_every_file_of_a_sync_is_0600_in_0700_folders(sync_env):
                 wrong[str(path.relative_to(data))] = oct(stat.S_IMODE(os.lstat(path).st_mode))
     assert wrong == {}
     names = {p.name for p in data.rglob("*")}
-    assert {"summary.json", "records_users.parquet", "users.parquet", "plan.json", "plan.txt", "results.json",
-            "report.json", "current.json"} <= names
+    assert {"transform.json", "records_users.parquet", "users.parquet", "plan.json", "plan.txt", "results.json",
+            "report.json", "000000000001.json", "delta_links.json"} <= names
     assert seen["files"] > 20 and seen["folders"] > 10

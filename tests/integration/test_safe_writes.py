@@ -73,7 +73,7 @@ def test_a_dry_run_of_a_blocked_plan_succeeds_reporting_blocked_and_its_digest(s
     assert dry["apply"]["plan_status"] == "blocked" and dry["apply"]["digest"] == dry["plan"]["digest"]
     assert dry["commit"]["committed"] is False
     assert sync_env.highest_usn() == usn
-    summary = json.loads(RunFolder(sync_env.settings.runs_dir, "look").summary_file.read_text())
+    summary = RunFolder(sync_env.settings.runs_dir, "look").summary()
     assert summary["plan"]["status"] == "blocked" and summary["plan"]["digest"] == dry["plan"]["digest"]
     assert StateStore(sync_env.settings.state_dir).lock_holder() is None
 

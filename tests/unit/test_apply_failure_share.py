@@ -31,7 +31,7 @@ def apply_run(tmp_path, monkeypatch, synced_in_domain, changes, failing):
     settings = Settings.from_env()
     run = RunFolder(settings.runs_dir, "r1")
     write_json_atomic(run.state_read, {"version": None})
-    write_json_atomic(run.delta_links, {"users": {"link": "u"}})
+    write_json_atomic(run.delta_link("users"), {"link": "u"})
     for frame in ("users", "groups", "members"):
         run.snapshot(frame).write_bytes(b"")
     write_json_atomic(run.plan, ChangeSet(changes, {}).to_json() | {"status": "clear",

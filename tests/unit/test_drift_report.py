@@ -61,8 +61,8 @@ def test_objects_entering_or_leaving_scope_and_their_memberships_are_no_drift(tm
     assert corrected_drift(changes, set(), {U4, U5}, members | {f"<guid={GUID6}>"}) == {}
     # The plan stage names them from transform's records notes and the observed domain.
     run_folder = RunFolder(tmp_path, "r1")
-    write_json_atomic(run_folder.delta_links, {"users": {"link": "u", "full_read": False},
-                                               "groups": {"link": "g", "full_read": False}})
+    for resource, link in (("users", "u"), ("groups", "g")):
+        write_json_atomic(run_folder.delta_link(resource), {"link": link, "full_read": False})
     write_json_atomic(run_folder.records_notes, {"users_out_of_scope": [], "scope_changed": [U4.upper(), U5]})
     eve = ObservedObject(U5, "user", "CN=Eve,OU=Sync,DC=corp", {}, guid=GUID5)
     observed = ObservedDomain("OU=Sync,DC=corp", [], {U5: eve}, {}, {}, set())

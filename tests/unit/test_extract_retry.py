@@ -122,7 +122,7 @@ def test_a_links_age_counts_from_when_graph_issued_it(tmp_path):
 def test_commit_refuses_a_run_whose_apply_did_not_go_through_its_plan(tmp_path):
     store = StateStore(tmp_path / "state")
     run = RunFolder(tmp_path / "runs", "run")
-    run.delta_links.write_text(json.dumps({"users": {"link": "u", "full_read": True}}))
+    run.delta_link("users").write_text(json.dumps({"link": "u", "full_read": True}))
     with pytest.raises(ApplyIncomplete, match="no apply results"):
         commit_run(store, run)
     run.apply_results.write_text(json.dumps({"aborted": "domain unavailable"}))

@@ -18,7 +18,7 @@ from domain_sync.extract.graph_reader import (
 )
 from domain_sync.extract.stage import extract_resource
 from domain_sync.mapping import load_mapping
-from domain_sync.runs import RunFolder, read_json
+from domain_sync.runs import RunFolder
 from domain_sync.state import StateStore
 
 GRAPH = "https://graph.test/v1.0"
@@ -153,7 +153,7 @@ def test_a_refused_saved_link_leads_to_one_full_read_in_the_same_task(settings):
     assert graph.requests == [SAVED, "users/delta"]
     assert (result.full_read, result.unusable_link_recovered, result.expired_link_recovered) == (True, True, False)
     assert result.objects == 3 and "The token in the request is malformed" in result.saved_link_problem
-    links = read_json(RunFolder(settings.runs_dir, "next").delta_links)
+    links = RunFolder(settings.runs_dir, "next").delta_links()
     assert links["users"]["full_read"] is True and links["users"]["link"].endswith("$deltatoken=fresh")
 
 
@@ -179,5 +179,5 @@ def test_a_refusal_of_the_full_read_after_an_unusable_link_fails_the_task(settin
         extract(settings, graph)
     assert not isinstance(caught.value, SavedLinkUnusable)
     assert graph.requests == [SAVED, "users/delta"], "one full read, not more"
-    assert not RunFolder(settings.runs_dir, "next").delta_links.exists()
+    assert RunFolder(settings.runs_dir, "next").delta_links() == {}
 

@@ -7,7 +7,7 @@ import pytest
 from domain_sync import pipeline
 from domain_sync.config import Settings
 from domain_sync.errors import PermanentError
-from domain_sync.runs import RunFolder, read_json
+from domain_sync.runs import RunFolder
 
 
 def test_an_unknown_stage_is_a_permanent_error_the_retry_rule_fails_at_once(tmp_path):
@@ -17,7 +17,7 @@ def test_an_unknown_stage_is_a_permanent_error_the_retry_rule_fails_at_once(tmp_
     with pytest.raises(PermanentError, match="unknown stage 'extract_user'") as raised:
         pipeline.run_stage("extract_user", "r1", {}, settings)
     assert pipeline.retry_policy().evaluate(raised.value, 1, 3).action == RetryAction.FAIL
-    summary = read_json(RunFolder(settings.runs_dir, "r1").summary_file)
+    summary = RunFolder(settings.runs_dir, "r1").summary()
     assert summary["extract_user"]["failed"].startswith("UnknownName: unknown stage")
 
 

@@ -1,6 +1,6 @@
-"""Files under the data folder are 0600 in 0700 folders, whatever the umask: JSON hand-offs, lock files,
-Parquet and text files stages write themselves (made private when the stage's outcome is recorded),
-the committed state's copies and the alerts file."""
+"""Files under the data folder are 0600 in 0700 folders, whatever the umask: JSON hand-offs, log entries
+(the state lock and pointer, documents), Parquet and text files stages write themselves (made private when
+the stage's outcome is recorded), the committed state's copies and the alerts."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from domain_sync.alerts import raise_alert
+from domain_sync.alerts import raise_alert, read_alerts
 from domain_sync.config import Settings
-from domain_sync.runs import RunFolder, locked, make_private, private_dir, write_json_atomic
+from domain_sync.runs import RunFolder
 from domain_sync.state import SNAPSHOT_FILES, StateStore
+from domain_sync.storage import JsonLog, make_private, private_dir, update_document, write_json_atomic
 
 
 @pytest.fixture(autouse=True)
@@ -51,9 +52,10 @@ def test_json_is_written_0600_in_new_0700_folders(tmp_path):
     assert_private(tmp_path / "data")
 
 
-def test_lock_files_are_0600(tmp_path):
-    with locked(tmp_path / "data" / "summary.json"):
-        pass
+def test_log_entries_and_documents_are_0600(tmp_path):
+    StateStore(tmp_path / "data" / "state").acquire_lock("r1")
+    JsonLog(tmp_path / "data" / "state" / "pointer").append(0, {"version": "v"})
+    update_document(tmp_path / "data" / "alerting" / "doc.json", lambda current: {"n": 1})
     assert_private(tmp_path / "data")
 
 
@@ -73,7 +75,7 @@ def test_an_existing_data_folder_is_tightened(tmp_path):
     (data / "runs").mkdir(parents=True)
     os.chmod(data, 0o755)
     os.chmod(data / "runs", 0o755)
-    write_json_atomic(RunFolder(data / "runs", "r").delta_links, {})
+    write_json_atomic(RunFolder(data / "runs", "r").delta_link("users"), {})
     assert_private(data)
 
 
@@ -105,13 +107,13 @@ def test_committed_state_copies_are_0600_whatever_the_source(tmp_path):
     assert sorted(p.name for p in state.current().iterdir()) == sorted([*SNAPSHOT_FILES, "delta_links.json"])
 
 
-def test_the_alerts_file_is_0600_even_when_it_was_not(tmp_path):
+def test_alerts_are_0600_even_in_a_folder_that_was_not(tmp_path):
     settings = Settings(data_dir=str(tmp_path / "data"))
     raise_alert(settings, "test", "first")
-    os.chmod(tmp_path / "data" / "alerts.jsonl", 0o644)
+    os.chmod(tmp_path / "data" / "alerts", 0o755)
     raise_alert(settings, "test", "second")
     assert_private(tmp_path / "data")
-    assert len((tmp_path / "data" / "alerts.jsonl").read_text().splitlines()) == 2
+    assert [a["message"] for a in read_alerts(settings)] == ["first", "second"]
 
 
 def test_make_private_leaves_symbolic_links_alone(tmp_path):

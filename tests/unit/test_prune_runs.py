@@ -24,8 +24,10 @@ def make_run(runs_dir, name: str, age_seconds: float, with_summary: bool = True)
     run.path.mkdir(parents=True)
     stamp = NOW - age_seconds
     if with_summary:
-        run.summary_file.write_text(json.dumps({"run_id": name}))
-        os.utime(run.summary_file, (stamp, stamp))
+        section = run.summary_dir / "report.json"
+        section.parent.mkdir()
+        section.write_text(json.dumps({"done": True}))
+        os.utime(section, (stamp, stamp))
     os.utime(run.path, (stamp, stamp))
     return run
 

@@ -365,8 +365,8 @@ def applied_run(settings: Settings, run_id: str) -> RunFolder:
     """A run that extracted (lock, version read), transformed and applied."""
     run = RunFolder(settings.runs_dir, run_id)
     hold_state(settings, run)
-    write_json_atomic(run.delta_links, {r: {"link": f"https://graph/{r}?delta={run_id}", "full_read": True}
-                                        for r in ("users", "groups")})
+    for r in ("users", "groups"):
+        write_json_atomic(run.delta_link(r), {"link": f"https://graph/{r}?delta={run_id}", "full_read": True})
     for frame in ("users", "groups", "members"):
         run.snapshot(frame).write_bytes(run_id.encode())
     write_json_atomic(run.apply_results, {"total_writes": 0})

@@ -40,8 +40,8 @@ def write_round(settings: Settings, run_id: str, users: list[dict], groups: list
     groups_frame.to_parquet(run.staged("groups"), index=False)
     pd.DataFrame([(g, m, "user", False) for g, m in members or []], columns=MEMBER_COLUMNS).to_parquet(
         run.staged("members"), index=False)
-    write_json_atomic(run.delta_links,
-                      {r: {"link": f"test://{r}", "full_read": full} for r in ("users", "groups")})
+    for r in ("users", "groups"):
+        write_json_atomic(run.delta_link(r), {"link": f"test://{r}", "full_read": full})
     write_json_atomic(run.state_read, {"version": StateStore(settings.state_dir).version()})  # as extract records it
     return run
 

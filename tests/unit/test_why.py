@@ -22,7 +22,7 @@ def staged_run(settings, run_id, rows, plan=None, applied=None, when=0.0):
     if applied is not None:
         write_json_atomic(run.apply_results, applied)
     run.update_summary("report", {})
-    os.utime(run.summary_file, (time.time() + when, time.time() + when))
+    os.utime(run.summary_dir / "report.json", (time.time() + when, time.time() + when))
     return run
 
 

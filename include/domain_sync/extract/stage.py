@@ -33,8 +33,9 @@ from domain_sync.extract.graph_reader import (
 from domain_sync.extract.staging import ParquetSink, TenantPageWriter
 from domain_sync.mapping import load_mapping
 from domain_sync.records import MEMBER_SCHEMA, object_schema
-from domain_sync.runs import RunFolder, locked, read_json, write_json_atomic
+from domain_sync.runs import RunFolder
 from domain_sync.state import DELTA_LINK_WARN_AGE_DAYS, StateLost, StateStore, hold_state
+from domain_sync.storage import write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -115,12 +116,8 @@ def extract_resource(settings: Settings, run: RunFolder, resource: str, full_res
         received_at = datetime.now(UTC)
         round_, counts = _read_round(settings, run, resource, select, None, hook_factory)
     full = link is None or unusable is not None
-    links_file = run.delta_links
-    with locked(links_file):
-        links = read_json(links_file, {}) or {}
-        links[resource] = {"link": round_.delta_link, "full_read": full, "received_at": received_at.isoformat(),
-                           "select": select}
-        write_json_atomic(links_file, links)
+    write_json_atomic(run.delta_link(resource), {"link": round_.delta_link, "full_read": full,
+                                                 "received_at": received_at.isoformat(), "select": select})
     outcome = ExtractResult(resource, full, isinstance(unusable, DeltaLinkExpired), counts["objects"],
                             counts["removed"], counts["member_changes"], round_.pages, round_.requests, round_.retries,
                             None if age is None else round(age, 3),

@@ -1,25 +1,30 @@
-"""Stream Graph pages into Parquet with bounded memory: rows are flushed every `batch_rows`."""
+"""Stream Graph pages into Parquet with bounded memory: rows are flushed every `batch_rows`; the file
+appears whole at `close` (storage.replacing), never with `abort`."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from domain_sync.records import BOOL_PROPERTIES, FIELDS, FLAG_PROPERTIES, LIST_PROPERTIES, REMOVED
+from domain_sync.storage import StoragePath, replacing
+
+
+class _Abort(Exception):
+    """Thrown into the file's `replacing` block: the file must not appear."""
 
 
 class ParquetSink:
-    def __init__(self, path: Path, schema: pa.Schema, batch_rows: int = 5000):
-        self.path = Path(path)
+    def __init__(self, path: StoragePath, schema: pa.Schema, batch_rows: int = 5000):
+        self.path = path
         self.schema = schema
         self.batch_rows = batch_rows
         self.rows = 0
         self._buffer: list[dict[str, Any]] = []
-        self._tmp = self.path.with_suffix(".parquet.partial")
-        self._writer = pq.ParquetWriter(self._tmp, schema)
+        self._file = replacing(path)
+        self._writer = pq.ParquetWriter(self._file.__enter__(), schema)
 
     def add(self, row: dict[str, Any]) -> None:
         self._buffer.append(row)
@@ -35,11 +40,14 @@ class ParquetSink:
     def close(self) -> None:
         self.flush()
         self._writer.close()
-        self._tmp.replace(self.path)
+        self._file.__exit__(None, None, None)
 
     def abort(self) -> None:
         self._writer.close()
-        self._tmp.unlink(missing_ok=True)
+        try:
+            self._file.__exit__(_Abort, _Abort(), None)
+        except _Abort:
+            pass
 
 
 def staged_value(name: str, value: Any) -> Any:

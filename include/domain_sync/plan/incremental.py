@@ -70,7 +70,8 @@ from domain_sync.plan.observed import (
     synced_attributes,
 )
 from domain_sync.records import ATTR_PREFIX, GROUP, USER, ChangeSet, Op
-from domain_sync.runs import RunFolder, read_json, write_json_atomic
+from domain_sync.runs import RunFolder
+from domain_sync.storage import StoragePath, read_bytes, read_json, read_parquet, write_json_atomic, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -105,10 +106,10 @@ class DomainIndex:
         meta = read_json(meta_path, None)
         if not isinstance(meta, dict) or meta.get("format") != INDEX_FORMAT:
             return None
-        return cls(pd.read_parquet(path), meta)
+        return cls(read_parquet(path), meta)
 
     def write(self, run: RunFolder) -> None:
-        self.frame[INDEX_COLUMNS].to_parquet(run.domain_index, index=False)
+        write_parquet(self.frame[INDEX_COLUMNS], run.domain_index)
         write_json_atomic(run.domain_index_meta, self.meta)
 
     def synced_counts(self) -> dict[str, int]:
@@ -179,15 +180,15 @@ def read_root(conn) -> dict:
     return {"usn": int(usn[0]) if usn else None, "server": server[0] if server else None}
 
 
-def settings_fingerprint(settings, base_dn: str, owner_marker: str | None, target_schema: Path | None) -> str:
+def settings_fingerprint(settings, base_dn: str, owner_marker: str | None, target_schema: StoragePath | None) -> str:
     """sha256 of what shapes the desired state and where the plan looks: a change of any of these makes the
     index stale, and the next plan a full reconcile."""
     mapping = Path(settings.mapping_file)
+    schema = read_bytes(target_schema) if target_schema is not None else None
     parts = {
         "format": INDEX_FORMAT,
         "mapping": hashlib.sha256(mapping.read_bytes()).hexdigest() if mapping.exists() else None,
-        "schema": (hashlib.sha256(target_schema.read_bytes()).hexdigest()
-                   if target_schema is not None and target_schema.exists() else None),
+        "schema": hashlib.sha256(schema).hexdigest() if schema is not None else None,
         "base_dn": normalize_dn(base_dn),
         "owner_marker": owner_marker,
         **{name: getattr(settings, name) for name in ("anchor_attribute", "owner_attribute", "container",

@@ -16,8 +16,6 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict
 
-import pandas as pd
-
 from domain_sync.alerts import raise_alert
 from domain_sync.config import Settings, SettingsError
 from domain_sync.context import StageContext
@@ -41,8 +39,9 @@ from domain_sync.plan.observed import ObservedDomain
 from domain_sync.plan.preview import render_preview
 from domain_sync.plan.restrict import chosen_objects, restrict_to_objects
 from domain_sync.records import GROUP, USER, Op
-from domain_sync.runs import RunFolder, read_json, write_json_atomic
+from domain_sync.runs import RunFolder
 from domain_sync.state import StateStore
+from domain_sync.storage import parquet_rows, read_json, read_parquet, write_json_atomic, write_text
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +79,9 @@ def run(ctx: StageContext) -> dict:
     notes = read_json(run.records_notes, {}) or {}
     held_failing, released = held_for_failing(settings, run, changed_in_tenant, full_resync=ctx.flag("full_resync"))
     inputs = PlanInputs(
-        users=pd.read_parquet(run.records("users")),
-        groups=pd.read_parquet(run.records("groups")),
-        members=pd.read_parquet(run.records("members")),
+        users=read_parquet(run.records("users")),
+        groups=read_parquet(run.records("groups")),
+        members=read_parquet(run.records("members")),
         quarantined={q["anchor"] for q in quarantine if q.get("anchor")} | held_failing,
         out_of_scope=set(notes.get("users_out_of_scope") or []),
     )
@@ -141,8 +140,7 @@ def run(ctx: StageContext) -> dict:
     if held_failing or released:
         log.warning("%d objects held for failing run after run (%s); %d released (tenant change or full resync): %s",
                     len(held_failing), sorted(held_failing)[:20], len(released), sorted(released)[:20])
-    run.plan_preview.write_text(render_preview(change_set, header=preview_header(run, digest, status)),
-                                encoding="utf-8")
+    write_text(run.plan_preview, render_preview(change_set, header=preview_header(run, digest, status)))
     summary = {
         "counts": change_set.counts,
         "changes": len(change_set.changes),
@@ -174,10 +172,8 @@ def run(ctx: StageContext) -> dict:
 
 def committed_objects(state: StateStore) -> int:
     """Tenant users and groups in the committed snapshot (0 without one)."""
-    import pyarrow.parquet as pq
-
     paths = [state.snapshot(frame) for frame in ("users", "groups")]
-    return sum(pq.ParquetFile(p).metadata.num_rows for p in paths if p is not None)
+    return sum(parquet_rows(p) for p in paths if p is not None)
 
 
 def drift_of_round(run: RunFolder, changes: list[dict], observed: ObservedDomain, changed_in_tenant: set[str],
@@ -185,7 +181,7 @@ def drift_of_round(run: RunFolder, changes: list[dict], observed: ObservedDomain
     """The plan's changes to objects this round did not bring from the tenant, by drift category (None after
     a full read of either resource: every object is in such a round). Objects entering or leaving scope this
     run (transform's records notes) came from the tenant too, and so did their memberships."""
-    links = read_json(run.delta_links, {}) or {}
+    links = run.delta_links()
     if not links or any(entry.get("full_read") for entry in links.values()):
         return None
     scope_changed = {str(i).lower() for i in notes.get("scope_changed") or []}

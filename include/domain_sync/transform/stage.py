@@ -16,8 +16,9 @@ from domain_sync.domain_schema import DEFAULT_SCHEMA, DomainSchema, read_domain_
 from domain_sync.errors import StageInputMissing
 from domain_sync.mapping import Mapping, check_against_schema, load_mapping
 from domain_sync.records import FIELDS, GROUP, MEMBER_COLUMNS, REMOVED, SNAPSHOT_MEMBER_COLUMNS, TENANT_STATE, USER
-from domain_sync.runs import RunFolder, read_json, write_json_atomic
+from domain_sync.runs import RunFolder
 from domain_sync.state import StateLost, StateStore, check_state
+from domain_sync.storage import read_parquet, write_json_atomic, write_parquet
 from domain_sync.transform.directory import directory_records
 from domain_sync.transform.scope import compute_scope, mark_scope
 from domain_sync.transform.tenant_state import merge_members, merge_objects
@@ -28,7 +29,7 @@ MAX_LISTED_FIXES = 10_000
 
 
 def _read(path) -> pd.DataFrame | None:
-    return pd.read_parquet(path) if path is not None and path.exists() else None
+    return read_parquet(path) if path is not None and path.exists() else None
 
 
 def target_schema(settings: Settings, mapping: Mapping, endpoint, run_id: str | None = None) -> DomainSchema:
@@ -70,15 +71,15 @@ def run(ctx: StageContext) -> dict:
     schema = target_schema(settings, mapping, ctx.endpoint, ctx.run.run_id)
     check_against_schema(mapping, schema, settings.anchor_attribute)
     state = StateStore(settings.state_dir)
-    links = read_json(run.delta_links, {}) or {}
+    links = run.delta_links()
     missing = [r for r in ("users", "groups") if r not in links]
     if missing:
         raise StageInputMissing(f"run {run.run_id}: no extract output for {', '.join(missing)}; extract must run first")
     check_state(state, run)  # the state is still the version extract read, and no other run holds it
 
-    user_changes = pd.read_parquet(run.staged("users"))
-    group_changes = pd.read_parquet(run.staged("groups"))
-    member_changes = pd.read_parquet(run.staged("members"))
+    user_changes = read_parquet(run.staged("users"))
+    group_changes = read_parquet(run.staged("groups"))
+    member_changes = read_parquet(run.staged("members"))
     if member_changes.empty:
         member_changes = pd.DataFrame(columns=MEMBER_COLUMNS)
     without_id = {USER: int(user_changes["id"].isna().sum()), GROUP: int(group_changes["id"].isna().sum())}
@@ -103,14 +104,14 @@ def run(ctx: StageContext) -> dict:
 
     scope = compute_scope(users, groups, members, settings.scope_groups, previous_users, previous_groups)
     users, groups = mark_scope(users, groups, scope)
-    users.to_parquet(run.snapshot("users"), index=False)
-    groups.to_parquet(run.snapshot("groups"), index=False)
-    members.to_parquet(run.snapshot("members"), index=False)
+    write_parquet(users, run.snapshot("users"))
+    write_parquet(groups, run.snapshot("groups"))
+    write_parquet(members, run.snapshot("members"))
 
     records = directory_records(users, groups, members, mapping, schema)
-    records.users.to_parquet(run.records("users"), index=False)
-    records.groups.to_parquet(run.records("groups"), index=False)
-    records.members.to_parquet(run.records("members"), index=False)
+    write_parquet(records.users, run.records("users"))
+    write_parquet(records.groups, run.records("groups"))
+    write_parquet(records.members, run.records("members"))
     # Tenant users without records (out of scope, never synced as far as the state knows): if the
     # domain holds them anyway (state lost, a restored backup), the plan disables them, never deletes.
     tenant_only = sorted(set(users["id"].astype(str)) - set(records.users["anchor"].astype(str)))

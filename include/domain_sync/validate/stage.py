@@ -11,13 +11,12 @@ import logging
 from collections import Counter
 from dataclasses import asdict
 
-import pandas as pd
-
 from domain_sync.config import Settings
 from domain_sync.context import StageContext
 from domain_sync.records import GROUP, USER
-from domain_sync.runs import RunFolder, read_json, write_json_atomic
+from domain_sync.runs import RunFolder
 from domain_sync.state import StateStore
+from domain_sync.storage import read_json, read_parquet, write_json_atomic, write_text
 from domain_sync.validate.report import render_report
 from domain_sync.validate.suites import (
     QuarantineEntry,
@@ -51,12 +50,12 @@ def _unique_entries(outcomes: list[SuiteOutcome]) -> list[QuarantineEntry]:
 def full_read_problems(settings: Settings, run: RunFolder, current: dict[str, int]) -> tuple[list[str], dict]:
     """A full read far smaller than the committed snapshot is a broken read (a filter, a permission,
     a half-answered query), not the tenant: stop before the plan deletes the difference."""
-    links = read_json(run.delta_links, {}) or {}
+    links = run.delta_links()
     state = StateStore(settings.state_dir)
     problems, counts = [], {}
     for kind, resource in FRAMES.items():
         path = state.snapshot(resource)
-        previous = pd.read_parquet(path, columns=["id"]).shape[0] if path is not None else None
+        previous = read_parquet(path, columns=["id"]).shape[0] if path is not None else None
         full = bool((links.get(resource) or {}).get("full_read"))
         counts[kind] = {"full_read": full, "now": current[kind], "previous": previous}
         if not full or previous is None or previous < settings.delete_share_min_objects:
@@ -73,13 +72,13 @@ def full_read_problems(settings: Settings, run: RunFolder, current: dict[str, in
 def run(ctx: StageContext) -> dict:
     settings, run = ctx.settings, ctx.run
     validator = Validator()
-    staged = [validate_staged(validator, resource, pd.read_parquet(run.staged(resource)))
+    staged = [validate_staged(validator, resource, read_parquet(run.staged(resource)))
               for resource in ("users", "groups", "members")]
     target_schema = read_json(run.target_schema, {}) or {}
     tenant, records, frames = {}, {}, {}
     for kind, resource in FRAMES.items():
-        frame = pd.read_parquet(run.records(resource))
-        snapshot = pd.read_parquet(run.snapshot(resource))
+        frame = read_parquet(run.records(resource))
+        snapshot = read_parquet(run.snapshot(resource))
         if "id" in snapshot.columns and "anchor" in frame.columns:
             snapshot = snapshot[snapshot["id"].isin(frame["anchor"])]
         tenant[kind] = validate_tenant(validator, kind, snapshot)
@@ -114,11 +113,11 @@ def run(ctx: StageContext) -> dict:
             )
     # Like with like: this run's tenant snapshot against the committed one (records are only the objects
     # in scope, so with scope groups set they would look like a broken read).
-    tenant_counts = {k: pd.read_parquet(run.snapshot(r), columns=["id"]).shape[0] for k, r in FRAMES.items()}
+    tenant_counts = {k: read_parquet(run.snapshot(r), columns=["id"]).shape[0] for k, r in FRAMES.items()}
     read_problems, read_counts = full_read_problems(settings, run, tenant_counts)
     problems += read_problems
 
-    members = pd.read_parquet(run.records("members"))
+    members = read_parquet(run.records("members"))
     all_quarantined = quarantined[USER] | quarantined[GROUP]
     to_quarantined = int((members["group_anchor"].isin(all_quarantined)
                           | members["member_anchor"].isin(all_quarantined)).sum())
@@ -140,8 +139,7 @@ def run(ctx: StageContext) -> dict:
         "suites": {o.name: {"kind": o.kind, "checked": o.checked, "missing_columns": o.missing_columns,
                             "expectations": o.expectations, "result": o.report} for o in outcomes},
     })
-    run.validation_report_text.write_text(
-        render_report(run.run_id, outcomes, quarantine, summary, problems), encoding="utf-8")
+    write_text(run.validation_report_text, render_report(run.run_id, outcomes, quarantine, summary, problems))
     for entry in quarantine[:50]:
         log.warning("quarantined %s %s: %s fails %s (%s)", entry.kind, entry.anchor, entry.attribute, entry.rule,
                     entry.value_shape)
