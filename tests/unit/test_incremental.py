@@ -117,7 +117,7 @@ def test_the_index_goes_through_commit_and_is_updated_for_the_changed_set(tmp_pa
     objects = [ObservedObject(aid(1), "user", f"CN=a,{C}", {}, guid=aid(101)),
                ObservedObject(aid(2), "group", f"CN=g,{C}", {}, members=[f"CN=a,{C}"], guid=aid(102))]
     run = RunFolder(tmp_path / "runs", "r1")
-    write_json_atomic(run.delta_links, {"users": {"link": "l"}})
+    write_json_atomic(run.delta_link("users"), {"link": "l"})
     for frame in ("users", "groups", "members"):
         pd.DataFrame({"id": []}).to_parquet(run.snapshot(frame))
     DomainIndex(index_frame(objects), new_meta({"usn": 5, "server": "dc"}, "f", {aid(3)}, {aid(4)}, 2)).write(run)

@@ -90,7 +90,7 @@ def run(ctx: StageContext) -> dict:
     index = DomainIndex.committed(state)
     fingerprint = settings_fingerprint(settings, endpoint.base_dn, ctx.owner_marker, run.target_schema)
     full_because = full_reason(mode_setting=settings.plan_mode, full_resync=ctx.flag("full_resync"),
-                               chosen=chosen is not None, links=read_json(run.delta_links, {}) or {}, index=index,
+                               chosen=chosen is not None, links=run.delta_links(), index=index,
                                fingerprint=fingerprint)
     change_inputs = None if full_because else ChangeInputs(
         tenant=changed_in_tenant, scope_changed={str(i).lower() for i in notes.get("scope_changed") or []},
