@@ -26,6 +26,7 @@ def _default_data_dir() -> str:
 INITIAL_PASSWORD_MODES = ("random", "none")
 # Where initial passwords go (sink) and where password changes come from (source): README, "Credentials".
 CREDENTIAL_STORES = ("none", "keyvault", "dropfolder")
+PLAN_MODES = ("incremental", "full")
 
 
 class SettingsError(PermanentError, ValueError):
@@ -142,6 +143,11 @@ class Settings:
     # Apply: more failing objects than this share of the synced objects (found by the plan, plus its
     # creates) fails the task after writing every other change and the results, and commit refuses the run.
     max_apply_failure_share: float = 0.05
+    # Plan: "incremental" plans the scheduled sync's delta rounds for the objects that changed in the tenant or
+    # in the domain since the last commit (docs/design.md, "Incremental plan"), falling back to a full
+    # reconcile when it cannot (a full resync, a full read, no committed domain index, changed settings);
+    # "full" reconciles the whole tenant against the whole domain every run.
+    plan_mode: str = "incremental"
     # Run folders (<data_dir>/runs) kept: every run that wrote to the domain and the newest keep_runs of those
     # that did not, none older than keep_run_days; the others are removed at the end of the report stage
     # (never the current run). Both at least 1.
@@ -170,6 +176,8 @@ class Settings:
         if self.initial_password not in INITIAL_PASSWORD_MODES:
             raise SettingsError(f"setting DOMAIN_SYNC_INITIAL_PASSWORD={self.initial_password!r} is not one of "
                                 f"{', '.join(INITIAL_PASSWORD_MODES)}")
+        if self.plan_mode not in PLAN_MODES:
+            raise SettingsError(f"setting DOMAIN_SYNC_PLAN_MODE={self.plan_mode!r} is not one of {', '.join(PLAN_MODES)}")
         for name in ("credential_sink", "credential_source"):
             if getattr(self, name) not in CREDENTIAL_STORES:
                 raise SettingsError(f"setting DOMAIN_SYNC_{name.upper()}={getattr(self, name)!r} is not one of "

@@ -12,6 +12,7 @@ wherever a DN is expected, so a write lands on the object that was observed, wha
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 
@@ -31,8 +32,13 @@ class DNError(PermanentError):
     """A DN that cannot be read; the message names it."""
 
 
+_NEEDS_ESCAPE = re.compile(r'[,+"\\<>;=#\x00-\x1f\x7f]|^ | $')
+
+
 def escape_rdn_value(value: str) -> str:
     """Escape an attribute value for use in a DN (RFC 4514 section 2.4)."""
+    if not _NEEDS_ESCAPE.search(value):
+        return value
     out = []
     last = len(value) - 1
     for i, ch in enumerate(value):
@@ -45,10 +51,37 @@ def escape_rdn_value(value: str) -> str:
     return "".join(out)
 
 
+@functools.lru_cache(maxsize=1 << 18)
 def parse_dn(dn: str) -> tuple[RDN, ...]:
-    """The RDNs of `dn`, each a tuple of (attribute type, unescaped value), first RDN first."""
+    """The RDNs of `dn`, each a tuple of (attribute type, unescaped value), first RDN first (remembered: a
+    plan reads the same DNs many times)."""
     if dn is None:
         raise DNError("no DN")
+    if "\\" not in dn and ";" not in dn and "#" not in dn:  # nothing escaped: split it as text
+        plain = _parse_plain(dn)
+        if plain is not None:
+            return plain
+    return _parse_escaped(dn)
+
+
+def _parse_plain(dn: str) -> tuple[RDN, ...] | None:
+    """parse_dn of a DN without escapes or ';' or '#' (None: not one it can read; the full parser says why)."""
+    if not dn.strip():
+        return ()
+    rdns = []
+    for rdn_text in dn.split(","):
+        avas = []
+        for ava in rdn_text.split("+"):
+            attribute, sep, value = ava.partition("=")
+            attribute = attribute.strip()
+            if not sep or not _ATTRIBUTE_TYPE.match(attribute):
+                return None
+            avas.append((attribute, value.lstrip(" ").rstrip(" ")))
+        rdns.append(tuple(avas))
+    return tuple(rdns)
+
+
+def _parse_escaped(dn: str) -> tuple[RDN, ...]:
     rdns: list[RDN] = []
     avas: list[AVA] = []
     i, n = 0, len(dn)
@@ -153,6 +186,7 @@ def ancestors(dn: str, down_to: str) -> list[str]:
     return [build_dn(rdns[i:]) for i in range(len(rdns) - stop - 1, -1, -1)]
 
 
+@functools.lru_cache(maxsize=1 << 18)
 def normalize_dn(dn: str) -> str:
     """A comparison key for DNs: attribute types and values without case, escaping made canonical."""
     return ",".join("+".join(sorted(f"{a.lower()}={escape_rdn_value(v).casefold()}" for a, v in rdn))

@@ -302,16 +302,21 @@ def check_result(outcome: Any, what: str) -> None:
                    f"is used")
 
 
-def paged_search(conn, base: str, search_filter: str, attributes: list[str], scope: str = "SUBTREE"):
+SHOW_DELETED = ("1.2.840.113556.1.4.417", True, None)  # LDAP_SERVER_SHOW_DELETED_OID: tombstones too
+
+
+def paged_search(conn, base: str, search_filter: str, attributes: list[str], scope: str = "SUBTREE",
+                 controls: list | None = None):
     """Every entry of a paged search (a generator). Fails closed: a page that ends on anything but
     success (busy, unavailable, a time or size limit, a failed page) raises DomainReadError once the
     entries read so far are out, so a caller collecting them never works on a partial read."""
     from ldap3.core.exceptions import LDAPException
 
-    what = f"reading {base} ({search_filter})"
+    what = f"reading {base} ({search_filter[:200]})"
     try:
         for entry in conn.extend.standard.paged_search(
-                base, search_filter, search_scope=scope, attributes=attributes, paged_size=PAGE_SIZE, generator=True):
+                base, search_filter, search_scope=scope, attributes=attributes, paged_size=PAGE_SIZE, generator=True,
+                controls=controls):
             check_referrals(entry, base)
             if entry.get("type") == "searchResEntry":
                 yield entry

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -128,21 +128,26 @@ def assign_account_names(
 
 
 def _unique_account_name(anchor: str, base: str, used: set[str]) -> str:
-    if base.lower() not in used:
-        return base
+    return next(name for name in account_name_options(anchor, base) if name.lower() not in used)
+
+
+def account_name_options(anchor: str, base: str) -> Iterator[str]:
+    """Rule 4's names for a new object, in the order they are tried (endless: the counter goes on)."""
+    yield base
     digits = _hex_of(anchor)
     for k in range(4, 13):
         suffix = "-" + digits[:k]
-        name = _trim(base, SAM_MAX - len(suffix)) + suffix
-        if name.lower() not in used:
-            return name
+        yield _trim(base, SAM_MAX - len(suffix)) + suffix
     counter = 2
     while True:
         suffix = f"-{counter}"
-        name = _trim(base, SAM_MAX - len(suffix)) + suffix
-        if name.lower() not in used:
-            return name
+        yield _trim(base, SAM_MAX - len(suffix)) + suffix
         counter += 1
+
+
+def common_name_options(anchor: str, base: str) -> tuple[str, str]:
+    """The two cns an object of this cn base may have in its container: the base, and the base with its suffix."""
+    return base, _suffixed_cn(base, anchor)
 
 
 def cn_base(display_name: str | None, fallback: str) -> str:
@@ -204,7 +209,7 @@ def assign_common_names(
         current = existing.get(anchor)
         if current is None:
             continue
-        for option in (base, _suffixed_cn(base, anchor)):
+        for option in common_name_options(anchor, base):
             if current.casefold() == option.casefold() and option.casefold() not in claimed:
                 result[anchor] = option
                 claimed.add(option.casefold())

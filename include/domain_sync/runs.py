@@ -148,6 +148,16 @@ class RunFolder:
     def collisions(self) -> StoragePath:
         return self._file("plan", "collisions.json")
 
+    @property
+    def domain_index(self) -> StoragePath:
+        """The synced objects as this run's plan leaves them known (plan/incremental.py); commit keeps it."""
+        return self._file("plan", "domain_index.parquet")
+
+    @property
+    def domain_index_meta(self) -> StoragePath:
+        """What the domain index was read at (highestCommittedUSN, server, settings fingerprint); commit keeps it."""
+        return self._file("plan", "domain_index.json")
+
     # apply -> commit
     @property
     def apply_results(self) -> StoragePath:

@@ -91,6 +91,11 @@ class StateStore:
         current = self.current()
         return (read_json(current / LINKS_FILE, {}) or {}) if current else {}
 
+    def committed_file(self, name: str) -> StoragePath | None:
+        """A file committed beside the snapshot (the domain index, plan/incremental.py), if there is one."""
+        current = self.current()
+        return current / name if current is not None and (current / name).exists() else None
+
     def snapshot(self, frame: str) -> StoragePath | None:
         """The committed tenant snapshot of one frame (users, groups, members), if there is one."""
         current = self.current()
@@ -100,12 +105,14 @@ class StateStore:
         return current / name
 
     def commit(self, snapshot_dir: StoragePath, delta_links: dict[str, str | dict], now: datetime | None = None,
-               run_id: str | None = None, read_version: str | None | object = ...) -> str:
+               run_id: str | None = None, read_version: str | None | object = ...,
+               extra_files: tuple[StoragePath, ...] = ()) -> str:
         """Save the snapshot and the links ({resource: link or {"link", "received_at"}}) as the new state: a new
         version folder, then the pointer entry after the one read here. `read_version`: the version the run
         read (StateChanged when the pointer names another one); StateChanged too when another commit appended
         to the pointer meanwhile. A crash before the pointer entry leaves the old state (and an orphan folder,
-        removed a day later by a commit)."""
+        removed a day later by a commit). `extra_files` (the plan's domain index) are kept beside the snapshot
+        when they exist."""
         now = now or datetime.now(UTC)
         seq, pointer = self._pointer.latest()
         current_version = pointer.get("version") if pointer else None
@@ -117,6 +124,9 @@ class StateStore:
         target = private_dir(self._version_dir(version), root=self.dir.parent)  # 0700 from the data folder down
         for name in SNAPSHOT_FILES:
             copy_file(snapshot_dir / name, target / name)  # 0600, whatever the run's copy has
+        for source in extra_files or ():  # kept beside the snapshot when the run wrote them (the domain index)
+            if source.exists():
+                copy_file(source, target / source.name)
         previous = self.delta_links()
         links = {}
         for resource, entry in delta_links.items():
@@ -448,7 +458,8 @@ def commit_run(state: StateStore, run: RunFolder, dry_run: bool = False) -> dict
     # The pointer moves only from the version this run read (another commit since: StateChanged).
     version = state.commit(run.snapshot_dir, {
         r: {"link": e["link"], "received_at": e.get("received_at"), "select": e.get("select")}
-        for r, e in links.items()}, run_id=run.run_id, read_version=read_version)
+        for r, e in links.items()}, run_id=run.run_id, read_version=read_version,
+        extra_files=(run.domain_index, run.domain_index_meta))
     state.release_lock(run.run_id)
     return {"committed": True, "version": version, "previous_version": read_version}
 

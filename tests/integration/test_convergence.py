@@ -1,15 +1,20 @@
 """Converges on any tenant and any domain: a hostile tenant synced into a container that already holds local
 objects with colliding names, then a seeded batch of tenant changes, checked by reading the domain alone.
 
-Per seed: local objects (tests.fixtures.convergence.local_objects_for) in the container; the hostile tenant
-(emulator.hostile.hostile_tenant); a sync that succeeds; a second sync that writes nothing; random_changes;
-a sync; the domain-only convergence check (tests.fixtures.convergence.check_convergence) finds no problem;
-a last sync writes nothing. benchmarks/soak_convergence.py runs the same steps over many seeds.
+Per seed and plan mode: local objects (tests.fixtures.convergence.local_objects_for) in the container; the
+hostile tenant (emulator.hostile.hostile_tenant); a sync that succeeds; a second sync that writes nothing;
+random_changes in the tenant and hand_edits in the domain (deletions, a rename, attribute and member edits, a
+colliding local object deleted); a sync; the domain-only convergence check
+(tests.fixtures.convergence.check_convergence) finds no problem; a last sync writes nothing. In the incremental
+mode every sync also makes the full plan, and the two must be the same. benchmarks/soak_convergence.py runs the
+same steps over many seeds.
 """
 
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 
 from domain_sync.runs import RunFolder, write_json_atomic
 from emulator.hostile import hostile_tenant, random_changes
@@ -17,12 +22,15 @@ from tests.fixtures.convergence import (
     DNS_NAME,
     check_convergence,
     create_local_objects,
-    idle_sync,
+    hand_edits,
     owned_anchors,
+    run_scenario,
     snapshot_objects,
     sync,
     tenant_state,
 )
+from tests.fixtures.convergence import idle_sync as idle_sync_all
+from tests.fixtures.convergence import sync as sync_all
 from tests.fixtures.sync_env import first, tenant_group, tenant_user
 
 pytestmark = pytest.mark.integration
@@ -34,8 +42,20 @@ USERS, GROUPS, CHANGES = 60, 12, 25
 SEEDS = [3, 11, 2026, 2082, 2140, 2272]
 
 
+@pytest.mark.parametrize("plan_mode", ["incremental", "full"])
 @pytest.mark.parametrize("seed", SEEDS)
-def test_a_hostile_tenant_converges_and_stays_converged(sync_env, seed):
+def test_a_hostile_tenant_converges_and_stays_converged(sync_env, seed, plan_mode):
+    """In both plan modes; with the incremental one, every run also makes the full plan and the two must be
+    the same (tests.fixtures.convergence.run_comparing_plans)."""
+    sync_env.set(plan_mode=plan_mode)
+    compare = plan_mode == "incremental"
+
+    def sync(env, run_id):
+        return sync_all(env, run_id, compare)
+
+    def idle_sync(env, run_id):
+        return idle_sync_all(env, run_id, compare)
+
     doc = hostile_tenant(USERS, GROUPS, seed, domain=DNS_NAME)
     marker = f"domain-sync:{doc['tenant']['id']}"
     local = create_local_objects(sync_env, doc)
@@ -49,8 +69,11 @@ def test_a_hostile_tenant_converges_and_stays_converged(sync_env, seed):
 
     synced = owned_anchors(sync_env, marker)
     changes = random_changes(emu.admin, CHANGES, seed)
+    edits, local = hand_edits(sync_env, marker, seed, local)
+    before = snapshot_objects(sync_env.endpoint, [o.dn for o in local])
     _, problems = sync(sync_env, "sync-3")
     applied = "\n".join(f"  {c.op} {c.kind} {c.id} {c.values} {c.outcome}" for c in changes)
+    applied += "\nand in the domain:\n" + "\n".join(f"  {e}" for e in edits)
     assert not problems, "\n".join(problems) + "\nafter the changes:\n" + applied
 
     report = check_convergence(tenant_state(emu.admin), sync_env.settings, sync_env.endpoint, local_before=before,
@@ -119,3 +142,24 @@ def test_the_check_finds_each_kind_of_difference_and_accepts_a_converged_domain(
                                    runs=[RunFolder(sync_env.settings.runs_dir, "sync-1"), held_run],
                                    synced_before=synced, owner_marker=marker)
     assert (bob["id"], "manager") in {(p.object_id, p.attribute) for p in held_check.problems}, held_check.text()
+
+
+# Each example is a whole scenario (a minute or two): a few, not shrunk, none saved between sessions.
+@settings(max_examples=2, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
+          phases=[Phase.generate], database=None)
+@given(seed=st.integers(0, 10**6), changes=st.integers(5, 40))
+def test_both_plan_modes_give_the_same_plan_on_random_tenants_and_changes(local_domain, tmp_path, monkeypatch, seed,
+                                                                          changes):
+    """A property: on a random hostile tenant, through random tenant changes and hand edits in the domain, every
+    run's incremental plan is the full reconcile's (same changes in the same order, same collisions), and the
+    domain converges. Each example on a container of its own."""
+    from tests.fixtures.sync_env import end_sync_env, new_sync_env
+
+    folder = tmp_path / f"seed-{seed}-{changes}"
+    folder.mkdir()
+    env = new_sync_env(local_domain, folder, monkeypatch)
+    try:
+        problems = run_scenario(env, seed, users=30, groups=6, changes=changes, compare_plans=True, edits=True)
+        assert not problems, f"seed {seed}, {changes} changes:\n" + "\n".join(problems)
+    finally:
+        end_sync_env(env)

@@ -86,3 +86,29 @@ def test_the_dns_domain_name_comes_from_the_dc_components():
 
 def test_objects_are_addressed_by_guid():
     assert guid_dn("C796E9A0-7253-412F-A366-41C2B7BEE25C") == "<GUID=c796e9a0-7253-412f-a366-41c2b7bee25c>"
+
+
+dn_texts = st.text(st.sampled_from(list("CNOUDc=,+ ;#\\\"aé\t.-1")), max_size=40)
+
+
+@given(dn_texts)
+def test_the_plain_parse_reads_what_the_full_parser_reads(dn):
+    """DNs without escapes are split as text (the fast path): the same RDNs as the full parser, or its error."""
+    from domain_sync.dn import _parse_escaped, _parse_plain
+
+    plain = _parse_plain(dn) if "\\" not in dn and ";" not in dn and "#" not in dn else None
+    try:
+        full = _parse_escaped(dn)
+    except DNError:
+        assert plain is None
+        return
+    assert plain is None or plain == full
+
+
+@given(values)
+def test_escaping_skips_only_values_that_need_none(value):
+    from domain_sync.dn import _RDN_SPECIAL
+
+    needs = any(ch in _RDN_SPECIAL or ord(ch) < 32 or ch == "\x7f" for ch in value) or value[:1] == " " \
+        or value[-1:] == " "
+    assert (escape_rdn_value(value) != value) == needs

@@ -261,3 +261,32 @@ def test_an_owned_object_whose_dn_cannot_be_read_holds_its_anchor(domain):
     observed = observe(domain(observe_reply([owned(bad, ANCHOR_ID), local], [], [])), set())
     assert sorted(observed.unreadable) == [bad, local.dn] and observed.unreadable_owned == {ANCHOR_ID: bad}
     assert observed.not_found({ANCHOR_ID, OTHER_ID}) == {OTHER_ID}
+
+
+def test_reads_made_at_once_each_have_a_connection_and_fail_closed():
+    from domain_sync.plan.observed import in_parallel
+
+    class Conn:
+        def __init__(self, name):
+            self.name, self.closed = name, False
+
+        def unbind(self):
+            self.closed = True
+
+    opened: list[Conn] = []
+
+    def connect_more():
+        opened.append(Conn(f"extra-{len(opened)}"))
+        return opened[-1]
+
+    main = Conn("main")
+    assert in_parallel(main, connect_more, [lambda c: c.name, lambda c: c.name]) == ["main", "extra-0"]
+    assert opened[0].closed and not main.closed
+    assert in_parallel(main, None, [lambda c: c.name, lambda c: c.name]) == ["main", "main"]
+
+    def broken(c):
+        raise DomainReadFailed("page 3 failed")
+
+    with pytest.raises(DomainReadFailed, match="page 3"):
+        in_parallel(main, connect_more, [lambda c: c.name, broken])
+    assert opened[-1].closed

@@ -12,6 +12,7 @@ from domain_sync.config import Settings
 from domain_sync.context import StageContext
 from domain_sync.domain import DomainEndpoint
 from domain_sync.failing import HELD_KEY, failing_objects, held_for_failing, staged_ids, track_failures
+from domain_sync.plan import incremental
 from domain_sync.plan import stage as plan_stage
 from domain_sync.plan.changeset import UF_NORMAL_ACCOUNT
 from domain_sync.plan.observed import ObservedDomain, ObservedObject
@@ -166,7 +167,9 @@ def plan_run(settings, monkeypatch, run_id, staged=(), **params):
             pass
 
     monkeypatch.setattr(plan_stage, "connect", lambda *a, **k: Connection())
-    monkeypatch.setattr(plan_stage, "observe_domain", lambda *a, **k: domain)
+    monkeypatch.setattr(incremental, "observe_domain", lambda *a, **k: domain)
+    monkeypatch.setattr(incremental, "read_root", lambda conn: {"usn": None, "server": None})
+    monkeypatch.setattr(incremental, "container_guids", lambda conn, dns: {})
     StateStore(settings.state_dir).note_writes("r0")  # the domain's objects come from this store: not lost state
     ctx = StageContext(settings, run, dict(params),
                        endpoint_factory=lambda s: DomainEndpoint("dc", 636, "cn=x", "pw", "DC=corp,DC=example,DC=test"))

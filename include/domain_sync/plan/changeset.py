@@ -72,6 +72,10 @@ class PlanInputs:
     quarantined: set[str] = field(default_factory=set)
     # Users the tenant has but the sync does not (out of scope): disabled if found, never deleted.
     out_of_scope: set[str] = field(default_factory=set)
+    # Incremental plan: tenant objects left out of `users` and `groups` because nothing of theirs changed
+    # (plan/incremental.py); each is in the domain as the last plan left it (`ObservedDomain.known`), so
+    # a manager or a member value naming one is its DN there.
+    settled: set[str] = field(default_factory=set)
 
 
 def user_account_control(enabled: bool, never_expires: bool, observed: int | None = None) -> int:
@@ -203,7 +207,7 @@ def plan_changes(
     # A synced object lets go of its UPN in this plan only when the tenant gives it another one; one that keeps
     # it (the same UPN in the tenant, e.g. a soft-deleted user's, or held: quarantined, out of scope) holds it
     # like a local object does.
-    synced_anchor_of = {normalize_dn(o.dn): a for a, o in observed.objects.items()}
+    synced_anchor_of = observed.known_keys | {normalize_dn(o.dn): a for a, o in observed.objects.items()}
     desired_upns = {r["anchor"]: r[upn_column].lower() for r in records if isinstance(r.get(upn_column), str)}
 
     def upn_collisions(keeping: set[str]) -> list[Collision]:
@@ -285,7 +289,11 @@ def plan_changes(
                               observed.local_names_in_container | {n.casefold() for n in staying_cns}, current_cns)
     dns = {r["anchor"]: child_dn("CN", cns[r["anchor"]], container) for r in records}
     # Where each synced object sits now (normalized DN) -> its anchor.
-    anchor_of = {normalize_dn(o.dn): a for a, o in observed.objects.items()}
+    anchor_of = observed.known_keys | {normalize_dn(o.dn): a for a, o in observed.objects.items()}
+    # Unchanged tenant objects the incremental plan did not read that a manager or member value names, where
+    # they are (PlanInputs.settled).
+    named = {r.get("manager_anchor") for r in records} | set(inputs.members["member_anchor"]) if inputs.settled else set()
+    settled = {a: observed.known_dn(a) for a in named & inputs.settled if a in observed.known and a not in dns}
     # ... and where it will sit once this plan's renames and moves are done.
     after_renames = {key: dns[a] for key, a in anchor_of.items() if a in dns}
 
@@ -296,6 +304,8 @@ def plan_changes(
         manager = r.get("manager_anchor")
         if kind == USER and isinstance(manager, str) and manager in dns:
             values["manager"] = [dns[manager]]
+        elif kind == USER and isinstance(manager, str) and manager in settled:
+            values["manager"] = [settled[manager]]
         elif kind == USER and not (isinstance(manager, str) and manager in held):
             # A manager held this run (quarantined, colliding) is still the manager: the value stays as it is.
             values["manager"] = []
@@ -308,7 +318,7 @@ def plan_changes(
 
     freed_names = {n for n, dn in observed.account_names.items() if normalize_dn(dn) in leaving}
     freed_names |= {n for n, dn in observed.principal_names.items() if normalize_dn(dn) in leaving}
-    changes.extend(_membership_changes(inputs.members, dns, observed, anchor_of, held, deleted))
+    changes.extend(_membership_changes(inputs.members, dns, observed, anchor_of, held, deleted, settled))
 
     for anchor, obj in sorted(observed.objects.items()):
         if anchor in desired_anchors:
@@ -541,23 +551,30 @@ def _update(r, dn, obj: ObservedObject, values, after_renames: dict[str, str],
 
 def _membership_changes(members: pd.DataFrame, dns: dict[str, str], observed: ObservedDomain,
                         anchor_of: dict[str, str], held: set[str] = frozenset(),
-                        deleted: set[str] = frozenset()) -> list[Change]:
+                        deleted: set[str] = frozenset(), settled: dict[str, str] | None = None) -> list[Change]:
     """Compare memberships by anchor, so that a member renamed in the same run is no change.
     Members in `held` (quarantined this run) keep the memberships they have: a bad record must not
     cost a person their group access. Members in `deleted` are not removed: the domain drops the
     links of a deleted object itself, and their DN may be another object's by then (a rename into a
     name the delete freed). Every member the domain holds is named by its objectGUID (`<GUID=...>`,
-    which AD and Samba resolve in member values), only a member this plan creates by its new DN."""
+    which AD and Samba resolve in member values), only a member this plan creates by its new DN.
+    `settled`: unchanged objects an incremental plan did not read (anchor -> DN), members like planned ones."""
+    settled = settled or {}
 
     def value(anchor: str) -> str:
         obj = observed.objects.get(anchor)
         if obj is not None and obj.guid:
             return guid_dn(obj.guid)
-        return dns[anchor] if anchor in dns else obj.dn
+        known = observed.known.get(anchor)
+        if obj is None and known is not None and known.guid:
+            return guid_dn(known.guid)
+        if anchor in dns:
+            return dns[anchor]
+        return settled[anchor] if anchor in settled else obj.dn if obj is not None else known.dn
 
     desired: dict[str, set[str]] = {}
     for group, member in members[["group_anchor", "member_anchor"]].itertuples(index=False):
-        if group in dns and member in dns:
+        if group in dns and (member in dns or member in settled):
             desired.setdefault(group, set()).add(member)
     out: list[Change] = []
     for group, dn in dns.items():

@@ -17,10 +17,31 @@ never created a second time. Two objects with the same anchor are both held.
 from __future__ import annotations
 
 import logging
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from domain_sync.dn import DNError, ancestors, guid_from_bytes, is_within, normalize_dn
-from domain_sync.domain import decode_anchor, entry_exists, is_owned, ldap_values, object_kind, paged_search
+from domain_sync.dn import (
+    DNError,
+    ancestors,
+    child_dn,
+    guid_from_bytes,
+    is_within,
+    normalize_dn,
+    parent_dn,
+    rdn_value,
+)
+from domain_sync.domain import (
+    SHOW_DELETED,
+    anchor_filter_value,
+    decode_anchor,
+    entry_exists,
+    is_owned,
+    ldap_values,
+    object_kind,
+    paged_search,
+)
 from domain_sync.naming import is_object_id
 
 log = logging.getLogger(__name__)
@@ -38,6 +59,16 @@ class ObservedObject:
     def first(self, name: str) -> str | None:
         values = self.attributes.get(name.lower())
         return values[0] if values else None
+
+
+@dataclass(frozen=True)
+class KnownObject:
+    """A synced object the incremental plan did not read (unchanged since the last commit), as the committed
+    domain index holds it (plan/incremental.py)."""
+
+    kind: str
+    dn: str
+    guid: str | None
 
 
 @dataclass
@@ -66,13 +97,26 @@ class ObservedDomain:
     # sAMAccountNames and UPNs (lower case) of objects whose DN could not be read -> that DN: still taken.
     unreadable_account_names: dict[str, str] = field(default_factory=dict)
     unreadable_principal_names: dict[str, str] = field(default_factory=dict)
+    # Incremental plan: the synced objects not read this run (anchor -> KnownObject) and their normalized DNs
+    # (-> anchor). Empty for a full read, where every synced object is in `objects`.
+    known: dict[str, KnownObject] = field(default_factory=dict)
+    known_keys: dict[str, str] = field(default_factory=dict)
 
     def not_found(self, anchors: set[str]) -> set[str]:
         """The anchors no object of ours under the search base carries (readable or not): candidates for a create."""
         return set(anchors) - set(self.objects) - set(self.duplicate_anchors) - set(self.unreadable_owned)
 
     def is_synced_dn(self, dn: str) -> bool:
-        return normalize_dn(dn) in self.synced_dns
+        key = normalize_dn(dn)
+        return key in self.synced_dns or key in self.known_keys
+
+    def known_dn(self, anchor: str) -> str:
+        """The DN a full plan gives an unchanged object it keeps where it is: its cn under the container when
+        it sits there (the form of a DN the plan builds), else its DN as read."""
+        dn = self.known[anchor].dn
+        if normalize_dn(parent_dn(dn)) == normalize_dn(self.container_dn):
+            return child_dn("CN", rdn_value(dn), self.container_dn)
+        return dn
 
     def drop_unreadable(self) -> None:
         """Leave out every DN the code cannot read (an account name's holder, a group's member, a
@@ -106,80 +150,48 @@ def observe_domain(
     owner_attribute: str | None = None,
     owner_marker: str | None = None,
     desired: set[str] = frozenset(),
+    connect_more: Callable[[], Any] | None = None,
+    outside_guids: dict[str, str] | None = None,
 ) -> ObservedDomain:
     """`desired`: the anchors of the tenant objects to plan; only when one of them is not found under the
-    search base (a create) is the whole domain searched for objects of ours outside it (`owned_outside`)."""
+    search base (a create) is the whole domain searched for objects of ours outside it (`owned_outside`).
+    `connect_more`: opens another connection (closed here), for reads made at once. `outside_guids`: the
+    objects of ours outside the search base are searched whatever is found, and their {anchor: objectGUID} put
+    there (the domain index keeps them)."""
     search_base = search_base or container_dn
     # Containers, outermost first.
     missing = [d for d in ancestors(container_dn, base_dn) if not entry_exists(conn, d)]
 
-    account_names: dict[str, str] = {}
-    principal_names: dict[str, str] = {}
-    for entry in paged_search(conn, base_dn, "(|(sAMAccountName=*)(userPrincipalName=*))",
-                              ["sAMAccountName", "userPrincipalName"]):
-        attrs = entry["attributes"]
-        for name in ldap_values(attrs.get("sAMAccountName")):
-            account_names[name.lower()] = entry["dn"]
-        for name in ldap_values(attrs.get("userPrincipalName")):
-            principal_names[name.lower()] = entry["dn"]
-
-    objects: dict[str, ObservedObject] = {}
-    synced_dns: set[str] = set()
-    duplicates: dict[str, list[str]] = {}
-    unreadable: list[str] = []
-    unreadable_owned: dict[str, str] = {}
-    unmarked = 0
-    marker_attribute = owner_attribute if owner_attribute and owner_marker else None
-    wanted = sorted({"objectClass", "cn", "sAMAccountName", "userAccountControl", "pwdLastSet", "groupType", "objectGUID",
-                     "member", "manager", anchor_attribute, *mapped_attributes,
-                     *([marker_attribute] if marker_attribute else [])})
-    synced_filter = f"(&(|(objectClass=user)(objectClass=group))({anchor_attribute}=*))"
+    attributes = synced_attributes(anchor_attribute, mapped_attributes, owner_attribute, owner_marker)
     # The search base holds the container: when it is missing (a first run), nothing is synced yet.
-    found = paged_search(conn, search_base, synced_filter, wanted) if entry_exists(conn, search_base) else []
-    for entry in found:
-        try:
-            normalize_dn(entry["dn"])
-        except DNError as exc:
-            log.warning("skipping an object the domain returned: %s", exc)
-            unreadable.append(entry["dn"])
-            anchor = _owned_anchor(entry, anchor_attribute, owner_attribute, owner_marker)
-            if anchor is not None:
-                unreadable_owned[anchor] = entry["dn"]
-            continue
-        if not is_owned(entry["attributes"], owner_attribute, owner_marker):
-            unmarked += 1
-            continue
-        kind = object_kind(entry["attributes"])
-        anchor_raw = _get(entry.get("raw_attributes", {}), anchor_attribute)
-        if kind is None or not anchor_raw:
-            continue
-        anchor = decode_anchor(anchor_attribute, anchor_raw[0])
-        if not is_object_id(anchor):
-            log.warning("object %s has %s %r, not a tenant object id; treated as local", entry["dn"],
-                        anchor_attribute, anchor if anchor is None else anchor[:80])
-            continue
-        if anchor in duplicates or anchor in objects:
-            duplicates.setdefault(anchor, [objects.pop(anchor).dn] if anchor in objects else []).append(entry["dn"])
-            synced_dns.add(normalize_dn(entry["dn"]))
-            continue
-        raw_guid = _get(entry.get("raw_attributes", {}), "objectGUID")
-        attributes = {
-            name.lower(): ldap_values(value)
-            for name, value in entry["attributes"].items()
-            if name.lower() not in ("member", "objectguid", anchor_attribute.lower())
-        }
-        objects[anchor] = ObservedObject(
-            anchor=anchor,
-            kind=kind,
-            dn=entry["dn"],
-            attributes=attributes,
-            members=ldap_values(entry["attributes"].get("member")),
-            guid=guid_from_bytes(raw_guid[0]) if raw_guid else None,
-        )
-        synced_dns.add(normalize_dn(entry["dn"]))
-    for anchor, holders in sorted(duplicates.items()):
-        log.warning("anchor %s is on %d objects (%s): all of them are held, none is written", anchor,
-                    len(holders), "; ".join(sorted(holders)))
+    synced_there = entry_exists(conn, search_base)
+
+    def read_names(c) -> tuple[dict[str, str], dict[str, str]]:
+        account: dict[str, str] = {}
+        principal: dict[str, str] = {}
+        for entry in paged_search(c, base_dn, "(|(sAMAccountName=*)(userPrincipalName=*))",
+                                  ["sAMAccountName", "userPrincipalName"]):
+            attrs = entry["attributes"]
+            for name in ldap_values(attrs.get("sAMAccountName")):
+                account[name.lower()] = entry["dn"]
+            for name in ldap_values(attrs.get("userPrincipalName")):
+                principal[name.lower()] = entry["dn"]
+        return account, principal
+
+    def read_synced(c) -> SyncedCollector:
+        found = SyncedCollector(anchor_attribute, owner_attribute, owner_marker)
+        if synced_there:
+            for entry in paged_search(c, search_base, SYNCED_FILTER.format(anchor=f"({anchor_attribute}=*)"),
+                                      attributes):
+                found.add(entry)
+        return found
+
+    # Both reads at once, each on a connection of its own when `connect_more` opens one: every name in the
+    # domain, and the synced objects (with their members).
+    collector, (account_names, principal_names) = in_parallel(conn, connect_more, [read_synced, read_names])
+    collector.warn_duplicates()
+    objects, synced_dns, duplicates = collector.objects, collector.synced_dns, collector.duplicates
+    unreadable, unreadable_owned, unmarked = collector.unreadable, collector.unreadable_owned, collector.unmarked
 
     # Names taken in the container by anything that is not synced: new cns must avoid them.
     local_names: set[str] = set()
@@ -196,35 +208,149 @@ def observe_domain(
                     "are left alone", unmarked, search_base, anchor_attribute)
     observed = ObservedDomain(container_dn, missing, objects, account_names, principal_names, local_names,
                               synced_dns, duplicates, unmarked, unreadable, unreadable_owned=unreadable_owned)
-    if observed.not_found(desired):
+    if observed.not_found(desired) or outside_guids is not None:
         observed.owned_outside = owned_outside(conn, base_dn, search_base, anchor_attribute, owner_attribute,
-                                               owner_marker)
+                                               owner_marker, guid_of=outside_guids)
     return observed
 
 
+SYNCED_FILTER = "(&(|(objectClass=user)(objectClass=group)){anchor})"
+
+
+def in_parallel(conn, connect_more: Callable[[], Any] | None, reads: list[Callable[[Any], Any]]) -> list:
+    """The results of `reads` (each given a connection): the first on `conn`, the others at once on
+    connections of their own from `connect_more` (closed after); one after another on `conn` without it.
+    A read that fails raises here, after the others ended."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from domain_sync.domain import disconnect
+
+    if connect_more is None or len(reads) < 2:
+        return [read(conn) for read in reads]
+
+    def on_own(read):
+        own = connect_more()
+        try:
+            return read(own)
+        finally:
+            disconnect(own)
+
+    with ThreadPoolExecutor(max_workers=len(reads) - 1) as pool:
+        futures = [pool.submit(on_own, read) for read in reads[1:]]
+        first = reads[0](conn)
+        return [first, *(f.result() for f in futures)]
+
+
+def synced_attributes(anchor_attribute: str, mapped_attributes: list[str], owner_attribute: str | None,
+                      owner_marker: str | None, extra: tuple[str, ...] = ()) -> list[str]:
+    """What is read of each synced object: what the plan compares, addresses and checks ownership by."""
+    marker_attribute = owner_attribute if owner_attribute and owner_marker else None
+    return sorted({"objectClass", "cn", "sAMAccountName", "userAccountControl", "pwdLastSet", "groupType",
+                   "objectGUID", "member", "manager", anchor_attribute, *mapped_attributes, *extra,
+                   *([marker_attribute] if marker_attribute else [])})
+
+
+class SyncedCollector:
+    """Sorts the entries of a search for anchored users and groups: ours (by anchor), duplicates, unmarked
+    (anchored, not this sync's marker), unreadable DNs (held when ours)."""
+
+    def __init__(self, anchor_attribute: str, owner_attribute: str | None, owner_marker: str | None):
+        self.anchor_attribute, self.owner_attribute, self.owner_marker = anchor_attribute, owner_attribute, owner_marker
+        self.objects: dict[str, ObservedObject] = {}
+        self.synced_dns: set[str] = set()
+        self.duplicates: dict[str, list[str]] = {}
+        self.unreadable: list[str] = []
+        self.unreadable_owned: dict[str, str] = {}
+        self.unmarked = 0
+        self.extra: dict[str, dict[str, list[str]]] = {}  # anchor -> attributes read beside the compared ones
+
+    def add(self, entry: dict, extra: tuple[str, ...] = ()) -> None:
+        anchor_attribute = self.anchor_attribute
+        try:
+            normalize_dn(entry["dn"])
+        except DNError as exc:
+            log.warning("skipping an object the domain returned: %s", exc)
+            self.unreadable.append(entry["dn"])
+            anchor = _owned_anchor(entry, anchor_attribute, self.owner_attribute, self.owner_marker)
+            if anchor is not None:
+                self.unreadable_owned[anchor] = entry["dn"]
+            return
+        if not is_owned(entry["attributes"], self.owner_attribute, self.owner_marker):
+            self.unmarked += 1
+            return
+        kind = object_kind(entry["attributes"])
+        anchor_raw = _get(entry.get("raw_attributes", {}), anchor_attribute)
+        if kind is None or not anchor_raw:
+            return
+        anchor = decode_anchor(anchor_attribute, anchor_raw[0])
+        if not is_object_id(anchor):
+            log.warning("object %s has %s %r, not a tenant object id; treated as local", entry["dn"],
+                        anchor_attribute, anchor if anchor is None else anchor[:80])
+            return
+        objects, duplicates = self.objects, self.duplicates
+        if anchor in duplicates or anchor in objects:
+            duplicates.setdefault(anchor, [objects.pop(anchor).dn] if anchor in objects else []).append(entry["dn"])
+            self.synced_dns.add(normalize_dn(entry["dn"]))
+            return
+        raw_guid = _get(entry.get("raw_attributes", {}), "objectGUID")
+        skip = {"member", "objectguid", anchor_attribute.lower(), *(e.lower() for e in extra)}
+        attributes = {name.lower(): ldap_values(value) for name, value in entry["attributes"].items()
+                      if name.lower() not in skip}
+        if extra:
+            self.extra[anchor] = {e.lower(): ldap_values(_get(entry["attributes"], e)) for e in extra}
+        objects[anchor] = ObservedObject(
+            anchor=anchor,
+            kind=kind,
+            dn=entry["dn"],
+            attributes=attributes,
+            members=ldap_values(entry["attributes"].get("member")),
+            guid=guid_from_bytes(raw_guid[0]) if raw_guid else None,
+        )
+        self.synced_dns.add(normalize_dn(entry["dn"]))
+
+    def warn_duplicates(self) -> None:
+        for anchor, holders in sorted(self.duplicates.items()):
+            log.warning("anchor %s is on %d objects (%s): all of them are held, none is written", anchor,
+                        len(holders), "; ".join(sorted(holders)))
+
+
 def owned_outside(conn, base_dn: str, search_base: str, anchor_attribute: str, owner_attribute: str | None,
-                  owner_marker: str | None) -> dict[str, str]:
+                  owner_marker: str | None, guids: set[str] | None = None,
+                  guid_of: dict[str, str] | None = None) -> dict[str, str]:
     """{anchor: DN} of users and groups with this sync's marker anywhere in the domain outside the search base.
     A subtree search of the whole domain on the marker attribute (often unindexed): the plan stage runs it
     only when some tenant object is not found under the search base, i.e. when a create could duplicate an
-    object moved out of it. Nothing to search without a marker, or when the search base is the domain."""
+    object moved out of it. Nothing to search without a marker, or when the search base is the domain.
+    `guids`: only the objects with these objectGUIDs (the incremental plan's, by batched filters on the indexed
+    objectGUID). `guid_of`: filled with {anchor: objectGUID} of what was found."""
     from ldap3.utils.conv import escape_filter_chars
 
     if not (owner_attribute and owner_marker) or normalize_dn(search_base) == normalize_dn(base_dn):
         return {}
     found: dict[str, str] = {}
-    query = f"(&(|(objectClass=user)(objectClass=group))({owner_attribute}={escape_filter_chars(owner_marker)}))"
-    for entry in paged_search(conn, base_dn, query, ["objectClass", anchor_attribute, owner_attribute]):
+    query = f"(&(|(objectClass=user)(objectClass=group))({owner_attribute}={escape_filter_chars(owner_marker)}){{}})"
+    queries = [query.format("")] if guids is None else [query.format(b) for b in _batches(guid_terms(guids))]
+    entries = (entry for q in queries for entry in paged_search(
+        conn, base_dn, q, ["objectClass", "objectGUID", anchor_attribute, owner_attribute]))
+    for entry in entries:
         if _key(entry["dn"]) is not None and is_within(entry["dn"], search_base):
             continue
         anchor = _owned_anchor(entry, anchor_attribute, owner_attribute, owner_marker)
         if anchor is not None:
             found[anchor] = entry["dn"]
+            raw_guid = _get(entry.get("raw_attributes", {}), "objectGUID")
+            if guid_of is not None and raw_guid:
+                guid_of[anchor] = guid_from_bytes(raw_guid[0])
     if found:
         log.warning("%d objects with this sync's marker are outside the search base %s (moved there by hand?): "
                     "they are not written, and not created again: %s", len(found), search_base,
                     "; ".join(sorted(found.values())[:20]))
     return found
+
+
+def guid_terms(guids: set[str]) -> list[str]:
+    """(objectGUID=<escaped bytes>) filter terms, sorted."""
+    return sorted("(objectGUID=" + "".join(f"\\{b:02x}" for b in uuid.UUID(g).bytes_le) + ")" for g in guids)
 
 
 def _owned_anchor(entry: dict, anchor_attribute: str, owner_attribute: str | None,
@@ -251,3 +377,121 @@ def _get(attrs: dict, name: str):
     return None
 
 
+
+
+# ---- targeted reads of the incremental plan (plan/incremental.py)
+
+FILTER_BATCH = 200  # terms of one OR filter
+
+
+def _batches(terms: list[str]) -> list[str]:
+    return [f"(|{''.join(terms[i:i + FILTER_BATCH])})" for i in range(0, len(terms), FILTER_BATCH)]
+
+
+def observe_anchors(conn, search_base: str, collector: SyncedCollector, anchors: set[str], attributes: list[str],
+                    extra: tuple[str, ...] = ()) -> None:
+    """Read the users and groups under the search base that carry one of `anchors` (batched OR filters on the
+    anchor attribute, binary anchors as escaped bytes) into `collector`, as observe_domain reads them all."""
+    terms = sorted(f"({collector.anchor_attribute}={anchor_filter_value(collector.anchor_attribute, a)})"
+                   for a in anchors)
+    for batch in _batches(terms):
+        for entry in paged_search(conn, search_base, SYNCED_FILTER.format(anchor=batch), attributes):
+            collector.add(entry, extra)
+
+
+def observe_guids(conn, search_base: str, collector: SyncedCollector, guids: set[str], attributes: list[str],
+                  extra: tuple[str, ...] = ()) -> None:
+    """Read the users and groups under the search base with one of `guids` (objectGUID, indexed) into
+    `collector`, whatever anchor they carry now."""
+    for batch in _batches(guid_terms(guids)):
+        for entry in paged_search(conn, search_base, SYNCED_FILTER.format(anchor=batch), attributes):
+            collector.add(entry, extra)
+
+
+def observe_names(conn, base_dn: str, container_dn: str, account_names: set[str], principal_names: set[str],
+                  common_names: set[str]) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """The holders of the given sAMAccountNames and UPNs anywhere in the domain ({lower-cased name: DN}, every
+    name the holder has, as observe_domain maps them) and of the given cns directly in the container
+    ({casefolded cn: DN})."""
+    from ldap3.utils.conv import escape_filter_chars
+
+    held_account: dict[str, str] = {}
+    held_principal: dict[str, str] = {}
+    terms = sorted({f"(sAMAccountName={escape_filter_chars(n)})" for n in account_names}
+                   | {f"(userPrincipalName={escape_filter_chars(n)})" for n in principal_names})
+    for batch in _batches(terms):
+        for entry in paged_search(conn, base_dn, batch, ["sAMAccountName", "userPrincipalName"]):
+            attrs = entry["attributes"]
+            for name in ldap_values(attrs.get("sAMAccountName")):
+                held_account[name.lower()] = entry["dn"]
+            for name in ldap_values(attrs.get("userPrincipalName")):
+                held_principal[name.lower()] = entry["dn"]
+    held_cn: dict[str, str] = {}
+    for batch in _batches(sorted({f"(cn={escape_filter_chars(n)})" for n in common_names})):
+        for entry in paged_search(conn, container_dn, batch, ["cn"], scope="LEVEL"):
+            for value in ldap_values(entry["attributes"].get("cn")):
+                held_cn[value.casefold()] = entry["dn"]
+    return held_account, held_principal, held_cn
+
+
+@dataclass
+class DomainDelta:
+    """What changed in the domain since a highestCommittedUSN: the anchors and objectGUIDs of users and groups
+    changed or moved anywhere in the domain, the objectGUIDs of objects deleted since, and the containers
+    (organizational units, containers) that changed, by objectGUID (a rename or a move of one moves the
+    objects below it without changing them)."""
+
+    anchors: set[str] = field(default_factory=set)
+    guids: set[str] = field(default_factory=set)
+    guids_of: dict[str, set[str]] = field(default_factory=dict)  # anchor (lower case) -> objectGUIDs carrying it
+    deleted_guids: set[str] = field(default_factory=set)
+    containers: dict[str, str] = field(default_factory=dict)  # objectGUID -> DN now
+    entries: int = 0
+
+
+CONTAINER_CLASSES = {"organizationalunit", "container", "builtindomain"}
+
+
+def changed_since(conn, base_dn: str, anchor_attribute: str, usn: int) -> DomainDelta:
+    """Every object under the domain whose uSNChanged is above `usn` (live ones, then tombstones with the
+    Show Deleted control: they keep objectGUID, not the anchor)."""
+    delta = DomainDelta()
+    since = f"(uSNChanged>={int(usn) + 1})"
+    for entry in paged_search(conn, base_dn, since, ["objectClass", "objectGUID", anchor_attribute]):
+        delta.entries += 1
+        attrs = entry["attributes"]
+        raw = entry.get("raw_attributes", {})
+        raw_guid = _get(raw, "objectGUID")
+        if object_kind(attrs) is not None:
+            if raw_guid:
+                delta.guids.add(guid_from_bytes(raw_guid[0]))
+            anchor_raw = _get(raw, anchor_attribute)
+            anchor = decode_anchor(anchor_attribute, anchor_raw[0]) if anchor_raw else None
+            if is_object_id(anchor):
+                delta.anchors.add(anchor.lower())
+                if raw_guid:
+                    delta.guids_of.setdefault(anchor.lower(), set()).add(guid_from_bytes(raw_guid[0]))
+            continue
+        classes = {c.lower() for c in ldap_values(_get(attrs, "objectClass"))}
+        if classes & CONTAINER_CLASSES and raw_guid:
+            delta.containers[guid_from_bytes(raw_guid[0])] = entry["dn"]
+    for entry in paged_search(conn, base_dn, f"(&(isDeleted=TRUE){since})", ["objectGUID"],
+                              controls=[SHOW_DELETED]):
+        delta.entries += 1
+        raw_guid = _get(entry.get("raw_attributes", {}), "objectGUID")
+        if raw_guid:
+            delta.deleted_guids.add(guid_from_bytes(raw_guid[0]))
+    return delta
+
+
+def container_guids(conn, dns: set[str]) -> dict[str, str]:
+    """{objectGUID: normalized DN} of the given containers (those that are there)."""
+    out = {}
+    for dn in sorted(dns):
+        if not entry_exists(conn, dn):
+            continue
+        for entry in paged_search(conn, dn, "(objectClass=*)", ["objectGUID"], scope="BASE"):
+            raw = _get(entry.get("raw_attributes", {}), "objectGUID")
+            if raw:
+                out[guid_from_bytes(raw[0])] = normalize_dn(dn)
+    return out

@@ -4,8 +4,8 @@ The plan is made as always (the whole tenant snapshot against the domain), then 
 the chosen objects (by anchor: the tenant object id) are kept, with the containers they need. A kept
 group's new members that are not chosen and not yet in the domain are left out of its member adds
 (their DN does not exist yet); the next full or incremental run adds them. The guards then judge the
-restricted plan. Committing the run's state stays right: every later run diffs the whole snapshot
-against the domain, so what this run left out is written then.
+restricted plan. Committing the run's state stays right: such a run leaves no domain index, so the next
+run is a full reconcile (plan/incremental.py) and writes what this run left out.
 """
 
 from __future__ import annotations

@@ -20,14 +20,22 @@ from domain_sync.alerts import raise_alert
 from domain_sync.config import Settings, SettingsError
 from domain_sync.context import StageContext
 from domain_sync.dn import guid_dn, is_within, member_key
-from domain_sync.domain import connect, disconnect
+from domain_sync.domain import connect
 from domain_sync.drift import corrected_drift
 from domain_sync.errors import PermanentError, StageInputMissing
-from domain_sync.failing import HELD_KEY, held_for_failing, staged_ids
+from domain_sync.failing import HELD_KEY, failing_objects, held_for_failing, staged_ids
 from domain_sync.mapping import load_mapping
-from domain_sync.plan.changeset import PlanInputs, plan_changes
+from domain_sync.plan.changeset import PlanInputs
 from domain_sync.plan.guards import OwnershipSigns, approval_status, approved_digest, guard_reasons, plan_digest
-from domain_sync.plan.observed import ObservedDomain, observe_domain
+from domain_sync.plan.incremental import (
+    ChangeInputs,
+    DomainIndex,
+    PlanSetting,
+    full_reason,
+    make_plan,
+    settings_fingerprint,
+)
+from domain_sync.plan.observed import ObservedDomain
 from domain_sync.plan.preview import render_preview
 from domain_sync.plan.restrict import chosen_objects, restrict_to_objects
 from domain_sync.records import GROUP, USER, Op
@@ -77,33 +85,38 @@ def run(ctx: StageContext) -> dict:
         quarantined={q["anchor"] for q in quarantine if q.get("anchor")} | held_failing,
         out_of_scope=set(notes.get("users_out_of_scope") or []),
     )
-    conn = connect(endpoint, settings.ldap_timeout_seconds, run_id=run.run_id)
-    try:
-        observed = observe_domain(
-            conn, endpoint.base_dn, container_dn(settings, endpoint.base_dn), settings.anchor_attribute,
-            sorted(set(mapping.targets(USER)) | set(mapping.targets(GROUP))),
-            search_base=search_base_dn(settings, endpoint.base_dn),
-            owner_attribute=settings.owner_attribute, owner_marker=ctx.owner_marker,
-            desired=(set(inputs.users["anchor"]) | set(inputs.groups["anchor"])) - inputs.quarantined,
-        )
-    finally:
-        disconnect(conn)
-    change_set, collisions = plan_changes(inputs, observed, settings.anchor_attribute,
-                                          set_initial_password=settings.initial_password == "random",
-                                          owner=(settings.owner_attribute, ctx.owner_marker))
     chosen = chosen_objects(ctx.params)
+    state = StateStore(settings.state_dir)
+    index = DomainIndex.committed(state)
+    fingerprint = settings_fingerprint(settings, endpoint.base_dn, ctx.owner_marker, run.target_schema)
+    full_because = full_reason(mode_setting=settings.plan_mode, full_resync=ctx.flag("full_resync"),
+                               chosen=chosen is not None, links=run.delta_links(), index=index,
+                               fingerprint=fingerprint)
+    change_inputs = None if full_because else ChangeInputs(
+        tenant=changed_in_tenant, scope_changed={str(i).lower() for i in notes.get("scope_changed") or []},
+        failing={a.lower() for a in failing_objects(settings)} - {a.lower() for a in held_failing},
+        records={a.lower() for a in (*inputs.users["anchor"], *inputs.groups["anchor"])},
+        quarantined={a.lower() for a in inputs.quarantined}, out_of_scope={a.lower() for a in inputs.out_of_scope},
+        index=index.frame, meta=index.meta)
+    where = PlanSetting(endpoint.base_dn, container_dn(settings, endpoint.base_dn),
+                        search_base_dn(settings, endpoint.base_dn), settings.anchor_attribute,
+                        sorted(set(mapping.targets(USER)) | set(mapping.targets(GROUP))), settings.owner_attribute,
+                        ctx.owner_marker, settings.initial_password == "random")
+    planned = make_plan(lambda: connect(endpoint, settings.ldap_timeout_seconds, run_id=run.run_id), where, inputs,
+                        full_because=full_because, index=index, fingerprint=fingerprint, change_inputs=change_inputs)
+    change_set, collisions, observed = planned.change_set, planned.collisions, planned.observed
     if chosen is not None:  # the on-demand sync of chosen objects (plan/restrict.py)
         change_set = restrict_to_objects(change_set, chosen)
         collisions = [c for c in collisions if c.anchor.lower() in chosen]
     change_set.quarantined = len(inputs.quarantined) + sum(c.attribute == "userPrincipalName" for c in collisions)
-    synced = {kind: sum(1 for o in observed.objects.values() if o.kind == kind) for kind in (USER, GROUP)}
-    group_members = {a: len(o.members) for a, o in observed.objects.items() if o.kind == GROUP}
-    signs = OwnershipSigns(unmarked=observed.unmarked,
-                           observed=len(observed.objects) + len(observed.duplicate_anchors)
+    synced = planned.synced_counts()
+    group_members = planned.group_members()
+    signs = OwnershipSigns(unmarked=planned.index.meta["unmarked"],
+                           observed=len(planned.index.frame) + len(observed.duplicate_anchors)
                            + len(observed.unreadable_owned),
-                           committed=committed_objects(StateStore(settings.state_dir)),
+                           committed=committed_objects(state),
                            anchor_attribute=settings.anchor_attribute, owner_attribute=settings.owner_attribute,
-                           search_base=search_base_dn(settings, endpoint.base_dn), outside=len(observed.owned_outside))
+                           search_base=where.search_base, outside=len(observed.owned_outside))
     change_set.blocked_reasons = lost_state_reasons(ctx, synced) + guard_reasons(change_set, synced, group_members,
                                                                                  settings, signs)
     digest = plan_digest(change_set)
@@ -115,7 +128,11 @@ def run(ctx: StageContext) -> dict:
     plan_json = change_set.to_json()
     write_json_atomic(run.plan, plan_json | {"digest": digest, "status": status,
                                                         "approved": status == "approved", "synced_in_domain": synced,
-                                                        HELD_KEY: sorted(held_failing)}, compact=True)
+                                                        HELD_KEY: sorted(held_failing),
+                                                        "plan_mode": planned.summary()}, compact=True)
+    if chosen is None:
+        # An on-demand run commits the round's other changes unwritten: no index, so the next plan is a full one.
+        planned.index.write(run)
     drift = drift_of_round(run, plan_json["changes"], observed, changed_in_tenant, notes)
     if drift:
         log.warning("drift: the domain differed from the tenant for objects the tenant did not change (changed by "
@@ -133,6 +150,7 @@ def run(ctx: StageContext) -> dict:
         "digest": digest,
         "approved_plan": approved,
         "synced_in_domain": synced,
+        "plan_mode": planned.summary(),
         "drift_corrected": drift,
         "held_failing": {"count": len(held_failing), "anchors": sorted(held_failing)[:SHOWN_ANCHORS],
                          "released": sorted(released)[:SHOWN_ANCHORS]},
@@ -141,7 +159,8 @@ def run(ctx: StageContext) -> dict:
         "unreadable_dns": len(observed.unreadable),
         "plan_file": str(run.plan_preview),
     }
-    log.info("plan %s: %d changes %s (%s)", digest, len(change_set.changes), change_set.counts, status)
+    log.info("plan %s: %d changes %s (%s, %s plan%s)", digest, len(change_set.changes), change_set.counts, status,
+             planned.mode, f": {planned.reason}" if planned.reason else "")
     if status == "blocked":
         message = blocked_message(change_set.blocked_reasons, digest, approved, summary["plan_file"], ctx.params)
         if ctx.flag("dry_run"):

@@ -1,0 +1,545 @@
+"""The incremental plan: the delta round's plan made for the objects that changed, not for everyone.
+
+A full reconcile reads the whole domain (every account name, every synced object with its members) and
+diffs every tenant object. A delta round changes a few objects, so the plan reads and diffs only the
+changed set C and gives the same change set a full reconcile would give (tests/unit/test_incremental.py
+and the convergence tests compare both). C is:
+
+- the objects this round brought from the tenant (extract's staged ids), objects entering or leaving scope
+  (transform's records notes), objects failing in earlier runs that are not held (domain_sync.failing),
+  objects released from validation's quarantine since the last commit;
+- the tenant objects the committed domain index does not hold (new ones, creates of the last run, creates
+  that failed) and the indexed objects the tenant no longer has (deletes, and deletes that failed);
+- the objects of the last committed plan's collisions (a name they wanted may be free now), duplicate
+  anchors and objects it could not read ("sticky" in the index);
+- what changed in the domain since the last commit: every object whose uSNChanged is above the
+  highestCommittedUSN the committed plan read before it observed the domain, live or deleted (hand edits,
+  renames, moves, member removals, deletions; a tombstone keeps its objectGUID, mapped back to its anchor by
+  the index), so every hand change is corrected on the next run as a full reconcile would;
+- then the objects whose desired state depends on those: groups whose desired members (records) or whose
+  members in the domain (memberOf) include one of them, and users whose manager is one of them (records'
+  manager, the domain's directReports).
+
+Everything else is settled: in the domain as the last plan left it (nothing changed on either side since).
+The plan reads C by anchor, and the names it checks (the UPNs and their local parts, the account names a new
+object may get, the cns in the container) by name. A settled object a changed one names (a manager, a
+member) is taken from the index: where it is and its objectGUID.
+
+The domain index (<state>/<version>/domain_index.parquet, written by the plan, kept by commit): anchor,
+kind, DN, normalized DN, objectGUID and member count of every synced object; beside it domain_index.json
+with the highestCommittedUSN and the DC (dsServiceName) it was read at, a fingerprint of the settings that
+shape the plan, the sticky anchors, the anchors validation quarantined, and the unmarked count of the last
+full read. The guards take their totals from it: synced objects per kind (deletion share, apply's failure
+share), member counts (membership share), and the objects the sync owns (create guard); the unmarked count
+is the last full read's, or the changed set's when higher.
+
+A full reconcile runs instead (plan.json's `plan_mode` says which ran and why) on a full resync, a full
+read in the round (a new or expired delta link), without a committed index, when the settings fingerprint
+(mapping file, anchor, owner, container, search base, scope, initial passwords, the domain's schema) or the
+DC changed, when a container under the search base changed (a renamed or moved OU moves what is under it
+without touching it), for the on-demand sync of chosen objects, when more than half the objects changed,
+or when DOMAIN_SYNC_PLAN_MODE=full. The drift check runs with full_resync, so it is a full reconcile.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from domain_sync.dn import dns_domain_name, normalize_dn
+from domain_sync.naming import account_name_options, common_name_options
+from domain_sync.plan.changeset import Collision, PlanInputs, plan_changes
+from domain_sync.plan.observed import (
+    DomainDelta,
+    KnownObject,
+    ObservedDomain,
+    SyncedCollector,
+    changed_since,
+    container_guids,
+    observe_anchors,
+    observe_domain,
+    observe_guids,
+    observe_names,
+    owned_outside,
+    synced_attributes,
+)
+from domain_sync.records import ATTR_PREFIX, GROUP, USER, ChangeSet, Op
+from domain_sync.runs import RunFolder
+from domain_sync.storage import StoragePath, read_bytes, read_json, read_parquet, write_json_atomic, write_parquet
+
+log = logging.getLogger(__name__)
+
+INDEX_FORMAT = 1
+INDEX_FILE = "domain_index.parquet"
+META_FILE = "domain_index.json"
+INDEX_COLUMNS = ["anchor", "kind", "dn", "key", "guid", "members"]
+# Account names looked up per new object: its base, the 9 suffixed forms, then counters up to -10.
+ACCOUNT_NAME_OPTIONS = 19
+# More changed objects than this share of the synced ones (and at least MIN_FULL_OBJECTS): a full read is cheaper.
+MAX_CHANGED_SHARE = 0.5
+MIN_FULL_OBJECTS = 200
+BACKLINKS = ("memberOf", "directReports")
+FULL, INCREMENTAL = "full", "incremental"
+
+
+class FullReconcileNeeded(Exception):
+    """The incremental plan cannot stand for a full one here; the reason says why (plan.json's plan_mode)."""
+
+
+@dataclass
+class DomainIndex:
+    frame: pd.DataFrame
+    meta: dict
+
+    @classmethod
+    def committed(cls, state) -> DomainIndex | None:
+        """The index the last commit kept (None: none, or unreadable)."""
+        path, meta_path = state.committed_file(INDEX_FILE), state.committed_file(META_FILE)
+        if path is None or meta_path is None:
+            return None
+        meta = read_json(meta_path, None)
+        if not isinstance(meta, dict) or meta.get("format") != INDEX_FORMAT:
+            return None
+        return cls(read_parquet(path), meta)
+
+    def write(self, run: RunFolder) -> None:
+        write_parquet(self.frame[INDEX_COLUMNS], run.domain_index)
+        write_json_atomic(run.domain_index_meta, self.meta)
+
+    def synced_counts(self) -> dict[str, int]:
+        counts = self.frame["kind"].value_counts()
+        return {kind: int(counts.get(kind, 0)) for kind in (USER, GROUP)}
+
+    def group_members(self) -> dict[str, int]:
+        groups = self.frame[self.frame["kind"] == GROUP]
+        return dict(zip(groups["anchor"], groups["members"].astype(int), strict=True))
+
+
+def index_frame(objects) -> pd.DataFrame:
+    """The index rows of observed synced objects (ObservedObject values)."""
+    rows = [(o.anchor, o.kind, o.dn, normalize_dn(o.dn), o.guid, len(o.members)) for o in objects]
+    return pd.DataFrame(rows, columns=INDEX_COLUMNS)
+
+
+def updated_index(previous: pd.DataFrame, changed: set[str], observed: ObservedDomain) -> pd.DataFrame:
+    """The committed index with the changed anchors (lower case) as this plan read them: gone when not found."""
+    kept = previous[~previous["anchor"].str.lower().isin(changed)]
+    return pd.concat([kept, index_frame(observed.objects.values())], ignore_index=True)
+
+
+def new_meta(root: dict, fingerprint: str, sticky: set[str], quarantined: set[str], unmarked: int,
+             containers: dict[str, str] | None = None, outside: dict[str, str] | None = None) -> dict:
+    return {"format": INDEX_FORMAT, "usn": root["usn"], "server": root["server"], "fingerprint": fingerprint,
+            "sticky": sorted(sticky), "quarantined": sorted(a.lower() for a in quarantined), "unmarked": unmarked,
+            "containers": containers or {}, "outside": outside or {}}
+
+
+_PARENT_OF_KEY = re.compile(r"(?:[^\\,]|\\.)*,(.*)", re.DOTALL)
+
+
+def holding_containers(frame: pd.DataFrame, search_base: str) -> set[str]:
+    """The containers the indexed objects sit in, and theirs up to the search base (normalized DNs): renaming
+    or moving one moves synced objects without changing them."""
+    from domain_sync.dn import is_within
+
+    def parent(key: str) -> str | None:  # a normalized DN's parent: after its first comma not escaped
+        match = _PARENT_OF_KEY.match(key)
+        return match.group(1) if match else None
+
+    out: set[str] = set()
+    for key in {parent(k) for k in frame["key"]}:
+        while key and key not in out and is_within(key, search_base):
+            out.add(key)
+            key = parent(key)
+    return out
+
+
+def _key(dn: str) -> str | None:
+    from domain_sync.dn import DNError
+
+    try:
+        return normalize_dn(dn)
+    except DNError:
+        return None
+
+
+def read_root(conn) -> dict:
+    """highestCommittedUSN and dsServiceName of the DC, read before anything else of the domain: whatever
+    changes after it has a higher uSNChanged and is read by the next incremental plan."""
+    from domain_sync.domain import ldap_values, read_entry
+
+    attrs = read_entry(conn, "", ["highestCommittedUSN", "dsServiceName"]) or {}
+    usn = ldap_values(attrs.get("highestCommittedUSN"))
+    server = ldap_values(attrs.get("dsServiceName"))
+    return {"usn": int(usn[0]) if usn else None, "server": server[0] if server else None}
+
+
+def settings_fingerprint(settings, base_dn: str, owner_marker: str | None, target_schema: StoragePath | None) -> str:
+    """sha256 of what shapes the desired state and where the plan looks: a change of any of these makes the
+    index stale, and the next plan a full reconcile."""
+    mapping = Path(settings.mapping_file)
+    schema = read_bytes(target_schema) if target_schema is not None else None
+    parts = {
+        "format": INDEX_FORMAT,
+        "mapping": hashlib.sha256(mapping.read_bytes()).hexdigest() if mapping.exists() else None,
+        "schema": hashlib.sha256(schema).hexdigest() if schema is not None else None,
+        "base_dn": normalize_dn(base_dn),
+        "owner_marker": owner_marker,
+        **{name: getattr(settings, name) for name in ("anchor_attribute", "owner_attribute", "container",
+                                                       "search_base", "scope_groups", "initial_password")},
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def full_reason(*, mode_setting: str, full_resync: bool, chosen: bool, links: dict, index: DomainIndex | None,
+                fingerprint: str) -> str | None:
+    """Why this plan must be a full reconcile, known before the domain is read (None: the incremental plan
+    may run; root_reason tells once the root DSE is read)."""
+    if mode_setting == FULL:
+        return "DOMAIN_SYNC_PLAN_MODE=full"
+    if full_resync:
+        return "a full resync"
+    if chosen:
+        return "the on-demand sync of chosen objects"
+    if not links:
+        return "no delta links in the round"
+    full_reads = sorted(r for r, entry in links.items() if entry.get("full_read"))
+    if full_reads:
+        return f"a full read of {', '.join(full_reads)} in the round"
+    if index is None:
+        return "no committed domain index"
+    if index.meta.get("fingerprint") != fingerprint:
+        return "the mapping or the settings that shape the plan changed since the last commit"
+    return None
+
+
+def root_reason(index: DomainIndex, root: dict) -> str | None:
+    """Why the domain's root DSE rules out the incremental plan: no USN, another DC, a USN gone back."""
+    if root.get("usn") is None or index.meta.get("usn") is None:
+        return "no highestCommittedUSN"
+    if root.get("server") != index.meta.get("server"):
+        return f"another domain controller ({root.get('server')}) than the last commit's ({index.meta.get('server')})"
+    if int(root["usn"]) < int(index.meta["usn"]):
+        return "the domain's highestCommittedUSN went back (a restored domain controller)"
+    return None
+
+
+@dataclass
+class ChangeInputs:
+    """What the changed set is made of (all anchors lower case)."""
+
+    tenant: set[str]  # staged ids of the round
+    scope_changed: set[str]
+    failing: set[str]  # failing objects not held
+    records: set[str]  # every tenant record's anchor
+    quarantined: set[str]  # validation's quarantine now
+    out_of_scope: set[str]
+    index: pd.DataFrame
+    meta: dict
+    delta: DomainDelta = field(default_factory=DomainDelta)
+
+
+def changed_set(c: ChangeInputs) -> dict[str, set[str]]:
+    """{reason: anchors (lower case)} of the changed set before its dependents (see the module's doc)."""
+    indexed = set(c.index["anchor"].str.lower())
+    by_guid = dict(zip(c.index["guid"].dropna().str.lower(), c.index.loc[c.index["guid"].notna(), "anchor"].str.lower(),
+                       strict=True))
+    previously_quarantined = set(c.meta.get("quarantined") or [])
+    domain = set(c.delta.anchors) | {by_guid[g] for g in c.delta.guids if g in by_guid}
+    reasons = {
+        "tenant": c.tenant,
+        "scope": c.scope_changed,
+        "failing": c.failing,
+        "released": previously_quarantined - c.quarantined,
+        "not_indexed": c.records - indexed - c.quarantined,
+        "not_in_tenant": indexed - c.records - c.out_of_scope,
+        "sticky": set(c.meta.get("sticky") or []),
+        "domain": domain,
+        "deleted_in_domain": {by_guid[g] for g in c.delta.deleted_guids if g in by_guid},
+    }
+    return {k: {a.lower() for a in v} for k, v in reasons.items() if v}
+
+
+def dependents(changed: set[str], users: pd.DataFrame, members: pd.DataFrame, backlinks: dict[str, list[str]],
+               anchor_of_key: dict[str, str]) -> set[str]:
+    """Objects whose desired state depends on a changed one (lower case): groups whose desired members hold
+    one (records), users whose manager is one (records), and the groups and reports the domain links to one
+    (`backlinks`: {anchor: memberOf and directReports DNs}, mapped by `anchor_of_key`: normalized DN -> anchor)."""
+    out: set[str] = set()
+    if len(members):
+        out |= set(members.loc[members["member_anchor"].str.lower().isin(changed), "group_anchor"].str.lower())
+    if len(users) and "manager_anchor" in users:
+        managers = users["manager_anchor"].astype("string").str.lower()
+        out |= set(users.loc[managers.isin(changed).fillna(False).astype(bool), "anchor"].str.lower())
+    for dns in backlinks.values():
+        for dn in dns:
+            try:
+                anchor = anchor_of_key.get(normalize_dn(dn))
+            except Exception:  # noqa: BLE001 - an unreadable DN names no synced object
+                anchor = None
+            if anchor is not None:
+                out.add(anchor.lower())
+    return out - changed
+
+
+def wanted_names(records: list[dict], observed_anchors: set[str], suffix: str) -> tuple[set[str], set[str], set[str]]:
+    """(sAMAccountNames, UPNs, cns) the plan of `records` looks at: each record's UPN and its local part in
+    the domain's DNS name, the account names a new object may get and the UPNs they imply, each record's cn
+    and suffixed cn. Names are lower case (cns as given)."""
+    upn_column = ATTR_PREFIX + "userPrincipalName"
+    sams: set[str] = set()
+    upns: set[str] = set()
+    cns: set[str] = set()
+    for r in records:
+        upn = r.get(upn_column)
+        if isinstance(upn, str):
+            upns.add(upn.lower())
+            if upn.lower().endswith(suffix):
+                sams.add(upn.lower()[: -len(suffix)])
+        if r["anchor"] not in observed_anchors:
+            options = account_name_options(r["anchor"], r["account_name"])
+            for _ in range(ACCOUNT_NAME_OPTIONS):
+                name = next(options).lower()
+                sams.add(name)
+                upns.add(name + suffix)
+        cns.update(common_name_options(r["anchor"], r["cn"]))
+    return sams, upns, cns
+
+
+def restrict(frame: pd.DataFrame, column: str, anchors: set[str]) -> pd.DataFrame:
+    if not len(frame):
+        return frame
+    return frame[frame[column].str.lower().isin(anchors)]
+
+
+@dataclass
+class IncrementalRead:
+    observed: ObservedDomain
+    inputs: PlanInputs
+    changed: set[str]
+    reasons: dict[str, int]
+    looked_up_account_names: set[str]
+    unmarked: int
+    outside: dict[str, str]  # anchor (lower case) -> objectGUID of objects of ours outside the search base
+
+
+def observe_incremental(conn, *, base_dn: str, container_dn: str, search_base: str, anchor_attribute: str,
+                        mapped_attributes: list[str], owner_attribute: str | None, owner_marker: str | None,
+                        inputs: PlanInputs, change_inputs: ChangeInputs) -> IncrementalRead:
+    """Read the changed set and what its plan looks at; the plan inputs restricted to it. Raises
+    FullReconcileNeeded when the incremental plan cannot stand for a full one."""
+    from domain_sync.dn import ancestors
+    from domain_sync.domain import entry_exists
+
+    delta = change_inputs.delta
+    known_containers = change_inputs.meta.get("containers") or {}
+    moved = sorted(dn for guid, dn in delta.containers.items()
+                   if guid in known_containers and _key(dn) != known_containers[guid])
+    if moved:
+        raise FullReconcileNeeded(f"{len(moved)} containers holding synced objects were renamed or moved "
+                                  f"({'; '.join(moved[:3])})")
+    reasons = changed_set(change_inputs)
+    changed = set().union(*reasons.values()) if reasons else set()
+    index = change_inputs.index
+    check_size(changed, index)
+    missing = [d for d in ancestors(container_dn, base_dn) if not entry_exists(conn, d)]
+    attributes = synced_attributes(anchor_attribute, [*mapped_attributes, "userPrincipalName"], owner_attribute,
+                                   owner_marker, BACKLINKS)
+    collector = SyncedCollector(anchor_attribute, owner_attribute, owner_marker)
+    # Where each anchor was seen: the index, the domain's changes, objects of ours outside the search base. An
+    # object of ours under the search base is in one of them (the index held every one the last plan saw, and
+    # whatever changed since is in the domain's changes), so the changed set is read by objectGUID (indexed);
+    # only sticky anchors (duplicates, unreadable DNs) are searched by anchor.
+    guids_of: dict[str, set[str]] = {}
+    for anchor, guid in zip(index["anchor"].str.lower(), index["guid"], strict=True):
+        if isinstance(guid, str):
+            guids_of.setdefault(anchor, set()).add(guid)
+    for anchor, guid in (change_inputs.meta.get("outside") or {}).items():
+        guids_of.setdefault(anchor, set()).add(guid)
+    for anchor, guids in delta.guids_of.items():
+        guids_of.setdefault(anchor, set()).update(guids)
+    sticky = set(change_inputs.meta.get("sticky") or [])
+    there = entry_exists(conn, search_base)
+
+    def read(anchors: set[str]) -> None:
+        if not there:
+            return
+        observe_anchors(conn, search_base, collector, anchors & sticky, attributes, BACKLINKS)
+        observe_guids(conn, search_base, collector, {g for a in anchors - sticky for g in guids_of.get(a, ())},
+                      attributes, BACKLINKS)
+
+    read(changed)
+    anchor_of_key = dict(zip(index["key"], index["anchor"], strict=True))
+    anchor_of_key.update({normalize_dn(o.dn): a for a, o in collector.objects.items()})
+    backlinks = {a: [dn for values in extra.values() for dn in values] for a, extra in collector.extra.items()}
+    extra = dependents(changed, inputs.users, inputs.members, backlinks, anchor_of_key)
+    if extra:
+        reasons["dependents"] = extra
+        read(extra)
+        changed |= extra
+    collector.warn_duplicates()
+
+    users = restrict(inputs.users, "anchor", changed)
+    groups = restrict(inputs.groups, "anchor", changed)
+    members = restrict(inputs.members, "group_anchor", changed)
+    records = [r for frame in (users, groups) for r in frame.to_dict("records")]
+    suffix = "@" + dns_domain_name(container_dn)
+    sams, upns, cns = wanted_names(records, set(collector.objects), suffix)
+    for obj in collector.objects.values():  # the names the changed objects hold (freed when they leave)
+        sams.update(n.lower() for n in obj.attributes.get("samaccountname", []))
+        upns.update(n.lower() for n in obj.attributes.get("userprincipalname", []))
+    account_names, principal_names, held_cns = observe_names(conn, base_dn, container_dn, sams, upns,
+                                                             set() if missing else cns)
+    local_names = {cn for cn, dn in held_cns.items() if _key(dn) not in collector.synced_dns}
+    known_rows = index[~index["anchor"].str.lower().isin(changed)]
+    known = {a: KnownObject(k, dn, g if isinstance(g, str) else None)
+             for a, k, dn, g in known_rows[["anchor", "kind", "dn", "guid"]].itertuples(index=False)}
+    observed = ObservedDomain(container_dn, missing, collector.objects, account_names, principal_names, local_names,
+                              collector.synced_dns, collector.duplicates, collector.unmarked, collector.unreadable,
+                              unreadable_owned=collector.unreadable_owned, known=known,
+                              known_keys=dict(zip(known_rows["key"], known_rows["anchor"], strict=True)))
+    desired = {r["anchor"] for r in records} - inputs.quarantined
+    # Objects of ours outside the search base: among the ones not found inside, those seen before (by objectGUID).
+    lost = {g for a in observed.not_found(desired) for g in guids_of.get(a.lower(), ())}
+    outside = {a: g for a, g in (change_inputs.meta.get("outside") or {}).items() if a not in changed}
+    if lost:
+        found_outside: dict[str, str] = {}
+        observed.owned_outside = owned_outside(conn, base_dn, search_base, anchor_attribute, owner_attribute,
+                                               owner_marker, guids=lost, guid_of=found_outside)
+        outside |= {a.lower(): g for a, g in found_outside.items()}
+    record_anchors = set(inputs.users["anchor"]) | set(inputs.groups["anchor"])
+    restricted = PlanInputs(users=users, groups=groups, members=members, quarantined=inputs.quarantined,
+                            out_of_scope=inputs.out_of_scope,
+                            settled={a for a in record_anchors if a.lower() not in changed} - inputs.quarantined)
+    log.info("incremental plan: %d changed objects (%s), %d read, %d settled", len(changed),
+             {k: len(v) for k, v in reasons.items()}, len(collector.objects), len(restricted.settled))
+    return IncrementalRead(observed, restricted, changed, {k: len(v) for k, v in reasons.items()},
+                           {n.lower() for n in sams}, max(collector.unmarked, int(change_inputs.meta.get("unmarked") or 0)),
+                           outside)
+
+
+def check_size(changed: set[str], index: pd.DataFrame) -> None:
+    """More changed objects than MAX_CHANGED_SHARE of the synced ones: a full read is cheaper."""
+    if len(changed) > MIN_FULL_OBJECTS and len(changed) > MAX_CHANGED_SHARE * len(index):
+        raise FullReconcileNeeded(f"{len(changed)} of the {len(index)} synced objects changed")
+
+
+def unlooked_names(changes, looked_up: set[str]) -> list[str]:
+    """Account names the plan's creates take that were not looked up (a name past the options looked up):
+    the plan cannot tell that they are free, so a full reconcile must make it."""
+    out = []
+    for c in changes:
+        if c.op == Op.CREATE:
+            for name in c.values.get("sAMAccountName", []):
+                if name.lower() not in looked_up:
+                    out.append(name)
+    return out
+
+
+def sticky_anchors(collisions, observed: ObservedDomain) -> set[str]:
+    """Anchors the next incremental plan reads whatever changed: those of this plan's collisions (a name they
+    wanted may be freed), duplicate anchors, and objects of ours that could not be read or sit outside."""
+    return {a.lower() for a in ({c.anchor for c in collisions} | set(observed.duplicate_anchors)
+                                | set(observed.unreadable_owned) | set(observed.owned_outside))}
+
+
+@dataclass
+class PlanRound:
+    """A plan and how it was made: `mode` (full or incremental), `reason` (why full), the counts of its reads,
+    and the domain index it leaves (with the totals the guards take)."""
+
+    change_set: ChangeSet
+    collisions: list[Collision]
+    observed: ObservedDomain
+    mode: str
+    reason: str | None
+    index: DomainIndex
+    changed: dict[str, int] = field(default_factory=dict)
+
+    def synced_counts(self) -> dict[str, int]:
+        return self.index.synced_counts()
+
+    def group_members(self) -> dict[str, int]:
+        return self.index.group_members()
+
+    def summary(self) -> dict:
+        out = {"mode": self.mode, "objects_read": len(self.observed.objects)}
+        if self.reason:
+            out["full_because"] = self.reason
+        if self.mode == INCREMENTAL:
+            out["changed_set"] = self.changed.get("total", 0)
+            out["changed_by_reason"] = {k: v for k, v in self.changed.items() if k != "total"}
+        return out
+
+
+@dataclass
+class PlanSetting:
+    """Where and how the plan reads the domain (from the settings and the endpoint)."""
+
+    base_dn: str
+    container_dn: str
+    search_base: str
+    anchor_attribute: str
+    mapped_attributes: list[str]
+    owner_attribute: str | None
+    owner_marker: str | None
+    set_initial_password: bool
+
+
+def make_plan(connect_domain, where: PlanSetting, inputs: PlanInputs, *, full_because: str | None,
+              index: DomainIndex | None, fingerprint: str, change_inputs: ChangeInputs | None) -> PlanRound:
+    """Read the domain (the changed set, or all of it) and plan. `connect_domain()` opens a connection (closed
+    here). `full_because`: the reason a full reconcile must run (full_reason), None to try the incremental plan."""
+    from domain_sync.domain import disconnect
+
+    conn = connect_domain()
+    try:
+        root = read_root(conn)
+        reason = full_because or root_reason(index, root)
+        outside: dict[str, str] = {}  # a full read: every object of ours outside the search base, for the index
+        if reason is None:
+            try:
+                # Too many changed already on the tenant's side: no need to read the domain's changes.
+                check_size(set().union(*changed_set(change_inputs).values()), index.frame)
+                change_inputs.delta = changed_since(conn, where.base_dn, where.anchor_attribute, index.meta["usn"])
+                read = observe_incremental(
+                    conn, base_dn=where.base_dn, container_dn=where.container_dn, search_base=where.search_base,
+                    anchor_attribute=where.anchor_attribute, mapped_attributes=where.mapped_attributes,
+                    owner_attribute=where.owner_attribute, owner_marker=where.owner_marker, inputs=inputs,
+                    change_inputs=change_inputs)
+                change_set, collisions = plan_changes(read.inputs, read.observed, where.anchor_attribute,
+                                                      set_initial_password=where.set_initial_password,
+                                                      owner=(where.owner_attribute, where.owner_marker))
+                unlooked = unlooked_names(change_set.changes, read.looked_up_account_names)
+                if unlooked:
+                    raise FullReconcileNeeded(f"new account names past the ones looked up ({unlooked[:3]})")
+                frame = updated_index(index.frame, read.changed, read.observed)
+                meta = new_meta(root, fingerprint, sticky_anchors(collisions, read.observed), inputs.quarantined,
+                                read.unmarked, container_guids(conn, holding_containers(frame, where.search_base)),
+                                read.outside)
+                return PlanRound(change_set, collisions, read.observed, INCREMENTAL, None, DomainIndex(frame, meta),
+                                 changed={**read.reasons, "total": len(read.changed)})
+            except FullReconcileNeeded as exc:
+                reason = str(exc)
+                log.info("full reconcile: %s", reason)
+        observed = observe_domain(
+            conn, where.base_dn, where.container_dn, where.anchor_attribute, where.mapped_attributes,
+            search_base=where.search_base, owner_attribute=where.owner_attribute, owner_marker=where.owner_marker,
+            desired=(set(inputs.users["anchor"]) | set(inputs.groups["anchor"])) - inputs.quarantined,
+            connect_more=connect_domain, outside_guids=outside)
+        frame = index_frame(observed.objects.values())
+        containers = container_guids(conn, holding_containers(frame, where.search_base))
+    finally:
+        disconnect(conn)
+    change_set, collisions = plan_changes(inputs, observed, where.anchor_attribute,
+                                          set_initial_password=where.set_initial_password,
+                                          owner=(where.owner_attribute, where.owner_marker))
+    meta = new_meta(root, fingerprint, sticky_anchors(collisions, observed), inputs.quarantined, observed.unmarked,
+                    containers, {a.lower(): g for a, g in outside.items()})
+    return PlanRound(change_set, collisions, observed, FULL, reason, DomainIndex(frame, meta))

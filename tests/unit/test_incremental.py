@@ -1,0 +1,263 @@
+"""The incremental plan's pure parts: the changed set and its dependents, the names it looks up, the fallbacks,
+the domain index through commit. (That both modes give the same plan against a real domain:
+tests/integration/test_convergence.py.)"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from domain_sync.naming import assign_account_names, assign_common_names
+from domain_sync.plan.changeset import PlanInputs, plan_changes
+from domain_sync.plan.incremental import (
+    ACCOUNT_NAME_OPTIONS,
+    ChangeInputs,
+    DomainIndex,
+    full_reason,
+    holding_containers,
+    index_frame,
+    new_meta,
+    root_reason,
+    unlooked_names,
+    updated_index,
+    wanted_names,
+)
+from domain_sync.plan.incremental import (
+    changed_set as changed_set_of,
+)
+from domain_sync.plan.incremental import (
+    dependents as dependents_of,
+)
+from domain_sync.plan.observed import DomainDelta, KnownObject, ObservedDomain, ObservedObject
+from domain_sync.records import RECORD_BASE_COLUMNS, RECORD_MEMBER_COLUMNS, Change, Op, attr_column
+from domain_sync.runs import RunFolder, write_json_atomic
+from domain_sync.state import StateStore
+
+C = "OU=Sync,DC=corp,DC=example,DC=test"
+SUFFIX = "@corp.example.test"
+
+
+def aid(n: int) -> str:
+    return str(uuid.UUID(int=n))
+
+
+def index_of(*rows) -> pd.DataFrame:
+    """Index rows (anchor, kind, cn, guid, members)."""
+    return pd.DataFrame([(a, k, f"CN={cn},{C}", f"cn={cn.lower()},ou=sync,dc=corp,dc=example,dc=test", g, m)
+                         for a, k, cn, g, m in rows], columns=["anchor", "kind", "dn", "key", "guid", "members"])
+
+
+def inputs(**values) -> ChangeInputs:
+    base = {"tenant": set(), "scope_changed": set(), "failing": set(), "records": set(), "quarantined": set(),
+            "out_of_scope": set(), "index": index_of(), "meta": {}}
+    return ChangeInputs(**(base | values))
+
+
+def test_the_changed_set_names_each_reason():
+    index = index_of((aid(1), "user", "a", aid(101), 0), (aid(2), "user", "b", aid(102), 0),
+                     (aid(3), "user", "c", aid(103), 0), (aid(4), "group", "g", aid(104), 2),
+                     (aid(9), "user", "oos", aid(109), 0))
+    delta = DomainDelta(anchors={aid(50)}, guids={aid(102)}, deleted_guids={aid(103), aid(777)})
+    found = changed_set_of(inputs(
+        tenant={aid(1)}, scope_changed={aid(5)}, failing={aid(6)}, records={aid(n) for n in (1, 2, 3, 4, 7, 8)},
+        quarantined={aid(8)}, out_of_scope={aid(9)}, index=index,
+        meta={"sticky": [aid(11)], "quarantined": [aid(8), aid(12)]}, delta=delta))
+    assert found == {
+        "tenant": {aid(1)}, "scope": {aid(5)}, "failing": {aid(6)}, "released": {aid(12)},
+        "not_indexed": {aid(7)},  # 8 is quarantined: not created, not read
+        "sticky": {aid(11)}, "domain": {aid(50), aid(2)},  # by anchor, and by objectGUID through the index
+        "deleted_in_domain": {aid(3)},  # a tombstone's objectGUID; 777 is nobody's
+    }
+    # Indexed objects the tenant no longer has are read (a delete); the out-of-scope one is not.
+    found = changed_set_of(inputs(records={aid(1)}, index=index, out_of_scope={aid(9)}))
+    assert found == {"not_in_tenant": {aid(2), aid(3), aid(4)}}
+
+
+def test_anchors_are_compared_without_case():
+    upper = aid(1).upper()
+    found = changed_set_of(inputs(tenant={upper}, records={aid(1)}, index=index_of((upper, "user", "a", None, 0))))
+    assert found == {"tenant": {aid(1)}}
+
+
+def test_dependents_are_the_groups_and_reports_of_a_changed_object():
+    users = pd.DataFrame({"anchor": [aid(1), aid(2), aid(3)], "manager_anchor": [None, aid(1), aid(9)]})
+    members = pd.DataFrame({"group_anchor": [aid(20), aid(21), aid(22)], "member_anchor": [aid(1), aid(3), aid(2)]})
+    keys = {"cn=g30,ou=sync": aid(30), "cn=u4,ou=sync": aid(4)}
+    backlinks = {aid(1): ["CN=G30,OU=Sync", "CN=local group,OU=Sync", "not a dn"], aid(9): ["CN=u4,OU=Sync"]}
+    found = dependents_of({aid(1), aid(9)}, users, members, backlinks, keys)
+    # 20 desires 1; 2 reports to 1; 3 reports to 9; 30 holds 1 in the domain; 4 has 9 as manager in the domain.
+    assert found == {aid(20), aid(2), aid(3), aid(30), aid(4)}
+    assert dependents_of({aid(5)}, users, members, {}, keys) == set()
+
+
+def test_full_reconcile_reasons_in_order():
+    index = DomainIndex(index_of(), {"fingerprint": "f", "usn": 10, "server": "dc1"})
+    links = {"users": {"link": "x"}, "groups": {"link": "y"}}
+    common = {"mode_setting": "incremental", "full_resync": False, "chosen": False, "links": links,
+              "index": index, "fingerprint": "f"}
+    assert full_reason(**common) is None
+    assert full_reason(**common | {"mode_setting": "full"}) == "DOMAIN_SYNC_PLAN_MODE=full"
+    assert full_reason(**common | {"full_resync": True}) == "a full resync"
+    assert "on-demand" in full_reason(**common | {"chosen": True})
+    assert full_reason(**common | {"links": {"users": {"link": "x", "full_read": True}}}) == \
+        "a full read of users in the round"
+    assert full_reason(**common | {"index": None}) == "no committed domain index"
+    assert "settings" in full_reason(**common | {"fingerprint": "g"})
+    assert root_reason(index, {"usn": 12, "server": "dc1"}) is None
+    assert "another domain controller" in root_reason(index, {"usn": 12, "server": "dc2"})
+    assert "went back" in root_reason(index, {"usn": 9, "server": "dc1"})
+    assert root_reason(index, {"usn": None, "server": "dc1"}) == "no highestCommittedUSN"
+
+
+def test_the_index_goes_through_commit_and_is_updated_for_the_changed_set(tmp_path):
+    objects = [ObservedObject(aid(1), "user", f"CN=a,{C}", {}, guid=aid(101)),
+               ObservedObject(aid(2), "group", f"CN=g,{C}", {}, members=[f"CN=a,{C}"], guid=aid(102))]
+    run = RunFolder(tmp_path / "runs", "r1")
+    write_json_atomic(run.delta_link("users"), {"link": "l"})
+    for frame in ("users", "groups", "members"):
+        pd.DataFrame({"id": []}).to_parquet(run.snapshot(frame))
+    DomainIndex(index_frame(objects), new_meta({"usn": 5, "server": "dc"}, "f", {aid(3)}, {aid(4)}, 2)).write(run)
+    state = StateStore(tmp_path / "state")
+    state.commit(run.snapshot_dir, {"users": "l"}, now=datetime(2026, 1, 1, tzinfo=UTC),
+                 extra_files=(run.domain_index, run.domain_index_meta))
+    index = DomainIndex.committed(state)
+    assert index.meta == {"format": 1, "usn": 5, "server": "dc", "fingerprint": "f", "sticky": [aid(3)],
+                          "quarantined": [aid(4)], "unmarked": 2, "containers": {}, "outside": {}}
+    assert index.synced_counts() == {"user": 1, "group": 1} and index.group_members() == {aid(2): 1}
+    # The changed set as read now: 1 moved, 2 gone, 5 new; the rest stays as committed.
+    observed = ObservedDomain(C, [], {aid(1): ObservedObject(aid(1), "user", f"CN=b,{C}", {}, guid=aid(101)),
+                                      aid(5): ObservedObject(aid(5), "user", f"CN=e,{C}", {}, guid=aid(105))},
+                              {}, {}, set())
+    frame = updated_index(index.frame, {aid(1), aid(2), aid(5)}, observed)
+    assert sorted(zip(frame["anchor"], frame["dn"], strict=True)) == [(aid(1), f"CN=b,{C}"), (aid(5), f"CN=e,{C}")]
+    # A commit without an index (an older plan) leaves none: the next plan is a full reconcile.
+    state.commit(run.snapshot_dir, {"users": "l"})
+    assert DomainIndex.committed(state) is None
+
+
+def test_the_containers_holding_synced_objects_up_to_the_search_base():
+    from domain_sync.dn import normalize_dn
+
+    frame = index_of((aid(1), "user", "a", None, 0))
+    for n, dn in ((2, "CN=b\\, c,OU=Old\\,er,OU=Sync,DC=corp,DC=example,DC=test"),
+                  (3, "CN=d,OU=Else,DC=corp,DC=example,DC=test")):
+        frame.loc[len(frame)] = [aid(n), "user", dn, normalize_dn(dn), None, 0]
+    assert holding_containers(frame, "OU=Sync,DC=corp,DC=example,DC=test") == {
+        "ou=sync,dc=corp,dc=example,dc=test", "ou=old\\,er,ou=sync,dc=corp,dc=example,dc=test"}
+
+
+def test_a_create_whose_account_name_was_not_looked_up_makes_the_plan_full():
+    create = Change(Op.CREATE, "user", aid(1), f"CN=a,{C}", values={"sAMAccountName": ["ana-7"]})
+    assert unlooked_names([create], {"ana", "ana-7"}) == []
+    assert unlooked_names([create], {"ana"}) == ["ana-7"]
+
+
+# ---- the names looked up are enough: a plan restricted to them names new objects as the full plan does
+
+names = st.sampled_from(["ana", "bob", "ana.b", "Ana", "x" * 20, "ana-0000", "bo", "ana-2"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(bases=st.lists(names, min_size=1, max_size=6), taken=st.sets(st.text("abnox.-0123", max_size=20)),
+       existing=st.sets(st.integers(0, 5)))
+def test_account_names_from_the_looked_up_names_are_the_full_ones(bases, taken, existing):
+    anchors = [aid(n + 1) for n in range(len(bases))]
+    candidates = list(zip(anchors, bases, strict=True))
+    have = {anchors[i]: f"has-{i}" for i in existing if i < len(anchors)}
+    full = assign_account_names(candidates, have, taken)
+    records = [{"anchor": a, "account_name": b, "cn": b} for a, b in candidates]
+    sams, _upns, _cns = wanted_names(records, set(have), SUFFIX)
+    restricted = assign_account_names(candidates, have, {t for t in taken if t.lower() in sams})
+    # Either the same names, or the plan sees a name past the ones looked up (and makes a full one).
+    unlooked = [n for a, n in restricted.items() if a not in have and n.lower() not in sams]
+    assert restricted == full or unlooked
+    assert len(sams) <= len(bases) * (ACCOUNT_NAME_OPTIONS + 1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(bases=st.lists(st.sampled_from(["Ana", "ana", "Bob", "Ana (x)", "Zoë"]), min_size=1, max_size=6),
+       local=st.sets(st.sampled_from(["ana", "bob", "zoë", "carl", "ana (00000000)"])),
+       existing=st.dictionaries(st.integers(0, 5), st.booleans()))
+def test_common_names_from_the_looked_up_names_are_the_full_ones(bases, local, existing):
+    anchors = [aid(n + 1) for n in range(len(bases))]
+    candidates = list(zip(anchors, bases, strict=True))
+    from domain_sync.naming import common_name_options
+
+    current = {anchors[i]: common_name_options(anchors[i], bases[i])[int(suffixed)]
+               for i, suffixed in existing.items() if i < len(anchors)}
+    full = assign_common_names(candidates, local, current)
+    records = [{"anchor": a, "account_name": "n", "cn": b} for a, b in candidates]
+    _s, _u, cns = wanted_names(records, set(current), SUFFIX)
+    looked = {c.casefold() for c in cns}
+    assert assign_common_names(candidates, {n for n in local if n.casefold() in looked}, current) == full
+
+
+# ---- plan_changes over a restricted set, with the rest settled, gives the full plan's changes
+
+def _records(rows: list[dict]) -> pd.DataFrame:
+    columns = RECORD_BASE_COLUMNS + [attr_column("displayName"), attr_column("userPrincipalName")]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _user(n: int, name: str, manager: int | None = None) -> dict:
+    return {"anchor": aid(n), "kind": "user", "cn": name, "account_name": name, "enabled": True,
+            "password_never_expires": False, "manager_anchor": aid(manager) if manager else None,
+            attr_column("displayName"): name, attr_column("userPrincipalName"): f"{name}{SUFFIX}"}
+
+
+def _group(n: int, name: str) -> dict:
+    return {"anchor": aid(n), "kind": "group", "cn": name, "account_name": name, "security_enabled": True,
+            attr_column("displayName"): name, attr_column("userPrincipalName"): None}
+
+
+def _in_domain(n: int, name: str, kind: str = "user", members=(), manager: str | None = None) -> ObservedObject:
+    attributes = {"samaccountname": [name], "displayname": [name], "useraccountcontrol": ["512"]}
+    if kind == "user":
+        attributes["userprincipalname"] = [f"{name}{SUFFIX}"]
+        attributes["manager"] = [manager] if manager else []
+    else:
+        attributes = {"samaccountname": [name], "displayname": [name], "grouptype": [str(-2147483646)]}
+    return ObservedObject(aid(n), kind, f"CN={name},{C}", attributes, members=list(members), guid=aid(100 + n))
+
+
+def test_a_restricted_plan_with_settled_objects_gives_the_full_plans_changes():
+    """ana (1) manages bob (2); team (10) holds ana, bob and cyd (3). Changed: bob's name (a rename), cyd's
+    removal from team and a new user dan (4) reporting to ana and joining team. ana and eve (5) are settled: the
+    manager value and the member values naming ana come from the index."""
+    users = _records([_user(1, "ana"), _user(2, "bobby", manager=1), _user(3, "cyd"), _user(4, "dan", manager=1),
+                      _user(5, "eve")])
+    groups = _records([_group(10, "team")])
+    members = pd.DataFrame([(aid(10), aid(1)), (aid(10), aid(2)), (aid(10), aid(4))], columns=RECORD_MEMBER_COLUMNS)
+    objects = {o.anchor: o for o in (
+        _in_domain(1, "ana"), _in_domain(2, "bob", manager=f"CN=ana,{C}"), _in_domain(3, "cyd"), _in_domain(5, "eve"),
+        _in_domain(10, "team", "group", members=[f"CN=ana,{C}", f"CN=bob,{C}", f"CN=cyd,{C}"]))}
+
+    def names_of(objs):
+        return ({o.first("sAMAccountName").lower(): o.dn for o in objs},
+                {o.first("userPrincipalName").lower(): o.dn for o in objs if o.first("userPrincipalName")})
+
+    account, principal = names_of(objects.values())
+    full_domain = ObservedDomain(C, [], dict(objects), account, principal, set(),
+                                 {o.dn.lower() for o in objects.values()})
+    full, _ = plan_changes(PlanInputs(users, groups, members), full_domain, "mS-DS-ConsistencyGuid")
+
+    changed = {aid(2), aid(3), aid(4), aid(10)}
+    read = {a: o for a, o in objects.items() if a in changed}
+    settled = {a: o for a, o in objects.items() if a not in changed}
+    account, principal = names_of(read.values())
+    account |= {"ana": f"CN=ana,{C}"}  # what the name look-ups find: dan's names are free, ana's UPN local part
+    restricted_domain = ObservedDomain(
+        C, [], read, account, principal, {"ana", "eve"}, {o.dn.lower() for o in read.values()},
+        known={a: KnownObject(o.kind, o.dn, o.guid) for a, o in settled.items()},
+        known_keys={o.dn.lower(): a for a, o in settled.items()})
+    restricted_inputs = PlanInputs(users[users["anchor"].isin(changed)], groups[groups["anchor"].isin(changed)],
+                                   members[members["group_anchor"].isin(changed)], settled=set(settled))
+    incremental, _ = plan_changes(restricted_inputs, restricted_domain, "mS-DS-ConsistencyGuid")
+    assert [c.to_json() for c in incremental.changes] == [c.to_json() for c in full.changes]
+    ops = {(c.op, c.anchor) for c in full.changes}
+    assert {("rename", aid(2)), ("create", aid(4)), ("add_members", aid(10)),
+            ("remove_members", aid(10)), ("modify", aid(4))} <= ops  # dan's manager: ana, settled
