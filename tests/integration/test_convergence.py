@@ -12,6 +12,9 @@ same steps over many seeds.
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -155,8 +158,8 @@ def test_both_plan_modes_give_the_same_plan_on_random_tenants_and_changes(local_
     domain converges. Each example on a container of its own."""
     from tests.fixtures.sync_env import end_sync_env, new_sync_env
 
-    folder = tmp_path / f"seed-{seed}-{changes}"
-    folder.mkdir()
+    # Hypothesis may draw the same example twice: each example gets a folder of its own.
+    folder = Path(tempfile.mkdtemp(prefix=f"seed-{seed}-{changes}-", dir=tmp_path))
     env = new_sync_env(local_domain, folder, monkeypatch)
     try:
         problems = run_scenario(env, seed, users=30, groups=6, changes=changes, compare_plans=True, edits=True)
