@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         checked, t_validate = timed("validate", lambda: validate_stage.run(offline(settings, run)))
         print(f"  transform + validate               {t_transform + t_validate:7.2f} s"
               f"  ({summary['user_records']} user records, {sum(checked['quarantined'].values())} quarantined)")
-        StateStore(settings.state_dir).commit(run.snapshot_dir, {"users": "x", "groups": "x"})
+        StateStore(settings.state_dir).commit(run.snapshot_dir, {"users": "x", "groups": "x"},
+                                             extra_files=run.carried_files())
 
         rng = random.Random(args.seed)
         changed = rng.sample(tenant["users"], min(args.changes, n_users))
@@ -114,6 +115,15 @@ def main(argv: list[str] | None = None) -> int:
         _, d_transform = timed("transform", lambda: transform_stage.run(offline(settings, run)))
         _, d_validate = timed("validate", lambda: validate_stage.run(offline(settings, run)))
         print(f"  transform + validate               {d_transform + d_validate:7.2f} s")
+        StateStore(settings.state_dir).commit(run.snapshot_dir, {"users": "x", "groups": "x"},
+                                             extra_files=run.carried_files())
+
+        print("no-change round:")
+        run = RunFolder(settings.runs_dir, "bench-no-change")
+        timed("stage", lambda: stage(run, settings, {"users": [], "groups": []}, full=False))
+        _, n_transform = timed("transform", lambda: transform_stage.run(offline(settings, run)))
+        _, n_validate = timed("validate", lambda: validate_stage.run(offline(settings, run)))
+        print(f"  transform + validate               {n_transform + n_validate:7.2f} s")
     return 0
 
 

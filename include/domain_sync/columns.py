@@ -23,6 +23,8 @@ def objects(values: pd.Series | np.ndarray | list) -> pd.Series:
 
 def isin(values: pd.Series | np.ndarray, members: Collection) -> np.ndarray:
     """Boolean array: which values are in `members`."""
+    if not members:
+        return np.zeros(len(values), dtype=bool)
     array = values.to_numpy(dtype=object) if isinstance(values, pd.Series) else np.asarray(values, dtype=object)
     return pd.Series(array, dtype=object).isin(members).to_numpy(dtype=bool)
 

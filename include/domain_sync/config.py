@@ -143,10 +143,11 @@ class Settings:
     # Apply: more failing objects than this share of the synced objects (found by the plan, plus its
     # creates) fails the task after writing every other change and the results, and commit refuses the run.
     max_apply_failure_share: float = 0.05
-    # Plan: "incremental" plans the scheduled sync's delta rounds for the objects that changed in the tenant or
-    # in the domain since the last commit (docs/design.md, "Incremental plan"), falling back to a full
-    # reconcile when it cannot (a full resync, a full read, no committed domain index, changed settings);
-    # "full" reconciles the whole tenant against the whole domain every run.
+    # Plan: "incremental" makes the records of a delta round's objects only (the others are the committed
+    # ones), checks those, and plans for the objects that changed in the tenant or in the domain since the last
+    # commit (docs/design.md, "Incremental plan"), falling back to a full reconcile when it cannot (a full
+    # resync, a full read, no committed domain index or records, changed settings); "full" makes and checks
+    # every record and reconciles the whole tenant against the whole domain every run.
     plan_mode: str = "incremental"
     # Run folders (<data_dir>/runs) kept: every run that wrote to the domain and the newest keep_runs of those
     # that did not, none older than keep_run_days; the others are removed at the end of the report stage

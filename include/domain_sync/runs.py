@@ -5,7 +5,7 @@
   extract/delta_link_{users,groups}.json   the link each extract received (saved to state by commit)
   transform/snapshot_{users,groups,members}.parquet   the tenant snapshot after this round
   transform/records_{users,groups,members}.parquet    directory records
-  transform/records_notes.json, target_schema.json, value_fixes.json
+  transform/records_notes.json, records.json, target_schema.json, value_fixes.json
   validate/quarantine.json, validate/report.json
   plan/plan.json, plan/plan.txt, plan/collisions.json
   apply/results.json
@@ -106,8 +106,15 @@ class RunFolder:
         return self._file("transform", snapshot_file_name(frame))
 
     def records(self, frame: str) -> StoragePath:
-        """Directory records of one frame (records.py)."""
-        return self._file("transform", f"records_{_frame(frame)}.parquet")
+        """Directory records of one frame (records.py); commit keeps them (transform/incremental.py)."""
+        return self._file("transform", records_file_name(frame))
+
+    RECORDS_META = "records.json"
+
+    @property
+    def records_meta(self) -> StoragePath:
+        """How transform made the records (whole, or for the round's objects) and their fingerprint; commit keeps it."""
+        return self._file("transform", self.RECORDS_META)
 
     @property
     def records_notes(self) -> StoragePath:
@@ -157,6 +164,12 @@ class RunFolder:
     def domain_index_meta(self) -> StoragePath:
         """What the domain index was read at (highestCommittedUSN, server, settings fingerprint); commit keeps it."""
         return self._file("plan", "domain_index.json")
+
+    def carried_files(self) -> tuple[StoragePath, ...]:
+        """The files commit keeps beside the snapshot, for the next run to build on: the user and group records
+        and how they were made, validation's quarantine, the plan's domain index."""
+        return (self.records("users"), self.records("groups"), self.records_meta, self.quarantine, self.domain_index,
+                self.domain_index_meta)
 
     # apply -> commit
     @property
@@ -221,6 +234,11 @@ def _batch(batch: str) -> str:
     if not re.fullmatch(r"[a-z_]+-[0-9]{4}", batch):
         raise UnknownName(f"not a batch id: {batch!r}; expected <phase>-<number>, e.g. creates-0001")
     return batch
+
+
+def records_file_name(frame: str) -> str:
+    """The file name of the directory records of a frame, in a run folder and in the committed state alike."""
+    return f"records_{_frame(frame)}.parquet"
 
 
 def snapshot_file_name(frame: str) -> str:

@@ -92,7 +92,8 @@ class StateStore:
         return (read_json(current / LINKS_FILE, {}) or {}) if current else {}
 
     def committed_file(self, name: str) -> StoragePath | None:
-        """A file committed beside the snapshot (the domain index, plan/incremental.py), if there is one."""
+        """A file committed beside the snapshot (RunFolder.carried_files: the records, the quarantine, the domain
+        index), if there is one."""
         current = self.current()
         return current / name if current is not None and (current / name).exists() else None
 
@@ -111,7 +112,7 @@ class StateStore:
         version folder, then the pointer entry after the one read here. `read_version`: the version the run
         read (StateChanged when the pointer names another one); StateChanged too when another commit appended
         to the pointer meanwhile. A crash before the pointer entry leaves the old state (and an orphan folder,
-        removed a day later by a commit). `extra_files` (the plan's domain index) are kept beside the snapshot
+        removed a day later by a commit). `extra_files` (RunFolder.carried_files) are kept beside the snapshot
         when they exist."""
         now = now or datetime.now(UTC)
         seq, pointer = self._pointer.latest()
@@ -124,7 +125,7 @@ class StateStore:
         target = private_dir(self._version_dir(version), root=self.dir.parent)  # 0700 from the data folder down
         for name in SNAPSHOT_FILES:
             copy_file(snapshot_dir / name, target / name)  # 0600, whatever the run's copy has
-        for source in extra_files or ():  # kept beside the snapshot when the run wrote them (the domain index)
+        for source in extra_files or ():  # kept beside the snapshot when the run wrote them
             if source.exists():
                 copy_file(source, target / source.name)
         previous = self.delta_links()
@@ -459,7 +460,7 @@ def commit_run(state: StateStore, run: RunFolder, dry_run: bool = False) -> dict
     version = state.commit(run.snapshot_dir, {
         r: {"link": e["link"], "received_at": e.get("received_at"), "select": e.get("select")}
         for r, e in links.items()}, run_id=run.run_id, read_version=read_version,
-        extra_files=(run.domain_index, run.domain_index_meta))
+        extra_files=run.carried_files())
     state.release_lock(run.run_id)
     return {"committed": True, "version": version, "previous_version": read_version}
 

@@ -8,8 +8,8 @@ the members frame. Computed column-wise; values are fitted to the domain's schem
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,9 @@ from domain_sync.records import (
 )
 from domain_sync.values import Fix, fit_multi_series, fit_series
 
+if TYPE_CHECKING:
+    from domain_sync.transform.incremental import KeptRecords
+
 DONT_EXPIRE = "DisablePasswordExpiration"
 
 
@@ -44,6 +47,8 @@ class Records:
     dropped_memberships: dict[str, int] = field(default_factory=dict)
     # Memberships of devices, service principals, org contacts... by Graph member type: never in the domain.
     other_member_types: dict[str, int] = field(default_factory=dict)
+    # The objects whose records were made (None: every one; else the others are kept records)
+    remade: set[str] | None = None
 
 
 def _column(frame: pd.DataFrame, name: str) -> pd.Series:
@@ -168,14 +173,43 @@ def _synced(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     return frame[_flags(_column(frame, column), True)].reset_index(drop=True)
 
 
+def _records_of(make, objects_frame: pd.DataFrame, mapping: Mapping, schema: DomainSchema, fixes: list[Fix],
+                kept: pd.DataFrame | None, changed: set[str], remade: set[str]) -> pd.DataFrame:
+    """`make`'s records of `objects_frame`; with `kept` (the committed records), only those of the objects in
+    `changed` or without a kept record are made (their ids added to `remade`), the others are the kept rows,
+    in `objects_frame`'s order (fixes point at rows of the result)."""
+    if kept is None:
+        return make(objects_frame, mapping, schema, fixes)
+    ids = _column(objects_frame, "id").astype(str).to_numpy(dtype=object)
+    kept_ids = set(objects(kept["anchor"]))
+    remake = isin(ids, changed) | ~isin(ids, kept_ids)
+    remade.update(ids[remake])
+    made_fixes: list[Fix] = []
+    made = make(objects_frame[remake].reset_index(drop=True), mapping, schema, made_fixes)
+    old = kept[isin(kept["anchor"], set(ids[~remake]))]
+    if list(old.columns) != list(made.columns):  # another mapping: KeptRecords are refused before this
+        raise ValueError(f"kept records have columns {list(old.columns)}, made ones {list(made.columns)}")
+    merged = pd.concat([old, made], ignore_index=True) if len(old) else made
+    order = pd.Index(merged["anchor"].to_numpy(dtype=object)).get_indexer(ids)
+    result = merged.iloc[order].reset_index(drop=True)
+    made_rows = np.flatnonzero(remake)  # where each made row lands in the result
+    fixes.extend(replace(f, row=int(made_rows[f.row])) for f in made_fixes)
+    return result
+
+
 def directory_records(users: pd.DataFrame, groups: pd.DataFrame, members: pd.DataFrame, mapping: Mapping,
-                      schema: DomainSchema = DEFAULT_SCHEMA) -> Records:
+                      schema: DomainSchema = DEFAULT_SCHEMA, kept: KeptRecords | None = None) -> Records:
     """Records of the synced users (in scope, or synced before and now out of scope: disabled) and of
-    the groups in scope, with the memberships between them."""
+    the groups in scope, with the memberships between them. With `kept` (transform/incremental.py), the
+    records of the objects it does not name as changed are the committed ones."""
     user_fixes: list[Fix] = []
     group_fixes: list[Fix] = []
-    user_frame = user_records(_synced(users, "synced"), mapping, schema, user_fixes)
-    group_frame = group_records(_synced(groups, "in_scope"), mapping, schema, group_fixes)
+    changed = kept.changed if kept is not None else set()
+    remade: set[str] = set()
+    user_frame = _records_of(user_records, _synced(users, "synced"), mapping, schema, user_fixes,
+                             kept.users if kept is not None else None, changed, remade)
+    group_frame = _records_of(group_records, _synced(groups, "in_scope"), mapping, schema, group_fixes,
+                              kept.groups if kept is not None else None, changed, remade)
     anchors = set(user_frame["anchor"]) | set(group_frame["anchor"])
     principal = (isin(members["member_type"], PRINCIPAL_MEMBER_TYPES) if "member_type" in members.columns
                  else np.ones(len(members), dtype=bool))
@@ -190,4 +224,4 @@ def directory_records(users: pd.DataFrame, groups: pd.DataFrame, members: pd.Dat
     unknown = int((~isin(left_out["group_id"], tenant) | ~isin(left_out["member_id"], tenant)).sum())
     return Records(user_frame, group_frame, member_frame, {USER: user_fixes, GROUP: group_fixes},
                    {"unknown_object": unknown, "out_of_scope": len(left_out) - unknown,
-                    "not_user_or_group": not_principals}, other_types)
+                    "not_user_or_group": not_principals}, other_types, remade if kept is not None else None)

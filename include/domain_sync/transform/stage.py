@@ -20,6 +20,14 @@ from domain_sync.runs import RunFolder
 from domain_sync.state import StateLost, StateStore, check_state
 from domain_sync.storage import read_parquet, write_json_atomic, write_parquet
 from domain_sync.transform.directory import directory_records
+from domain_sync.transform.incremental import (
+    FULL,
+    INCREMENTAL,
+    kept_records,
+    records_fingerprint,
+    round_ids,
+    write_records_meta,
+)
 from domain_sync.transform.scope import compute_scope, mark_scope
 from domain_sync.transform.tenant_state import merge_members, merge_objects
 
@@ -108,7 +116,20 @@ def run(ctx: StageContext) -> dict:
     write_parquet(groups, run.snapshot("groups"))
     write_parquet(members, run.snapshot("members"))
 
-    records = directory_records(users, groups, members, mapping, schema)
+    targets = set(mapping.targets(USER)) | set(mapping.targets(GROUP))
+    schema_json = schema.to_json(targets)
+    fingerprint = records_fingerprint(settings.mapping_file, schema_json, settings.scope_groups)
+    if settings.plan_mode == "full":
+        kept, why_full = None, "DOMAIN_SYNC_PLAN_MODE=full"
+    elif users_full or groups_full:
+        kept, why_full = None, "a full read in the round"
+    else:
+        kept, why_full = kept_records(state, fingerprint)
+    if kept is not None:
+        kept.changed = round_ids(user_changes, group_changes) | {str(i) for i in scope.changed}
+    records = directory_records(users, groups, members, mapping, schema, kept=kept)
+    remade = len(records.users) + len(records.groups) if records.remade is None else len(records.remade)
+    write_records_meta(run, fingerprint, records.remade, why_full)
     write_parquet(records.users, run.records("users"))
     write_parquet(records.groups, run.records("groups"))
     write_parquet(records.members, run.records("members"))
@@ -118,8 +139,7 @@ def run(ctx: StageContext) -> dict:
     write_json_atomic(run.records_notes, {"users_out_of_scope": tenant_only,
                                           "scope_changed": sorted(str(i) for i in scope.changed),
                                           "memberships_dropped": records.dropped_memberships})
-    targets = set(mapping.targets(USER)) | set(mapping.targets(GROUP))
-    write_json_atomic(run.target_schema, schema.to_json(targets))
+    write_json_atomic(run.target_schema, schema_json)
     fixes = _write_fixes(run, records)
 
     summary = {
@@ -136,6 +156,9 @@ def run(ctx: StageContext) -> dict:
         "staged_rows_without_id": without_id,
         "scope": scope.preview,
         "values_fixed": fixes,
+        # "incremental": only the records of the round's objects were made (the fixes are theirs), the rest kept
+        "records": {"made": FULL if kept is None else INCREMENTAL, "objects_remade": remade,
+                    **({"full_because": why_full} if kept is None else {})},
         "schema": schema.source,
     }
     log.info("transform: %s", summary)

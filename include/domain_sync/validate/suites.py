@@ -16,13 +16,15 @@ stops the run before any write (validate/stage.py).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from domain_sync.columns import objects, text_lengths
+from domain_sync.columns import isin, objects, text_lengths
 from domain_sync.errors import PermanentError
 from domain_sync.naming import (
     CN_MAX,
@@ -137,26 +139,33 @@ def _lower(series: pd.Series) -> pd.Series:
 
 
 class Validator:
-    """Runs the suites of one validation in a single ephemeral Great Expectations context."""
+    """Runs the suites of one validation in a single ephemeral Great Expectations context, made (and Great
+    Expectations imported, a few seconds) when the first suite has rows to check."""
 
     def __init__(self) -> None:
-        _gx_environment()
-        import great_expectations as gx
-        from great_expectations.data_context.types.base import ProgressBarsConfig
+        self._gx = None
 
-        self._gx = gx
-        self.context = gx.get_context(mode="ephemeral")
-        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
-        self.source = self.context.data_sources.add_pandas("domain_sync")
+    def _context(self):
+        if self._gx is None:
+            _gx_environment()
+            import great_expectations as gx
+            from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    def run(self, name: str, kind: str, frame: pd.DataFrame, expectations: list, anchor_column: str,
+            self.context = gx.get_context(mode="ephemeral")
+            self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
+            self.source = self.context.data_sources.add_pandas("domain_sync")
+            self._gx = gx
+        return self._gx
+
+    def run(self, name: str, kind: str, frame: pd.DataFrame, expectations: Callable[[], list], anchor_column: str,
             columns: list[str]) -> SuiteOutcome:
-        """Validate `columns` of `frame` (only those: GX hashes the frame it is given); every failing
-        row becomes a quarantine entry of its object."""
+        """Validate `columns` of `frame` (only those: GX hashes the frame it is given) against the
+        `expectations()`; every failing row becomes a quarantine entry of its object."""
         outcome = SuiteOutcome(name=name, kind=kind, checked=len(frame))
         if frame.empty:
             return outcome
-        gx = self._gx
+        gx = self._context()
+        expectations = expectations()
         data = frame[[c for c in dict.fromkeys([anchor_column, *columns]) if c in frame.columns]].reset_index(drop=True)
         data[ROW] = range(len(data))
         batch = self.source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("all")
@@ -198,16 +207,42 @@ def validate_staged(validator: Validator, resource: str, frame: pd.DataFrame) ->
     missing = [c for c in STAGED_REQUIRED[resource] if c not in frame.columns]
     if missing or resource == "members":
         return SuiteOutcome(f"staged_{resource}", kind, len(frame), missing_columns=missing)
-    e = validator._gx.expectations
-    outcome = validator.run(f"staged_{resource}", kind, frame, [e.ExpectColumnValuesToNotBeNull(column="id")],
-                            "id", ["id"])
+    outcome = validator.run(f"staged_{resource}", kind, frame, _identified_expectations, "id", ["id"])
     outcome.unidentified_rows = len(outcome.quarantine)
     outcome.quarantine = []
     return outcome
 
 
-def validate_tenant(validator: Validator, kind: str, snapshot: pd.DataFrame) -> SuiteOutcome:
-    """The tenant objects to be loaded, before mapping."""
+def _identified_expectations():
+    import great_expectations as gx
+
+    return [gx.expectations.ExpectColumnValuesToNotBeNull(column="id")]
+
+
+def _unique_name_expectations():
+    import great_expectations as gx
+
+    return [gx.expectations.ExpectColumnValuesToBeUnique(column=CN_KEY)]
+
+
+def rows_to_check(data: pd.DataFrame, anchor_column: str, unique_columns: list[str],
+                  only: set[str] | None) -> pd.DataFrame:
+    """The rows of `data` a suite must see to find every failure among all of them, when only the objects in
+    `only` may fail a rule on the row alone (the others passed it before, unchanged): those rows, and every
+    row sharing a value of a uniqueness rule's column with another (a value held twice fails wherever it is,
+    a value held once passes). `only` None: every row."""
+    if only is None:
+        return data
+    keep = isin(data[anchor_column], only).copy()
+    for column in unique_columns:
+        values = objects(data[column])
+        keep |= (values.notna() & values.duplicated(keep=False)).to_numpy(dtype=bool)
+    return data[keep]
+
+
+def validate_tenant(validator: Validator, kind: str, snapshot: pd.DataFrame,
+                    only: set[str] | None = None) -> SuiteOutcome:
+    """The tenant objects to be loaded, before mapping (`only`: rows_to_check)."""
     missing = [c for c in TENANT_REQUIRED[kind] if c not in snapshot.columns]
     if missing:
         return SuiteOutcome(f"tenant_{kind}s", kind, len(snapshot), missing_columns=missing)
@@ -216,35 +251,44 @@ def validate_tenant(validator: Validator, kind: str, snapshot: pd.DataFrame) -> 
     if kind == USER:
         data = snapshot.assign(**{UPN_KEY: _lower(snapshot["userPrincipalName"])})
         columns += ["userPrincipalName", UPN_KEY]
-    return validator.run(f"tenant_{kind}s", kind, data, _tenant_expectations(kind), "id", columns)
+    data = rows_to_check(data, "id", ["id", *([UPN_KEY] if kind == USER else [])], only)
+    return validator.run(f"tenant_{kind}s", kind, data, partial(_tenant_expectations, kind), "id", columns)
 
 
 def validate_records(validator: Validator, kind: str, frame: pd.DataFrame,
-                     limits: dict[str, int] | None = None) -> SuiteOutcome:
-    """Directory records of one kind; `limits` maps single-valued attr: columns to their rangeUpper."""
+                     limits: dict[str, int] | None = None, only: set[str] | None = None) -> SuiteOutcome:
+    """Directory records of one kind; `limits` maps single-valued attr: columns to their rangeUpper
+    (`only`: rows_to_check)."""
     missing = [c for c in REQUIRED_COLUMNS[kind] if c not in frame.columns]
     if missing:
         return SuiteOutcome(f"{kind}_records", kind, len(frame), missing_columns=missing)
     limits = {c: v for c, v in (limits or {}).items() if c in frame.columns}
-    data = frame.assign(**{OVER_LIMIT: over_limit(frame, limits)}) if limits else frame
+    unique = ["anchor"]
+    data = frame
     columns = ["anchor", "cn", "account_name", *([OVER_LIMIT] if limits else [])]
     if kind == USER:
         upn = attr_column("userPrincipalName")
         data = data.assign(**{UPN_KEY: _lower(frame[upn])})
         columns += [upn, UPN_KEY]
-    return validator.run(f"{kind}_records", kind, data, _record_expectations(kind, limits), "anchor", columns)
+        unique.append(UPN_KEY)
+    data = rows_to_check(data, "anchor", unique, only)
+    if limits:
+        data = data.assign(**{OVER_LIMIT: over_limit(data, limits)})
+    return validator.run(f"{kind}_records", kind, data, partial(_record_expectations, kind, limits), "anchor",
+                         columns)
 
 
-def validate_names(validator: Validator, users: pd.DataFrame, groups: pd.DataFrame) -> SuiteOutcome:
+def validate_names(validator: Validator, users: pd.DataFrame, groups: pd.DataFrame,
+                   only: set[str] | None = None) -> SuiteOutcome:
     """The cn each object gets in the shared container (naming's suffix rule applied) must be unique
-    without case across users and groups, or two objects would claim one DN."""
+    without case across users and groups, or two objects would claim one DN (`only`: rows_to_check; the
+    names are given among all objects)."""
     frame = pd.concat([users[["anchor", "kind", "cn"]], groups[["anchor", "kind", "cn"]]], ignore_index=True)
     frame = frame[frame["anchor"].notna() & frame["cn"].notna()]
     names = assign_common_names(zip(frame["anchor"], frame["cn"], strict=True), [])
     frame = frame.assign(**{CN_KEY: [names[a].casefold() for a in frame["anchor"]]})
-    e = validator._gx.expectations
-    outcome = validator.run("container_names", "object", frame, [e.ExpectColumnValuesToBeUnique(column=CN_KEY)],
-                            "anchor", ["kind", CN_KEY])
+    frame = rows_to_check(frame, "anchor", [CN_KEY], only)
+    outcome = validator.run("container_names", "object", frame, _unique_name_expectations, "anchor", ["kind", CN_KEY])
     kinds = dict(zip(frame["anchor"], frame["kind"], strict=True))
     for entry in outcome.quarantine:
         entry.kind = kinds.get(entry.anchor, entry.kind)
