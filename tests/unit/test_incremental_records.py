@@ -1,0 +1,92 @@
+"""Records made for a round's objects only equal the records made whole (transform/directory.py with kept
+records), and the rows a suite checks then find every failure a check of every row finds
+(validate/suites.rows_to_check)."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from domain_sync.config import Settings
+from domain_sync.mapping import load_mapping
+from domain_sync.records import GROUP, TENANT_STATE, USER
+from domain_sync.transform.directory import directory_records
+from domain_sync.transform.incremental import KeptRecords, round_ids
+from domain_sync.validate.suites import rows_to_check
+
+MAPPING = load_mapping(Settings().mapping_file)
+NAMES = ["Ann Lee", "ann lee", "Bo", "Émile Zola", "", None, "x" * 70]
+
+
+def user(n: int, name, enabled: bool, in_scope: bool, synced: bool) -> dict:
+    return {"id": f"00000000-0000-4000-8000-{n:012d}", "displayName": name, "mailNickname": f"u{n}",
+            "userPrincipalName": f"u{n}@corp.example.test", "accountEnabled": enabled, "jobTitle": name,
+            "in_scope": in_scope, "synced": synced, TENANT_STATE: "active"}
+
+
+users_strategy = st.lists(st.tuples(st.sampled_from(NAMES), st.booleans(), st.booleans(), st.booleans()),
+                          min_size=1, max_size=12)
+
+
+def as_written(records: pd.DataFrame) -> pd.DataFrame:
+    """The frame as the next stage reads it (through Parquet)."""
+    buffer = io.BytesIO()
+    records.to_parquet(buffer, index=False)
+    return pd.read_parquet(io.BytesIO(buffer.getvalue()))
+
+
+def frame(rows: list[tuple], offset: int = 0) -> pd.DataFrame:
+    return pd.DataFrame([user(i + offset, *r) for i, r in enumerate(rows)])
+
+
+@settings(max_examples=40, deadline=None)
+@given(before=users_strategy, after=users_strategy, keep_order=st.booleans())
+def test_records_made_for_the_changed_objects_equal_the_records_made_whole(before, after, keep_order):
+    groups = pd.DataFrame([{"id": "10000000-0000-4000-8000-000000000001", "displayName": "G", "in_scope": True,
+                            "securityEnabled": True}])
+    members = pd.DataFrame(columns=["group_id", "member_id", "member_type"])
+    old_users = frame(before)
+    new_users = frame(after)  # the same ids where both have a row: rows changed, added, removed
+    if not keep_order:
+        new_users = new_users.iloc[::-1].reset_index(drop=True)
+    old = directory_records(old_users, groups, members, MAPPING)
+    # The round names every id whose row differs (or appears, or goes); the others are kept.
+    merged = old_users.merge(new_users, on="id", how="outer", suffixes=("_old", "_new"), indicator=True)
+    columns = [c for c in old_users.columns if c != "id"]
+    same = merged["_merge"].eq("both")
+    for c in columns:
+        same &= merged[f"{c}_old"].astype(str).eq(merged[f"{c}_new"].astype(str))
+    changed = set(merged.loc[~same, "id"])
+    kept = KeptRecords(as_written(old.users), as_written(old.groups), changed)  # as committed
+
+    made = directory_records(new_users, groups, members, MAPPING, kept=kept)
+    whole = directory_records(new_users, groups, members, MAPPING)
+
+    pd.testing.assert_frame_equal(as_written(made.users), as_written(whole.users))
+    pd.testing.assert_frame_equal(as_written(made.groups), as_written(whole.groups))
+    assert made.remade == {a for a in whole.users["anchor"] if a in changed or a not in set(old.users["anchor"])}
+    fixes = lambda records: sorted((records.users["anchor"][f.row], f.attribute, f.action)  # noqa: E731
+                                   for f in records.fixes[USER])
+    assert {f for f in fixes(made)} == {f for f in fixes(whole) if f[0] in made.remade}
+    assert made.fixes[GROUP] == []
+
+
+@given(keys=st.lists(st.sampled_from(["a", "b", "c", None, "d", "e"]), min_size=0, max_size=20),
+       only=st.sets(st.integers(0, 19)))
+def test_the_rows_checked_hold_every_duplicate_value_and_the_objects_named(keys, only):
+    data = pd.DataFrame({"anchor": [str(i) for i in range(len(keys))], "key": keys})
+    named = {str(i) for i in only}
+    checked = rows_to_check(data, "anchor", ["key"], named)
+    failing_everywhere = set(data.loc[data["key"].notna() & data["key"].duplicated(keep=False), "anchor"])
+    failing_in_checked = set(checked.loc[checked["key"].notna() & checked["key"].duplicated(keep=False), "anchor"])
+    assert failing_in_checked == failing_everywhere
+    assert named & set(data["anchor"]) <= set(checked["anchor"])
+    assert rows_to_check(data, "anchor", ["key"], None) is data
+
+
+def test_round_ids_are_the_ids_of_every_staged_row():
+    users = pd.DataFrame({"id": ["a", None, "b"], "_removed": [None, None, "deleted"]})
+    assert round_ids(users, pd.DataFrame(columns=["id"]), pd.DataFrame()) == {"a", "b"}
