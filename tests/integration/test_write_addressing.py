@@ -127,11 +127,20 @@ def test_a_member_renamed_behind_the_syncs_back_after_the_plan_is_still_added_to
     assert ben_entry[0].startswith("CN=Ben Renamed By Hand,") and len(ben_entry[1]["memberof"]) == 1
 
 
-def test_follow_up_writes_never_land_on_an_object_that_took_a_new_objects_dn_after_the_plan(sync_env):
+# With 12 more new groups, the member adds are checked in one batched read (runner.address_created_objects).
+@pytest.mark.parametrize("more_groups", [0, 12])
+def test_follow_up_writes_never_land_on_an_object_that_took_a_new_objects_dn_after_the_plan(sync_env, monkeypatch,
+                                                                                             more_groups):
+    from domain_sync.apply.writer import DomainWriter
+
     bob = tenant_user("bob", "Bob Late")
     ana = tenant_user("ana", "Ana Late", manager={"id": bob["id"]})
     crew, team = tenant_group("Late Crew", [ana, bob]), tenant_group("Late Team", [ana, bob])
-    sync_env.start_tenant({"users": [ana, bob], "groups": [crew, team]})
+    more = [tenant_group(f"More {n}", [ana]) for n in range(more_groups)]
+    sync_env.start_tenant({"users": [ana, bob], "groups": [crew, team, *more]})
+    reads: list[str] = []
+    read_anchor = DomainWriter._read_anchor
+    monkeypatch.setattr(DomainWriter, "_read_anchor", lambda self, dn: reads.append(dn) or read_anchor(self, dn))
     local_bob, local_crew = f"CN=Bob Late,{sync_env.container_dn}", f"CN=Late Crew,{sync_env.container_dn}"
     conn = sync_env.ldap()
     try:
@@ -155,3 +164,8 @@ def test_follow_up_writes_never_land_on_an_object_that_took_a_new_objects_dn_aft
     assert notes[("modify", ana["id"])].startswith("manager left out") and local_bob in notes[("modify", ana["id"])]
     assert notes[("add_members", team["id"])].startswith("members left out") and local_bob in notes[
         ("add_members", team["id"])]
+    assert result["statuses"]["applied"] >= 3 + more_groups * 2  # ana, team, the manager-less rest
+    # Read alone: the DNs the failed creates found taken (by the creates), and with the batched read only the
+    # group it did not find at its DN (Late Crew); without it, each new group before its member add.
+    assert set(reads) <= {local_bob, local_crew} or not more_groups, reads
+    assert reads.count(local_crew) == 2

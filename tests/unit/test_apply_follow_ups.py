@@ -85,6 +85,9 @@ class CreateFails:
         self.applied.append(change)
         return ApplyResult(change.op, change.kind, change.anchor, change.dn, APPLIED, 0, "", 1)
 
+    def created_guids(self, changes):
+        return {}
+
     def close(self):
         pass
 

@@ -27,6 +27,8 @@ class FakeWriter:
         self.busy = threading.Lock()
         self.closed = False
         self.applied: list[Change] = []
+        self.found: dict[str, str] = {}
+        self.batched: list[list[str]] = []
 
     def apply(self, change: Change) -> ApplyResult:
         assert self.busy.acquire(blocking=False), "one connection used by two threads at once"
@@ -42,6 +44,11 @@ class FakeWriter:
             return ApplyResult(change.op, change.kind, change.anchor, change.dn, APPLIED, 0, "", writes)
         finally:
             self.busy.release()
+
+    def created_guids(self, changes: list[Change]) -> dict[int, str]:
+        """The batched read of the objects created in this plan: each one named in `found` is there."""
+        self.batched.append([c.anchor for c in changes])
+        return {i: self.found[c.anchor] for i, c in enumerate(changes) if c.anchor in self.found}
 
     def close(self) -> None:
         self.closed = True
@@ -132,3 +139,28 @@ def test_a_writer_giving_up_stops_the_others_and_keeps_the_results_so_far():
     partial = caught.value.summary
     assert partial is not None and 15 <= len(partial.results) < 60
     assert all(r.status == APPLIED for r in partial.results)
+
+
+def test_writes_to_objects_created_in_the_plan_are_addressed_by_the_guid_one_batched_read_finds():
+    groups = [Change(Op.CREATE, "group", f"g{n}", f"CN=G{n},{C}") for n in range(12)]
+    adds = [Change(Op.ADD_MEMBERS, "group", f"g{n}", f"CN=G{n},{C}", members=[f"CN=U,{C}"]) for n in range(12)]
+    log: list = []
+    writers: list[FakeWriter] = []
+
+    def make():
+        writers.append(FakeWriter(log, threading.Lock()))
+        writers[-1].found = {f"g{n}": f"00000000-0000-4000-8000-{n:012d}" for n in range(11)}  # g11: not there
+        return writers[-1]
+
+    apply_changes(make, groups + adds, connections=2)
+    assert [b for w in writers for b in w.batched] == [[f"g{n}" for n in range(12)]]  # the adds' phase, once
+    applied = {c.anchor: c.guid for c, *_ in log if c.op == Op.ADD_MEMBERS}
+    assert applied == {**{f"g{n}": f"00000000-0000-4000-8000-{n:012d}" for n in range(11)}, "g11": None}
+
+
+def test_a_few_writes_to_created_objects_read_their_dn_each():
+    groups = [Change(Op.CREATE, "group", f"g{n}", f"CN=G{n},{C}") for n in range(3)]
+    adds = [Change(Op.ADD_MEMBERS, "group", f"g{n}", f"CN=G{n},{C}", members=[f"CN=U,{C}"]) for n in range(3)]
+    summary, log, writers = run(groups + adds)
+    assert not any(w.batched for w in writers)
+    assert all(c.guid is None for c, *_ in log)

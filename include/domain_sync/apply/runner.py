@@ -21,13 +21,15 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
-from domain_sync.apply.writer import ApplyAborted, ApplySummary, DomainWriter
+from domain_sync.apply.writer import ADDRESSED_BY_DN_CHECKED, ApplyAborted, ApplySummary, DomainWriter
 from domain_sync.dn import DNError, normalize_dn, parent_dn
 from domain_sync.records import FAILED, SKIPPED, ApplyResult, Change, Op
 
 log = logging.getLogger(__name__)
 
 Unit = list[int]  # indexes into the change list, applied in this order by one worker
+# Fewer changes addressed by DN in a phase than this: each reads its DN itself (a batch costs a search).
+MIN_BATCHED_CHECKS = 10
 
 
 def _resources(change: Change) -> list[str]:
@@ -118,6 +120,18 @@ class _Phase:
             return next(self._units, None)
 
 
+def address_created_objects(writer: DomainWriter, changes: list[Change], indexes: list[int]) -> None:
+    """Give the phase's changes to objects created in this plan (addressed by DN) the objectGUID of the object
+    at their DN with their anchor, read in batches (DomainWriter.created_guids): they are written by GUID
+    without a read each. Runs between phases, so every create the phase may name has finished."""
+    indexes = [i for i in indexes if not changes[i].guid and changes[i].op in ADDRESSED_BY_DN_CHECKED]
+    if len(indexes) < MIN_BATCHED_CHECKS:
+        return
+    phase = [changes[i] for i in indexes]
+    for position, guid in writer.created_guids(phase).items():
+        changes[indexes[position]] = replace(phase[position], guid=guid)
+
+
 def apply_changes(
     make_writer: Callable[[], DomainWriter],
     changes: list[Change],
@@ -133,6 +147,7 @@ def apply_changes(
     Raises ApplyAborted (carrying the results so far) when a writer gives up on the domain; the
     other workers stop after their current change.
     """
+    changes = list(changes)  # address_created_objects gives some a GUID
     results: list[ApplyResult | None] = [None] * len(changes)
     phases = plan_phases(changes)
     workers = max(1, min(connections, max((len(p) for p in phases), default=1)))
@@ -184,6 +199,7 @@ def apply_changes(
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="domain-writer") as pool:
             for number, units in enumerate(phases, 1):
+                address_created_objects(writers[0], changes, [i for unit in units for i in unit])
                 phase = _Phase(units)
                 futures = [pool.submit(drain, w, phase) for w in writers[:len(units)]]
                 errors = [f.exception() for f in futures]

@@ -3,8 +3,9 @@
 Every write to an existing object addresses it by the objectGUID the plan observed (`<GUID=...>`),
 never by DN text: a retried apply cannot write to another object that took the name meanwhile. A write
 to an object created in the same plan (no GUID yet: a manager after the create, members of a new group)
-goes by DN, and only after a read shows the object there carries the change's anchor: when the create
-failed because another object took the DN, the write would land on that object.
+goes to the object a read finds at the planned DN carrying the change's anchor, by its GUID (the read
+batched per phase), else nowhere: when the create failed because another object took the DN, the write
+would land on that object.
 Idempotent by construction, so a rerun after a crash at any point converges: an add that finds
 its object (with our anchor) already there, a rename whose object already sits at its new DN, a
 member already present or already gone, a delete of an object already gone, all count as
@@ -25,8 +26,17 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from domain_sync.backoff import Backoff
-from domain_sync.dn import first_rdn, guid_dn, parent_dn, rdn_value, same_dn
-from domain_sync.domain import ANCHOR_BINARY_ATTRIBUTES, check_referrals, decode_anchor, disconnect, ldap_values
+from domain_sync.dn import DNError, first_rdn, guid_dn, guid_from_bytes, normalize_dn, parent_dn, rdn_value, same_dn
+from domain_sync.domain import (
+    ANCHOR_BINARY_ATTRIBUTES,
+    DomainReadError,
+    anchor_filter_value,
+    check_referrals,
+    decode_anchor,
+    disconnect,
+    ldap_values,
+    paged_search,
+)
 from domain_sync.errors import TransientError
 from domain_sync.passwords.policy import (
     PasswordPolicy,
@@ -63,8 +73,10 @@ TREE_DELETE_CONTROL = ("1.2.840.113556.1.4.805", True, None)
 
 
 # Operations that, without a GUID (an object created in this plan), first read the DN for the change's
-# anchor. Creates check their own DN; renames find their object at either DN.
+# anchor (a phase's such changes in batches: DomainWriter.created_guids). Creates check their own DN;
+# renames find their object at either DN.
 ADDRESSED_BY_DN_CHECKED = frozenset({Op.MODIFY, Op.DISABLE, Op.ADD_MEMBERS, Op.REMOVE_MEMBERS, Op.DELETE})
+FILTER_BATCH = 200  # anchors in one OR filter
 
 
 def target(change: Change) -> str:
@@ -217,6 +229,49 @@ class DomainWriter:
         return self._result(change, FAILED, read if read.get("result") == NO_SUCH_OBJECT else None, message=(
             f"not written: the object at {change.dn} does not carry {self.anchor_attribute} {change.anchor} "
             f"({there}); its create in this run failed, or another object took the DN"))
+
+    def created_guids(self, changes: list[Change]) -> dict[int, str]:
+        """{position in `changes`: objectGUID} of the changes addressed by DN (objects created in this plan)
+        whose DN holds an object carrying the change's anchor, read in batches (one search per container and
+        FILTER_BATCH anchors) instead of one read per change; the write then addresses that object by its
+        GUID. A change not found so (no object there, another anchor, an unreadable entry) is left to the
+        write's own read, which reports why. A batch that cannot be read leaves its changes to that read."""
+        wanted: dict[tuple[str, str], list[int]] = {}  # (container key, anchor) -> positions
+        by_container: dict[str, tuple[str, set[str]]] = {}
+        for i, change in enumerate(changes):
+            if change.guid or change.op not in ADDRESSED_BY_DN_CHECKED or not change.anchor:
+                continue
+            try:
+                container = parent_dn(change.dn)
+                key = normalize_dn(container)
+            except DNError:
+                continue
+            wanted.setdefault((key, change.anchor.lower()), []).append(i)
+            by_container.setdefault(key, (container, set()))[1].add(change.anchor)
+        found: dict[int, str] = {}
+        for key, (container, anchors) in by_container.items():
+            terms = sorted(f"({self.anchor_attribute}={anchor_filter_value(self.anchor_attribute, a)})"
+                           for a in anchors)
+            for start in range(0, len(terms), FILTER_BATCH):
+                search = f"(|{''.join(terms[start:start + FILTER_BATCH])})"
+                try:
+                    entries = list(paged_search(self.conn, container, search, ["objectGUID", self.anchor_attribute],
+                                                scope="LEVEL"))
+                except (DomainReadError, OSError) as exc:
+                    log.info("reading the created objects under %s in one search failed (%s): each is read "
+                             "before its write", container, exc)
+                    self.close()
+                    continue
+                for entry in entries:
+                    raw = {k.lower(): v for k, v in entry.get("raw_attributes", {}).items()}
+                    anchor = decode_anchor(self.anchor_attribute, raw.get(self.anchor_attribute.lower()))
+                    guid = raw.get("objectguid")
+                    if anchor is None or not guid:
+                        continue
+                    for i in wanted.get((key, anchor.lower()), ()):
+                        if same_dn(entry["dn"], changes[i].dn):
+                            found[i] = guid_from_bytes(guid[0])
+        return found
 
     def _dn_of(self, guid: str) -> tuple[str | None, dict]:
         """The DN the object with this GUID has now (None when the read did not find it) and the read's
