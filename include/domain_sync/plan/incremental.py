@@ -59,6 +59,7 @@ from domain_sync.plan.observed import (
     DomainDelta,
     KnownObject,
     ObservedDomain,
+    ObservedObject,
     SyncedCollector,
     changed_since,
     container_guids,
@@ -123,7 +124,7 @@ class DomainIndex:
 
 def index_frame(objects) -> pd.DataFrame:
     """The index rows of observed synced objects (ObservedObject values)."""
-    rows = [(o.anchor, o.kind, o.dn, normalize_dn(o.dn), o.guid, len(o.members)) for o in objects]
+    rows = [(o.anchor, o.kind, o.dn, normalize_dn(o.dn), o.guid, o.member_count()) for o in objects]
     return pd.DataFrame(rows, columns=INDEX_COLUMNS)
 
 
@@ -318,6 +319,49 @@ def restrict(frame: pd.DataFrame, column: str, anchors: set[str]) -> pd.DataFram
     return frame[frame[column].str.lower().isin(anchors)]
 
 
+def member_dependents(extra: set[str], index: pd.DataFrame) -> set[str]:
+    """The dependents that are groups (lower case). Nothing of theirs changed on either side but some members
+    (a member added or removed, in the tenant or in the domain, changes the group itself): they are read
+    without their member values, and their membership is diffed for the changed members alone
+    (members_from_backlinks, restrict_members). Every other member is as the last plan left it."""
+    if not extra:
+        return set()
+    anchors = index["anchor"].str.lower()
+    return set(anchors[(index["kind"] == GROUP) & anchors.isin(extra)])
+
+
+def members_from_backlinks(objects: dict[str, ObservedObject], backlinks: dict[str, dict[str, list[str]]],
+                           groups: set[str], index: pd.DataFrame) -> None:
+    """Give each group of `groups` (lower case), read without its member values, the members it has among
+    the objects read (`objects`): those whose memberOf (`backlinks`: {anchor: {"memberof": DNs}}) names it,
+    by their DNs as read, which is what its member values would name. Its whole member count is the index's:
+    the group did not change since it was last read, so neither did its member values."""
+    if not groups:
+        return
+    holders: dict[str, list[str]] = {}
+    for anchor, obj in objects.items():
+        for dn in (backlinks.get(anchor) or {}).get("memberof", []):
+            key = _key(dn)
+            if key is not None:
+                holders.setdefault(key, []).append(obj.dn)
+    totals = dict(zip(index["anchor"].str.lower(), index["members"], strict=True))
+    for anchor, obj in objects.items():
+        if anchor.lower() in groups and obj.kind == GROUP:
+            obj.members = sorted(holders.get(normalize_dn(obj.dn), []))
+            total = totals.get(anchor.lower())
+            obj.member_total = int(total) if total is not None and not pd.isna(total) else len(obj.members)
+
+
+def restrict_members(members: pd.DataFrame, changed: set[str], by_members: set[str]) -> pd.DataFrame:
+    """The desired memberships of the changed groups; of the groups in `by_members` (member_dependents), only
+    those of changed members."""
+    out = restrict(members, "group_anchor", changed)
+    if not len(out) or not by_members:
+        return out
+    partial = out["group_anchor"].str.lower().isin(by_members)
+    return out[~partial | out["member_anchor"].str.lower().isin(changed)]
+
+
 @dataclass
 class IncrementalRead:
     observed: ObservedDomain
@@ -367,27 +411,30 @@ def observe_incremental(conn, *, base_dn: str, container_dn: str, search_base: s
     sticky = set(change_inputs.meta.get("sticky") or [])
     there = entry_exists(conn, search_base)
 
-    def read(anchors: set[str]) -> None:
+    def read(anchors: set[str], what: list[str]) -> None:
         if not there:
             return
-        observe_anchors(conn, search_base, collector, anchors & sticky, attributes, BACKLINKS)
+        observe_anchors(conn, search_base, collector, anchors & sticky, what, BACKLINKS)
         observe_guids(conn, search_base, collector, {g for a in anchors - sticky for g in guids_of.get(a, ())},
-                      attributes, BACKLINKS)
+                      what, BACKLINKS)
 
-    read(changed)
+    read(changed, attributes)
     anchor_of_key = dict(zip(index["key"], index["anchor"], strict=True))
     anchor_of_key.update({normalize_dn(o.dn): a for a, o in collector.objects.items()})
     backlinks = {a: [dn for values in extra.values() for dn in values] for a, extra in collector.extra.items()}
     extra = dependents(changed, inputs.users, inputs.members, backlinks, anchor_of_key)
+    by_members = member_dependents(extra, index)
     if extra:
         reasons["dependents"] = extra
-        read(extra)
+        read(extra - by_members, attributes)
+        read(by_members, [a for a in attributes if a.lower() != "member"])
         changed |= extra
     collector.warn_duplicates()
+    members_from_backlinks(collector.objects, collector.extra, by_members, index)
 
     users = restrict(inputs.users, "anchor", changed)
     groups = restrict(inputs.groups, "anchor", changed)
-    members = restrict(inputs.members, "group_anchor", changed)
+    members = restrict_members(inputs.members, changed, by_members)
     records = [r for frame in (users, groups) for r in frame.to_dict("records")]
     suffix = "@" + dns_domain_name(container_dn)
     sams, upns, cns = wanted_names(records, set(collector.objects), suffix)

@@ -55,6 +55,12 @@ class ObservedObject:
     attributes: dict[str, list[str]]
     members: list[str] = field(default_factory=list)
     guid: str | None = None  # objectGUID: what every write addresses
+    # A group read without its member values (an incremental plan's group that changed only through some of its
+    # members, plan/incremental.py): `members` holds only those members' DNs, and this is its whole member count.
+    member_total: int | None = None
+
+    def member_count(self) -> int:
+        return self.member_total if self.member_total is not None else len(self.members)
 
     def first(self, name: str) -> str | None:
         values = self.attributes.get(name.lower())
