@@ -20,6 +20,15 @@ and the convergence tests compare both). C is:
   members in the domain (memberOf) include one of them, and users whose manager is one of them (records'
   manager, the domain's directReports).
 
+A group that is in C only as a dependent did not change on either side (a member added or removed in the
+tenant changes the group there, in the domain its uSNChanged): only some of its members changed. It is read
+without its member values (a group may hold every user), and its membership is diffed for the members in C
+alone: the desired ones from the records, the ones it has from their memberOf (read with them), so its adds
+and removals are the full diff's. Its member count stays the index's: the count at its last whole read. The
+domain drops a deleted member's value without changing the group's uSNChanged, so a group desiring a member
+deleted in the domain is read whole (a member the tenant no longer has, deleted by the sync, stays counted
+until the group's next whole read, as for any settled group).
+
 Everything else is settled: in the domain as the last plan left it (nothing changed on either side since).
 The plan reads C by anchor, and the names it checks (the UPNs and their local parts, the account names a new
 object may get, the cns in the container) by name. A settled object a changed one names (a manager, a
@@ -319,23 +328,29 @@ def restrict(frame: pd.DataFrame, column: str, anchors: set[str]) -> pd.DataFram
     return frame[frame[column].str.lower().isin(anchors)]
 
 
-def member_dependents(extra: set[str], index: pd.DataFrame) -> set[str]:
+def member_dependents(extra: set[str], index: pd.DataFrame, members: pd.DataFrame,
+                      deleted: set[str] = frozenset()) -> set[str]:
     """The dependents that are groups (lower case). Nothing of theirs changed on either side but some members
     (a member added or removed, in the tenant or in the domain, changes the group itself): they are read
     without their member values, and their membership is diffed for the changed members alone
-    (members_from_backlinks, restrict_members). Every other member is as the last plan left it."""
+    (members_from_backlinks, restrict_members). Every other member is as the last plan left it. A group
+    desiring a member deleted in the domain (`deleted`) is read whole: the domain dropped that member's value
+    without changing the group, so only a whole read counts its members right."""
     if not extra:
         return set()
     anchors = index["anchor"].str.lower()
-    return set(anchors[(index["kind"] == GROUP) & anchors.isin(extra)])
+    out = set(anchors[(index["kind"] == GROUP) & anchors.isin(extra)])
+    if deleted and out and len(members):
+        out -= set(members.loc[members["member_anchor"].str.lower().isin(deleted), "group_anchor"].str.lower())
+    return out
 
 
 def members_from_backlinks(objects: dict[str, ObservedObject], backlinks: dict[str, dict[str, list[str]]],
                            groups: set[str], index: pd.DataFrame) -> None:
     """Give each group of `groups` (lower case), read without its member values, the members it has among
     the objects read (`objects`): those whose memberOf (`backlinks`: {anchor: {"memberof": DNs}}) names it,
-    by their DNs as read, which is what its member values would name. Its whole member count is the index's:
-    the group did not change since it was last read, so neither did its member values."""
+    by their DNs as read, which is what its member values would name. Its whole member count is the index's
+    (the module's doc)."""
     if not groups:
         return
     holders: dict[str, list[str]] = {}
@@ -423,7 +438,7 @@ def observe_incremental(conn, *, base_dn: str, container_dn: str, search_base: s
     anchor_of_key.update({normalize_dn(o.dn): a for a, o in collector.objects.items()})
     backlinks = {a: [dn for values in extra.values() for dn in values] for a, extra in collector.extra.items()}
     extra = dependents(changed, inputs.users, inputs.members, backlinks, anchor_of_key)
-    by_members = member_dependents(extra, index)
+    by_members = member_dependents(extra, index, inputs.members, reasons.get("deleted_in_domain", set()))
     if extra:
         reasons["dependents"] = extra
         read(extra - by_members, attributes)
