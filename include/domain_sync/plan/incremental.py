@@ -383,6 +383,7 @@ class IncrementalRead:
     inputs: PlanInputs
     changed: set[str]
     reasons: dict[str, int]
+    groups_by_members: int  # groups read without their member values (member_dependents)
     looked_up_account_names: set[str]
     unmarked: int
     outside: dict[str, str]  # anchor (lower case) -> objectGUID of objects of ours outside the search base
@@ -479,9 +480,10 @@ def observe_incremental(conn, *, base_dn: str, container_dn: str, search_base: s
     restricted = PlanInputs(users=users, groups=groups, members=members, quarantined=inputs.quarantined,
                             out_of_scope=inputs.out_of_scope,
                             settled={a for a in record_anchors if a.lower() not in changed} - inputs.quarantined)
-    log.info("incremental plan: %d changed objects (%s), %d read, %d settled", len(changed),
-             {k: len(v) for k, v in reasons.items()}, len(collector.objects), len(restricted.settled))
-    return IncrementalRead(observed, restricted, changed, {k: len(v) for k, v in reasons.items()},
+    log.info("incremental plan: %d changed objects (%s), %d read (%d groups without their member values), "
+             "%d settled", len(changed), {k: len(v) for k, v in reasons.items()}, len(collector.objects),
+             len(by_members), len(restricted.settled))
+    return IncrementalRead(observed, restricted, changed, {k: len(v) for k, v in reasons.items()}, len(by_members),
                            {n.lower() for n in sams}, max(collector.unmarked, int(change_inputs.meta.get("unmarked") or 0)),
                            outside)
 
@@ -523,6 +525,7 @@ class PlanRound:
     reason: str | None
     index: DomainIndex
     changed: dict[str, int] = field(default_factory=dict)
+    groups_by_members: int = 0
 
     def synced_counts(self) -> dict[str, int]:
         return self.index.synced_counts()
@@ -537,6 +540,7 @@ class PlanRound:
         if self.mode == INCREMENTAL:
             out["changed_set"] = self.changed.get("total", 0)
             out["changed_by_reason"] = {k: v for k, v in self.changed.items() if k != "total"}
+            out["groups_read_without_members"] = self.groups_by_members
         return out
 
 
@@ -586,7 +590,8 @@ def make_plan(connect_domain, where: PlanSetting, inputs: PlanInputs, *, full_be
                                 read.unmarked, container_guids(conn, holding_containers(frame, where.search_base)),
                                 read.outside)
                 return PlanRound(change_set, collisions, read.observed, INCREMENTAL, None, DomainIndex(frame, meta),
-                                 changed={**read.reasons, "total": len(read.changed)})
+                                 changed={**read.reasons, "total": len(read.changed)},
+                                 groups_by_members=read.groups_by_members)
             except FullReconcileNeeded as exc:
                 reason = str(exc)
                 log.info("full reconcile: %s", reason)
