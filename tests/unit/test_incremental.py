@@ -11,6 +11,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from domain_sync.dn import normalize_dn
 from domain_sync.naming import assign_account_names, assign_common_names
 from domain_sync.plan.changeset import PlanInputs, plan_changes
 from domain_sync.plan.incremental import (
@@ -326,3 +327,25 @@ def test_a_big_group_changed_only_through_members_is_diffed_for_them_alone_with_
     # The index keeps all's whole member count (n - 2 users and the local member), not the two read.
     frame = updated_index(index, changed, restricted_domain)
     assert dict(zip(frame["anchor"], frame["members"], strict=True))[aid(ALL)] == n - 1
+
+
+def test_member_values_spelt_as_a_synced_objects_dn_are_not_parsed():
+    """A group read whole (changed in the tenant) holding every settled user: its member values are found by the
+    DNs the index holds, not parsed; one spelt otherwise (case), an unreadable one and a local one are parsed."""
+    n, team = 500, 10_000
+    users = _records([_user(i, f"u{i}") for i in range(1, n + 1)])
+    groups = _records([_group(team, "team")])
+    members = pd.DataFrame([(aid(team), aid(i)) for i in range(1, n + 1) if i != 4], columns=RECORD_MEMBER_COLUMNS)
+    values = [f"CN=u{i},{C}" for i in range(1, n + 1) if i not in (3, 5)]
+    values += [f"cn=U3,{C.lower()}", "CN=bad\\", "CN=local,OU=Other,DC=corp,DC=example,DC=test"]
+    read = {aid(team): _in_domain(team, "team", "group", members=values)}
+    known = {aid(i): KnownObject("user", f"CN=u{i},{C}", aid(100 + i)) for i in range(1, n + 1)}
+    observed = ObservedDomain(C, [], read, {"team": f"CN=team,{C}"}, {}, set(), {f"cn=team,{C.lower()}"},
+                              known=known, known_keys={f"cn=u{i},{C.lower()}": aid(i) for i in range(1, n + 1)})
+    inputs = PlanInputs(users.iloc[0:0], groups, members, settled=set(known))
+    normalize_dn.cache_clear()
+    changes, _ = plan_changes(inputs, observed, "mS-DS-ConsistencyGuid")
+    assert normalize_dn.cache_info().misses < 20
+    assert [(c.op, c.members) for c in changes.changes] == [(Op.ADD_MEMBERS, [f"<GUID={aid(105)}>"]),
+                                                           (Op.REMOVE_MEMBERS, [f"<GUID={aid(104)}>"])]
+    assert observed.unreadable == ["CN=bad\\"]
