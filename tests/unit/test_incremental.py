@@ -11,6 +11,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from domain_sync.dn import normalize_dn
 from domain_sync.naming import assign_account_names, assign_common_names
 from domain_sync.plan.changeset import PlanInputs, plan_changes
 from domain_sync.plan.incremental import (
@@ -20,7 +21,10 @@ from domain_sync.plan.incremental import (
     full_reason,
     holding_containers,
     index_frame,
+    member_dependents,
+    members_from_backlinks,
     new_meta,
+    restrict_members,
     root_reason,
     unlooked_names,
     updated_index,
@@ -261,3 +265,87 @@ def test_a_restricted_plan_with_settled_objects_gives_the_full_plans_changes():
     ops = {(c.op, c.anchor) for c in full.changes}
     assert {("rename", aid(2)), ("create", aid(4)), ("add_members", aid(10)),
             ("remove_members", aid(10)), ("modify", aid(4))} <= ops  # dan's manager: ana, settled
+
+
+# ---- a group in the changed set only through some of its members: diffed for those members alone
+
+def test_a_big_group_changed_only_through_members_is_diffed_for_them_alone_with_the_full_plans_changes():
+    """all holds every user in the tenant, small changed in the tenant. Changed: u5 entered scope (in the
+    domain, disabled, not in all), u6 and u7 left quarantine (all wants u6, which the domain lacks, and not u7,
+    which the domain still holds: it was held when the tenant dropped it), u8's display name. all is read without
+    its member values: its members among the changed objects come from their memberOf, its member count from the
+    index; the plan is the full one's. A group desiring a member deleted in the domain is read whole."""
+    n, ALL, SMALL = 3000, 10_000, 10_001  # noqa: N806
+    all_dn, small_dn, local_dn = f"CN=all,{C}", f"CN=small,{C}", "CN=local,OU=Other,DC=corp,DC=example,DC=test"
+    users = _records([_user(i, f"u{i}") for i in range(1, n + 1)])
+    users.loc[users["anchor"] == aid(8), attr_column("displayName")] = "u8 renamed"
+    groups = _records([_group(ALL, "all"), _group(SMALL, "small")])
+    members = pd.DataFrame([(aid(ALL), aid(i)) for i in range(1, n + 1) if i != 7] + [(aid(SMALL), aid(1)), (aid(SMALL), aid(2))],
+                           columns=RECORD_MEMBER_COLUMNS)
+    objects = {o.anchor: o for o in [_in_domain(i, f"u{i}") for i in range(1, n + 1)]}
+    objects[aid(5)].attributes["useraccountcontrol"] = ["514"]
+    in_all = [f"CN=u{i},{C}" for i in range(1, n + 1) if i not in (5, 6)] + [local_dn]
+    objects[aid(ALL)] = _in_domain(ALL, "all", "group", members=in_all)
+    objects[aid(SMALL)] = _in_domain(SMALL, "small", "group", members=[f"CN=u{i},{C}" for i in (1, 2, 3)])
+    full_domain = ObservedDomain(C, [], dict(objects), {o.first("sAMAccountName"): o.dn for o in objects.values()},
+                                 {o.first("userPrincipalName").lower(): o.dn for o in objects.values()
+                                  if o.first("userPrincipalName")}, set(), {o.dn.lower() for o in objects.values()})
+    full, _ = plan_changes(PlanInputs(users, groups, members), full_domain, "mS-DS-ConsistencyGuid")
+
+    index = index_of(*[(a, o.kind, o.dn.split(",")[0][3:], o.guid, len(o.members)) for a, o in objects.items()])
+    changed = {aid(5), aid(6), aid(7), aid(8), aid(SMALL), aid(ALL)}
+    by_members = member_dependents({aid(ALL), aid(1)}, index, members)
+    assert by_members == {aid(ALL)}
+    assert member_dependents({aid(ALL)}, index, members, deleted={aid(9)}) == set()
+    assert member_dependents({aid(ALL)}, index, members, deleted={aid(7)}) == {aid(ALL)}  # not one all desires
+    # What the read gives: the changed objects with their memberOf; all without its member values.
+    read = {a: ObservedObject(o.anchor, o.kind, o.dn, dict(o.attributes), members=list(o.members), guid=o.guid)
+            for a, o in objects.items() if a in changed}
+    read[aid(ALL)].members = []
+    backlinks = {aid(7): {"memberof": [all_dn.upper()]}, aid(8): {"memberof": [all_dn, small_dn]},
+                 aid(5): {"memberof": []}, aid(SMALL): {"memberof": []}}
+    members_from_backlinks(read, backlinks, by_members, index)
+    assert sorted(read[aid(ALL)].members) == [f"CN=u7,{C}", f"CN=u8,{C}"] and read[aid(SMALL)].member_total is None
+    restricted_members = restrict_members(members, changed, by_members)
+    assert set(map(tuple, restricted_members.to_numpy())) == {
+        (aid(ALL), aid(i)) for i in (5, 6, 8)} | {(aid(SMALL), aid(1)), (aid(SMALL), aid(2))}
+    settled = {a: o for a, o in objects.items() if a not in changed}
+    restricted_domain = ObservedDomain(
+        C, [], read, {o.first("sAMAccountName"): o.dn for o in read.values()},
+        {o.first("userPrincipalName").lower(): o.dn for o in read.values() if o.first("userPrincipalName")},
+        {"u1", "u2", "u3"}, {o.dn.lower() for o in read.values()},
+        known={a: KnownObject(o.kind, o.dn, o.guid) for a, o in settled.items()},
+        known_keys={o.dn.lower(): a for a, o in settled.items()})
+    restricted_inputs = PlanInputs(users[users["anchor"].isin(changed)], groups[groups["anchor"].isin(changed)],
+                                   restricted_members, settled=set(settled))
+    incremental, _ = plan_changes(restricted_inputs, restricted_domain, "mS-DS-ConsistencyGuid")
+    assert [c.to_json() for c in incremental.changes] == [c.to_json() for c in full.changes]
+    moves = {(c.op, c.anchor, m) for c in full.changes if c.members for m in c.members}
+    assert moves == {("add_members", aid(ALL), f"<GUID={aid(105)}>"), ("add_members", aid(ALL), f"<GUID={aid(106)}>"),
+                     ("remove_members", aid(ALL), f"<GUID={aid(107)}>"),
+                     ("remove_members", aid(SMALL), f"<GUID={aid(103)}>")}
+    # The index keeps all's whole member count (n - 2 users and the local member), not the two read.
+    frame = updated_index(index, changed, restricted_domain)
+    assert dict(zip(frame["anchor"], frame["members"], strict=True))[aid(ALL)] == n - 1
+
+
+def test_member_values_spelt_as_a_synced_objects_dn_are_not_parsed():
+    """A group read whole (changed in the tenant) holding every settled user: its member values are found by the
+    DNs the index holds, not parsed; one spelt otherwise (case), an unreadable one and a local one are parsed."""
+    n, team = 500, 10_000
+    users = _records([_user(i, f"u{i}") for i in range(1, n + 1)])
+    groups = _records([_group(team, "team")])
+    members = pd.DataFrame([(aid(team), aid(i)) for i in range(1, n + 1) if i != 4], columns=RECORD_MEMBER_COLUMNS)
+    values = [f"CN=u{i},{C}" for i in range(1, n + 1) if i not in (3, 5)]
+    values += [f"cn=U3,{C.lower()}", "CN=bad\\", "CN=local,OU=Other,DC=corp,DC=example,DC=test"]
+    read = {aid(team): _in_domain(team, "team", "group", members=values)}
+    known = {aid(i): KnownObject("user", f"CN=u{i},{C}", aid(100 + i)) for i in range(1, n + 1)}
+    observed = ObservedDomain(C, [], read, {"team": f"CN=team,{C}"}, {}, set(), {f"cn=team,{C.lower()}"},
+                              known=known, known_keys={f"cn=u{i},{C.lower()}": aid(i) for i in range(1, n + 1)})
+    inputs = PlanInputs(users.iloc[0:0], groups, members, settled=set(known))
+    normalize_dn.cache_clear()
+    changes, _ = plan_changes(inputs, observed, "mS-DS-ConsistencyGuid")
+    assert normalize_dn.cache_info().misses < 20
+    assert [(c.op, c.members) for c in changes.changes] == [(Op.ADD_MEMBERS, [f"<GUID={aid(105)}>"]),
+                                                           (Op.REMOVE_MEMBERS, [f"<GUID={aid(104)}>"])]
+    assert observed.unreadable == ["CN=bad\\"]

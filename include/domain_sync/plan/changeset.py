@@ -9,6 +9,7 @@ memberships change by single-value adds and deletes, never by rewriting a group'
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -158,7 +159,8 @@ def plan_changes(
     owner: tuple[str, str] | None = None,
 ) -> tuple[ChangeSet, list[Collision]]:
     """`owner`: (attribute, marker) written on every object the sync creates (observed.py)."""
-    observed.drop_unreadable()
+    by_dn = observed.member_dns()
+    observed.drop_unreadable(by_dn)
     container = observed.container_dn
     changes: list[Change] = []
     collisions: list[Collision] = []
@@ -293,7 +295,7 @@ def plan_changes(
     # Unchanged tenant objects the incremental plan did not read that a manager or member value names, where
     # they are (PlanInputs.settled).
     named = {r.get("manager_anchor") for r in records} | set(inputs.members["member_anchor"]) if inputs.settled else set()
-    settled = {a: observed.known_dn(a) for a in named & inputs.settled if a in observed.known and a not in dns}
+    settled = SettledDNs({a for a in named & inputs.settled if a in observed.known and a not in dns}, observed)
     # ... and where it will sit once this plan's renames and moves are done.
     after_renames = {key: dns[a] for key, a in anchor_of.items() if a in dns}
 
@@ -318,7 +320,7 @@ def plan_changes(
 
     freed_names = {n for n, dn in observed.account_names.items() if normalize_dn(dn) in leaving}
     freed_names |= {n for n, dn in observed.principal_names.items() if normalize_dn(dn) in leaving}
-    changes.extend(_membership_changes(inputs.members, dns, observed, anchor_of, held, deleted, settled))
+    changes.extend(_membership_changes(inputs.members, dns, observed, anchor_of, held, deleted, settled, by_dn))
 
     for anchor, obj in sorted(observed.objects.items()):
         if anchor in desired_anchors:
@@ -549,17 +551,50 @@ def _update(r, dn, obj: ObservedObject, values, after_renames: dict[str, str],
     return out
 
 
+class SettledDNs(Mapping):
+    """{anchor: DN} of the settled objects a plan names (PlanInputs.settled), each DN made when first asked:
+    a member value names a settled object by its objectGUID, so most are never asked (a group may name every
+    user)."""
+
+    def __init__(self, anchors: set[str], observed: ObservedDomain):
+        self._anchors, self._observed, self._dns = anchors, observed, {}
+
+    def __getitem__(self, anchor: str) -> str:
+        if anchor not in self._anchors:
+            raise KeyError(anchor)
+        if anchor not in self._dns:
+            self._dns[anchor] = self._observed.known_dn(anchor)
+        return self._dns[anchor]
+
+    def __contains__(self, anchor: object) -> bool:
+        return anchor in self._anchors
+
+    def __iter__(self):
+        return iter(self._anchors)
+
+    def __len__(self) -> int:
+        return len(self._anchors)
+
+
 def _membership_changes(members: pd.DataFrame, dns: dict[str, str], observed: ObservedDomain,
                         anchor_of: dict[str, str], held: set[str] = frozenset(),
-                        deleted: set[str] = frozenset(), settled: dict[str, str] | None = None) -> list[Change]:
+                        deleted: set[str] = frozenset(), settled: Mapping[str, str] | None = None,
+                        by_dn: dict[str, str] | None = None) -> list[Change]:
     """Compare memberships by anchor, so that a member renamed in the same run is no change.
     Members in `held` (quarantined this run) keep the memberships they have: a bad record must not
     cost a person their group access. Members in `deleted` are not removed: the domain drops the
     links of a deleted object itself, and their DN may be another object's by then (a rename into a
     name the delete freed). Every member the domain holds is named by its objectGUID (`<GUID=...>`,
     which AD and Samba resolve in member values), only a member this plan creates by its new DN.
-    `settled`: unchanged objects an incremental plan did not read (anchor -> DN), members like planned ones."""
+    `settled`: unchanged objects an incremental plan did not read (anchor -> DN), members like planned ones.
+    `by_dn`: {DN as read: anchor} of synced objects (ObservedDomain.member_dns), member values found without
+    parsing them."""
     settled = settled or {}
+    by_dn = by_dn or {}
+
+    def member_anchor(value: str) -> str | None:
+        anchor = by_dn.get(value)
+        return anchor if anchor is not None else anchor_of.get(normalize_dn(value))
 
     def value(anchor: str) -> str:
         obj = observed.objects.get(anchor)
@@ -582,7 +617,7 @@ def _membership_changes(members: pd.DataFrame, dns: dict[str, str], observed: Ob
         if obj is not None and obj.kind != GROUP:
             continue
         # Members that are local objects were put there by an admin: never removed by the sync.
-        have = {anchor_of[k] for k in (normalize_dn(m) for m in (obj.members if obj else [])) if k in anchor_of}
+        have = {a for a in map(member_anchor, obj.members if obj else []) if a is not None}
         want = desired.get(group, set())
         add = sorted(value(a) for a in want - have)
         remove = sorted(value(a) for a in have - want - held - deleted)

@@ -20,6 +20,15 @@ and the convergence tests compare both). C is:
   members in the domain (memberOf) include one of them, and users whose manager is one of them (records'
   manager, the domain's directReports).
 
+A group that is in C only as a dependent did not change on either side (a member added or removed in the
+tenant changes the group there, in the domain its uSNChanged): only some of its members changed. It is read
+without its member values (a group may hold every user), and its membership is diffed for the members in C
+alone: the desired ones from the records, the ones it has from their memberOf (read with them), so its adds
+and removals are the full diff's. Its member count stays the index's: the count at its last whole read. The
+domain drops a deleted member's value without changing the group's uSNChanged, so a group desiring a member
+deleted in the domain is read whole (a member the tenant no longer has, deleted by the sync, stays counted
+until the group's next whole read, as for any settled group).
+
 Everything else is settled: in the domain as the last plan left it (nothing changed on either side since).
 The plan reads C by anchor, and the names it checks (the UPNs and their local parts, the account names a new
 object may get, the cns in the container) by name. A settled object a changed one names (a manager, a
@@ -59,6 +68,7 @@ from domain_sync.plan.observed import (
     DomainDelta,
     KnownObject,
     ObservedDomain,
+    ObservedObject,
     SyncedCollector,
     changed_since,
     container_guids,
@@ -123,7 +133,7 @@ class DomainIndex:
 
 def index_frame(objects) -> pd.DataFrame:
     """The index rows of observed synced objects (ObservedObject values)."""
-    rows = [(o.anchor, o.kind, o.dn, normalize_dn(o.dn), o.guid, len(o.members)) for o in objects]
+    rows = [(o.anchor, o.kind, o.dn, normalize_dn(o.dn), o.guid, o.member_count()) for o in objects]
     return pd.DataFrame(rows, columns=INDEX_COLUMNS)
 
 
@@ -318,12 +328,62 @@ def restrict(frame: pd.DataFrame, column: str, anchors: set[str]) -> pd.DataFram
     return frame[frame[column].str.lower().isin(anchors)]
 
 
+def member_dependents(extra: set[str], index: pd.DataFrame, members: pd.DataFrame,
+                      deleted: set[str] = frozenset()) -> set[str]:
+    """The dependents that are groups (lower case). Nothing of theirs changed on either side but some members
+    (a member added or removed, in the tenant or in the domain, changes the group itself): they are read
+    without their member values, and their membership is diffed for the changed members alone
+    (members_from_backlinks, restrict_members). Every other member is as the last plan left it. A group
+    desiring a member deleted in the domain (`deleted`) is read whole: the domain dropped that member's value
+    without changing the group, so only a whole read counts its members right."""
+    if not extra:
+        return set()
+    anchors = index["anchor"].str.lower()
+    out = set(anchors[(index["kind"] == GROUP) & anchors.isin(extra)])
+    if deleted and out and len(members):
+        out -= set(members.loc[members["member_anchor"].str.lower().isin(deleted), "group_anchor"].str.lower())
+    return out
+
+
+def members_from_backlinks(objects: dict[str, ObservedObject], backlinks: dict[str, dict[str, list[str]]],
+                           groups: set[str], index: pd.DataFrame) -> None:
+    """Give each group of `groups` (lower case), read without its member values, the members it has among
+    the objects read (`objects`): those whose memberOf (`backlinks`: {anchor: {"memberof": DNs}}) names it,
+    by their DNs as read, which is what its member values would name. Its whole member count is the index's
+    (the module's doc)."""
+    if not groups:
+        return
+    holders: dict[str, list[str]] = {}
+    for anchor, obj in objects.items():
+        for dn in (backlinks.get(anchor) or {}).get("memberof", []):
+            key = _key(dn)
+            if key is not None:
+                holders.setdefault(key, []).append(obj.dn)
+    totals = dict(zip(index["anchor"].str.lower(), index["members"], strict=True))
+    for anchor, obj in objects.items():
+        if anchor.lower() in groups and obj.kind == GROUP:
+            obj.members = sorted(holders.get(normalize_dn(obj.dn), []))
+            total = totals.get(anchor.lower())
+            obj.member_total = int(total) if total is not None and not pd.isna(total) else len(obj.members)
+
+
+def restrict_members(members: pd.DataFrame, changed: set[str], by_members: set[str]) -> pd.DataFrame:
+    """The desired memberships of the changed groups; of the groups in `by_members` (member_dependents), only
+    those of changed members."""
+    out = restrict(members, "group_anchor", changed)
+    if not len(out) or not by_members:
+        return out
+    partial = out["group_anchor"].str.lower().isin(by_members)
+    return out[~partial | out["member_anchor"].str.lower().isin(changed)]
+
+
 @dataclass
 class IncrementalRead:
     observed: ObservedDomain
     inputs: PlanInputs
     changed: set[str]
     reasons: dict[str, int]
+    groups_by_members: int  # groups read without their member values (member_dependents)
     looked_up_account_names: set[str]
     unmarked: int
     outside: dict[str, str]  # anchor (lower case) -> objectGUID of objects of ours outside the search base
@@ -367,27 +427,30 @@ def observe_incremental(conn, *, base_dn: str, container_dn: str, search_base: s
     sticky = set(change_inputs.meta.get("sticky") or [])
     there = entry_exists(conn, search_base)
 
-    def read(anchors: set[str]) -> None:
+    def read(anchors: set[str], what: list[str]) -> None:
         if not there:
             return
-        observe_anchors(conn, search_base, collector, anchors & sticky, attributes, BACKLINKS)
+        observe_anchors(conn, search_base, collector, anchors & sticky, what, BACKLINKS)
         observe_guids(conn, search_base, collector, {g for a in anchors - sticky for g in guids_of.get(a, ())},
-                      attributes, BACKLINKS)
+                      what, BACKLINKS)
 
-    read(changed)
+    read(changed, attributes)
     anchor_of_key = dict(zip(index["key"], index["anchor"], strict=True))
     anchor_of_key.update({normalize_dn(o.dn): a for a, o in collector.objects.items()})
     backlinks = {a: [dn for values in extra.values() for dn in values] for a, extra in collector.extra.items()}
     extra = dependents(changed, inputs.users, inputs.members, backlinks, anchor_of_key)
+    by_members = member_dependents(extra, index, inputs.members, reasons.get("deleted_in_domain", set()))
     if extra:
         reasons["dependents"] = extra
-        read(extra)
+        read(extra - by_members, attributes)
+        read(by_members, [a for a in attributes if a.lower() != "member"])
         changed |= extra
     collector.warn_duplicates()
+    members_from_backlinks(collector.objects, collector.extra, by_members, index)
 
     users = restrict(inputs.users, "anchor", changed)
     groups = restrict(inputs.groups, "anchor", changed)
-    members = restrict(inputs.members, "group_anchor", changed)
+    members = restrict_members(inputs.members, changed, by_members)
     records = [r for frame in (users, groups) for r in frame.to_dict("records")]
     suffix = "@" + dns_domain_name(container_dn)
     sams, upns, cns = wanted_names(records, set(collector.objects), suffix)
@@ -417,9 +480,10 @@ def observe_incremental(conn, *, base_dn: str, container_dn: str, search_base: s
     restricted = PlanInputs(users=users, groups=groups, members=members, quarantined=inputs.quarantined,
                             out_of_scope=inputs.out_of_scope,
                             settled={a for a in record_anchors if a.lower() not in changed} - inputs.quarantined)
-    log.info("incremental plan: %d changed objects (%s), %d read, %d settled", len(changed),
-             {k: len(v) for k, v in reasons.items()}, len(collector.objects), len(restricted.settled))
-    return IncrementalRead(observed, restricted, changed, {k: len(v) for k, v in reasons.items()},
+    log.info("incremental plan: %d changed objects (%s), %d read (%d groups without their member values), "
+             "%d settled", len(changed), {k: len(v) for k, v in reasons.items()}, len(collector.objects),
+             len(by_members), len(restricted.settled))
+    return IncrementalRead(observed, restricted, changed, {k: len(v) for k, v in reasons.items()}, len(by_members),
                            {n.lower() for n in sams}, max(collector.unmarked, int(change_inputs.meta.get("unmarked") or 0)),
                            outside)
 
@@ -461,6 +525,7 @@ class PlanRound:
     reason: str | None
     index: DomainIndex
     changed: dict[str, int] = field(default_factory=dict)
+    groups_by_members: int = 0
 
     def synced_counts(self) -> dict[str, int]:
         return self.index.synced_counts()
@@ -475,6 +540,7 @@ class PlanRound:
         if self.mode == INCREMENTAL:
             out["changed_set"] = self.changed.get("total", 0)
             out["changed_by_reason"] = {k: v for k, v in self.changed.items() if k != "total"}
+            out["groups_read_without_members"] = self.groups_by_members
         return out
 
 
@@ -524,7 +590,8 @@ def make_plan(connect_domain, where: PlanSetting, inputs: PlanInputs, *, full_be
                                 read.unmarked, container_guids(conn, holding_containers(frame, where.search_base)),
                                 read.outside)
                 return PlanRound(change_set, collisions, read.observed, INCREMENTAL, None, DomainIndex(frame, meta),
-                                 changed={**read.reasons, "total": len(read.changed)})
+                                 changed={**read.reasons, "total": len(read.changed)},
+                                 groups_by_members=read.groups_by_members)
             except FullReconcileNeeded as exc:
                 reason = str(exc)
                 log.info("full reconcile: %s", reason)

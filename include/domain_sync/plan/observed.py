@@ -55,6 +55,12 @@ class ObservedObject:
     attributes: dict[str, list[str]]
     members: list[str] = field(default_factory=list)
     guid: str | None = None  # objectGUID: what every write addresses
+    # A group read without its member values (an incremental plan's group that changed only through some of its
+    # members, plan/incremental.py): `members` holds only those members' DNs, and this is its whole member count.
+    member_total: int | None = None
+
+    def member_count(self) -> int:
+        return self.member_total if self.member_total is not None else len(self.members)
 
     def first(self, name: str) -> str | None:
         values = self.attributes.get(name.lower())
@@ -118,12 +124,30 @@ class ObservedDomain:
             return child_dn("CN", rdn_value(dn), self.container_dn)
         return dn
 
-    def drop_unreadable(self) -> None:
+    def anchors_by_dn(self) -> dict[str, str]:
+        """{DN as read: anchor} of the synced objects (read, or known from the index), each as the normalized
+        DNs map it (`known_keys`, then the objects read): a member value is spelt as its object's DN, so one
+        that matches needs no parsing (a group may hold every user)."""
+        key_of = {a: k for k, a in self.known_keys.items()}
+        read_keys = {normalize_dn(o.dn) for o in self.objects.values()}
+        out = {k.dn: a for a, k in self.known.items() if key_of.get(a) is not None and key_of[a] not in read_keys}
+        out.update({o.dn: a for a, o in self.objects.items()})
+        return out
+
+    def member_dns(self) -> dict[str, str]:
+        """anchors_by_dn when the member values read outnumber a tenth of the synced objects (parsing a DN
+        costs about ten look-ups of one), else nothing: the member values are parsed."""
+        values = sum(len(o.members) for o in self.objects.values())
+        return self.anchors_by_dn() if values * 10 > len(self.known) + len(self.objects) else {}
+
+    def drop_unreadable(self, synced: dict[str, str] | None = None) -> None:
         """Leave out every DN the code cannot read (an account name's holder, a group's member, a
         manager value), each reported in `unreadable`: one odd DN skips that entry, never the plan. The
-        names such an object holds stay taken."""
+        names such an object holds stay taken. `synced`: DNs known to be readable (anchors_by_dn)."""
+        synced = synced or {}
+
         def readable(dn: str) -> bool:
-            if _key(dn) is not None:
+            if dn in synced or _key(dn) is not None:
                 return True
             log.warning("skipping a DN the domain returned that cannot be read: %r", dn)
             if dn not in self.unreadable:
