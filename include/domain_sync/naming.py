@@ -120,15 +120,11 @@ def assign_account_names(
         if anchor in existing:
             result[anchor] = existing[anchor]
             continue
-        blocked = used | {name for name, owner in reserved.items() if owner != anchor}
-        name = _unique_account_name(anchor, base, blocked)
+        name = next(n for n in account_name_options(anchor, base)
+                    if n.lower() not in used and reserved.get(n.lower(), anchor) == anchor)
         used.add(name.lower())
         result[anchor] = name
     return result
-
-
-def _unique_account_name(anchor: str, base: str, used: set[str]) -> str:
-    return next(name for name in account_name_options(anchor, base) if name.lower() not in used)
 
 
 def account_name_options(anchor: str, base: str) -> Iterator[str]:

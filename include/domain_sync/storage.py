@@ -153,10 +153,10 @@ def read_json(path: StoragePath, default: Any = None) -> Any:
     return default if data is None else json.loads(data)
 
 
-def _json_bytes(data: Any, compact: bool = False) -> bytes:
+def _json_text(data: Any, compact: bool = False) -> str:
     if compact:  # json.dumps: C encoder (json.dump encodes in Python, chunk by chunk)
-        return (json.dumps(data, separators=(",", ":"), default=str) + "\n").encode()
-    return (json.dumps(data, indent=2, sort_keys=True, default=str) + "\n").encode()
+        return json.dumps(data, separators=(",", ":"), default=str) + "\n"
+    return json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
 
 
 @contextlib.contextmanager
@@ -193,8 +193,11 @@ def write_bytes(path: StoragePath, data: bytes) -> None:
 
 
 def write_json_atomic(path: StoragePath, data: Any, compact: bool = False) -> None:
-    """Write JSON whole; `compact` (one line) for large machine files. Local files are 0600 in a 0700 folder."""
-    write_bytes(path, _json_bytes(data, compact))
+    """Write JSON whole; `compact` (one line) for large machine files. Local files are 0600 in a 0700 folder.
+    The text is written as it is (a plan of 100,000s of changes is hundreds of MB: no second, encoded copy)."""
+    text = _json_text(data, compact)
+    with replacing(path, text=True) as handle:
+        handle.write(text)
 
 
 def write_text(path: StoragePath, text: str) -> None:
@@ -405,7 +408,7 @@ class JsonLog:
         """Append `entry` after entry `base` (the one the caller read); its sequence number. LogConflict when
         another writer appended after `base` first."""
         seq = base + 1
-        if not create_exclusive(self.entry_path(seq), _json_bytes(entry)):
+        if not create_exclusive(self.entry_path(seq), _json_text(entry).encode()):
             raise LogConflict(f"{self.entry_path(seq)} exists: another writer appended after entry {base}")
         self._prune(seq)
         return seq

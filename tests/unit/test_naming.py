@@ -91,3 +91,34 @@ def test_an_object_id_is_a_guid_written_8_4_4_4_12_in_either_case(value):
 
 def test_only_text_is_an_object_id():
     assert not is_object_id(None) and not is_object_id(uuid.uuid4()) and not is_object_id(12)
+
+
+def _names_by_blocked_sets(candidates, existing, taken, reserved):
+    """assign_account_names as first written: per candidate, the set of every name it may not take."""
+    from domain_sync.naming import account_name_options
+
+    used = {n.lower() for n in taken} | {n.lower() for n in existing.values()}
+    reserved = {n.lower(): a for n, a in reserved.items() if n.lower() not in used}
+    out = {}
+    for anchor, base in sorted(candidates):
+        if anchor in existing:
+            out[anchor] = existing[anchor]
+            continue
+        blocked = used | {n for n, owner in reserved.items() if owner != anchor}
+        out[anchor] = next(n for n in account_name_options(anchor, base) if n.lower() not in blocked)
+        used.add(out[anchor].lower())
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(bases=st.lists(st.sampled_from(["ann", "Ann", "bo", "bo-0000", "x" * 20, "cy.d"]), min_size=1, max_size=12),
+       taken=st.lists(st.sampled_from(["ann", "BO", "bo-0000", "cy.d-0000"]), max_size=3),
+       reserve=st.lists(st.tuples(st.integers(0, 11), st.sampled_from(["ann", "bo", "ann-0000", "cy.d"])), max_size=5),
+       kept=st.sets(st.integers(0, 11), max_size=3))
+def test_account_names_with_reserved_names_are_the_ones_blocked_name_sets_give(bases, taken, reserve, kept):
+    anchors = [f"0000{i:04d}-0000-4000-8000-000000000000" for i in range(len(bases))]
+    candidates = list(zip(anchors, bases, strict=True))
+    existing = {anchors[i]: f"kept{i}" for i in kept if i < len(anchors)}
+    reserved = {name: anchors[i] for i, name in reserve if i < len(anchors)}
+    assert assign_account_names(candidates, existing, taken, reserved) == _names_by_blocked_sets(
+        candidates, existing, taken, reserved)
