@@ -26,11 +26,20 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from domain_sync.backoff import Backoff
-from domain_sync.dn import DNError, first_rdn, guid_dn, guid_from_bytes, normalize_dn, parent_dn, rdn_value, same_dn
+from domain_sync.dn import (
+    DNError,
+    first_rdn,
+    guid_dn,
+    guid_from_bytes,
+    normalize_dn,
+    parent_dn,
+    rdn_attribute,
+    rdn_value,
+    same_dn,
+)
 from domain_sync.domain import (
     ANCHOR_BINARY_ATTRIBUTES,
     DomainReadError,
-    anchor_filter_value,
     check_referrals,
     decode_anchor,
     disconnect,
@@ -76,7 +85,7 @@ TREE_DELETE_CONTROL = ("1.2.840.113556.1.4.805", True, None)
 # anchor (a phase's such changes in batches: DomainWriter.created_guids). Creates check their own DN;
 # renames find their object at either DN.
 ADDRESSED_BY_DN_CHECKED = frozenset({Op.MODIFY, Op.DISABLE, Op.ADD_MEMBERS, Op.REMOVE_MEMBERS, Op.DELETE})
-FILTER_BATCH = 200  # anchors in one OR filter
+FILTER_BATCH = 200  # names in one OR filter
 
 
 def target(change: Change) -> str:
@@ -233,25 +242,28 @@ class DomainWriter:
     def created_guids(self, changes: list[Change]) -> dict[int, str]:
         """{position in `changes`: objectGUID} of the changes addressed by DN (objects created in this plan)
         whose DN holds an object carrying the change's anchor, read in batches (one search per container and
-        FILTER_BATCH anchors) instead of one read per change; the write then addresses that object by its
-        GUID. A change not found so (no object there, another anchor, an unreadable entry) is left to the
-        write's own read, which reports why. A batch that cannot be read leaves its changes to that read."""
-        wanted: dict[tuple[str, str], list[int]] = {}  # (container key, anchor) -> positions
-        by_container: dict[str, tuple[str, set[str]]] = {}
+        FILTER_BATCH names, on the RDN: cn is indexed, an anchor attribute need not be) instead of one read per
+        change; the write then addresses that object by its GUID. A change not found so (no object there,
+        another anchor, an unreadable entry) is left to the write's own read, which reports why. A batch that
+        cannot be read leaves its changes to that read."""
+        from ldap3.utils.conv import escape_filter_chars
+
+        wanted: dict[str, list[int]] = {}  # normalized DN -> positions
+        by_container: dict[str, tuple[str, set[str]]] = {}  # container key -> (container DN, RDN filter terms)
         for i, change in enumerate(changes):
             if change.guid or change.op not in ADDRESSED_BY_DN_CHECKED or not change.anchor:
                 continue
             try:
-                container = parent_dn(change.dn)
-                key = normalize_dn(container)
+                container, key = parent_dn(change.dn), normalize_dn(change.dn)
+                term = f"({rdn_attribute(change.dn)}={escape_filter_chars(rdn_value(change.dn))})"
+                container_key = normalize_dn(container)
             except DNError:
                 continue
-            wanted.setdefault((key, change.anchor.lower()), []).append(i)
-            by_container.setdefault(key, (container, set()))[1].add(change.anchor)
+            wanted.setdefault(key, []).append(i)
+            by_container.setdefault(container_key, (container, set()))[1].add(term)
         found: dict[int, str] = {}
-        for key, (container, anchors) in by_container.items():
-            terms = sorted(f"({self.anchor_attribute}={anchor_filter_value(self.anchor_attribute, a)})"
-                           for a in anchors)
+        for container, terms in by_container.values():
+            terms = sorted(terms)
             for start in range(0, len(terms), FILTER_BATCH):
                 search = f"(|{''.join(terms[start:start + FILTER_BATCH])})"
                 try:
@@ -266,10 +278,12 @@ class DomainWriter:
                     raw = {k.lower(): v for k, v in entry.get("raw_attributes", {}).items()}
                     anchor = decode_anchor(self.anchor_attribute, raw.get(self.anchor_attribute.lower()))
                     guid = raw.get("objectguid")
-                    if anchor is None or not guid:
+                    try:
+                        positions = wanted.get(normalize_dn(entry["dn"]), ())
+                    except DNError:
                         continue
-                    for i in wanted.get((key, anchor.lower()), ()):
-                        if same_dn(entry["dn"], changes[i].dn):
+                    for i in positions:
+                        if anchor is not None and guid and anchor.lower() == changes[i].anchor.lower():
                             found[i] = guid_from_bytes(guid[0])
         return found
 
