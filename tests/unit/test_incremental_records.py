@@ -90,3 +90,14 @@ def test_the_rows_checked_hold_every_duplicate_value_and_the_objects_named(keys,
 def test_round_ids_are_the_ids_of_every_staged_row():
     users = pd.DataFrame({"id": ["a", None, "b"], "_removed": [None, None, "deleted"]})
     assert round_ids(users, pd.DataFrame(columns=["id"]), pd.DataFrame()) == {"a", "b"}
+
+
+def test_kept_records_of_other_columns_are_not_used_every_record_is_made():
+    users = frame([("Ann Lee", True, True, True), ("Bo", True, True, True)])
+    groups = pd.DataFrame(columns=["id", "displayName", "in_scope", "securityEnabled"])
+    members = pd.DataFrame(columns=["group_id", "member_id", "member_type"])
+    whole = directory_records(users, groups, members, MAPPING)
+    stale = as_written(whole.users).drop(columns=[whole.users.columns[-1]]).assign(jobTitle="stale")
+    made = directory_records(users, groups, members, MAPPING, kept=KeptRecords(stale, whole.groups, set()))
+    pd.testing.assert_frame_equal(as_written(made.users), as_written(whole.users))
+    assert made.remade == set(whole.users["anchor"])

@@ -94,8 +94,12 @@ def _mapped_attributes(frame: pd.DataFrame, mapping: Mapping, kind: str, schema:
     return columns
 
 
+def _record_columns(mapping: Mapping, kind: str) -> list[str]:
+    return RECORD_BASE_COLUMNS + [attr_column(t) for t in mapping.targets(kind)]
+
+
 def _frame(record: dict[str, Any], mapping: Mapping, kind: str) -> pd.DataFrame:
-    columns = RECORD_BASE_COLUMNS + [attr_column(t) for t in mapping.targets(kind)]
+    columns = _record_columns(mapping, kind)
     return pd.DataFrame({c: record[c] for c in columns}, columns=columns)
 
 
@@ -173,22 +177,24 @@ def _synced(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     return frame[_flags(_column(frame, column), True)].reset_index(drop=True)
 
 
-def _records_of(make, objects_frame: pd.DataFrame, mapping: Mapping, schema: DomainSchema, fixes: list[Fix],
-                kept: pd.DataFrame | None, changed: set[str], remade: set[str]) -> pd.DataFrame:
+def _records_of(make, kind: str, objects_frame: pd.DataFrame, mapping: Mapping, schema: DomainSchema,
+                fixes: list[Fix], kept: pd.DataFrame | None, changed: set[str], remade: set[str]) -> pd.DataFrame:
     """`make`'s records of `objects_frame`; with `kept` (the committed records), only those of the objects in
     `changed` or without a kept record are made (their ids added to `remade`), the others are the kept rows,
     in `objects_frame`'s order (fixes point at rows of the result)."""
     if kept is None:
         return make(objects_frame, mapping, schema, fixes)
     ids = _column(objects_frame, "id").astype(str).to_numpy(dtype=object)
+    made_fixes: list[Fix] = []
+    if list(kept.columns) != _record_columns(mapping, kind):
+        # Kept records of other columns (the fingerprint holds the mapping, so not expected): every one is made.
+        remade.update(ids)
+        return make(objects_frame, mapping, schema, fixes)
     kept_ids = set(objects(kept["anchor"]))
     remake = isin(ids, changed) | ~isin(ids, kept_ids)
     remade.update(ids[remake])
-    made_fixes: list[Fix] = []
     made = make(objects_frame[remake].reset_index(drop=True), mapping, schema, made_fixes)
     old = kept[isin(kept["anchor"], set(ids[~remake]))]
-    if list(old.columns) != list(made.columns):  # another mapping: KeptRecords are refused before this
-        raise ValueError(f"kept records have columns {list(old.columns)}, made ones {list(made.columns)}")
     merged = pd.concat([old, made], ignore_index=True) if len(old) else made
     order = pd.Index(merged["anchor"].to_numpy(dtype=object)).get_indexer(ids)
     result = merged.iloc[order].reset_index(drop=True)
@@ -206,9 +212,9 @@ def directory_records(users: pd.DataFrame, groups: pd.DataFrame, members: pd.Dat
     group_fixes: list[Fix] = []
     changed = kept.changed if kept is not None else set()
     remade: set[str] = set()
-    user_frame = _records_of(user_records, _synced(users, "synced"), mapping, schema, user_fixes,
+    user_frame = _records_of(user_records, USER, _synced(users, "synced"), mapping, schema, user_fixes,
                              kept.users if kept is not None else None, changed, remade)
-    group_frame = _records_of(group_records, _synced(groups, "in_scope"), mapping, schema, group_fixes,
+    group_frame = _records_of(group_records, GROUP, _synced(groups, "in_scope"), mapping, schema, group_fixes,
                               kept.groups if kept is not None else None, changed, remade)
     anchors = set(user_frame["anchor"]) | set(group_frame["anchor"])
     principal = (isin(members["member_type"], PRINCIPAL_MEMBER_TYPES) if "member_type" in members.columns

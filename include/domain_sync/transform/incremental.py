@@ -51,9 +51,6 @@ class KeptRecords:
     groups: pd.DataFrame
     changed: set[str]
 
-    def of(self, kind: str) -> pd.DataFrame:
-        return self.users if kind == USER else self.groups
-
 
 def kept_records(state, fingerprint: str) -> tuple[KeptRecords | None, str | None]:
     """(the committed records, None), or (None, why every record is made again)."""
