@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Iterable
 
 from domain_sync.alerts import raise_alert
 from domain_sync.context import StageContext
@@ -68,7 +69,7 @@ def classify(plan: dict, collisions: list[dict]) -> dict[str, list[dict]]:
     return {category: sorted(found[category].values(), key=lambda e: e["anchor"]) for category in CATEGORIES}
 
 
-def corrected_drift(changes: list[dict], changed_in_tenant: set[str], scope_changed: set[str] = frozenset(),
+def corrected_drift(changes: Iterable[dict], changed_in_tenant: set[str], scope_changed: set[str] = frozenset(),
                     scope_members: set[str] = frozenset()) -> dict[str, int]:
     """Counts per category of a sync run's changes to objects the tenant did not change in the run's round:
     what was changed by hand in the domain (or a write that failed before), which the run puts back.

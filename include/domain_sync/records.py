@@ -120,7 +120,7 @@ def attr_column(ldap_name: str) -> str:
     return f"{ATTR_PREFIX}{ldap_name}"
 
 
-@dataclass
+@dataclass(slots=True)
 class Change:
     """One write the plan asks for. `values` maps attribute -> list of values (replace semantics).
 
@@ -161,12 +161,11 @@ class ChangeSet:
     quarantined: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "counts": self.counts,
-            "blocked_reasons": self.blocked_reasons,
-            "quarantined": self.quarantined,
-            "changes": [c.to_json() for c in self.changes],
-        }
+        return self.head_json() | {"changes": [c.to_json() for c in self.changes]}
+
+    def head_json(self) -> dict[str, Any]:
+        """to_json without the changes (written one by one: plan/stage.py)."""
+        return {"counts": self.counts, "blocked_reasons": self.blocked_reasons, "quarantined": self.quarantined}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "ChangeSet":

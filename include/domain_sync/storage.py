@@ -37,7 +37,7 @@ import stat
 import tempfile
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
@@ -192,12 +192,46 @@ def write_bytes(path: StoragePath, data: bytes) -> None:
         fs.pipe_file(remote, data)
 
 
+class JsonArray:
+    """A JSON array that write_json_atomic writes element by element, as a value of the top-level object of a
+    compact file: a list of 100,000s of entries (a plan's changes) is never held whole, nor as one text."""
+
+    CHUNK = 1000  # elements encoded into one write
+
+    def __init__(self, items: Iterable[Any]):
+        self.items = items
+
+    def write(self, handle) -> None:
+        handle.write("[")
+        chunk: list[str] = []
+        first = True
+        for item in self.items:
+            chunk.append(json.dumps(item, separators=(",", ":"), default=str))
+            if len(chunk) == self.CHUNK:
+                handle.write(("" if first else ",") + ",".join(chunk))
+                chunk, first = [], False
+        if chunk:
+            handle.write(("" if first else ",") + ",".join(chunk))
+        handle.write("]")
+
+
 def write_json_atomic(path: StoragePath, data: Any, compact: bool = False) -> None:
     """Write JSON whole; `compact` (one line) for large machine files. Local files are 0600 in a 0700 folder.
-    The text is written as it is (a plan of 100,000s of changes is hundreds of MB: no second, encoded copy)."""
-    text = _json_text(data, compact)
+    The text is written as it is (a plan of 100,000s of changes is hundreds of MB: no second, encoded copy);
+    values of a compact top-level object given as JsonArray are written element by element."""
+    streamed = compact and isinstance(data, dict) and any(isinstance(v, JsonArray) for v in data.values())
     with replacing(path, text=True) as handle:
-        handle.write(text)
+        if not streamed:
+            handle.write(_json_text(data, compact))
+            return
+        handle.write("{")
+        for number, (key, value) in enumerate(data.items()):
+            handle.write(("," if number else "") + json.dumps(str(key)) + ":")
+            if isinstance(value, JsonArray):
+                value.write(handle)
+            else:
+                handle.write(json.dumps(value, separators=(",", ":"), default=str))
+        handle.write("}\n")
 
 
 def write_text(path: StoragePath, text: str) -> None:

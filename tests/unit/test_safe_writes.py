@@ -3,6 +3,7 @@ state lock and the state version a run must keep to."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from datetime import UTC, datetime, timedelta
@@ -175,6 +176,17 @@ def test_a_plans_digest_is_its_change_list_and_changes_with_one_more_delete():
     other = deletes(4)
     other.blocked_reasons = ["x"]
     assert plan_digest(other) == digest
+
+
+@pytest.mark.parametrize("n", [0, 1, 3])
+def test_the_digest_is_the_sha256_of_the_whole_change_list_as_one_canonical_text(n):
+    """Hashed change by change (a first sync's plan is hundreds of MB), it is still the digest of the list's text:
+    a digest approved before stays the digest of the same plan."""
+    plan = change_set(*(Change(Op.CREATE, "user", f"u{i}", f"CN=Zoë {i},OU=S,DC=x", values={"cn": [f"Zoë {i}"]})
+                        for i in range(n)), *deletes(n).changes)
+    text = json.dumps([c.to_json() for c in plan.changes], sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=str)
+    assert plan_digest(plan) == hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def test_only_the_approved_digest_lets_a_blocked_plan_through():

@@ -16,6 +16,7 @@ import pytest
 from domain_sync import storage
 from domain_sync.state import SNAPSHOT_FILES, StateChanged, StateLocked, StateStore
 from domain_sync.storage import (
+    JsonArray,
     JsonLog,
     LogConflict,
     create_exclusive,
@@ -240,3 +241,11 @@ def test_the_two_extracts_each_keep_their_delta_link(root):
     race(2, lambda i: write_json_atomic(RunFolder(root / "runs", "r1").delta_link(("users", "groups")[i]),
                                         {"link": f"link-{i}"}))
     assert RunFolder(root / "runs", "r1").delta_links() == {"users": {"link": "link-0"}, "groups": {"link": "link-1"}}
+
+
+@pytest.mark.parametrize("n", [0, 1, JsonArray.CHUNK, JsonArray.CHUNK + 1, 2 * JsonArray.CHUNK + 3])
+def test_an_array_written_element_by_element_reads_back_as_the_whole_object(root, n):
+    items = [{"op": "create", "anchor": f"a{i}", "values": {"cn": [f"Zoë \"{i}\""]}} for i in range(n)]
+    head = {"counts": {"create": n}, "digest": "d", "status": "clear"}
+    write_json_atomic(root / "plan.json", head | {"changes": JsonArray(iter(items)), "after": [1]}, compact=True)
+    assert read_json(root / "plan.json") == head | {"changes": items, "after": [1]}

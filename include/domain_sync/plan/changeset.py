@@ -253,8 +253,8 @@ def plan_changes(
             break
         keeping |= now_keeping
     collisions.extend(upn_found)
-    kept = [r for r in records if r["anchor"] not in {c.anchor for c in upn_found}]
-    records = kept
+    colliding = {c.anchor for c in upn_found}
+    records = [r for r in records if r["anchor"] not in colliding]
 
     # Objects the plan keeps but does not write (quarantined, held, out of scope) and objects it deletes.
     quarantined_by_name = {c.anchor for c in collisions if c.attribute == "userPrincipalName"}
@@ -317,6 +317,7 @@ def plan_changes(
                                    owner))
         else:
             changes.extend(_update(r, dn, obj, values, after_renames, set_initial_password))
+    records.clear()  # what the rest needs is in the changes: a first sync at large holds 100,000s of records
 
     freed_names = {n for n, dn in observed.account_names.items() if normalize_dn(dn) in leaving}
     freed_names |= {n for n, dn in observed.principal_names.items() if normalize_dn(dn) in leaving}
@@ -340,15 +341,15 @@ def plan_changes(
     wanted |= {normalize_dn(c.new_dn) for c in changes if c.op == Op.RENAME and c.new_dn}
     # ... and so does a delete whose sAMAccountName or UPN (or the UPN its sAMAccountName implies) a create
     # or a modify takes.
-    taken = set().union(*(_names_taken_by(c, suffix) for c in changes))
+    taken = Counter(name for c in changes for name in _names_taken_by(c, suffix))  # name -> writes taking it
     frees = {normalize_dn(o.dn) for o in observed.objects.values()
-             if normalize_dn(o.dn) in leaving and _names_held_by(o, suffix) & taken & freed_names}
+             if normalize_dn(o.dn) in leaving and _names_held_by(o, suffix) & freed_names & taken.keys()}
     wanted |= frees
     for c in changes:
         if c.op == Op.DELETE and normalize_dn(c.dn) in wanted:
             c.reason = "not in the tenant; frees its name for another object"
 
-    changes, early = _release_names_first(changes, observed, suffix)
+    changes, early = _release_names_first(changes, observed, suffix, taken)
 
     def order(c: Change) -> tuple[float, int]:
         index: float = Op(c.op).order
@@ -389,12 +390,12 @@ def _names_held_by(obj: ObservedObject, suffix: str) -> set[str]:
                           suffix)
 
 
-def _release_names_first(changes: list[Change], observed: ObservedDomain, suffix: str) -> tuple[list[Change], set[int]]:
+def _release_names_first(changes: list[Change], observed: ObservedDomain, suffix: str,
+                         taken: Counter) -> tuple[list[Change], set[int]]:
     """A modify that moves an object's sAMAccountName or UPN away from a name another write of the plan
-    takes (a create, or another object's modify) is split: its name attributes go in a step before the
-    creates (ids returned), the rest of the modify stays in its place. Otherwise the two writes race in
-    one phase and the taker may be refused (19 or 68) until the next run."""
-    taken = Counter(name for c in changes for name in _names_taken_by(c, suffix))
+    takes (a create, or another object's modify: `taken` counts them) is split: its name attributes go in
+    a step before the creates (ids returned), the rest of the modify stays in its place. Otherwise the two
+    writes race in one phase and the taker may be refused (19 or 68) until the next run."""
     early: set[int] = set()
     out: list[Change] = []
     for c in changes:

@@ -168,9 +168,13 @@ def guard_reasons(change_set: ChangeSet, synced_counts: dict[str, int], group_me
 
 def plan_digest(change_set: ChangeSet) -> str:
     """sha256 (hex) of the canonical change list: the changes in apply order, keys sorted, no spaces."""
-    canonical = json.dumps([c.to_json() for c in change_set.changes], sort_keys=True, separators=(",", ":"),
-                           ensure_ascii=False, default=str)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    # The text of json.dumps(the list), hashed change by change: a plan of 100,000s of changes is never one text.
+    digest = hashlib.sha256(b"[")
+    for number, change in enumerate(change_set.changes):
+        text = json.dumps(change.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+        digest.update((("," if number else "") + text).encode("utf-8"))
+    digest.update(b"]")
+    return digest.hexdigest()
 
 
 class ApprovalInvalid(PermanentError):

@@ -38,10 +38,10 @@ from domain_sync.plan.incremental import (
 from domain_sync.plan.observed import ObservedDomain
 from domain_sync.plan.preview import render_preview
 from domain_sync.plan.restrict import chosen_objects, restrict_to_objects
-from domain_sync.records import GROUP, USER, Op
+from domain_sync.records import GROUP, USER, Change, Op
 from domain_sync.runs import RunFolder
 from domain_sync.state import StateStore
-from domain_sync.storage import parquet_rows, read_json, read_parquet, write_json_atomic, write_text
+from domain_sync.storage import JsonArray, parquet_rows, read_json, read_parquet, write_json_atomic, write_text
 
 log = logging.getLogger(__name__)
 
@@ -125,15 +125,15 @@ def run(ctx: StageContext) -> dict:
         write_json_atomic(run.collisions, [asdict(c) for c in collisions])
         for c in collisions:
             log.warning("collision: %s", c.reason())
-    plan_json = change_set.to_json()
-    write_json_atomic(run.plan, plan_json | {"digest": digest, "status": status,
-                                                        "approved": status == "approved", "synced_in_domain": synced,
-                                                        HELD_KEY: sorted(held_failing),
-                                                        "plan_mode": planned.summary()}, compact=True)
+    # The changes are written one by one: a first sync's plan is hundreds of MB of JSON.
+    write_json_atomic(run.plan, change_set.head_json() | {
+        "digest": digest, "status": status, "approved": status == "approved", "synced_in_domain": synced,
+        HELD_KEY: sorted(held_failing), "plan_mode": planned.summary(),
+        "changes": JsonArray(c.to_json() for c in change_set.changes)}, compact=True)
     if chosen is None:
         # An on-demand run commits the round's other changes unwritten: no index, so the next plan is a full one.
         planned.index.write(run)
-    drift = drift_of_round(run, plan_json["changes"], observed, changed_in_tenant, notes)
+    drift = drift_of_round(run, change_set.changes, observed, changed_in_tenant, notes)
     if drift:
         log.warning("drift: the domain differed from the tenant for objects the tenant did not change (changed by "
                     "hand in the domain, or an earlier write that failed); this run puts them back: %s", drift)
@@ -176,7 +176,7 @@ def committed_objects(state: StateStore) -> int:
     return sum(parquet_rows(p) for p in paths if p is not None)
 
 
-def drift_of_round(run: RunFolder, changes: list[dict], observed: ObservedDomain, changed_in_tenant: set[str],
+def drift_of_round(run: RunFolder, changes: list[Change], observed: ObservedDomain, changed_in_tenant: set[str],
                    notes: dict) -> dict[str, int] | None:
     """The plan's changes to objects this round did not bring from the tenant, by drift category (None after
     a full read of either resource: every object is in such a round). Objects entering or leaving scope this
@@ -189,9 +189,8 @@ def drift_of_round(run: RunFolder, changes: list[dict], observed: ObservedDomain
     for anchor, obj in observed.objects.items():
         if anchor.lower() in scope_changed:
             members |= {member_key(obj.dn)} | ({member_key(guid_dn(obj.guid))} if obj.guid else set())
-    members |= {member_key(c["dn"]) for c in changes
-                if c["op"] == Op.CREATE and str(c.get("anchor")).lower() in scope_changed}
-    return corrected_drift(changes, changed_in_tenant, scope_changed, members)
+    members |= {member_key(c.dn) for c in changes if c.op == Op.CREATE and str(c.anchor).lower() in scope_changed}
+    return corrected_drift((c.to_json() for c in changes), changed_in_tenant, scope_changed, members)
 
 
 def lost_state_reasons(ctx: StageContext, synced: dict[str, int]) -> list[str]:
