@@ -8,7 +8,7 @@ import time
 import pytest
 
 from domain_sync.apply.runner import apply_changes, plan_phases
-from domain_sync.apply.writer import ApplyAborted
+from domain_sync.apply.writer import FILTER_BATCH, ApplyAborted
 from domain_sync.records import (
     APPLIED,
     ApplyResult,
@@ -47,8 +47,13 @@ class FakeWriter:
 
     def created_guids(self, changes: list[Change]) -> dict[int, str]:
         """The batched read of the objects created in this plan: each one named in `found` is there."""
-        self.batched.append([c.anchor for c in changes])
-        return {i: self.found[c.anchor] for i, c in enumerate(changes) if c.anchor in self.found}
+        assert self.busy.acquire(blocking=False), "one connection used by two threads at once"
+        try:
+            time.sleep(self.delay)
+            self.batched.append([c.anchor for c in changes])
+            return {i: self.found[c.anchor] for i, c in enumerate(changes) if c.anchor in self.found}
+        finally:
+            self.busy.release()
 
     def close(self) -> None:
         self.closed = True
@@ -156,6 +161,27 @@ def test_writes_to_objects_created_in_the_plan_are_addressed_by_the_guid_one_bat
     assert [b for w in writers for b in w.batched] == [[f"g{n}" for n in range(12)]]  # the adds' phase, once
     applied = {c.anchor: c.guid for c, *_ in log if c.op == Op.ADD_MEMBERS}
     assert applied == {**{f"g{n}": f"00000000-0000-4000-8000-{n:012d}" for n in range(11)}, "g11": None}
+
+
+def test_the_batched_reads_of_a_big_phase_run_over_every_connection_at_once():
+    n = 2 * FILTER_BATCH + 50
+    users = [user(Op.CREATE, i) for i in range(n)]
+    managers = [user(Op.MODIFY, i, values={"manager": [f"CN=User 0,{C}"]}) for i in range(n)]
+    log: list = []
+    writers: list[FakeWriter] = []
+
+    def make():
+        writers.append(FakeWriter(log, threading.Lock(), delay=0.001))
+        writers[-1].found = {f"u{i}": f"00000000-0000-4000-8000-{i:012d}" for i in range(n) if i != 7}
+        return writers[-1]
+
+    apply_changes(make, users + managers, connections=3)
+    reads = [b for w in writers for b in w.batched]
+    assert sorted(len(b) for b in reads) == [50, FILTER_BATCH, FILTER_BATCH]
+    assert sum(bool(w.batched) for w in writers) == 3  # each batch on a connection of its own
+    assert sorted(a for b in reads for a in b) == sorted(f"u{i}" for i in range(n))
+    applied = {c.anchor: c.guid for c, *_ in log if c.op == Op.MODIFY}
+    assert applied == {f"u{i}": None if i == 7 else f"00000000-0000-4000-8000-{i:012d}" for i in range(n)}
 
 
 def test_a_few_writes_to_created_objects_read_their_dn_each():

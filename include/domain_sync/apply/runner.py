@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
-from domain_sync.apply.writer import ADDRESSED_BY_DN_CHECKED, ApplyAborted, ApplySummary, DomainWriter
+from domain_sync.apply.writer import ADDRESSED_BY_DN_CHECKED, FILTER_BATCH, ApplyAborted, ApplySummary, DomainWriter
 from domain_sync.dn import DNError, normalize_dn, parent_dn
 from domain_sync.records import FAILED, SKIPPED, ApplyResult, Change, Op
 
@@ -120,16 +120,29 @@ class _Phase:
             return next(self._units, None)
 
 
-def address_created_objects(writer: DomainWriter, changes: list[Change], indexes: list[int]) -> None:
+def address_created_objects(writers: list[DomainWriter], pool: ThreadPoolExecutor, changes: list[Change],
+                            indexes: list[int]) -> None:
     """Give the phase's changes to objects created in this plan (addressed by DN) the objectGUID of the object
     at their DN with their anchor, read in batches (DomainWriter.created_guids): they are written by GUID
-    without a read each. Runs between phases, so every create the phase may name has finished."""
+    without a read each. Runs between phases, so every create the phase may name has finished; the batches
+    of FILTER_BATCH changes are read over every writer's connection at once (one writer reads its share in
+    turn: a connection is not thread-safe)."""
     indexes = [i for i in indexes if not changes[i].guid and changes[i].op in ADDRESSED_BY_DN_CHECKED]
     if len(indexes) < MIN_BATCHED_CHECKS:
         return
-    phase = [changes[i] for i in indexes]
-    for position, guid in writer.created_guids(phase).items():
-        changes[indexes[position]] = replace(phase[position], guid=guid)
+    pieces = [indexes[start:start + FILTER_BATCH] for start in range(0, len(indexes), FILTER_BATCH)]
+    shares = [pieces[k::len(writers)] for k in range(min(len(writers), len(pieces)))]
+
+    def read_share(writer: DomainWriter, share: list[list[int]]) -> list[tuple[int, str]]:
+        found = []
+        for piece in share:
+            found += [(piece[position], guid) for position, guid in
+                      writer.created_guids([changes[i] for i in piece]).items()]
+        return found
+
+    for found in pool.map(read_share, writers, shares):
+        for i, guid in found:
+            changes[i] = replace(changes[i], guid=guid)
 
 
 def apply_changes(
@@ -199,7 +212,7 @@ def apply_changes(
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="domain-writer") as pool:
             for number, units in enumerate(phases, 1):
-                address_created_objects(writers[0], changes, [i for unit in units for i in unit])
+                address_created_objects(writers, pool, changes, [i for unit in units for i in unit])
                 phase = _Phase(units)
                 futures = [pool.submit(drain, w, phase) for w in writers[:len(units)]]
                 errors = [f.exception() for f in futures]
