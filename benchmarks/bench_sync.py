@@ -82,14 +82,14 @@ def child_stage(name: str, run_id: str, params: dict[str, Any]) -> None:
 
         profiler = cProfile.Profile()
         profiler.enable()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     result = run_stage(name, run_id, params)
-    seconds = time.perf_counter() - started
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(str(Path(profile_dir) / f"{run_id}-{name}.prof"))
     peak_kib = peak_rss_kib()
-    print(STAGE_MARK + json.dumps({"seconds": seconds, "peak_rss_mib": peak_kib / 1024,
+    print(STAGE_MARK + json.dumps({"seconds": seconds, "cpu_seconds": cpu_seconds, "peak_rss_mib": peak_kib / 1024,
                                    "writes": int(result.get("total_writes") or 0) if name == "apply" else 0,
                                    "result": result}, default=str), flush=True)
 
@@ -123,10 +123,11 @@ def run_stages(run_id: str, params: dict[str, Any] | None = None,
                 raise SystemExit(f"stage {name} of {run_id} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
             out = json.loads(lines[-1][len(STAGE_MARK):])
             results[name] = out.pop("result")
-            figures[name] = {"seconds": round(out["seconds"], 3),
+            figures[name] = {"seconds": round(out["seconds"], 3), "cpu_seconds": round(out["cpu_seconds"], 3),
                              "process_seconds": round(time.perf_counter() - started, 3),
                              "peak_rss_mib": round(out["peak_rss_mib"], 1), "writes": out["writes"]}
-            print(f"    {run_id} {name:15} {out['seconds']:8.1f} s  (process {figures[name]['process_seconds']:.1f} s,"
+            print(f"    {run_id} {name:15} {out['seconds']:8.1f} s  (cpu {out['cpu_seconds']:.1f} s, "
+                  f"process {figures[name]['process_seconds']:.1f} s,"
                   f" peak {out['peak_rss_mib']:.0f} MiB)", flush=True)
     finally:
         from domain_sync.config import Settings
@@ -242,8 +243,9 @@ def bare_phases(plan: dict[str, Any], anchor_attribute: str, passwords: bool) ->
     return phases
 
 
-def timed_bare(connection: dict[str, Any], phases: list[list[tuple]], connections: int) -> float:
-    """Seconds to write every phase (in order; one thread per connection within a phase)."""
+def timed_bare(connection: dict[str, Any], phases: list[list[tuple]], connections: int) -> tuple[float, float]:
+    """Seconds to write every phase (in order; one thread per connection within a phase), and the CPU seconds
+    this process spent on it (the client's share; the DC's is its own)."""
     conns = [bare_connection(connection) for _ in range(connections)]
     failures: list = []
 
@@ -257,7 +259,7 @@ def timed_bare(connection: dict[str, Any], phases: list[list[tuple]], connection
             if not getattr(conn, method)(*args):
                 failures.append((method, args[0], conn.result))
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for phase in phases:
         items, lock = iter(phase), threading.Lock()
         threads = [threading.Thread(target=drain, args=(c, items, lock)) for c in conns[:len(phase)]]
@@ -265,12 +267,12 @@ def timed_bare(connection: dict[str, Any], phases: list[list[tuple]], connection
             t.start()
         for t in threads:
             t.join()
-    seconds = time.perf_counter() - started
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     for c in conns:
         c.unbind()
     if failures:
         raise SystemExit(f"bare writes failed ({len(failures)}): {failures[:3]}")
-    return seconds
+    return seconds, cpu_seconds
 
 
 def measure_ceiling(workdir: Path, tenant_file: Path, env: dict[str, str], passwords: bool) -> dict[str, Any]:
@@ -282,9 +284,10 @@ def measure_ceiling(workdir: Path, tenant_file: Path, env: dict[str, str], passw
         plan = m.plan(run_id)
         settings = m.settings()
         phases = bare_phases(plan, settings.anchor_attribute, passwords)
-        seconds = timed_bare(m.domain.connection(), phases, settings.apply_connections)
+        seconds, cpu_seconds = timed_bare(m.domain.connection(), phases, settings.apply_connections)
         writes = sum(len(p) for p in phases)
         out = sync_report.ceiling_figures(created_objects(plan), writes, seconds, settings.apply_connections)
+        out["cpu_seconds"] = round(cpu_seconds, 3)
     print(f"  ceiling, passwords {pw}: {out}", flush=True)
     return out
 

@@ -55,13 +55,15 @@ def summed_seconds(stages: dict[str, dict[str, Any]]) -> float:
 
 
 def run_figures(stages: dict[str, dict[str, Any]], objects: int | None = None) -> dict[str, Any]:
-    """A run's totals from its stages ({stage: {seconds, process_seconds, peak_rss_mib, writes}})."""
+    """A run's totals from its stages ({stage: {seconds, cpu_seconds, process_seconds, peak_rss_mib, writes}})."""
     seconds = summed_seconds(stages)
     out: dict[str, Any] = {
         "stages": stages,
         "seconds": round(seconds, 3),
         "process_seconds": round(sum(s.get("process_seconds", s["seconds"]) for s in stages.values()), 3),
         "writes": sum(s.get("writes", 0) for s in stages.values()),
+        # The client's CPU seconds (stages measured before this figure existed count none).
+        "cpu_seconds": round(sum(s.get("cpu_seconds", 0) for s in stages.values()), 3),
         "peak_rss_mib": max((s["peak_rss_mib"] for s in stages.values()), default=None),
     }
     if objects is not None:
