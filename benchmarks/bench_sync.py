@@ -17,6 +17,8 @@ Parts (each runnable alone; results merge into the size's JSON file):
   ceiling      the plan of a dry run on an empty DC, then bare ldap3 writes of exactly its writes (containers,
                creates, manager modifies, member adds) in the plan's phases over apply_connections LDAPS
                connections, nothing else; passwords on: every new user gets an initial password.
+  dry-run      the stages of a first sync up to its plan (a dry run) into an empty DC: their time and peak
+               RSS without the hour of writes a large first sync takes (passwords off).
   full         the full sync through every stage into an empty DC, as objects/s; ceiling_ratio is its
                throughput over the ceiling's, per password setting.
   no-change    after a full sync (passwords off), a run with nothing changed: its writes and time, with the
@@ -57,7 +59,7 @@ from benchmarks import sync_report  # noqa: E402
 
 TENANT_DOMAIN = "contoso.example"  # not the DC's realm (its implied UPNs would collide with the tenant's)
 STAGE_MARK = "BENCH-STAGE "
-PARTS = ("ceiling", "full", "no-change", "incremental", "freshness")
+PARTS = ("ceiling", "dry-run", "full", "no-change", "incremental", "freshness")
 SYNC_DAG = "tenant_to_domain_sync"
 
 
@@ -292,6 +294,17 @@ def measure_ceiling(workdir: Path, tenant_file: Path, env: dict[str, str], passw
     return out
 
 
+def measure_dry_run(workdir: Path, tenant_file: Path, env: dict[str, str]) -> dict[str, Any]:
+    print("first sync up to its plan (dry run)", flush=True)
+    with Measurement(workdir, "dry-run", tenant_file, False, env) as m:
+        figures, results = run_stages("manual__bench-first-plan", {"dry_run": True}, stages=sync_report.STAGES[:5])
+        out = sync_report.run_figures(figures)
+        out.update({"planned_objects": created_objects(m.plan("manual__bench-first-plan")),
+                    "planned": results["plan"].get("counts")})
+    print(f"  dry run: {out['seconds']:.1f} s, peak {out['peak_rss_mib']:.0f} MiB", flush=True)
+    return out
+
+
 # ------------------------------------------------------------------ full sync, no-change, incremental
 def plan_modes() -> list[str]:
     """The plan modes the settings offer: ["full", "incremental"] once DOMAIN_SYNC_PLAN_MODE exists."""
@@ -512,7 +525,7 @@ def write_results(out_dir: Path, size: str, update: dict[str, Any]) -> dict[str,
     for key, value in update.items():
         if key in ("ceiling", "full_sync"):
             value = {pw: {**figures, **stamp} for pw, figures in value.items()}
-        elif key in ("no_change", "incremental", "freshness"):
+        elif key in ("dry_run", "no_change", "incremental", "freshness"):
             value = {**value, **stamp}
         if isinstance(value, dict) and isinstance(result.get(key), dict) and key in ("ceiling", "full_sync"):
             result[key] = {**result[key], **value}
@@ -608,6 +621,8 @@ def main(argv: list[str] | None = None) -> int:
     base["apply_connections"] = Settings.from_env().apply_connections
     result = write_results(args.out, args.size, base)
     try:
+        if "dry-run" in args.parts:
+            result = write_results(args.out, args.size, {"dry_run": measure_dry_run(workdir, tenant_file, env)})
         for pw in args.passwords:
             passwords = pw == "on"
             if "ceiling" in args.parts:

@@ -86,6 +86,8 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
 
 def _all_runs(result: dict[str, Any]) -> list[dict[str, Any]]:
     runs = list((result.get("full_sync") or {}).values())
+    if result.get("dry_run"):
+        runs.append(result["dry_run"])
     runs += [r for r in (result.get("no_change") or {}).values() if isinstance(r, dict)]
     if result.get("incremental"):
         runs.append(result["incremental"])
@@ -222,6 +224,7 @@ def markdown(results: dict[str, dict[str, Any]]) -> str:
         text += row(f"full sync (every stage), passwords {pw}", run_cell(("full_sync", pw)))
         text += row(f"`ceiling_ratio`, passwords {pw}", lambda r, pw=pw: _num(figure(r, f"ceiling_ratio.{pw}"),
                                                                               digits=2))
+    text += row("first sync up to its plan (dry run)", run_cell(("dry_run",)))
     text += row("no-change run, full", run_cell(("no_change", "full")))
     text += row("no-change run, incremental",
                 lambda r: run_cell(("no_change", "incremental"))(r) if (r.get("no_change") or {}).get("incremental")
@@ -255,6 +258,8 @@ def markdown(results: dict[str, dict[str, Any]]) -> str:
 
 def _labelled_runs(result: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     runs = [(f"full sync, passwords {pw}", run) for pw, run in (result.get("full_sync") or {}).items()]
+    if result.get("dry_run"):
+        runs.append(("first sync up to its plan (dry run)", result["dry_run"]))
     runs += [(f"no-change, {mode}", run) for mode, run in (result.get("no_change") or {}).items()
              if isinstance(run, dict)]
     if result.get("incremental"):

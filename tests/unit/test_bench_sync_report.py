@@ -135,3 +135,14 @@ def test_the_change_recipe_is_the_same_at_two_sizes_and_takes_no_existing_id():
         counts.append(recipe_counts(recipe, 2026))
     assert counts[0] == counts[1] == {"seed": 2026, "attributes": 100, "rename": 20, "delete_user": 20,
                                       "create_user": 40, "add_member": 10, "remove_member": 10}
+
+
+def test_a_dry_run_of_the_first_sync_counts_for_the_peak_and_is_shown():
+    measured = result("large")
+    measured["dry_run"] = r.run_figures({name: {"seconds": 1.0, "peak_rss_mib": 900.0 + i, "writes": 0}
+                                         for i, name in enumerate(r.STAGES[:5])})
+    large = r.derive(measured)
+    assert large["peak_rss_mib"] == 904.0  # the dry run's plan, above every other run's stages
+    text = r.markdown({"large": large})
+    assert "| first sync up to its plan (dry run) | 5.0 s (0 writes) |" in text
+    assert "| large first sync up to its plan (dry run) |" in text
