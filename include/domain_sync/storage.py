@@ -238,6 +238,13 @@ def write_text(path: StoragePath, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
+def write_lines(path: StoragePath, lines: Iterable[str]) -> None:
+    """Write text line by line (each ends with a newline), whole or not at all: a long text is never held at once."""
+    with replacing(path, text=True) as handle:
+        for line in lines:
+            handle.write(line + "\n")
+
+
 def read_parquet(path: StoragePath, **kwargs):
     """A Parquet file as a pandas frame (kwargs: read_parquet's, e.g. columns)."""
     import pandas as pd

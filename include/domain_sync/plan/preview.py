@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from domain_sync.dn import first_rdn, parent_dn
 from domain_sync.records import (
     ChangeSet,
@@ -9,15 +11,17 @@ from domain_sync.records import (
 )
 
 
-def render_preview(change_set: ChangeSet, header: str = "") -> str:
-    lines = []
+def preview_lines(change_set: ChangeSet, header: str = "") -> Iterator[str]:
+    """The preview line by line, change by change (a first sync's preview is hundreds of MB: written as made)."""
+    lines: list[str] = []
     if header:
         lines += [f"# {line}" for line in header.splitlines()]
     lines.append("# counts: " + (", ".join(f"{k}={v}" for k, v in change_set.counts.items()) or "no changes"))
     for reason in change_set.blocked_reasons:
         lines.append(f"# BLOCKED: {reason}")
     for c in change_set.changes:
-        lines.append("")
+        yield from lines
+        lines = [""]
         lines.append(f"# {c.op} {c.kind} {c.anchor}".rstrip() + (f" ({c.reason})" if c.reason else ""))
         if c.guid:
             lines.append(f"# objectGUID {c.guid}")
@@ -41,4 +45,4 @@ def render_preview(change_set: ChangeSet, header: str = "") -> str:
                     lines += [f"replace: {name}"] + [f"{name}: {v}" for v in values] + ["-"]
                 else:
                     lines += [f"delete: {name}", "-"]
-    return "\n".join(lines) + "\n"
+    yield from lines

@@ -36,12 +36,12 @@ from domain_sync.plan.incremental import (
     settings_fingerprint,
 )
 from domain_sync.plan.observed import ObservedDomain
-from domain_sync.plan.preview import render_preview
+from domain_sync.plan.preview import preview_lines
 from domain_sync.plan.restrict import chosen_objects, restrict_to_objects
 from domain_sync.records import GROUP, USER, Change, Op
 from domain_sync.runs import RunFolder
 from domain_sync.state import StateStore
-from domain_sync.storage import JsonArray, parquet_rows, read_json, read_parquet, write_json_atomic, write_text
+from domain_sync.storage import JsonArray, parquet_rows, read_json, read_parquet, write_json_atomic, write_lines
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def run(ctx: StageContext) -> dict:
     if held_failing or released:
         log.warning("%d objects held for failing run after run (%s); %d released (tenant change or full resync): %s",
                     len(held_failing), sorted(held_failing)[:20], len(released), sorted(released)[:20])
-    write_text(run.plan_preview, render_preview(change_set, header=preview_header(run, digest, status)))
+    write_lines(run.plan_preview, preview_lines(change_set, header=preview_header(run, digest, status)))
     summary = {
         "counts": change_set.counts,
         "changes": len(change_set.changes),
