@@ -299,7 +299,11 @@ def plan_changes(
     # ... and where it will sit once this plan's renames and moves are done.
     after_renames = {key: dns[a] for key, a in anchor_of.items() if a in dns}
 
-    for r in records:
+    # Each record is let go once its changes are made (taken from the end of the reversed list: plan order), so
+    # the changes take the memory the records free: a first sync at large holds 100,000s of both.
+    records.reverse()
+    while records:
+        r = records.pop()
         anchor, kind = r["anchor"], r["kind"]
         dn = dns[anchor]
         values = _desired_values(r)
@@ -317,7 +321,6 @@ def plan_changes(
                                    owner))
         else:
             changes.extend(_update(r, dn, obj, values, after_renames, set_initial_password))
-    records.clear()  # what the rest needs is in the changes: a first sync at large holds 100,000s of records
 
     freed_names = {n for n, dn in observed.account_names.items() if normalize_dn(dn) in leaving}
     freed_names |= {n for n, dn in observed.principal_names.items() if normalize_dn(dn) in leaving}
@@ -335,19 +338,25 @@ def plan_changes(
             continue
         changes.append(Change(Op.DELETE, obj.kind, anchor, obj.dn, reason="not in the tenant", guid=obj.guid))
 
+    # The names the plan's writes take (name -> writes taking it), for deletes and for modifies moving an
+    # object's name (_release_names_first); a plan with neither (a first sync) does not count them.
+    deletes = any(c.op == Op.DELETE for c in changes)
+    names_move = any(c.op == Op.MODIFY and c.anchor in observed.objects
+                     and any(k.lower() in NAME_ATTRIBUTES for k in c.values) for c in changes)
+    taken = Counter(name for c in changes for name in _names_taken_by(c, suffix)) if deletes or names_move else Counter()
     # A delete that frees a DN another object is renamed or created into goes first (an object still
     # holding the name would make that write fail with entryAlreadyExists); the others go last.
-    wanted = {normalize_dn(c.dn) for c in changes if c.op == Op.CREATE}
-    wanted |= {normalize_dn(c.new_dn) for c in changes if c.op == Op.RENAME and c.new_dn}
-    # ... and so does a delete whose sAMAccountName or UPN (or the UPN its sAMAccountName implies) a create
-    # or a modify takes.
-    taken = Counter(name for c in changes for name in _names_taken_by(c, suffix))  # name -> writes taking it
-    frees = {normalize_dn(o.dn) for o in observed.objects.values()
-             if normalize_dn(o.dn) in leaving and _names_held_by(o, suffix) & freed_names & taken.keys()}
-    wanted |= frees
-    for c in changes:
-        if c.op == Op.DELETE and normalize_dn(c.dn) in wanted:
-            c.reason = "not in the tenant; frees its name for another object"
+    wanted: set[str] = set()
+    if deletes:
+        wanted = {normalize_dn(c.dn) for c in changes if c.op == Op.CREATE}
+        wanted |= {normalize_dn(c.new_dn) for c in changes if c.op == Op.RENAME and c.new_dn}
+        # ... and so does a delete whose sAMAccountName or UPN (or the UPN its sAMAccountName implies) a create
+        # or a modify takes.
+        wanted |= {normalize_dn(o.dn) for o in observed.objects.values()
+                   if normalize_dn(o.dn) in leaving and _names_held_by(o, suffix) & freed_names & taken.keys()}
+        for c in changes:
+            if c.op == Op.DELETE and normalize_dn(c.dn) in wanted:
+                c.reason = "not in the tenant; frees its name for another object"
 
     changes, early = _release_names_first(changes, observed, suffix, taken)
 
