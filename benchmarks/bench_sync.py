@@ -1,6 +1,6 @@
 """The sync benchmark (issue "Performance", section "The benchmark"): prints figures, writes them (not a test).
 
-    .venv/bin/python benchmarks/bench_sync.py --size small [--parts ceiling,full,no-change,incremental,freshness]
+    .venv/bin/python benchmarks/bench_sync.py --size small [--parts ceiling,dry-run,full,no-change,incremental,freshness]
         [--passwords off,on] [--freshness-samples 12] [--freshness-minutes 10] [--out benchmarks/results]
 
 Sizes (benchmarks/sync_report.py SIZES): tiny 500 users (to try the command), small 10,000 users / 1,000
