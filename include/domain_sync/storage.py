@@ -153,10 +153,16 @@ def read_json(path: StoragePath, default: Any = None) -> Any:
     return default if data is None else json.loads(data)
 
 
+def _json_default(value: Any) -> str:
+    if isinstance(value, JsonArray):
+        raise TypeError("a JsonArray is written only as a value of the top-level object of a compact JSON file")
+    return str(value)
+
+
 def _json_text(data: Any, compact: bool = False) -> str:
     if compact:  # json.dumps: C encoder (json.dump encodes in Python, chunk by chunk)
-        return json.dumps(data, separators=(",", ":"), default=str) + "\n"
-    return json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
+        return json.dumps(data, separators=(",", ":"), default=_json_default) + "\n"
+    return json.dumps(data, indent=2, sort_keys=True, default=_json_default) + "\n"
 
 
 @contextlib.contextmanager
@@ -206,7 +212,7 @@ class JsonArray:
         chunk: list[str] = []
         first = True
         for item in self.items:
-            chunk.append(json.dumps(item, separators=(",", ":"), default=str))
+            chunk.append(json.dumps(item, separators=(",", ":"), default=_json_default))
             if len(chunk) == self.CHUNK:
                 handle.write(("" if first else ",") + ",".join(chunk))
                 chunk, first = [], False
@@ -230,7 +236,7 @@ def write_json_atomic(path: StoragePath, data: Any, compact: bool = False) -> No
             if isinstance(value, JsonArray):
                 value.write(handle)
             else:
-                handle.write(json.dumps(value, separators=(",", ":"), default=str))
+                handle.write(json.dumps(value, separators=(",", ":"), default=_json_default))
         handle.write("}\n")
 
 

@@ -249,3 +249,10 @@ def test_an_array_written_element_by_element_reads_back_as_the_whole_object(root
     head = {"counts": {"create": n}, "digest": "d", "status": "clear"}
     write_json_atomic(root / "plan.json", head | {"changes": JsonArray(iter(items)), "after": [1]}, compact=True)
     assert read_json(root / "plan.json") == head | {"changes": items, "after": [1]}
+
+
+def test_an_array_to_write_element_by_element_anywhere_else_is_refused(tmp_path):
+    for data, compact in (({"changes": JsonArray([1])}, False), ({"plan": {"changes": JsonArray([1])}}, True)):
+        with pytest.raises(TypeError, match="top-level object of a compact"):
+            write_json_atomic(tmp_path / "plan.json", data, compact=compact)
+    assert not (tmp_path / "plan.json").exists()
