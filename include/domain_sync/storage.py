@@ -198,9 +198,25 @@ def write_bytes(path: StoragePath, data: bytes) -> None:
         fs.pipe_file(remote, data)
 
 
+def json_array_text(items: Iterable[Any], chunk: int = 1000, **dumps: Any) -> Iterator[str]:
+    """The text of json.dumps(list(items), **dumps), in pieces of `chunk` elements: a list of 100,000s of entries
+    (a plan's changes) is never held whole, nor as one text. `dumps` must give separators without spaces."""
+    yield "["
+    pieces: list[str] = []
+    first = True
+    for item in items:
+        pieces.append(json.dumps(item, **dumps))
+        if len(pieces) == chunk:
+            yield ("" if first else ",") + ",".join(pieces)
+            pieces, first = [], False
+    if pieces:
+        yield ("" if first else ",") + ",".join(pieces)
+    yield "]"
+
+
 class JsonArray:
-    """A JSON array that write_json_atomic writes element by element, as a value of the top-level object of a
-    compact file: a list of 100,000s of entries (a plan's changes) is never held whole, nor as one text."""
+    """A JSON array that write_json_atomic writes element by element (json_array_text), as a value of the
+    top-level object of a compact file."""
 
     CHUNK = 1000  # elements encoded into one write
 
@@ -208,17 +224,8 @@ class JsonArray:
         self.items = items
 
     def write(self, handle) -> None:
-        handle.write("[")
-        chunk: list[str] = []
-        first = True
-        for item in self.items:
-            chunk.append(json.dumps(item, separators=(",", ":"), default=_json_default))
-            if len(chunk) == self.CHUNK:
-                handle.write(("" if first else ",") + ",".join(chunk))
-                chunk, first = [], False
-        if chunk:
-            handle.write(("" if first else ",") + ",".join(chunk))
-        handle.write("]")
+        for text in json_array_text(self.items, self.CHUNK, separators=(",", ":"), default=_json_default):
+            handle.write(text)
 
 
 def write_json_atomic(path: StoragePath, data: Any, compact: bool = False) -> None:

@@ -23,7 +23,6 @@ changes that were read and approved; a plan with one more delete has another dig
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 
@@ -31,6 +30,7 @@ from domain_sync.config import Settings
 from domain_sync.dn import guid_dn, member_key, normalize_dn
 from domain_sync.errors import PermanentError
 from domain_sync.records import GROUP, KINDS, ChangeSet, Op
+from domain_sync.storage import json_array_text
 
 DIGEST_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 
@@ -168,12 +168,11 @@ def guard_reasons(change_set: ChangeSet, synced_counts: dict[str, int], group_me
 
 def plan_digest(change_set: ChangeSet) -> str:
     """sha256 (hex) of the canonical change list: the changes in apply order, keys sorted, no spaces."""
-    # The text of json.dumps(the list), hashed change by change: a plan of 100,000s of changes is never one text.
-    digest = hashlib.sha256(b"[")
-    for number, change in enumerate(change_set.changes):
-        text = json.dumps(change.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-        digest.update((("," if number else "") + text).encode("utf-8"))
-    digest.update(b"]")
+    # The text of json.dumps(the list), hashed piece by piece: a plan of 100,000s of changes is never one text.
+    digest = hashlib.sha256()
+    for text in json_array_text((c.to_json() for c in change_set.changes), sort_keys=True, separators=(",", ":"),
+                                ensure_ascii=False, default=str):
+        digest.update(text.encode("utf-8"))
     return digest.hexdigest()
 
 
