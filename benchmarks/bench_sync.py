@@ -321,58 +321,89 @@ def full_run() -> dict[str, Any]:
     return figures
 
 
+def wait_for(go_file: Path) -> bool:
+    """Wait until go_file exists and take it; False when it holds "stop"."""
+    print(f"  paused: waiting for {go_file} (\"stop\" in it ends the benchmark)", flush=True)
+    while not go_file.exists():
+        time.sleep(5)
+    word = go_file.read_text(encoding="utf-8").strip()
+    go_file.unlink()
+    return word != "stop"
+
+
 def measure_sync(workdir: Path, tenant_file: Path, env: dict[str, str], passwords: bool, parts: set[str],
-                 recipe_seed: int, changes: int, save) -> None:
+                 recipe_seed: int, changes: int, save, pause: Path | None = None) -> None:
     """The full sync; then (passwords off) the no-change runs and the incremental run in the same domain.
-    `save(update)` keeps each figure as soon as it is measured."""
+    `save(update)` keeps each figure as soon as it is measured. With `pause`, the benchmark waits for that
+    file after the full sync and after each round of the other parts, so that the stages of another commit
+    (each stage runs in a fresh process importing the tree's code) are measured on the same synced domain."""
     pw = "on" if passwords else "off"
     print(f"full sync, passwords {pw}", flush=True)
     out: dict[str, Any] = {}
     with Measurement(workdir, f"sync-{pw}", tenant_file, passwords, env) as m:
-        figures = full_run()
-        out["full"] = sync_report.run_figures(figures, created_objects(m.plan("manual__bench-full")))
-        save({"full_sync": {pw: out["full"]}})
-        print(f"  full sync, passwords {pw}: {out['full']['seconds']:.1f} s, {out['full']['objects_per_s']} objects/s",
-              flush=True)
-        modes = plan_modes()
-        if "no-change" in parts:
-            out["no_change"] = {}
-            for mode in modes:
-                if len(modes) > 1:
-                    os.environ["DOMAIN_SYNC_PLAN_MODE"] = mode
-                figures, _ = run_stages(f"manual__bench-no-change-{mode}")
-                out["no_change"][mode] = sync_report.run_figures(figures)
-                print(f"  no-change run, {mode} plan: {out['no_change'][mode]['seconds']:.1f} s, "
-                      f"{out['no_change'][mode]['writes']} writes", flush=True)
-            if modes == ["full"]:
-                out["no_change"]["incremental_note"] = "full only (the settings have no plan mode)"
-            save({"no_change": out["no_change"]})
-        if "incremental" in parts:
+        if "full" in parts or pause is None or pw == "on":
+            figures = full_run()
+            out["full"] = sync_report.run_figures(figures, created_objects(m.plan("manual__bench-full")))
+            save({"full_sync": {pw: out["full"]}})
+            print(f"  full sync, passwords {pw}: {out['full']['seconds']:.1f} s, "
+                  f"{out['full']['objects_per_s']} objects/s", flush=True)
+        else:
+            run_stages("manual__bench-full")
+        round_ = 0
+        while pause is None or (pw == "off" and wait_for(pause)):
+            measure_delta_parts(m, tenant_file, parts, recipe_seed, changes, save, round_)
+            round_ += 1
+            if pause is None:
+                break
+
+
+def measure_delta_parts(m: Measurement, tenant_file: Path, parts: set[str], recipe_seed: int, changes: int, save,
+                        round_: int) -> None:
+    """The no-change runs (each plan mode) and the incremental run of `changes` in the synced domain."""
+    out: dict[str, Any] = {}
+    suffix = f"-r{round_}" if round_ else ""
+    modes = plan_modes()
+    if "no-change" in parts:
+        out["no_change"] = {}
+        for mode in modes:
             if len(modes) > 1:
-                os.environ["DOMAIN_SYNC_PLAN_MODE"] = "incremental"
-            tenant = json.loads(tenant_file.read_text(encoding="utf-8"))
-            recipe = change_recipe(tenant, changes, recipe_seed)
-            apply_recipe(m.emulator.admin, recipe)
-            figures, results = run_stages("manual__bench-incremental")
-            out["incremental"] = sync_report.run_figures(figures)
-            out["incremental"].update({"changes": len(recipe), "recipe": recipe_counts(recipe, recipe_seed),
-                                       "plan_mode": modes[-1], "planned": results["plan"].get("counts")})
-            print(f"  incremental run of {len(recipe)} changes: {out['incremental']['seconds']:.1f} s, "
-                  f"{out['incremental']['writes']} writes", flush=True)
-            save({"incremental": out["incremental"]})
-        os.environ.pop("DOMAIN_SYNC_PLAN_MODE", None)
+                os.environ["DOMAIN_SYNC_PLAN_MODE"] = mode
+            figures, _ = run_stages(f"manual__bench-no-change-{mode}{suffix}")
+            out["no_change"][mode] = sync_report.run_figures(figures)
+            print(f"  no-change run, {mode} plan: {out['no_change'][mode]['seconds']:.1f} s, "
+                  f"{out['no_change'][mode]['writes']} writes", flush=True)
+        if modes == ["full"]:
+            out["no_change"]["incremental_note"] = "full only (the settings have no plan mode)"
+        save({"no_change": out["no_change"]})
+    if "incremental" in parts:
+        if len(modes) > 1:
+            os.environ["DOMAIN_SYNC_PLAN_MODE"] = "incremental"
+        tenant = json.loads(tenant_file.read_text(encoding="utf-8"))
+        recipe = change_recipe(tenant, changes, recipe_seed, round_)
+        apply_recipe(m.emulator.admin, recipe)
+        figures, results = run_stages(f"manual__bench-incremental{suffix}")
+        out["incremental"] = sync_report.run_figures(figures)
+        out["incremental"].update({"changes": len(recipe), "recipe": recipe_counts(recipe, recipe_seed),
+                                   "round": round_,
+                                   "plan_mode": modes[-1], "planned": results["plan"].get("counts")})
+        print(f"  incremental run of {len(recipe)} changes: {out['incremental']['seconds']:.1f} s, "
+              f"{out['incremental']['writes']} writes", flush=True)
+        save({"incremental": out["incremental"]})
+    os.environ.pop("DOMAIN_SYNC_PLAN_MODE", None)
 
 
 # The recipe's shares: attribute changes, new users, deletes, renames, membership changes.
 RECIPE_SHARES = {"attributes": 0.5, "new_user": 0.2, "delete": 0.1, "rename": 0.1, "membership": 0.1}
 
 
-def change_recipe(tenant: dict[str, Any], changes: int, seed: int) -> list[tuple[str, str, dict[str, Any]]]:
+def change_recipe(tenant: dict[str, Any], changes: int, seed: int,
+                  round_: int = 0) -> list[tuple[str, str, dict[str, Any]]]:
     """`changes` tenant changes as (kind, object id, body): the same recipe at every size (the same counts of
     each kind, drawn by the same seed from the first 5,000 users and the team groups among the first 1,000
-    groups, so that the changes do not grow with the tenant)."""
+    groups, so that the changes do not grow with the tenant). A later round (a paused benchmark measuring
+    again in the same domain) draws from the next 5,000 users and names its newcomers apart."""
     rng = random.Random(f"change recipe {seed}")  # not the generator's stream (its ids would come again)
-    users = tenant["users"][:5000]
+    users = tenant["users"][5000 * round_:5000 * (round_ + 1)]
     groups = tenant["groups"][12:1000] or tenant["groups"]
     counts = {kind: int(changes * share) for kind, share in RECIPE_SHARES.items()}
     counts["attributes"] += changes - sum(counts.values())
@@ -390,7 +421,7 @@ def change_recipe(tenant: dict[str, Any], changes: int, seed: int) -> list[tuple
         else:
             recipe.append(("delete_user", user["id"], {}))
     for n in range(counts["new_user"]):
-        nick = f"bench.new{n}"
+        nick = f"bench.new{n}" + (f".r{round_}" if round_ else "")
         recipe.append(("create_user", str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{nick}.{seed}.{TENANT_DOMAIN}")), {
             "displayName": f"Bench Newcomer{n}", "givenName": "Bench", "surname": f"Newcomer{n}",
             "mailNickname": nick, "userPrincipalName": f"{nick}@{TENANT_DOMAIN}", "mail": f"{nick}@{TENANT_DOMAIN}",
@@ -561,6 +592,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--freshness-minutes", type=float, default=10)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--workdir", type=Path, help="working folder (default: a temporary one, removed)")
+    parser.add_argument("--pause", type=Path,
+                        help="after the full sync (passwords off), wait for this file before the no-change and "
+                             "incremental parts, and again after them (\"stop\" in it ends): measures another "
+                             "commit's stages on the same synced domain; without 'full' in --parts the full sync "
+                             "is run but not recorded")
     parser.add_argument("--profile", type=Path,
                         help="run each stage under cProfile and keep its stats here (<run id>-<stage>.prof; "
                              "slows the stages: the figures of such a run are not the benchmark's)")
@@ -631,7 +667,8 @@ def main(argv: list[str] | None = None) -> int:
             needs_sync = {"full", "no-change", "incremental"} & set(args.parts)
             if needs_sync and (pw == "off" or "full" in args.parts):
                 measure_sync(workdir, tenant_file, env, passwords, set(args.parts) if pw == "off" else set(),
-                             args.seed, changes, lambda update: write_results(args.out, args.size, update))
+                             args.seed, changes, lambda update: write_results(args.out, args.size, update),
+                             args.pause)
                 result = sync_report.read_results(args.out)[args.size]
         if "freshness" in args.parts:
             freshness = measure_freshness(workdir, tenant_file, env, args.freshness_samples, args.freshness_minutes,

@@ -137,6 +137,28 @@ def test_the_change_recipe_is_the_same_at_two_sizes_and_takes_no_existing_id():
                                       "create_user": 40, "add_member": 10, "remove_member": 10}
 
 
+
+def test_a_later_round_of_the_recipe_changes_other_users_and_names_its_newcomers_apart():
+    from benchmarks.bench_sync import change_recipe
+    from emulator.generate import generate_tenant
+
+    tenant = generate_tenant(12000, 120, seed=2026, memberships=30000)
+    first, second = (change_recipe(tenant, 200, seed=2026, round_=n) for n in (0, 1))
+    assert first == change_recipe(tenant, 200, seed=2026)
+
+    def touched(recipe):
+        return {object_id for kind, object_id, _ in recipe if kind in ("update_user", "delete_user")}
+
+    def newcomers(recipe, key):
+        return {body[key] if key else object_id for kind, object_id, body in recipe if kind == "create_user"}
+
+    assert touched(first) and touched(second) and not touched(first) & touched(second)
+    for key in ("userPrincipalName", "mailNickname", None):
+        assert len(newcomers(first, key)) == len(newcomers(second, key)) == 40
+        assert not newcomers(first, key) & newcomers(second, key)
+    removed = {body["member"] for kind, _, body in second if kind == "remove_member"}
+    assert not removed & touched(first)
+
 def test_a_dry_run_of_the_first_sync_counts_for_the_peak_and_is_shown():
     measured = result("large")
     measured["dry_run"] = r.run_figures({name: {"seconds": 1.0, "peak_rss_mib": 900.0 + i, "writes": 0}
