@@ -166,10 +166,10 @@ class RunFolder:
         return self._file("plan", "domain_index.json")
 
     def carried_files(self) -> tuple[StoragePath, ...]:
-        """The files commit keeps beside the snapshot, for the next run to build on: the user and group records
-        and how they were made, validation's quarantine, the plan's domain index."""
-        return (self.records("users"), self.records("groups"), self.records_meta, self.quarantine, self.domain_index,
-                self.domain_index_meta)
+        """The files commit keeps beside the snapshot, for the next run to build on: the records, how they were
+        made and their notes, validation's quarantine, the plan's domain index."""
+        return (self.records("users"), self.records("groups"), self.records("members"), self.records_meta,
+                self.records_notes, self.quarantine, self.domain_index, self.domain_index_meta)
 
     # apply -> commit
     @property

@@ -22,15 +22,8 @@ pytestmark = pytest.mark.integration
 USERS = 120
 
 
-def test_a_big_group_with_changed_members_is_not_read_whole_and_gets_the_full_plans_changes(sync_env, monkeypatch):
-    sync_env.set(plan_mode="incremental")
-    users = [tenant_user(f"u{i:03d}", f"User {i:03d}") for i in range(USERS)]
-    last = users[-1]
-    everyone = tenant_group("Everyone", users[:-1])
-    team = tenant_group("Team", users[:5])
-    emu = sync_env.start_tenant({"users": users, "groups": [everyone, team]})
-
-    # Member values each plan mode parsed, by the DN of the group read.
+def count_member_values(monkeypatch) -> dict[str, dict[str, int]]:
+    """{plan mode: {DN of a group read: member values parsed}}, counted from now on."""
     parsed: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     add = SyncedCollector.add
 
@@ -40,12 +33,30 @@ def test_a_big_group_with_changed_members_is_not_read_whole_and_gets_the_full_pl
         return add(self, entry, extra)
 
     monkeypatch.setattr(SyncedCollector, "add", counting)
+    return parsed
+
+
+def synced_comparing_plans(sync_env, run_id: str, parsed: dict) -> dict:
+    """Run every stage, the plan made both ways (no difference allowed); the plan file. Counts start afresh."""
+    for counts in parsed.values():
+        counts.clear()
+    results, problems = sync(sync_env, run_id, compare_plans=True)
+    assert not problems, "\n".join(problems)
+    return read_json(RunFolder(sync_env.settings.runs_dir, run_id).plan, {})
+
+
+def test_a_big_group_with_changed_members_is_not_read_whole_and_gets_the_full_plans_changes(sync_env, monkeypatch):
+    sync_env.set(plan_mode="incremental")
+    users = [tenant_user(f"u{i:03d}", f"User {i:03d}") for i in range(USERS)]
+    last = users[-1]
+    everyone = tenant_group("Everyone", users[:-1])
+    team = tenant_group("Team", users[:5])
+    emu = sync_env.start_tenant({"users": users, "groups": [everyone, team]})
+
+    parsed = count_member_values(monkeypatch)  # by plan mode, then by the DN of the group read
 
     def synced(run_id: str) -> dict:
-        parsed.clear()
-        results, problems = sync(sync_env, run_id, compare_plans=True)
-        assert not problems, "\n".join(problems)
-        return read_json(RunFolder(sync_env.settings.runs_dir, run_id).plan, {})
+        return synced_comparing_plans(sync_env, run_id, parsed)
 
     synced("big-1")
     synced("big-2")  # everything the first run created changed in the domain: a full reconcile, nothing to write
@@ -96,3 +107,64 @@ def test_a_big_group_with_changed_members_is_not_read_whole_and_gets_the_full_pl
     counts = dict(zip(index["anchor"], index["members"], strict=True))
     assert counts[everyone["id"]] == held and counts[team["id"]] == 5
 
+
+
+def test_a_group_the_tenant_changed_only_through_members_is_diffed_for_those_members(sync_env, monkeypatch):
+    sync_env.set(plan_mode="incremental")
+    users = [tenant_user(f"m{i:03d}", f"Member {i:03d}") for i in range(60)]
+    outsider = tenant_user("outsider", "Out Sider")
+    everyone = tenant_group("Everyone", users)
+    team = tenant_group("Team", users[:4] + [outsider])
+    emu = sync_env.start_tenant({"users": [*users, outsider], "groups": [everyone, team]})
+    counted = count_member_values(monkeypatch)
+    parsed = counted["incremental"]
+
+    def synced(run_id: str) -> dict:
+        return synced_comparing_plans(sync_env, run_id, counted)
+
+    def moves(plan: dict, group: dict) -> set[tuple[str, str]]:
+        return {(c["op"], m) for c in plan["changes"] if c["anchor"] == group["id"] for m in c.get("members") or []}
+
+    synced("members-1")
+    synced("members-2")
+    index = read_parquet(RunFolder(sync_env.settings.runs_dir, "members-2").domain_index)
+    guid = dict(zip(index["anchor"], index["guid"], strict=True))
+    everyone_dn = by_sam(sync_env.synced_entries(["sAMAccountName"]))["Everyone"][0].lower()
+
+    # The tenant adds one member, removes one and deletes a third user: Everyone comes in the group round with
+    # its record unchanged, so only those three members are read (whole) and diffed; none of its 60 values is.
+    emu.admin.add_member(everyone["id"], outsider["id"], "#microsoft.graph.user")
+    emu.admin.remove_member(everyone["id"], users[7]["id"])
+    emu.admin.delete_user(users[9]["id"])
+    plan = synced("members-3")
+    assert plan["plan_mode"]["mode"] == "incremental", plan["plan_mode"]
+    assert plan["plan_mode"]["changed_by_reason"].get("members_changed_in_tenant") == 2  # the outsider and m007
+    assert everyone_dn in parsed and parsed[everyone_dn] == 0
+    assert moves(plan, everyone) == {(Op.ADD_MEMBERS, f"<GUID={guid[outsider['id']]}>"),
+                                     (Op.REMOVE_MEMBERS, f"<GUID={guid[users[7]['id']]}>"),
+                                     (Op.REMOVE_MEMBERS, f"<GUID={guid[users[9]['id']]}>")}
+    synced("members-4")
+
+    # A mapped property of Everyone changes with a member: its record differs, so it is read whole.
+    emu.admin.update_group(everyone["id"], {"description": "All of us"})
+    emu.admin.remove_member(everyone["id"], users[11]["id"])
+    plan = synced("members-5")
+    assert plan["plan_mode"]["mode"] == "incremental"
+    assert "members_changed_in_tenant" not in plan["plan_mode"]["changed_by_reason"]
+    assert parsed[everyone_dn] == 59  # 60 and the outsider, less m007 and m009
+    assert moves(plan, everyone) == {(Op.REMOVE_MEMBERS, f"<GUID={guid[users[11]['id']]}>")}
+
+    # Changed by hand in the domain as well as by members in the tenant: read whole.
+    synced("members-6")
+    conn = sync_env.ldap()
+    try:
+        assert conn.modify(everyone_dn, {"member": [("MODIFY_DELETE", [f"<GUID={guid[users[20]['id']]}>"])]}), \
+            conn.result
+    finally:
+        conn.unbind()
+    emu.admin.remove_member(everyone["id"], users[21]["id"])
+    plan = synced("members-7")
+    assert "members_changed_in_tenant" not in plan["plan_mode"]["changed_by_reason"]
+    assert parsed[everyone_dn] == 57  # less m011 and the one removed by hand
+    assert moves(plan, everyone) == {(Op.ADD_MEMBERS, f"<GUID={guid[users[20]['id']]}>"),
+                                     (Op.REMOVE_MEMBERS, f"<GUID={guid[users[21]['id']]}>")}

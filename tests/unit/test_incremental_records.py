@@ -101,3 +101,47 @@ def test_kept_records_of_other_columns_are_not_used_every_record_is_made():
     made = directory_records(users, groups, members, MAPPING, kept=KeptRecords(stale, whole.groups, set()))
     pd.testing.assert_frame_equal(as_written(made.users), as_written(whole.users))
     assert made.remade == set(whole.users["anchor"])
+
+
+GROUP_NAMES = ["Team", "team", "Émile's", None, "y" * 70]
+groups_strategy = st.lists(st.tuples(st.sampled_from(GROUP_NAMES), st.sampled_from([None, "", "About us"]),
+                                     st.sampled_from([None, ["SMTP:a@x.test"], ["smtp:b@x.test", "SMTP:a@x.test"]])),
+                           min_size=1, max_size=8)
+
+
+def group_frame(rows: list[tuple]) -> pd.DataFrame:
+    return pd.DataFrame([{"id": f"10000000-0000-4000-8000-{n:012d}", "displayName": name, "description": about,
+                          "proxyAddresses": proxies, "mailNickname": f"g{n}", "securityEnabled": True,
+                          "in_scope": True} for n, (name, about, proxies) in enumerate(rows)])
+
+
+@settings(max_examples=60, deadline=None)
+@given(before=groups_strategy, after=groups_strategy)
+def test_a_group_is_changed_only_by_members_exactly_when_its_record_read_back_is_the_new_one(before, after):
+    from domain_sync.transform.incremental import groups_changed_by_members
+
+    members = pd.DataFrame(columns=["group_id", "member_id", "member_type"])
+    no_users = frame([(None, True, True, True)]).iloc[:0]
+    old_groups, new_groups = group_frame(before), group_frame(after)
+    kept_groups = as_written(directory_records(no_users, old_groups, members, MAPPING).groups)
+    brought = set(new_groups["id"])  # the round brings every group of `after`
+    kept = KeptRecords(as_written(directory_records(no_users, old_groups, members, MAPPING).users), kept_groups,
+                       brought)
+    made = directory_records(no_users, new_groups, members, MAPPING, kept=kept).groups
+    staged_members = pd.DataFrame([{"group_id": gid, "member_id": f"m-{gid}", "member_type": "user",
+                                    "removed": False} for gid in sorted(brought)])
+    scope_changed = {sorted(brought)[0]} if len(brought) > 2 else set()
+    found = groups_changed_by_members(kept, made, new_groups, staged_members, scope_changed)
+    whole = directory_records(no_users, old_groups, members, MAPPING).groups
+    new_whole = directory_records(no_users, new_groups, members, MAPPING).groups
+
+    def row(records: pd.DataFrame, gid: str) -> dict:
+        picked = records[records["anchor"] == gid].astype(object)
+        return {k: list(v) if isinstance(v, list | tuple) else v
+                for k, v in picked.where(picked.notna(), None).iloc[0].items()}
+
+    expected = {gid for gid in brought - scope_changed if gid in set(whole["anchor"])
+                and row(whole, gid) == row(new_whole, gid)}
+    assert set(found) == expected
+    assert all(found[gid] == [f"m-{gid}"] for gid in found)
+    assert groups_changed_by_members(None, made, new_groups, staged_members, set()) == {}

@@ -29,6 +29,12 @@ domain drops a deleted member's value without changing the group's uSNChanged, s
 deleted in the domain is read whole (a member the tenant no longer has, deleted by the sync, stays counted
 until the group's next whole read, as for any settled group).
 
+A group the tenant changed only through its members (transform's groups_changed_by_members: the round
+brought it, its record is the kept one) and that is in C for no other reason is diffed the same way: read
+without its member values, for the members in C, to which the members the round added to it or removed from
+it are added (read whole, their groups without their member values, as dependents are). A big group losing
+a few members (users deleted in the tenant) costs those members, not the group.
+
 Everything else is settled: in the domain as the last plan left it (nothing changed on either side since).
 The plan reads C by anchor, and the names it checks (the UPNs and their local parts, the account names a new
 object may get, the cns in the container) by name. A settled object a changed one names (a manager, a
@@ -253,6 +259,8 @@ class ChangeInputs:
     index: pd.DataFrame
     meta: dict
     delta: DomainDelta = field(default_factory=DomainDelta)
+    # group -> the members the round added or removed, of the groups the tenant changed only so (transform)
+    by_members: dict[str, set[str]] = field(default_factory=dict)
 
 
 def changed_set(c: ChangeInputs) -> dict[str, set[str]]:
@@ -326,6 +334,15 @@ def restrict(frame: pd.DataFrame, column: str, anchors: set[str]) -> pd.DataFram
     if not len(frame):
         return frame
     return frame[frame[column].str.lower().isin(anchors)]
+
+
+def changed_by_members(reasons: dict[str, set[str]], by_members: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The groups (lower case) the tenant changed only through their members and in the changed set for no
+    other reason, with the members (lower case) the round added or removed."""
+    if not by_members or "tenant" not in reasons:
+        return {}
+    others = set().union(*(v for k, v in reasons.items() if k != "tenant"))
+    return {g: m for g, m in by_members.items() if g in reasons["tenant"] and g not in others}
 
 
 def member_dependents(extra: set[str], index: pd.DataFrame, members: pd.DataFrame,
@@ -406,8 +423,10 @@ def observe_incremental(conn, *, base_dn: str, container_dn: str, search_base: s
                                   f"({'; '.join(moved[:3])})")
     reasons = changed_set(change_inputs)
     changed = set().union(*reasons.values()) if reasons else set()
+    own = changed_by_members(reasons, change_inputs.by_members)  # read after, without their member values
+    their_members = set().union(*own.values()) - changed if own else set()
     index = change_inputs.index
-    check_size(changed, index)
+    check_size(changed | their_members, index)
     missing = [d for d in ancestors(container_dn, base_dn) if not entry_exists(conn, d)]
     attributes = synced_attributes(anchor_attribute, [*mapped_attributes, "userPrincipalName"], owner_attribute,
                                    owner_marker, BACKLINKS)
@@ -434,17 +453,22 @@ def observe_incremental(conn, *, base_dn: str, container_dn: str, search_base: s
         observe_guids(conn, search_base, collector, {g for a in anchors - sticky for g in guids_of.get(a, ())},
                       what, BACKLINKS)
 
-    read(changed, attributes)
+    read(changed - set(own), attributes)
     anchor_of_key = dict(zip(index["key"], index["anchor"], strict=True))
     anchor_of_key.update({normalize_dn(o.dn): a for a, o in collector.objects.items()})
     backlinks = {a: [dn for values in extra.values() for dn in values] for a, extra in collector.extra.items()}
-    extra = dependents(changed, inputs.users, inputs.members, backlinks, anchor_of_key)
-    by_members = member_dependents(extra, index, inputs.members, reasons.get("deleted_in_domain", set()))
+    # Nothing of a group in `own` but its members changed: the objects depending on it did not change either.
+    extra = dependents(changed - set(own), inputs.users, inputs.members, backlinks, anchor_of_key) - their_members
+    by_members = member_dependents(extra | their_members | set(own), index, inputs.members,
+                                   reasons.get("deleted_in_domain", set()))
+    if their_members:
+        reasons["members_changed_in_tenant"] = their_members
     if extra:
         reasons["dependents"] = extra
-        read(extra - by_members, attributes)
-        read(by_members, [a for a in attributes if a.lower() != "member"])
-        changed |= extra
+    later = extra | their_members
+    read((later | set(own)) - by_members, attributes)
+    read(by_members, [a for a in attributes if a.lower() != "member"])
+    changed |= later
     collector.warn_duplicates()
     members_from_backlinks(collector.objects, collector.extra, by_members, index)
 

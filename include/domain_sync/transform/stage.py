@@ -18,11 +18,13 @@ from domain_sync.mapping import Mapping, check_against_schema, load_mapping
 from domain_sync.records import FIELDS, GROUP, MEMBER_COLUMNS, REMOVED, SNAPSHOT_MEMBER_COLUMNS, TENANT_STATE, USER
 from domain_sync.runs import RunFolder
 from domain_sync.state import StateLost, StateStore, check_state
-from domain_sync.storage import read_parquet, write_json_atomic, write_parquet
+from domain_sync.storage import parquet_rows, read_parquet, write_json_atomic, write_parquet
 from domain_sync.transform.directory import directory_records
 from domain_sync.transform.incremental import (
     FULL,
     INCREMENTAL,
+    carry_idle_round,
+    groups_changed_by_members,
     kept_records,
     records_fingerprint,
     round_ids,
@@ -94,6 +96,15 @@ def run(ctx: StageContext) -> dict:
 
     users_full = links["users"]["full_read"]
     groups_full = links["groups"]["full_read"]
+    targets = set(mapping.targets(USER)) | set(mapping.targets(GROUP))
+    schema_json = schema.to_json(targets)
+    fingerprint = records_fingerprint(settings.mapping_file, schema_json, settings.scope_groups)
+    idle = not (users_full or groups_full or len(user_changes) or len(group_changes) or len(member_changes))
+    notes = carry_idle_round(state, run, fingerprint) if idle and settings.plan_mode != "full" else None
+    if notes is not None:
+        write_json_atomic(run.target_schema, schema_json)
+        return _summary(run, notes, schema, without_id, records_made=INCREMENTAL, remade=0,
+                        fixes=_write_fixes(run, None), idle=True)
     previous_users = _read(state.snapshot("users"))
     previous_groups = _read(state.snapshot("groups"))
     previous_members = _read(state.snapshot("members"))
@@ -116,9 +127,6 @@ def run(ctx: StageContext) -> dict:
     write_parquet(groups, run.snapshot("groups"))
     write_parquet(members, run.snapshot("members"))
 
-    targets = set(mapping.targets(USER)) | set(mapping.targets(GROUP))
-    schema_json = schema.to_json(targets)
-    fingerprint = records_fingerprint(settings.mapping_file, schema_json, settings.scope_groups)
     if settings.plan_mode == "full":
         kept, why_full = None, "DOMAIN_SYNC_PLAN_MODE=full"
     elif users_full or groups_full:
@@ -136,36 +144,48 @@ def run(ctx: StageContext) -> dict:
     # Tenant users without records (out of scope, never synced as far as the state knows): if the
     # domain holds them anyway (state lost, a restored backup), the plan disables them, never deletes.
     tenant_only = sorted(set(users["id"].astype(str)) - set(records.users["anchor"].astype(str)))
-    write_json_atomic(run.records_notes, {"users_out_of_scope": tenant_only,
-                                          "scope_changed": sorted(str(i) for i in scope.changed),
-                                          "memberships_dropped": records.dropped_memberships})
+    scope_changed = {str(i) for i in scope.changed}
+    by_members = groups_changed_by_members(kept, records.groups, group_changes, member_changes, scope_changed)
+    notes = {"users_out_of_scope": tenant_only, "scope_changed": sorted(scope_changed),
+             "memberships_dropped": records.dropped_memberships, "groups_changed_by_members": by_members,
+             "member_types_not_synced": records.other_member_types, "scope": scope.preview}
+    write_json_atomic(run.records_notes, notes)
     write_json_atomic(run.target_schema, schema_json)
     fixes = _write_fixes(run, records)
-
-    summary = {
-        "tenant_users": len(users),
-        "tenant_groups": len(groups),
-        "tenant_memberships": len(members),
-        "users_removed_this_round": len(users_gone),
-        "groups_removed_this_round": len(groups_gone),
-        "user_records": len(records.users),
-        "group_records": len(records.groups),
-        "membership_records": len(records.members),
-        "memberships_dropped": records.dropped_memberships,
-        "member_types_not_synced": records.other_member_types,
-        "staged_rows_without_id": without_id,
-        "scope": scope.preview,
-        "values_fixed": fixes,
-        # "incremental": only the records of the round's objects were made (the fixes are theirs), the rest kept
-        "records": {"made": FULL if kept is None else INCREMENTAL, "objects_remade": remade,
-                    **({"full_because": why_full} if kept is None else {})},
-        "schema": schema.source,
-    }
-    log.info("transform: %s", summary)
+    summary = _summary(run, notes, schema, without_id, records_made=FULL if kept is None else INCREMENTAL,
+                       remade=remade, fixes=fixes, why_full=why_full, removed=(len(users_gone), len(groups_gone)))
     if scope.preview["users_leaving"] or scope.preview["groups_leaving"]:
         log.warning("scope change: %d users leave scope (disabled), %d groups leave scope (deleted); %d users and "
                     "%d groups enter it", scope.preview["users_leaving"], scope.preview["groups_leaving"],
                     scope.preview["users_entering"], scope.preview["groups_entering"])
+    return summary
+
+
+def _summary(run: RunFolder, notes: dict, schema: DomainSchema, without_id: dict[str, int], *, records_made: str,
+             remade: int, fixes: dict, why_full: str | None = None, removed: tuple[int, int] = (0, 0),
+             idle: bool = False) -> dict:
+    """The stage's summary, counted from the files it wrote (the same for a round made and an idle one)."""
+    summary = {
+        "tenant_users": parquet_rows(run.snapshot("users")),
+        "tenant_groups": parquet_rows(run.snapshot("groups")),
+        "tenant_memberships": parquet_rows(run.snapshot("members")),
+        "users_removed_this_round": removed[0],
+        "groups_removed_this_round": removed[1],
+        "user_records": parquet_rows(run.records("users")),
+        "group_records": parquet_rows(run.records("groups")),
+        "membership_records": parquet_rows(run.records("members")),
+        "memberships_dropped": notes["memberships_dropped"],
+        "member_types_not_synced": notes["member_types_not_synced"],
+        "staged_rows_without_id": without_id,
+        "scope": notes["scope"],
+        "values_fixed": fixes,
+        # "incremental": only the records of the round's objects were made (the fixes are theirs), the rest kept;
+        # an idle round (nothing staged) carries the committed snapshot and records as they are
+        "records": {"made": records_made, "objects_remade": remade, **({"full_because": why_full} if why_full else {}),
+                    **({"idle_round": True} if idle else {})},
+        "schema": schema.source,
+    }
+    log.info("transform: %s", summary)
     return summary
 
 
@@ -181,12 +201,13 @@ def _never_fold_onto_nothing(settings: Settings, run: RunFolder, frames: dict[st
 
 
 def _write_fixes(run: RunFolder, records) -> dict[str, dict[str, int]]:
-    """transform/value_fixes.json: each value cut or dropped to fit the schema (shape, never the value)."""
+    """transform/value_fixes.json: each value cut or dropped to fit the schema (shape, never the value); none
+    without records made (an idle round)."""
     listed, counts = [], {}
-    for kind, frame in ((USER, records.users), (GROUP, records.groups)):
-        fixes = records.fixes.get(kind, [])
+    for kind, frame in ((USER, records.users if records else None), (GROUP, records.groups if records else None)):
+        fixes = records.fixes.get(kind, []) if records else []
         counts[kind] = dict(Counter(f"{f.action}:{f.attribute}" for f in fixes))
-        anchors = frame["anchor"].to_numpy(dtype=object)
+        anchors = frame["anchor"].to_numpy(dtype=object) if fixes else None
         for f in fixes[: MAX_LISTED_FIXES - len(listed)]:
             listed.append({"anchor": anchors[f.row], "kind": kind} | {k: v for k, v in asdict(f).items() if k != "row"})
     total = sum(sum(c.values()) for c in counts.values())
