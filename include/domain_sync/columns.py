@@ -21,6 +21,11 @@ def objects(values: pd.Series | np.ndarray | list) -> pd.Series:
     return pd.Series(array, dtype=object)
 
 
+def lowered(values: pd.Series) -> np.ndarray:
+    """Strings lower-cased, as an object array (missing values as None): to iterate, zip or test with isin."""
+    return objects(values.astype("string").str.lower()).to_numpy()
+
+
 def isin(values: pd.Series | np.ndarray, members: Collection) -> np.ndarray:
     """Boolean array: which values are in `members`."""
     if not members:

@@ -8,11 +8,11 @@ import dataclasses
 import pandas as pd
 import pytest
 
-from domain_sync.runs import RunFolder, write_json_atomic
+from domain_sync.runs import RunFolder
 from domain_sync.state import StateStore
 from domain_sync.storage import read_json, read_parquet
 from domain_sync.transform import incremental as transform_incremental
-from tests.unit.test_validate_suites import transform_run, user, write_round
+from tests.unit.test_validate_suites import transform_run, user, validate_run, write_round
 
 GROUPS = [{"id": "10000000-0000-4000-8000-000000000001", "displayName": "Team", "securityEnabled": True},
           {"id": "10000000-0000-4000-8000-000000000002", "displayName": "Others", "securityEnabled": True}]
@@ -22,7 +22,7 @@ def committed_round(settings, run_id: str, full: bool, users=(), groups=(), memb
     """Transform a round and commit it as the whole sync would (the plan's files are not needed here)."""
     run = write_round(settings, run_id, list(users), list(groups), list(members), full=full)
     summary = transform_run(settings, run)
-    write_json_atomic(run.quarantine, [])
+    validate_run(settings, run)
     state = StateStore(settings.state_dir)
     state.commit(run.snapshot_dir, {r: f"test://{r}" for r in ("users", "groups")}, extra_files=run.carried_files())
     return run, summary
@@ -43,7 +43,7 @@ def frames(run: RunFolder) -> dict[str, pd.DataFrame]:
 
 @pytest.mark.parametrize("scope", [None, "Team"])
 def test_an_idle_round_carries_what_making_it_gives(settings, monkeypatch, scope):
-    settings = dataclasses.replace(settings, scope_groups=scope)
+    settings = dataclasses.replace(settings, scope_groups=scope, max_quarantine_share=0.5)
     users = [user(n) for n in range(12)]
     users[4]["userPrincipalName"] = "not an address"  # its record is made all the same (validate quarantines)
     members = [(GROUPS[0]["id"], users[n]["id"]) for n in range(5)] + [(GROUPS[1]["id"], GROUPS[0]["id"]),
@@ -70,8 +70,16 @@ def test_an_idle_round_carries_what_making_it_gives(settings, monkeypatch, scope
     for name, frame in frames(made_run).items():
         pd.testing.assert_frame_equal(frames(idle)[name], frame, obj=name)
     assert read_json(idle.records_notes) == read_json(made_run.records_notes)
-    assert read_json(idle.records_meta) == read_json(made_run.records_meta)
+    assert read_json(idle.records_meta) == {**read_json(made_run.records_meta), "idle_round": True}
     assert read_json(idle.value_fixes) == read_json(made_run.value_fixes)
+
+    # Validate carries the committed quarantine for the idle round: what checking the same rows gives.
+    checked, carried_check = validate_run(settings, made_run), validate_run(settings, idle)
+    assert carried_check["rules_ran_on"] == {"mode": "idle round", "carried_from_commit": 1}
+    assert read_json(idle.quarantine) == read_json(made_run.quarantine)
+    assert [q["anchor"] for q in read_json(idle.quarantine)] == [users[4]["id"]]
+    own = {"rules_ran_on", "quarantine_file", "report_file"}
+    assert {k: v for k, v in carried_check.items() if k not in own} == {k: v for k, v in checked.items() if k not in own}
 
 
 def test_a_round_is_made_when_it_brought_something_or_the_commit_cannot_be_carried(settings, monkeypatch):

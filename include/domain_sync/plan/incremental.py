@@ -67,6 +67,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from domain_sync.columns import isin, lowered
 from domain_sync.dn import dns_domain_name, normalize_dn
 from domain_sync.naming import account_name_options, common_name_options
 from domain_sync.plan.changeset import Collision, PlanInputs, plan_changes
@@ -145,7 +146,7 @@ def index_frame(objects) -> pd.DataFrame:
 
 def updated_index(previous: pd.DataFrame, changed: set[str], observed: ObservedDomain) -> pd.DataFrame:
     """The committed index with the changed anchors (lower case) as this plan read them: gone when not found."""
-    kept = previous[~previous["anchor"].str.lower().isin(changed)]
+    kept = previous[~isin(lowered(previous["anchor"]), changed)]
     return pd.concat([kept, index_frame(observed.objects.values())], ignore_index=True)
 
 
@@ -265,9 +266,9 @@ class ChangeInputs:
 
 def changed_set(c: ChangeInputs) -> dict[str, set[str]]:
     """{reason: anchors (lower case)} of the changed set before its dependents (see the module's doc)."""
-    indexed = set(c.index["anchor"].str.lower())
-    by_guid = dict(zip(c.index["guid"].dropna().str.lower(), c.index.loc[c.index["guid"].notna(), "anchor"].str.lower(),
-                       strict=True))
+    anchors = lowered(c.index["anchor"])
+    indexed = set(anchors)
+    by_guid = {g: a for g, a in zip(lowered(c.index["guid"]), anchors, strict=True) if g is not None}
     previously_quarantined = set(c.meta.get("quarantined") or [])
     domain = set(c.delta.anchors) | {by_guid[g] for g in c.delta.guids if g in by_guid}
     reasons = {
@@ -291,10 +292,9 @@ def dependents(changed: set[str], users: pd.DataFrame, members: pd.DataFrame, ba
     (`backlinks`: {anchor: memberOf and directReports DNs}, mapped by `anchor_of_key`: normalized DN -> anchor)."""
     out: set[str] = set()
     if len(members):
-        out |= set(members.loc[members["member_anchor"].str.lower().isin(changed), "group_anchor"].str.lower())
+        out |= set(lowered(members.loc[isin(lowered(members["member_anchor"]), changed), "group_anchor"]))
     if len(users) and "manager_anchor" in users:
-        managers = users["manager_anchor"].astype("string").str.lower()
-        out |= set(users.loc[managers.isin(changed).fillna(False).astype(bool), "anchor"].str.lower())
+        out |= set(lowered(users.loc[isin(lowered(users["manager_anchor"]), changed), "anchor"]))
     for dns in backlinks.values():
         for dn in dns:
             try:
@@ -333,7 +333,7 @@ def wanted_names(records: list[dict], observed_anchors: set[str], suffix: str) -
 def restrict(frame: pd.DataFrame, column: str, anchors: set[str]) -> pd.DataFrame:
     if not len(frame):
         return frame
-    return frame[frame[column].str.lower().isin(anchors)]
+    return frame[isin(lowered(frame[column]), anchors)]
 
 
 def changed_by_members(reasons: dict[str, set[str]], by_members: dict[str, set[str]]) -> dict[str, set[str]]:
@@ -355,10 +355,10 @@ def member_dependents(extra: set[str], index: pd.DataFrame, members: pd.DataFram
     without changing the group, so only a whole read counts its members right."""
     if not extra:
         return set()
-    anchors = index["anchor"].str.lower()
-    out = set(anchors[(index["kind"] == GROUP) & anchors.isin(extra)])
+    anchors = lowered(index["anchor"])
+    out = set(anchors[(index["kind"] == GROUP).to_numpy(dtype=bool) & isin(anchors, extra)])
     if deleted and out and len(members):
-        out -= set(members.loc[members["member_anchor"].str.lower().isin(deleted), "group_anchor"].str.lower())
+        out -= set(lowered(members.loc[isin(lowered(members["member_anchor"]), deleted), "group_anchor"]))
     return out
 
 
@@ -376,7 +376,7 @@ def members_from_backlinks(objects: dict[str, ObservedObject], backlinks: dict[s
             key = _key(dn)
             if key is not None:
                 holders.setdefault(key, []).append(obj.dn)
-    totals = dict(zip(index["anchor"].str.lower(), index["members"], strict=True))
+    totals = dict(zip(lowered(index["anchor"]), index["members"].tolist(), strict=True))
     for anchor, obj in objects.items():
         if anchor.lower() in groups and obj.kind == GROUP:
             obj.members = sorted(holders.get(normalize_dn(obj.dn), []))
@@ -390,8 +390,8 @@ def restrict_members(members: pd.DataFrame, changed: set[str], by_members: set[s
     out = restrict(members, "group_anchor", changed)
     if not len(out) or not by_members:
         return out
-    partial = out["group_anchor"].str.lower().isin(by_members)
-    return out[~partial | out["member_anchor"].str.lower().isin(changed)]
+    partial = isin(lowered(out["group_anchor"]), by_members)
+    return out[~partial | isin(lowered(out["member_anchor"]), changed)]
 
 
 @dataclass
@@ -436,7 +436,7 @@ def observe_incremental(conn, *, base_dn: str, container_dn: str, search_base: s
     # whatever changed since is in the domain's changes), so the changed set is read by objectGUID (indexed);
     # only sticky anchors (duplicates, unreadable DNs) are searched by anchor.
     guids_of: dict[str, set[str]] = {}
-    for anchor, guid in zip(index["anchor"].str.lower(), index["guid"], strict=True):
+    for anchor, guid in zip(lowered(index["anchor"]), index["guid"].tolist(), strict=True):
         if isinstance(guid, str):
             guids_of.setdefault(anchor, set()).add(guid)
     for anchor, guid in (change_inputs.meta.get("outside") or {}).items():
@@ -454,7 +454,7 @@ def observe_incremental(conn, *, base_dn: str, container_dn: str, search_base: s
                       what, BACKLINKS)
 
     read(changed - set(own), attributes)
-    anchor_of_key = dict(zip(index["key"], index["anchor"], strict=True))
+    anchor_of_key = dict(zip(index["key"].tolist(), index["anchor"].tolist(), strict=True))
     anchor_of_key.update({normalize_dn(o.dn): a for a, o in collector.objects.items()})
     backlinks = {a: [dn for values in extra.values() for dn in values] for a, extra in collector.extra.items()}
     # Nothing of a group in `own` but its members changed: the objects depending on it did not change either.
@@ -484,13 +484,15 @@ def observe_incremental(conn, *, base_dn: str, container_dn: str, search_base: s
     account_names, principal_names, held_cns = observe_names(conn, base_dn, container_dn, sams, upns,
                                                              set() if missing else cns)
     local_names = {cn for cn, dn in held_cns.items() if _key(dn) not in collector.synced_dns}
-    known_rows = index[~index["anchor"].str.lower().isin(changed)]
-    known = {a: KnownObject(k, dn, g if isinstance(g, str) else None)
-             for a, k, dn, g in known_rows[["anchor", "kind", "dn", "guid"]].itertuples(index=False)}
+    known_rows = index[~isin(lowered(index["anchor"]), changed)]
+    anchors = known_rows["anchor"].tolist()
+    known = {a: KnownObject(k, dn, g if isinstance(g, str) else None) for a, k, dn, g in
+             zip(anchors, known_rows["kind"].tolist(), known_rows["dn"].tolist(), known_rows["guid"].tolist(),
+                 strict=True)}
     observed = ObservedDomain(container_dn, missing, collector.objects, account_names, principal_names, local_names,
                               collector.synced_dns, collector.duplicates, collector.unmarked, collector.unreadable,
                               unreadable_owned=collector.unreadable_owned, known=known,
-                              known_keys=dict(zip(known_rows["key"], known_rows["anchor"], strict=True)))
+                              known_keys=dict(zip(known_rows["key"].tolist(), anchors, strict=True)))
     desired = {r["anchor"] for r in records} - inputs.quarantined
     # Objects of ours outside the search base: among the ones not found inside, those seen before (by objectGUID).
     lost = {g for a in observed.not_found(desired) for g in guids_of.get(a.lower(), ())}

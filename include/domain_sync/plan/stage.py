@@ -17,6 +17,7 @@ import logging
 from dataclasses import asdict
 
 from domain_sync.alerts import raise_alert
+from domain_sync.columns import lowered
 from domain_sync.config import Settings, SettingsError
 from domain_sync.context import StageContext
 from domain_sync.dn import guid_dn, is_within, member_key
@@ -95,7 +96,7 @@ def run(ctx: StageContext) -> dict:
     change_inputs = None if full_because else ChangeInputs(
         tenant=changed_in_tenant, scope_changed={str(i).lower() for i in notes.get("scope_changed") or []},
         failing={a.lower() for a in failing_objects(settings)} - {a.lower() for a in held_failing},
-        records={a.lower() for a in (*inputs.users["anchor"], *inputs.groups["anchor"])},
+        records=set(lowered(inputs.users["anchor"])) | set(lowered(inputs.groups["anchor"])),
         quarantined={a.lower() for a in inputs.quarantined}, out_of_scope={a.lower() for a in inputs.out_of_scope},
         index=index.frame, meta=index.meta,
         by_members={str(g).lower(): {str(m).lower() for m in members}

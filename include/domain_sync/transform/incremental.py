@@ -134,14 +134,18 @@ def groups_changed_by_members(kept: KeptRecords | None, groups: pd.DataFrame, gr
     return {g: sorted(m) for g, m in sorted(out.items())}
 
 
-def write_records_meta(run: RunFolder, fingerprint: str, remade: set[str] | None, why_full: str | None) -> None:
+def write_records_meta(run: RunFolder, fingerprint: str, remade: set[str] | None, why_full: str | None,
+                       idle: bool = False) -> None:
     """transform/records.json: the fingerprint, and whether every record was made (`remade` None; `full_because`
-    why) or only those of `remade_ids` (validate checks those again)."""
+    why) or only those of `remade_ids` (validate checks those again); `idle_round`: the snapshot and records
+    are the committed ones, carried (validate carries the committed quarantine)."""
     meta = {"format": RECORDS_FORMAT, "fingerprint": fingerprint}
     if remade is None:
         meta |= {"mode": FULL, "full_because": why_full}
     else:
         meta |= {"mode": INCREMENTAL, "remade_ids": sorted(remade)}
+    if idle:
+        meta["idle_round"] = True
     write_json_atomic(run.records_meta, meta, compact=True)
 
 
@@ -168,6 +172,6 @@ def carry_idle_round(state, run: RunFolder, fingerprint: str) -> dict | None:
         copy_file(source, target)
     notes = {**notes, "scope_changed": [], "groups_changed_by_members": {},
              "scope": {**notes["scope"], **dict.fromkeys(SCOPE_MOVES, 0)}}
-    write_records_meta(run, fingerprint, set(), None)
+    write_records_meta(run, fingerprint, set(), None, idle=True)
     write_json_atomic(run.records_notes, notes)
     return notes

@@ -11,12 +11,13 @@ import logging
 from collections import Counter
 from dataclasses import asdict
 
+from domain_sync.columns import isin
 from domain_sync.config import Settings
 from domain_sync.context import StageContext
 from domain_sync.records import GROUP, USER
 from domain_sync.runs import RunFolder
 from domain_sync.state import StateStore
-from domain_sync.storage import read_json, read_parquet, write_json_atomic, write_text
+from domain_sync.storage import parquet_rows, read_json, read_parquet, write_json_atomic, write_text
 from domain_sync.validate.report import render_report
 from domain_sync.validate.suites import (
     QuarantineEntry,
@@ -55,7 +56,7 @@ def full_read_problems(settings: Settings, run: RunFolder, current: dict[str, in
     problems, counts = [], {}
     for kind, resource in FRAMES.items():
         path = state.snapshot(resource)
-        previous = read_parquet(path, columns=["id"]).shape[0] if path is not None else None
+        previous = parquet_rows(path) if path is not None else None
         full = bool((links.get(resource) or {}).get("full_read"))
         counts[kind] = {"full_read": full, "now": current[kind], "previous": previous}
         if not full or previous is None or previous < settings.delete_share_min_objects:
@@ -87,11 +88,43 @@ def objects_to_check(settings: Settings, run: RunFolder) -> tuple[set[str] | Non
     return remade | before, {"mode": "incremental", "remade": len(remade), "quarantined_before": len(before)}
 
 
+def carried_quarantine(settings: Settings, run: RunFolder) -> list[QuarantineEntry] | None:
+    """The committed quarantine, when transform carried the committed snapshot and records (an idle round):
+    the suites would check the same rows the committing run checked, under the same schema (None: check)."""
+    made = read_json(run.records_meta, {}) or {}
+    if not made.get("idle_round"):
+        return None
+    committed = StateStore(settings.state_dir).committed_file(run.quarantine.name)
+    quarantine = read_json(committed, None) if committed is not None else None
+    if not isinstance(quarantine, list) or not all(isinstance(q, dict) for q in quarantine):
+        return None
+    try:
+        return [QuarantineEntry(**q) for q in quarantine]
+    except TypeError:  # written by a release with other fields: check again
+        return None
+
+
 def run(ctx: StageContext) -> dict:
     settings, run = ctx.settings, ctx.run
     validator = Validator()
     staged = [validate_staged(validator, resource, read_parquet(run.staged(resource)))
               for resource in ("users", "groups", "members")]
+    carried = carried_quarantine(settings, run)
+    if carried is None:
+        outcomes, checked, checked_how = _check(settings, run, validator, staged)
+        quarantine = _unique_entries(outcomes)
+    else:
+        outcomes, quarantine = staged, carried
+        checked = {kind: parquet_rows(run.records(resource)) for kind, resource in FRAMES.items()}
+        checked_how = {"mode": "idle round", "carried_from_commit": len(carried)}
+    quarantined = {kind: {q.anchor for q in quarantine if q.kind == kind and q.anchor} for kind in (USER, GROUP)}
+    return _summarize(settings, run, staged, outcomes, quarantine, quarantined, checked, checked_how)
+
+
+def _check(settings: Settings, run: RunFolder, validator: Validator,
+           staged: list[SuiteOutcome]) -> tuple[list[SuiteOutcome], dict[str, int], dict]:
+    """Run the tenant, record and name suites on the rows objects_to_check names: (outcomes with the staged
+    ones first, rows per kind, how the rows were chosen)."""
     target_schema = read_json(run.target_schema, {}) or {}
     only, checked_how = objects_to_check(settings, run)
     tenant, records, frames = {}, {}, {}
@@ -107,10 +140,13 @@ def run(ctx: StageContext) -> dict:
     names = (validate_names(validator, frames[USER], frames[GROUP], only)
              if all("cn" in f.columns and "anchor" in f.columns for f in frames.values()) else None)
     outcomes = [*staged, *tenant.values(), *records.values(), *([names] if names else [])]
-    quarantine = _unique_entries(outcomes)
-    quarantined = {kind: {q.anchor for q in quarantine if q.kind == kind and q.anchor} for kind in (USER, GROUP)}
-    checked = {kind: len(frames[kind]) for kind in (USER, GROUP)}
+    return outcomes, {kind: len(frames[kind]) for kind in (USER, GROUP)}, checked_how
 
+
+def _summarize(settings: Settings, run: RunFolder, staged: list[SuiteOutcome], outcomes: list[SuiteOutcome],
+               quarantine: list[QuarantineEntry], quarantined: dict[str, set[str]], checked: dict[str, int],
+               checked_how: dict) -> dict:
+    """The systemic problems (raised after the files are written), the quarantine and the reports."""
     problems = []
     for o in outcomes:
         if o.missing_columns:
@@ -133,20 +169,23 @@ def run(ctx: StageContext) -> dict:
             )
     # Like with like: this run's tenant snapshot against the committed one (records are only the objects
     # in scope, so with scope groups set they would look like a broken read).
-    tenant_counts = {k: read_parquet(run.snapshot(r), columns=["id"]).shape[0] for k, r in FRAMES.items()}
+    tenant_counts = {k: parquet_rows(run.snapshot(r)) for k, r in FRAMES.items()}
     read_problems, read_counts = full_read_problems(settings, run, tenant_counts)
     problems += read_problems
 
-    members = read_parquet(run.records("members"))
     all_quarantined = quarantined[USER] | quarantined[GROUP]
-    to_quarantined = int((members["group_anchor"].isin(all_quarantined)
-                          | members["member_anchor"].isin(all_quarantined)).sum())
+    to_quarantined = 0
+    if all_quarantined:
+        members = read_parquet(run.records("members"), columns=["group_anchor", "member_anchor"])
+        to_quarantined = int((isin(members["group_anchor"], all_quarantined)
+                              | isin(members["member_anchor"], all_quarantined)).sum())
     notes = read_json(run.records_notes, {}) or {}
     memberships_dropped = {"to_quarantined_object": to_quarantined, **(notes.get("memberships_dropped") or {})}
 
     summary = {
         "checked": checked,
-        # incremental: the rules on the row alone ran on the round's objects and the ones quarantined before
+        # incremental: the rules on the row alone ran on the round's objects and the ones quarantined before;
+        # idle round: nothing changed since the commit, whose quarantine is carried
         "rules_ran_on": checked_how,
         "quarantined": {k: len(v) for k, v in quarantined.items()},
         "quarantine_file": str(run.quarantine),

@@ -1,0 +1,28 @@
+"""Column helpers: lower-cased values of Arrow-backed and object columns, missing values as None."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+from hypothesis import given
+from hypothesis import strategies as st
+
+from domain_sync.columns import isin, lowered
+
+values = st.lists(st.one_of(st.none(), st.text(max_size=8)), max_size=20)
+
+
+def through_parquet(series: pd.Series) -> pd.Series:
+    buffer = io.BytesIO()
+    pd.DataFrame({"v": series}).to_parquet(buffer, index=False)
+    return pd.read_parquet(io.BytesIO(buffer.getvalue()))["v"]
+
+
+@given(values)
+def test_lowered_is_each_value_lower_cased_whatever_the_column_type(items):
+    expected = [v.lower() if v is not None else None for v in items]
+    for column in (pd.Series(items, dtype=object), through_parquet(pd.Series(items, dtype=object))):
+        assert lowered(column).tolist() == expected
+        wanted = {v for v in expected[:3] if v is not None}
+        assert isin(lowered(column), wanted).tolist() == [v in wanted for v in expected]
