@@ -17,6 +17,7 @@ never created a second time. Two objects with the same anchor are both held.
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -202,17 +203,23 @@ def observe_domain(
                 principal[name.lower()] = entry["dn"]
         return account, principal
 
-    def read_synced(c) -> SyncedCollector:
-        found = SyncedCollector(anchor_attribute, owner_attribute, owner_marker)
-        if synced_there:
-            for entry in paged_search(c, search_base, SYNCED_FILTER.format(anchor=f"({anchor_attribute}=*)"),
-                                      attributes):
-                found.add(entry)
-        return found
+    collector = SyncedCollector(anchor_attribute, owner_attribute, owner_marker)
+    sorting = threading.Lock()  # one collector for both reads of synced objects: a duplicate anchor is seen whole
 
-    # Both reads at once, each on a connection of its own when `connect_more` opens one: every name in the
-    # domain, and the synced objects (with their members).
-    collector, (account_names, principal_names) = in_parallel(conn, connect_more, [read_synced, read_names])
+    def read_synced(object_class: str) -> Callable[[Any], None]:
+        def read(c) -> None:
+            if synced_there:
+                query = f"(&(objectClass={object_class})({anchor_attribute}=*))"
+                for entry in paged_search(c, search_base, query, attributes):
+                    with sorting:
+                        collector.add(entry)
+        return read
+
+    # Three reads at once, each on a connection of its own when `connect_more` opens one: the synced users,
+    # the synced groups (with their members), every name in the domain. The client decodes one answer while
+    # the DC prepares the others.
+    *_, (account_names, principal_names) = in_parallel(conn, connect_more, [read_synced("group"),
+                                                                            read_synced("user"), read_names])
     collector.warn_duplicates()
     objects, synced_dns, duplicates = collector.objects, collector.synced_dns, collector.duplicates
     unreadable, unreadable_owned, unmarked = collector.unreadable, collector.unreadable_owned, collector.unmarked
