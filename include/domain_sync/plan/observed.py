@@ -17,6 +17,7 @@ never created a second time. Two objects with the same anchor are both held.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import uuid
 from collections.abc import Callable
@@ -48,7 +49,7 @@ from domain_sync.naming import is_object_id
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(slots=True)
 class ObservedObject:
     anchor: str
     kind: str
@@ -325,7 +326,8 @@ class SyncedCollector:
             return
         raw_guid = _get(entry.get("raw_attributes", {}), "objectGUID")
         skip = {"member", "objectguid", anchor_attribute.lower(), *(e.lower() for e in extra)}
-        attributes = {name.lower(): ldap_values(value) for name, value in entry["attributes"].items()
+        # Attribute names interned: 100,000 users hold the same twenty names (about 120 MB as copies).
+        attributes = {sys.intern(name.lower()): ldap_values(value) for name, value in entry["attributes"].items()
                       if name.lower() not in skip}
         if extra:
             self.extra[anchor] = {e.lower(): ldap_values(_get(entry["attributes"], e)) for e in extra}
