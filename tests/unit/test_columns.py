@@ -26,3 +26,11 @@ def test_lowered_is_each_value_lower_cased_whatever_the_column_type(items):
         assert lowered(column).tolist() == expected
         wanted = {v for v in expected[:3] if v is not None}
         assert isin(lowered(column), wanted).tolist() == [v in wanted for v in expected]
+
+
+@given(values, st.sets(st.text(max_size=8), max_size=6), st.booleans())
+def test_isin_is_the_same_for_arrow_and_object_columns(items, members, mixed):
+    wanted = set(members) | ({1} if mixed else set())  # a member that is not a string: the object path
+    expected = [v is not None and v in wanted for v in items]  # a missing value is in no set of ids
+    for column in (pd.Series(items, dtype=object), through_parquet(pd.Series(items, dtype=object))):
+        assert isin(column, wanted).tolist() == expected

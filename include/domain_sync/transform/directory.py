@@ -216,7 +216,7 @@ def directory_records(users: pd.DataFrame, groups: pd.DataFrame, members: pd.Dat
                              kept.users if kept is not None else None, changed, remade)
     group_frame = _records_of(group_records, GROUP, _synced(groups, "in_scope"), mapping, schema, group_fixes,
                               kept.groups if kept is not None else None, changed, remade)
-    anchors = set(user_frame["anchor"]) | set(group_frame["anchor"])
+    anchors = set(user_frame["anchor"].tolist()) | set(group_frame["anchor"].tolist())
     principal = (isin(members["member_type"], PRINCIPAL_MEMBER_TYPES) if "member_type" in members.columns
                  else np.ones(len(members), dtype=bool))
     not_principals = int((~principal).sum())

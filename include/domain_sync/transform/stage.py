@@ -143,7 +143,7 @@ def run(ctx: StageContext) -> dict:
     write_parquet(records.members, run.records("members"))
     # Tenant users without records (out of scope, never synced as far as the state knows): if the
     # domain holds them anyway (state lost, a restored backup), the plan disables them, never deletes.
-    tenant_only = sorted(set(users["id"].astype(str)) - set(records.users["anchor"].astype(str)))
+    tenant_only = sorted(set(users["id"].astype(str).tolist()) - set(records.users["anchor"].astype(str).tolist()))
     scope_changed = {str(i) for i in scope.changed}
     by_members = groups_changed_by_members(kept, records.groups, group_changes, member_changes, scope_changed)
     notes = {"users_out_of_scope": tenant_only, "scope_changed": sorted(scope_changed),
