@@ -133,8 +133,8 @@ def test_a_delta_rounds_records_and_quarantine_are_the_full_ones(local_domain, t
 
 
 def test_a_round_without_changes_keeps_every_record_and_starts_no_validation_suite(sync_env):
-    """The no-change round: no record is made again, and validation's suites see no row (Great Expectations
-    is not even started) unless something was quarantined before."""
+    """The no-change round is idle: no record is made again (the committed ones are carried), and validation
+    carries the committed quarantine: its suites see no row (Great Expectations is not even started)."""
     from tests.fixtures.sync_env import tenant_group, tenant_user
 
     people = [tenant_user(f"nc{i}", f"No Change {i}") for i in range(4)]
@@ -143,8 +143,9 @@ def test_a_round_without_changes_keeps_every_record_and_starts_no_validation_sui
     for stage in STAGES:
         run_stage(stage, "round-1", {})
     run = run_folder(sync_env, "round-1")
-    assert read_json(run.records_meta)["remade_ids"] == []
+    meta = read_json(run.records_meta)
+    assert meta["remade_ids"] == [] and meta["idle_round"] is True
     report = read_json(run.validation_report)
-    assert report["summary"]["rules_ran_on"] == {"mode": "incremental", "remade": 0, "quarantined_before": 0}
+    assert report["summary"]["rules_ran_on"] == {"mode": "idle round", "carried_from_commit": 0}
     assert all(suite["checked"] == 0 for name, suite in report["suites"].items() if not name.startswith("staged_"))
     assert report["summary"]["checked"] == {"user": 4, "group": 1}

@@ -132,7 +132,7 @@ def _check(settings: Settings, run: RunFolder, validator: Validator,
         frame = read_parquet(run.records(resource))
         snapshot = read_parquet(run.snapshot(resource))
         if "id" in snapshot.columns and "anchor" in frame.columns:
-            snapshot = snapshot[snapshot["id"].isin(frame["anchor"])]
+            snapshot = snapshot[isin(snapshot["id"], set(frame["anchor"].tolist()))]
         tenant[kind] = validate_tenant(validator, kind, snapshot, only)
         records[kind] = validate_records(validator, kind, frame, length_limits(target_schema, list(frame.columns)),
                                          only)

@@ -285,8 +285,9 @@ def validate_names(validator: Validator, users: pd.DataFrame, groups: pd.DataFra
     names are given among all objects)."""
     frame = pd.concat([users[["anchor", "kind", "cn"]], groups[["anchor", "kind", "cn"]]], ignore_index=True)
     frame = frame[frame["anchor"].notna() & frame["cn"].notna()]
-    names = assign_common_names(zip(frame["anchor"], frame["cn"], strict=True), [])
-    frame = frame.assign(**{CN_KEY: [names[a].casefold() for a in frame["anchor"]]})
+    anchors = frame["anchor"].tolist()
+    names = assign_common_names(zip(anchors, frame["cn"].tolist(), strict=True), [])
+    frame = frame.assign(**{CN_KEY: [names[a].casefold() for a in anchors]})
     frame = rows_to_check(frame, "anchor", [CN_KEY], only)
     outcome = validator.run("container_names", "object", frame, _unique_name_expectations, "anchor", ["kind", CN_KEY])
     kinds = dict(zip(frame["anchor"], frame["kind"], strict=True))
