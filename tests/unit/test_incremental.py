@@ -349,3 +349,18 @@ def test_member_values_spelt_as_a_synced_objects_dn_are_not_parsed():
     assert [(c.op, c.members) for c in changes.changes] == [(Op.ADD_MEMBERS, [f"<GUID={aid(105)}>"]),
                                                            (Op.REMOVE_MEMBERS, [f"<GUID={aid(104)}>"])]
     assert observed.unreadable == ["CN=bad\\"]
+
+
+def test_the_index_kept_holds_member_counts_as_the_plan_leaves_them():
+    objects = [ObservedObject(aid(1), "group", f"CN=g1,{C}", {}, members=[f"CN=a,{C}", f"CN=b,{C}"], guid=aid(101)),
+               ObservedObject(aid(2), "group", f"CN=g2,{C}", {}, members=[f"CN=a,{C}"], guid=aid(102)),
+               ObservedObject(aid(3), "user", f"CN=a,{C}", {}, guid=aid(103))]
+    index = DomainIndex(index_frame(objects), new_meta({"usn": 5, "server": "dc"}, "f", set(), set(), 0))
+    changes = [Change(Op.ADD_MEMBERS, "group", aid(1).upper(), f"CN=g1,{C}", members=["<GUID=1>", "<GUID=2>"]),
+               Change(Op.REMOVE_MEMBERS, "group", aid(1), f"CN=g1,{C}", members=["<GUID=3>"]),
+               Change(Op.REMOVE_MEMBERS, "group", aid(2), f"CN=g2,{C}", members=["<GUID=4>", "<GUID=5>"]),
+               Change(Op.MODIFY, "user", aid(3), f"CN=a,{C}", values={"title": ["x"]})]
+    after = index.after(changes)
+    assert after.group_members() == {aid(1): 3, aid(2): 0}  # 2 + 2 - 1; 1 - 2 is none left
+    assert index.group_members() == {aid(1): 2, aid(2): 1}  # what the guards take: the counts read
+    assert index.after(changes[3:]) is index

@@ -24,7 +24,8 @@ A group that is in C only as a dependent did not change on either side (a member
 tenant changes the group there, in the domain its uSNChanged): only some of its members changed. It is read
 without its member values (a group may hold every user), and its membership is diffed for the members in C
 alone: the desired ones from the records, the ones it has from their memberOf (read with them), so its adds
-and removals are the full diff's. Its member count stays the index's: the count at its last whole read. The
+and removals are the full diff's. Its member count is the index's, which holds each group's count as the
+last plan left it (DomainIndex.after: the count read, moved by that plan's member adds and removals). The
 domain drops a deleted member's value without changing the group's uSNChanged, so a group desiring a member
 deleted in the domain is read whole (a member the tenant no longer has, deleted by the sync, stays counted
 until the group's next whole read, as for any settled group).
@@ -65,6 +66,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from domain_sync.columns import isin, lowered
@@ -128,6 +130,24 @@ class DomainIndex:
     def write(self, run: RunFolder) -> None:
         write_parquet(self.frame[INDEX_COLUMNS], run.domain_index)
         write_json_atomic(run.domain_index_meta, self.meta)
+
+    def after(self, changes) -> DomainIndex:
+        """The index as the plan's `changes` leave the domain: each group's member count moved by the member
+        values the plan adds and removes. The plan's guards take the counts before (as read); the index a commit
+        keeps holds the counts after, which is what the next plan finds in the domain for a group it does not
+        read whole (a group whose writes fail is read whole by the next plan: failing objects are changed)."""
+        moved: dict[str, int] = {}
+        for c in changes:
+            if c.op in (Op.ADD_MEMBERS, Op.REMOVE_MEMBERS) and c.members:
+                step = len(c.members) if c.op == Op.ADD_MEMBERS else -len(c.members)
+                moved[c.anchor.lower()] = moved.get(c.anchor.lower(), 0) + step
+        if not moved:
+            return self
+        frame = self.frame.copy()
+        delta = pd.Series(lowered(frame["anchor"])).map(moved).fillna(0).astype(int).to_numpy()
+        counts = pd.to_numeric(frame["members"], errors="coerce").fillna(0).astype(int).to_numpy() + delta
+        frame["members"] = np.maximum(counts, 0)
+        return DomainIndex(frame, self.meta)
 
     def synced_counts(self) -> dict[str, int]:
         counts = self.frame["kind"].value_counts()

@@ -135,7 +135,7 @@ def run(ctx: StageContext) -> dict:
         "changes": JsonArray(c.to_json() for c in change_set.changes)}, compact=True)
     if chosen is None:
         # An on-demand run commits the round's other changes unwritten: no index, so the next plan is a full one.
-        planned.index.write(run)
+        planned.index.after(change_set.changes).write(run)
     drift = drift_of_round(run, change_set.changes, observed, changed_in_tenant, notes)
     if drift:
         log.warning("drift: the domain differed from the tenant for objects the tenant did not change (changed by "
