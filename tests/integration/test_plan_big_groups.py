@@ -87,7 +87,8 @@ def test_a_big_group_with_changed_members_is_not_read_whole_and_gets_the_full_pl
     synced("big-4")  # the run after the writes to Everyone reads it whole once more; nothing to write
 
     # Only members changed: u005's record is valid again (released from quarantine, so Everyone drops it now),
-    # u003 changed. Everyone is read without its member values, and its member count stays the domain's.
+    # u003 changed in place (its title: Team, which holds it, has nothing to diff). Everyone is read without its
+    # member values.
     conn = sync_env.ldap()
     try:
         conn.search(everyone_dn, "(objectClass=*)", search_scope="BASE", attributes=["member"])
@@ -97,10 +98,10 @@ def test_a_big_group_with_changed_members_is_not_read_whole_and_gets_the_full_pl
     emu.admin.update_user(users[5]["id"], {"userPrincipalName": users[5]["userPrincipalName"]})
     emu.admin.update_user(users[3]["id"], {"jobTitle": "Head"})
     plan = synced("big-5")
-    assert plan["plan_mode"]["mode"] == "incremental" and plan["plan_mode"]["groups_read_without_members"] == 2
+    assert plan["plan_mode"]["mode"] == "incremental" and plan["plan_mode"]["groups_read_without_members"] == 1
     assert parsed["full"][everyone_dn.lower()] == held
     assert everyone_dn.lower() in parsed["incremental"] and parsed["incremental"][everyone_dn.lower()] == 0
-    assert sum(parsed["incremental"].values()) == 0  # Team too: u003 is one of its members
+    assert sum(parsed["incremental"].values()) == 0
     moves = {(c["op"], m) for c in plan["changes"] if c["anchor"] == everyone["id"] for m in c.get("members") or []}
     assert moves == {(Op.REMOVE_MEMBERS, f"<GUID={guid[users[5]['id']]}>")}
     index = read_parquet(RunFolder(sync_env.settings.runs_dir, "big-5").domain_index)
@@ -171,3 +172,27 @@ def test_a_group_the_tenant_changed_only_through_members_is_diffed_for_those_mem
     assert parsed[everyone_dn] == 57  # less m011 and the one removed by hand
     assert moves(plan, everyone) == {(Op.ADD_MEMBERS, f"<GUID={guid[users[20]['id']]}>"),
                                      (Op.REMOVE_MEMBERS, f"<GUID={guid[users[21]['id']]}>")}
+
+
+def test_what_names_an_object_changed_in_place_is_not_read_again(sync_env, monkeypatch):
+    sync_env.set(plan_mode="incremental")
+    boss = tenant_user("boss", "Big Boss")
+    reports = [tenant_user(f"r{i:02d}", f"Report {i:02d}", manager={"id": boss["id"]}) for i in range(30)]
+    crew = tenant_group("Crew", [boss, *reports[:10]])
+    emu = sync_env.start_tenant({"users": [boss, *reports], "groups": [crew]})
+    counted = count_member_values(monkeypatch)
+
+    def synced(run_id: str) -> dict:
+        return synced_comparing_plans(sync_env, run_id, counted)
+
+    synced("place-1")
+    synced("place-2")
+    # The boss's title changes: its cn stays, so its 30 reports and its group are not read (nor diffed).
+    emu.admin.update_user(boss["id"], {"jobTitle": "Chief"})
+    plan = synced("place-3")["plan_mode"]
+    assert plan["mode"] == "incremental" and plan["changed_set"] == 1 and plan["objects_read"] == 1, plan
+    # The boss is renamed: its cn moves, so what names it (the reports' manager, Crew's member) is read again
+    # and the full plan's changes come out (compare_plans).
+    emu.admin.update_user(boss["id"], {"displayName": "Grand Boss"})
+    plan = synced("place-4")["plan_mode"]
+    assert plan["changed_by_reason"].get("dependents") == 31, plan

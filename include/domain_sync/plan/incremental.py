@@ -282,6 +282,8 @@ class ChangeInputs:
     delta: DomainDelta = field(default_factory=DomainDelta)
     # group -> the members the round added or removed, of the groups the tenant changed only so (transform)
     by_members: dict[str, set[str]] = field(default_factory=dict)
+    # objects the round changed that keep their cn, so their place in the domain (transform)
+    in_place: set[str] = field(default_factory=set)
 
 
 def changed_set(c: ChangeInputs) -> dict[str, set[str]]:
@@ -356,13 +358,18 @@ def restrict(frame: pd.DataFrame, column: str, anchors: set[str]) -> pd.DataFram
     return frame[isin(lowered(frame[column]), anchors)]
 
 
+def only_from_tenant(reasons: dict[str, set[str]]) -> set[str]:
+    """The anchors in the changed set only because the round brought them from the tenant."""
+    if "tenant" not in reasons:
+        return set()
+    return reasons["tenant"] - set().union(*(v for k, v in reasons.items() if k != "tenant"))
+
+
 def changed_by_members(reasons: dict[str, set[str]], by_members: dict[str, set[str]]) -> dict[str, set[str]]:
     """The groups (lower case) the tenant changed only through their members and in the changed set for no
     other reason, with the members (lower case) the round added or removed."""
-    if not by_members or "tenant" not in reasons:
-        return {}
-    others = set().union(*(v for k, v in reasons.items() if k != "tenant"))
-    return {g: m for g, m in by_members.items() if g in reasons["tenant"] and g not in others}
+    tenant_only = only_from_tenant(reasons) if by_members else set()
+    return {g: m for g, m in by_members.items() if g in tenant_only}
 
 
 def member_dependents(extra: set[str], index: pd.DataFrame, members: pd.DataFrame,
@@ -477,8 +484,13 @@ def observe_incremental(conn, *, base_dn: str, container_dn: str, search_base: s
     anchor_of_key = dict(zip(index["key"].tolist(), index["anchor"].tolist(), strict=True))
     anchor_of_key.update({normalize_dn(o.dn): a for a, o in collector.objects.items()})
     backlinks = {a: [dn for values in extra.values() for dn in values] for a, extra in collector.extra.items()}
-    # Nothing of a group in `own` but its members changed: the objects depending on it did not change either.
-    extra = dependents(changed - set(own), inputs.users, inputs.members, backlinks, anchor_of_key) - their_members
+    # What depends on an object is what names it: a group's member values, a report's manager. Those change
+    # when the object comes, goes, or moves (its cn, its container): not for a group whose members alone
+    # changed, nor for an object the tenant changed in place (transform's changed_in_place: its cn kept).
+    named_the_same = set(own) | (change_inputs.in_place & only_from_tenant(reasons))
+    backlinks = {a: dns for a, dns in backlinks.items() if a.lower() not in named_the_same}
+    extra = dependents(changed - named_the_same, inputs.users, inputs.members, backlinks, anchor_of_key)
+    extra -= changed | their_members
     by_members = member_dependents(extra | their_members | set(own), index, inputs.members,
                                    reasons.get("deleted_in_domain", set()))
     if their_members:

@@ -103,13 +103,16 @@ def _plain(value):
     return value
 
 
-def unchanged_records(kept: pd.DataFrame, made: pd.DataFrame, ids: set[str]) -> set[str]:
-    """The ids of `ids` whose record in `made` is, value for value, their record in `kept`."""
+def unchanged_records(kept: pd.DataFrame, made: pd.DataFrame, ids: set[str],
+                      columns: list[str] | None = None) -> set[str]:
+    """The ids of `ids` whose record in `made` is, value for value, their record in `kept` (in `columns` only,
+    when given)."""
     if not ids or not len(kept) or not len(made) or list(kept.columns) != list(made.columns):
         return set()
+    columns = ["anchor", *(c for c in columns if c != "anchor")] if columns else list(kept.columns)
 
     def rows(frame: pd.DataFrame) -> dict[str, tuple]:
-        picked = frame[frame["anchor"].astype(str).isin(ids)]
+        picked = frame.loc[frame["anchor"].astype(str).isin(ids), columns]
         return {str(r[0]): tuple(_plain(v) for v in r) for r in picked.itertuples(index=False, name=None)}
 
     before = rows(kept)
@@ -132,6 +135,17 @@ def groups_changed_by_members(kept: KeptRecords | None, groups: pd.DataFrame, gr
         for group_id, member_id in pairs[pairs["group_id"].isin(same)].itertuples(index=False, name=None):
             out[group_id].add(member_id)
     return {g: sorted(m) for g, m in sorted(out.items())}
+
+
+def changed_in_place(kept: KeptRecords | None, users: pd.DataFrame, groups: pd.DataFrame, changes: set[str],
+                     scope_changed: set[str]) -> list[str]:
+    """The ids of the round's objects (`changes`) that keep their record's cn, and so their place in the domain:
+    not new, not leaving the tenant or scope. What names them (a group's member value, a report's manager)
+    stays as it is: the incremental plan does not take their groups and reports for changed."""
+    if kept is None:
+        return []
+    ids = changes - scope_changed
+    return sorted(unchanged_records(kept.users, users, ids, ["cn"]) | unchanged_records(kept.groups, groups, ids, ["cn"]))
 
 
 def write_records_meta(run: RunFolder, fingerprint: str, remade: set[str] | None, why_full: str | None,
@@ -170,7 +184,7 @@ def carry_idle_round(state, run: RunFolder, fingerprint: str) -> dict | None:
         return None
     for target, source in copies.items():
         copy_file(source, target)
-    notes = {**notes, "scope_changed": [], "groups_changed_by_members": {},
+    notes = {**notes, "scope_changed": [], "groups_changed_by_members": {}, "changed_in_place": [],
              "scope": {**notes["scope"], **dict.fromkeys(SCOPE_MOVES, 0)}}
     write_records_meta(run, fingerprint, set(), None, idle=True)
     write_json_atomic(run.records_notes, notes)
