@@ -18,7 +18,9 @@ and the convergence tests compare both). C is:
   the index), so every hand change is corrected on the next run as a full reconcile would;
 - then the objects whose desired state depends on those: groups whose desired members (records) or whose
   members in the domain (memberOf) include one of them, and users whose manager is one of them (records'
-  manager, the domain's directReports).
+  manager, the domain's directReports). Only objects that come, go or move make dependents: a member value
+  or a manager names an object by where it is, so one the tenant changed in place (transform's
+  changed_in_place: its record kept its cn) and in the changed set for no other reason makes none.
 
 A group that is in C only as a dependent did not change on either side (a member added or removed in the
 tenant changes the group there, in the domain its uSNChanged): only some of its members changed. It is read
