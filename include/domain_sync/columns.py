@@ -21,6 +21,12 @@ def objects(values: pd.Series | np.ndarray | list) -> pd.Series:
     return pd.Series(array, dtype=object)
 
 
+def record_rows(frame: pd.DataFrame) -> list[dict]:
+    """The rows as dicts, as frame.to_dict("records") gives them, with each column made an object array first:
+    to_dict iterates an Arrow string column value by value (half its time for 100,000 records)."""
+    return frame.astype(object).to_dict("records")
+
+
 def lowered(values: pd.Series) -> np.ndarray:
     """Strings lower-cased, as an object array (missing values as None): to iterate, zip or test with isin."""
     return objects(values.astype("string").str.lower()).to_numpy()

@@ -34,3 +34,27 @@ def test_isin_is_the_same_for_arrow_and_object_columns(items, members, mixed):
     expected = [v is not None and v in wanted for v in items]  # a missing value is in no set of ids
     for column in (pd.Series(items, dtype=object), through_parquet(pd.Series(items, dtype=object))):
         assert isin(column, wanted).tolist() == expected
+
+
+@given(st.lists(st.tuples(st.one_of(st.none(), st.text(max_size=6)), st.booleans(),
+                          st.one_of(st.none(), st.lists(st.text(max_size=3), max_size=2))), max_size=12))
+def test_record_rows_are_to_dicts_rows(rows):
+    import numpy as np
+
+    from domain_sync.columns import record_rows
+
+    frame = pd.DataFrame(rows, columns=["name", "enabled", "proxies"])
+    for table in (frame, through_parquet_frame(frame)):
+
+        def plain(row):
+            return {k: (None if isinstance(v, float) and v != v else list(v) if isinstance(v, np.ndarray) else v)
+                    for k, v in row.items()}
+
+        assert [plain(r) for r in record_rows(table)] == [plain(r) for r in table.to_dict("records")]
+        assert [type(r["enabled"]) for r in record_rows(table)] == [bool] * len(table)
+
+
+def through_parquet_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return pd.read_parquet(io.BytesIO(buffer.getvalue()))

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from domain_sync.columns import record_rows
 from domain_sync.dn import child_dn, dns_domain_name, guid_dn, normalize_dn, parent_dn, rdn_attribute, rdn_value
 from domain_sync.domain import encode_anchor
 from domain_sync.naming import assign_account_names, assign_common_names
@@ -170,7 +171,7 @@ def plan_changes(
         changes.append(Change(Op.CREATE_CONTAINER, "container", "", dn, values={
             "objectClass": [classes.get(attribute, "organizationalUnit")], attribute: [rdn_value(dn)]}))
 
-    records = [r for frame in (inputs.users, inputs.groups) for r in frame.to_dict("records")]
+    records = [r for frame in (inputs.users, inputs.groups) for r in record_rows(frame)]
     records = [r for r in records if r["anchor"] not in inputs.quarantined]
     # An anchor on two objects in the domain: neither is written, nothing is created for it.
     for r in records:

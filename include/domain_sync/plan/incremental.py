@@ -71,7 +71,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from domain_sync.columns import isin, lowered
+from domain_sync.columns import isin, lowered, record_rows
 from domain_sync.dn import dns_domain_name, normalize_dn
 from domain_sync.naming import account_name_options, common_name_options
 from domain_sync.plan.changeset import Collision, PlanInputs, plan_changes
@@ -509,7 +509,7 @@ def observe_incremental(conn, *, base_dn: str, container_dn: str, search_base: s
     users = restrict(inputs.users, "anchor", changed)
     groups = restrict(inputs.groups, "anchor", changed)
     members = restrict_members(inputs.members, changed, by_members)
-    records = [r for frame in (users, groups) for r in frame.to_dict("records")]
+    records = [r for frame in (users, groups) for r in record_rows(frame)]
     suffix = "@" + dns_domain_name(container_dn)
     sams, upns, cns = wanted_names(records, set(collector.objects), suffix)
     for obj in collector.objects.values():  # the names the changed objects hold (freed when they leave)
