@@ -11,7 +11,8 @@ and the convergence tests compare both). C is:
 - the tenant objects the committed domain index does not hold (new ones, creates of the last run, creates
   that failed) and the indexed objects the tenant no longer has (deletes, and deletes that failed);
 - the objects of the last committed plan's collisions (a name they wanted may be free now), duplicate
-  anchors and objects it could not read ("sticky" in the index);
+  anchors and objects it could not read ("sticky" in the index); the groups it gave a member it created
+  ("recount": read whole, their member count is not known from the plan alone);
 - what changed in the domain since the last commit: every object whose uSNChanged is above the
   highestCommittedUSN the committed plan read before it observed the domain, live or deleted (hand edits,
   renames, moves, member removals, deletions; a tombstone keeps its objectGUID, mapped back to its anchor by
@@ -137,11 +138,18 @@ class DomainIndex:
         """The index as the plan's `changes` leave the domain: each group's member count moved by the member
         values the plan adds and removes. The plan's guards take the counts before (as read); the index a commit
         keeps holds the counts after, which is what the next plan finds in the domain for a group it does not
-        read whole (a group whose writes fail is read whole by the next plan: failing objects are changed)."""
+        read whole (a group whose writes fail is read whole by the next plan: failing objects are changed).
+        Only values naming existing objects (`<GUID=...>`) are counted: apply drops a value naming an object
+        whose create failed, so a group given a member this plan creates is recounted instead (`recount` in
+        the meta: the next incremental plan reads it whole)."""
         moved: dict[str, int] = {}
+        recount: set[str] = set()
         for c in changes:
             if c.op in (Op.ADD_MEMBERS, Op.REMOVE_MEMBERS) and c.members:
-                step = len(c.members) if c.op == Op.ADD_MEMBERS else -len(c.members)
+                existing = sum(1 for v in c.members if v.startswith("<GUID="))
+                if existing < len(c.members):
+                    recount.add(c.anchor.lower())
+                step = existing if c.op == Op.ADD_MEMBERS else -existing
                 moved[c.anchor.lower()] = moved.get(c.anchor.lower(), 0) + step
         if not moved:
             return self
@@ -149,7 +157,7 @@ class DomainIndex:
         delta = pd.Series(lowered(frame["anchor"])).map(moved).fillna(0).astype(int).to_numpy()
         counts = pd.to_numeric(frame["members"], errors="coerce").fillna(0).astype(int).to_numpy() + delta
         frame["members"] = np.maximum(counts, 0)
-        return DomainIndex(frame, self.meta)
+        return DomainIndex(frame, {**self.meta, "recount": sorted(recount)})
 
     def synced_counts(self) -> dict[str, int]:
         counts = self.frame["kind"].value_counts()
@@ -303,6 +311,7 @@ def changed_set(c: ChangeInputs) -> dict[str, set[str]]:
         "not_indexed": c.records - indexed - c.quarantined,
         "not_in_tenant": indexed - c.records - c.out_of_scope,
         "sticky": set(c.meta.get("sticky") or []),
+        "recount": set(c.meta.get("recount") or []),
         "domain": domain,
         "deleted_in_domain": {by_guid[g] for g in c.delta.deleted_guids if g in by_guid},
     }
