@@ -26,15 +26,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from domain_sync.columns import objects
-from domain_sync.records import GROUP, USER
+from domain_sync.columns import isin, objects
+from domain_sync.records import GROUP, USER, is_missing
 from domain_sync.runs import RunFolder, records_file_name
 from domain_sync.storage import copy_file, read_json, read_parquet, write_json_atomic
 
@@ -96,7 +95,7 @@ def _plain(value):
     equal (arrays as lists, missing values as None)."""
     if isinstance(value, np.ndarray | list | tuple):
         return [_plain(v) for v in value]
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+    if value is pd.NA or is_missing(value):
         return None
     if isinstance(value, np.generic):
         return _plain(value.item())
@@ -112,7 +111,7 @@ def unchanged_records(kept: pd.DataFrame, made: pd.DataFrame, ids: set[str],
     columns = ["anchor", *(c for c in columns if c != "anchor")] if columns else list(kept.columns)
 
     def rows(frame: pd.DataFrame) -> dict[str, tuple]:
-        picked = frame.loc[frame["anchor"].astype(str).isin(ids), columns]
+        picked = frame.loc[isin(frame["anchor"], ids), columns]
         return {str(r[0]): tuple(_plain(v) for v in r) for r in picked.itertuples(index=False, name=None)}
 
     before = rows(kept)

@@ -79,13 +79,19 @@ def objects_to_check(settings: Settings, run: RunFolder) -> tuple[set[str] | Non
     made = read_json(run.records_meta, {}) or {}
     if made.get("mode") != "incremental":
         return None, {"mode": "full"}
-    committed = StateStore(settings.state_dir).committed_file(run.quarantine.name)
-    quarantine = read_json(committed, None) if committed is not None else None
-    if not isinstance(quarantine, list):
+    quarantine = committed_quarantine(settings, run)
+    if quarantine is None:
         return None, {"mode": "full", "full_because": "no committed quarantine"}
     remade = {str(a) for a in made.get("remade_ids") or []}
     before = {str(q["anchor"]) for q in quarantine if isinstance(q, dict) and q.get("anchor")}
     return remade | before, {"mode": "incremental", "remade": len(remade), "quarantined_before": len(before)}
+
+
+def committed_quarantine(settings: Settings, run: RunFolder) -> list | None:
+    """The quarantine the last commit kept (None: none, or unreadable)."""
+    committed = StateStore(settings.state_dir).committed_file(run.quarantine.name)
+    quarantine = read_json(committed, None) if committed is not None else None
+    return quarantine if isinstance(quarantine, list) else None
 
 
 def carried_quarantine(settings: Settings, run: RunFolder) -> list[QuarantineEntry] | None:
@@ -94,9 +100,8 @@ def carried_quarantine(settings: Settings, run: RunFolder) -> list[QuarantineEnt
     made = read_json(run.records_meta, {}) or {}
     if not made.get("idle_round"):
         return None
-    committed = StateStore(settings.state_dir).committed_file(run.quarantine.name)
-    quarantine = read_json(committed, None) if committed is not None else None
-    if not isinstance(quarantine, list) or not all(isinstance(q, dict) for q in quarantine):
+    quarantine = committed_quarantine(settings, run)
+    if quarantine is None or not all(isinstance(q, dict) for q in quarantine):
         return None
     try:
         return [QuarantineEntry(**q) for q in quarantine]
