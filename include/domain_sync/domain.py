@@ -27,6 +27,7 @@ from domain_sync.alerts import raise_alert, raise_alert_once
 from domain_sync.config import Settings, SettingsError
 from domain_sync.dn import DNError, parse_dn
 from domain_sync.errors import PermanentError, SyncError, TransientError
+from domain_sync.ldap_answers import install as install_entry_decoder
 
 log = logging.getLogger(__name__)
 
@@ -166,34 +167,6 @@ def endpoint_from_airflow(conn_id: str) -> DomainEndpoint:
     return endpoint_from_connection(BaseHook.get_connection(conn_id), conn_id)
 
 
-def _decode_values_once() -> None:
-    """ldap3 (2.9.1) turns each attribute name and value of a search answer into text through
-    utils.conv.to_unicode, which looks up four configuration parameters on every call: about a third of the
-    client's time in a full read of the domain (a profile of the plan's read: 1.2 million calls for 33,000
-    entries). Its search module is given the same conversion with the server encoding looked up once; any
-    other call (client data, an explicit encoding, a value the server encoding cannot decode) goes to the
-    original, so the text and the errors are ldap3's."""
-    from ldap3 import get_config_parameter
-    from ldap3.operation import search
-
-    original = search.to_unicode
-    if getattr(original, "decodes_once", False):
-        return
-    server_encoding = get_config_parameter("DEFAULT_SERVER_ENCODING")
-
-    def to_unicode(obj, encoding=None, from_server=False):
-        if from_server and encoding is None and type(obj) is bytes:
-            try:
-                return obj.decode(server_encoding)
-            except UnicodeDecodeError:
-                pass
-        return original(obj, encoding, from_server)
-
-    to_unicode.decodes_once = True
-    to_unicode.original = original
-    search.to_unicode = to_unicode
-
-
 def connect(endpoint: DomainEndpoint, timeout: float = 30.0, collect_usage: bool = False, run_id: str | None = None):
     """A bound ldap3 connection over TLS that never follows a referral (check answers with
     `check_referrals`); raises DomainConnectionError naming the endpoint. `run_id`: the run the
@@ -201,7 +174,7 @@ def connect(endpoint: DomainEndpoint, timeout: float = 30.0, collect_usage: bool
     import ldap3
     from ldap3.core.exceptions import LDAPException
 
-    _decode_values_once()
+    install_entry_decoder()
     if not endpoint.validate_tls:
         _warn_tls_validation_off(endpoint, run_id)
     tls = ldap3.Tls(

@@ -52,6 +52,9 @@ def test_record_rows_are_to_dicts_rows(rows):
 
         assert [plain(r) for r in record_rows(table)] == [plain(r) for r in table.to_dict("records")]
         assert [type(r["enabled"]) for r in record_rows(table)] == [bool] * len(table)
+        # equal names are one object
+        names = [r["name"] for r in record_rows(table) if isinstance(r["name"], str)]
+        assert len({id(n) for n in names}) == len(set(names))
 
 
 def through_parquet_frame(frame: pd.DataFrame) -> pd.DataFrame:

@@ -225,15 +225,22 @@ def owned(dn: str, object_id: str, classes=("top", "group")) -> Entry:
                       "extensionName": [MARKER]})
 
 
+ELSEWHERE = f"OU=Elsewhere,{BASE_DN}"
+
+
 def observe_reply(in_container: list[Entry], outside: list[Entry], searched: list[str]):
-    """The container holds `in_container`; the domain-wide marker search finds `outside` too. A fake DC
-    answers by base only: the searches of BASE_DN are the account-name read and the marker search."""
+    """The container holds `in_container`, OU=Elsewhere beside it holds `outside`. The fake DC answers a
+    base or one-level search with the base or its children only."""
+    container, elsewhere = (Entry(dn, {"objectClass": ["organizationalUnit"]}) for dn in (CONTAINER, ELSEWHERE))
+
     def reply(base):
         searched.append(base)
         if base == CONTAINER:
-            return [Entry(CONTAINER, {"objectClass": ["organizationalUnit"]}), *in_container, Done()]
+            return [container, *in_container, Done()]
+        if base == ELSEWHERE:
+            return [elsewhere, *outside, Done()]
         if base == BASE_DN:
-            return [*in_container, *outside, Done()]
+            return [container, elsewhere, *in_container, *outside, Done()]
         return [Done(32)]
     return reply
 
@@ -244,14 +251,19 @@ def observe(conn, desired):
 
 
 def test_the_domain_is_searched_for_owned_objects_outside_the_search_base_only_when_a_create_may_follow(domain):
-    inside, moved = owned(f"CN=Sales,{CONTAINER}", ANCHOR_ID), owned(f"CN=Team,OU=Elsewhere,{BASE_DN}", OTHER_ID)
+    inside, moved = owned(f"CN=Sales,{CONTAINER}", ANCHOR_ID), owned(f"CN=Team,{ELSEWHERE}", OTHER_ID)
     searched: list[str] = []
     observed = observe(domain(observe_reply([inside], [moved], searched)), {ANCHOR_ID})
     assert set(observed.objects) == {ANCHOR_ID} and observed.owned_outside == {}
-    assert searched.count(BASE_DN) == 1  # the account names only: every desired object was found
+    assert searched.count(BASE_DN) == 1 and ELSEWHERE not in searched  # the account names only
+    in_container = searched.count(CONTAINER)
     searched.clear()
     observed = observe(domain(observe_reply([inside], [moved], searched)), {ANCHOR_ID, OTHER_ID})
-    assert observed.owned_outside == {OTHER_ID: moved.dn} and searched.count(BASE_DN) == 2
+    assert observed.owned_outside == {OTHER_ID: moved.dn}
+    # Beside the account names: the domain object itself and its children (base and one-level searches), then
+    # the subtree beside the search base; the search base is not searched again.
+    assert searched.count(BASE_DN) == 3 and searched.count(ELSEWHERE) == 1
+    assert searched.count(CONTAINER) == in_container
 
 
 def test_an_owned_object_whose_dn_cannot_be_read_holds_its_anchor(domain):

@@ -295,6 +295,7 @@ class SyncedCollector:
         self.unreadable_owned: dict[str, str] = {}
         self.unmarked = 0
         self.extra: dict[str, dict[str, list[str]]] = {}  # anchor -> attributes read beside the compared ones
+        self._values: dict[str, str] = {}  # each value kept once, for as long as the read lasts
 
     def add(self, entry: dict, extra: tuple[str, ...] = ()) -> None:
         anchor_attribute = self.anchor_attribute
@@ -325,10 +326,16 @@ class SyncedCollector:
             self.synced_dns.add(normalize_dn(entry["dn"]))
             return
         raw_guid = _get(entry.get("raw_attributes", {}), "objectGUID")
-        skip = {"member", "objectguid", anchor_attribute.lower(), *(e.lower() for e in extra)}
-        # Attribute names interned: 100,000 users hold the same twenty names (about 120 MB as copies).
-        attributes = {sys.intern(name.lower()): ldap_values(value) for name, value in entry["attributes"].items()
-                      if name.lower() not in skip}
+        skip = {"member", "objectguid", "objectclass", anchor_attribute.lower(), *(e.lower() for e in extra)}
+        # What is kept of 100,000 users is most of a full plan's memory: attribute names interned (the same twenty
+        # names), equal values one object (departments, offices, managers, flags), each list exactly as long as
+        # it is (a list built value by value keeps room for four).
+        shared = self._values
+        attributes = {}
+        for name, value in entry["attributes"].items():
+            key = name.lower()
+            if key not in skip:
+                attributes[sys.intern(key)] = [shared.setdefault(v, v) for v in ldap_values(value)].copy()
         if extra:
             self.extra[anchor] = {e.lower(): ldap_values(_get(entry["attributes"], e)) for e in extra}
         objects[anchor] = ObservedObject(
@@ -350,21 +357,24 @@ class SyncedCollector:
 def owned_outside(conn, base_dn: str, search_base: str, anchor_attribute: str, owner_attribute: str | None,
                   owner_marker: str | None, guids: set[str] | None = None,
                   guid_of: dict[str, str] | None = None) -> dict[str, str]:
-    """{anchor: DN} of users and groups with this sync's marker anywhere in the domain outside the search base.
-    A subtree search of the whole domain on the marker attribute (often unindexed): the plan stage runs it
-    only when some tenant object is not found under the search base, i.e. when a create could duplicate an
-    object moved out of it. Nothing to search without a marker, or when the search base is the domain.
-    `guids`: only the objects with these objectGUIDs (the incremental plan's, by batched filters on the indexed
-    objectGUID). `guid_of`: filled with {anchor: objectGUID} of what was found."""
+    """{anchor: DN} of users and groups with this sync's marker anywhere in the domain outside the search base:
+    searched on the marker attribute (often unindexed) in every subtree beside the way down to the search base,
+    never in it (a full plan runs this on every reconcile; the search base holds every synced object).
+    Nothing to search without a marker, or when the search base is the domain. `guids`: only the objects with
+    these objectGUIDs, by batched filters on the indexed objectGUID over the whole domain (the incremental
+    plan's). `guid_of`: filled with {anchor: objectGUID} of what was found."""
     from ldap3.utils.conv import escape_filter_chars
 
     if not (owner_attribute and owner_marker) or normalize_dn(search_base) == normalize_dn(base_dn):
         return {}
     found: dict[str, str] = {}
     query = f"(&(|(objectClass=user)(objectClass=group))({owner_attribute}={escape_filter_chars(owner_marker)}){{}})"
-    queries = [query.format("")] if guids is None else [query.format(b) for b in _batches(guid_terms(guids))]
-    entries = (entry for q in queries for entry in paged_search(
-        conn, base_dn, q, ["objectClass", "objectGUID", anchor_attribute, owner_attribute]))
+    if guids is None:
+        searches = [(base, scope, query.format("")) for base, scope in outside_subtrees(conn, base_dn, search_base)]
+    else:
+        searches = [(base_dn, "SUBTREE", query.format(b)) for b in _batches(guid_terms(guids))]
+    entries = (entry for base, scope, q in searches for entry in paged_search(
+        conn, base, q, ["objectClass", "objectGUID", anchor_attribute, owner_attribute], scope=scope))
     for entry in entries:
         if _key(entry["dn"]) is not None and is_within(entry["dn"], search_base):
             continue
@@ -379,6 +389,23 @@ def owned_outside(conn, base_dn: str, search_base: str, anchor_attribute: str, o
                     "they are not written, and not created again: %s", len(found), search_base,
                     "; ".join(sorted(found.values())[:20]))
     return found
+
+
+def outside_subtrees(conn, base_dn: str, search_base: str) -> list[tuple[str, str]]:
+    """(base, scope) of searches that cover the domain outside the search base and nothing in it: each
+    container on the way down from the domain to the search base (BASE) and each of its children off that way
+    (SUBTREE). A search base outside the domain's DN: the whole domain (SUBTREE)."""
+    if not is_within(search_base, base_dn):
+        return [(base_dn, "SUBTREE")]
+    way = [base_dn, *ancestors(search_base, base_dn)]
+    out: list[tuple[str, str]] = []
+    for container, next_down in zip(way, way[1:], strict=False):
+        out.append((container, "BASE"))
+        on_the_way = normalize_dn(next_down)
+        out += [(entry["dn"], "SUBTREE") for entry in paged_search(conn, container, "(objectClass=*)", ["1.1"],
+                                                                  scope="LEVEL")
+                if _key(entry["dn"]) != on_the_way]
+    return out
 
 
 def guid_terms(guids: set[str]) -> list[str]:
