@@ -26,12 +26,12 @@ sys.path[:0] = [str(ROOT / "include"), str(ROOT)]
 
 def owner_marker(conn, settings, container: str) -> str | None:
     """The ownership marker on the first synced object found in the container."""
-    from domain_sync.domain import ldap_values, paged_search
+    from domain_sync.domain import ldap_values, search_entries
 
     if settings.owner_marker:
         return settings.owner_marker
     query = f"(&(|(objectClass=user)(objectClass=group))({settings.anchor_attribute}=*))"
-    for entry in paged_search(conn, container, query, [settings.owner_attribute]):
+    for entry in search_entries(conn, container, query, [settings.owner_attribute]):
         values = ldap_values(entry["attributes"].get(settings.owner_attribute))
         if values:
             return values[0]

@@ -544,7 +544,7 @@ def _memberships(
 
 CHANGE_KINDS = (
     "rename_into_collision", "rename_out_of_collision", "upn_change", "soft_delete", "hard_delete", "restore",
-    "membership_move", "manager_change",
+    "membership_move", "manager_change", "attribute_change",
 )
 
 
@@ -592,6 +592,7 @@ def random_changes(admin: EmulatorAdmin, count: int, seed: int) -> list[Change]:
         "rename_into_collision": _rename_into, "rename_out_of_collision": _rename_out, "upn_change": _upn_change,
         "soft_delete": _soft_delete, "hard_delete": _hard_delete, "restore": _restore,
         "membership_move": _membership_move, "manager_change": _manager_change,
+        "attribute_change": _attribute_change,
     }
     pending = list(CHANGE_KINDS)  # every kind once first, then at random
     attempts = misses = 0
@@ -746,6 +747,34 @@ def _manager_change(rng: random.Random, admin: EmulatorAdmin, model: _Model) -> 
             return None
         manager = {"id": rng.choice(candidates)}
     return _update(admin, model, "manager_change", USERS, users[uid], {"manager": manager})
+
+
+def _attribute_change(rng: random.Random, admin: EmulatorAdmin, model: _Model) -> Change | None:
+    """A change that names nothing: a user's job title, department, city, street, phones or enabled state, or
+    a group's description; hostile values, sometimes past what the domain holds, sometimes cleared."""
+    kind = USERS if rng.random() < 0.75 or not model.objects[GROUPS] else GROUPS
+    if not model.objects[kind]:
+        return None
+    obj = model.objects[kind][rng.choice(list(model.objects[kind]))]
+    if kind == GROUPS:
+        roll = rng.random()
+        values: dict[str, Any] = {"description": None if roll < 0.2 else hostile_name(rng) if roll < 0.8
+                                  else _long_name(rng, rng.randint(257, LIMITS["description"]))}
+        return _update(admin, model, "attribute_change", kind, obj, values)
+    choices = {
+        "jobTitle": lambda: cut(hostile_name(rng), LIMITS["jobTitle"]),
+        "department": lambda: cut(hostile_name(rng), LIMITS["department"]),
+        "city": lambda: cut(hostile_name(rng), LIMITS["city"]),
+        "streetAddress": lambda: _long_name(rng, rng.randint(257, LIMITS["streetAddress"])) if rng.random() < 0.2
+        else cut(hostile_name(rng), 200),
+        "businessPhones": lambda: [f"+47 {rng.randrange(10**7, 10**8)}"],
+        "accountEnabled": lambda: not obj.get("accountEnabled", True),
+    }
+    picked = rng.sample(sorted(choices), rng.randint(1, 3))
+    values = {name: (None if name not in ("accountEnabled", "businessPhones") and rng.random() < 0.2
+                     else [] if name == "businessPhones" and rng.random() < 0.2 else choices[name]())
+              for name in picked}
+    return _update(admin, model, "attribute_change", kind, obj, values)
 
 
 def _reports_to(users: dict[str, dict[str, Any]], uid: str, boss: str) -> bool:

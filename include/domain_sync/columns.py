@@ -27,14 +27,14 @@ def record_rows(frame: pd.DataFrame) -> list[dict]:
     of a column are one object (100,000 users share a few departments, offices and flags: a full plan holds
     every row at once)."""
     rows = frame.astype(object)
-    for name in rows.columns:
-        column = rows[name].to_numpy()
+    for position in range(rows.shape[1]):
+        column = rows.iloc[:, position].to_numpy()
         if pd.api.types.infer_dtype(column, skipna=True) != "string":
             continue
         codes, uniques = pd.factorize(column)
         if len(uniques) < len(column):
             shared = np.where(codes >= 0, np.asarray(uniques, dtype=object).take(codes), column)
-            rows[name] = pd.Series(shared, index=rows.index, dtype=object)  # not inferred as strings again
+            rows.isetitem(position, pd.Series(shared, index=rows.index, dtype=object))  # not inferred as strings
     return rows.to_dict("records")
 
 

@@ -7,7 +7,7 @@ Referrals: never followed. ldap3 would follow one to any host, binding there wit
 account's credentials (in clear text for an ldap:// referral); `connect` switches that off, and
 `check_referrals` turns a referral the domain answers into a `DomainReferral` (a configuration error).
 
-Reads fail closed (`paged_search`, `read_entry`, `entry_exists`, `check_result`): a read that does not end
+Reads fail closed (`search_entries`, `read_entry`, `entry_exists`, `check_result`): a read that does not end
 in success raises DomainReadError (DomainBusy for busy, unavailable or a broken connection, retried;
 DomainReadFailed otherwise), and only noSuchObject (32) means "missing". Every read of the domain goes
 through them, so nothing is planned or written from a partial read.
@@ -307,24 +307,87 @@ def check_result(outcome: Any, what: str) -> None:
 SHOW_DELETED = ("1.2.840.113556.1.4.417", True, None)  # LDAP_SERVER_SHOW_DELETED_OID: tombstones too
 
 
-def paged_search(conn, base: str, search_filter: str, attributes: list[str], scope: str = "SUBTREE",
+# Result codes with which a DC refuses a whole answer to a search without paging (Windows AD past MaxPageSize,
+# MaxQueryDuration or MaxResultSetSize): the search is read in pages instead.
+UNPAGED_REFUSED = frozenset({3, 4, 11})  # timeLimitExceeded, sizeLimitExceeded, adminLimitExceeded
+_PAGES_ONLY = "domain_sync_pages_only"  # set on a connection whose DC refused an unpaged answer
+
+
+def search_entries(conn, base: str, search_filter: str, attributes: list[str], scope: str = "SUBTREE",
                  controls: list | None = None):
-    """Every entry of a paged search (a generator). Fails closed: a page that ends on anything but
-    success (busy, unavailable, a time or size limit, a failed page) raises DomainReadError once the
-    entries read so far are out, so a caller collecting them never works on a partial read."""
+    """Every entry of a search (a generator): first as one answer read as it arrives (a DC that sends it whole,
+    like Samba, serves it several times faster than in pages, which it rebuilds object by object), then, on a DC
+    that refuses that (Windows AD past MaxPageSize), in pages of PAGE_SIZE, leaving out the objects already
+    given; the connection then reads in pages from the start. Fails closed: a search that ends on anything but
+    success (busy, unavailable, a time or size limit, a failed page) raises DomainReadError once the entries
+    read so far are out, so a caller collecting them never works on a partial read."""
     from ldap3.core.exceptions import LDAPException
 
     what = f"reading {base} ({search_filter[:200]})"
+    given: set[str] = set()
     try:
+        if not getattr(conn, _PAGES_ONLY, False):
+            for entry in _whole_answer(conn, base, search_filter, attributes, scope, controls):
+                check_referrals(entry, base)
+                if entry.get("type") == "searchResEntry":
+                    given.add(entry["dn"])
+                    yield entry
+            if (conn.result or {}).get("result") not in UNPAGED_REFUSED:
+                check_result(conn, what)
+                return
+            setattr(conn, _PAGES_ONLY, True)
         for entry in conn.extend.standard.paged_search(
                 base, search_filter, search_scope=scope, attributes=attributes, paged_size=PAGE_SIZE, generator=True,
                 controls=controls):
             check_referrals(entry, base)
-            if entry.get("type") == "searchResEntry":
+            if entry.get("type") == "searchResEntry" and entry["dn"] not in given:
                 yield entry
     except (LDAPException, OSError) as exc:
         raise _read_failure(what, exc) from None
     check_result(conn, what)
+
+
+def _whole_answer(conn, base: str, search_filter: str, attributes: list[str], scope: str, controls: list | None):
+    """The answers of one search without paging, each as ldap3 decodes it, as they arrive (ldap3's own search
+    keeps a whole answer in memory before it returns: 100,000 users); conn.result is its result at the end.
+    Stopped early, the rest of the answer is read and dropped, so the connection stays usable."""
+    from ldap3 import DEREF_ALWAYS, NO_ATTRIBUTES
+    from ldap3.core.exceptions import LDAPSessionTerminatedByServerError, LDAPSocketReceiveError
+    from ldap3.operation.search import search_operation
+    from ldap3.strategy import sync
+
+    strategy = conn.strategy
+    with conn.connection_lock:
+        request = search_operation(base, search_filter, scope, DEREF_ALWAYS, attributes or [NO_ATTRIBUTES], 0, 0,
+                                   False, conn.auto_escape, conn.auto_encode, None,
+                                   validator=conn.server.custom_validator, check_names=conn.check_names)
+        message_id = conn.send("searchRequest", request, controls)
+        done = False
+
+        def received() -> list[bytes]:
+            messages = strategy.receiving()
+            if not messages:  # the DC closed the connection
+                raise LDAPSessionTerminatedByServerError(f"the connection closed while reading the answer to {base}")
+            return messages
+
+        try:
+            while not done:
+                for message in received():
+                    decoded = sync.decode_message_fast(message)
+                    answer = strategy.decode_response_fast(decoded)
+                    if int(decoded["messageID"]) != message_id:
+                        raise LDAPSocketReceiveError(f"an answer to message {decoded['messageID']} came while "
+                                                     f"reading the answer to {message_id}")
+                    if answer["type"] == "searchResDone":
+                        conn.result, done = answer, True
+                        break
+                    yield answer
+        finally:
+            while not done:  # stopped early: the rest of this answer is read, never mistaken for another's
+                for message in received():
+                    if strategy.decode_response_fast(sync.decode_message_fast(message))["type"] == "searchResDone":
+                        done = True
+            strategy._outstanding.pop(message_id, None)
 
 
 def _read_failure(what: str, exc: Exception) -> DomainReadError:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from domain_sync.domain import ldap_values, paged_search, read_entry
+from domain_sync.domain import ldap_values, read_entry, search_entries
 from domain_sync.errors import PermanentError
 from domain_sync.records import GROUP, USER
 
@@ -159,7 +159,7 @@ def read_domain_schema(conn, names: Iterable[str]) -> DomainSchema:
         chunk = wanted[start:start + 100]
         search_filter = ("(&(objectClass=attributeSchema)(|"
                          + "".join(f"(lDAPDisplayName={escape_filter_chars(n)})" for n in chunk) + "))")
-        for entry in paged_search(conn, schema_dn, search_filter, scope="LEVEL", attributes=[
+        for entry in search_entries(conn, schema_dn, search_filter, scope="LEVEL", attributes=[
                 "lDAPDisplayName", "attributeSyntax", "oMSyntax", "rangeLower", "rangeUpper", "isSingleValued",
                 "systemOnly", "systemFlags"]):
             a = entry["attributes"]
@@ -176,7 +176,7 @@ def read_domain_schema(conn, names: Iterable[str]) -> DomainSchema:
             )
 
     classes: dict[str, dict[str, Any]] = {}
-    for entry in paged_search(conn, schema_dn, "(objectClass=classSchema)", scope="LEVEL", attributes=[
+    for entry in search_entries(conn, schema_dn, "(objectClass=classSchema)", scope="LEVEL", attributes=[
             "lDAPDisplayName", "subClassOf", "auxiliaryClass", "systemAuxiliaryClass", "mayContain",
             "systemMayContain", "mustContain", "systemMustContain"]):
         name = ldap_values(entry["attributes"].get("lDAPDisplayName"))[0]

@@ -145,7 +145,9 @@ def _case_insensitive(kind, pairs: list[tuple[str, Any]]):
 
 
 def install() -> None:
-    """Give ldap3's synchronous strategy this decoder for search result entries (once per process)."""
+    """Give ldap3's synchronous strategy this decoder for search result entries (once per process, for every
+    connection of the process: the sync never changes ldap3's configuration, whose encodings and case rule are
+    read here once)."""
     from ldap3 import get_config_parameter
     from ldap3.strategy import base, sync
     from ldap3.utils.conv import to_unicode

@@ -30,6 +30,8 @@ def entry(dn, **attributes):
 class FakeDC:
     """Answers the reads a writer makes and records the writes; `encrypted` says LDAPS or not."""
 
+    domain_sync_pages_only = True  # answers ldap3's paged search only (domain.search_entries reads in pages)
+
     def __init__(self, encrypted=True, add_code=0, pwd_last_set="0", psos=(), domain=None):
         self.server = SimpleNamespace(ssl=encrypted)
         self.tls_started = False

@@ -114,6 +114,8 @@ def test_an_event_for_a_user_the_domain_does_not_hold_waits(tmp_path):
 class Directory:
     """Answers find_users' paged search with `entries`, in the order given."""
 
+    domain_sync_pages_only = True  # answers ldap3's paged search only (domain.search_entries reads in pages)
+
     def __init__(self, entries):
         self.entries, self.result, self.searches = entries, {}, []
         self.extend = SimpleNamespace(standard=SimpleNamespace(paged_search=self.paged_search))

@@ -15,8 +15,8 @@ from domain_sync.domain import (
     connect,
     endpoint_from_connection,
     entry_exists,
-    paged_search,
     read_entry,
+    search_entries,
 )
 from domain_sync.domain_schema import read_domain_schema
 from domain_sync.errors import PermanentError, TransientError
@@ -42,10 +42,11 @@ def domain(tmp_path):
     cert, key = self_signed_tls(tmp_path)
     started, conns = [], []
 
-    def start(reply):
-        dc = FakeDirectory("127.0.0.1", search_reply=reply, tls=(cert, key))
+    def start(reply, **options):
+        dc = FakeDirectory("127.0.0.1", search_reply=reply, tls=(cert, key), **options)
         started.append(dc)
         conn = connect(endpoint_from_connection(Conn(dc.port, str(cert)), "ldap_domain"))
+        conn.fake_dc = dc
         conns.append(conn)
         return conn
 
@@ -76,7 +77,7 @@ def test_a_paged_search_whose_second_page_fails_raises_after_the_first_pages_ent
     conn = domain(pages([user(1), user(2), Done(cookie=b"page-2")], [user(3), Done(code)]))
     seen = []
     with pytest.raises(kind, match=f"reading {CONTAINER} .*LDAP code {code}") as caught:
-        for entry in paged_search(conn, CONTAINER, "(cn=*)", ["cn"]):
+        for entry in search_entries(conn, CONTAINER, "(cn=*)", ["cn"]):
             seen.append(entry["dn"])
     assert len(seen) >= 2  # entries were read, and still the search raised: no partial read is kept
     assert isinstance(caught.value, DomainReadError)
@@ -86,7 +87,7 @@ def test_a_paged_search_whose_second_page_fails_raises_after_the_first_pages_ent
 
 def test_a_paged_search_that_ends_in_success_reads_every_page(domain):
     conn = domain(pages([user(1), Done(cookie=b"p2")], [user(2), Done(cookie=b"p3")], [user(3), Done()]))
-    assert sorted(e["dn"] for e in paged_search(conn, CONTAINER, "(cn=*)", ["cn"])) == [
+    assert sorted(e["dn"] for e in search_entries(conn, CONTAINER, "(cn=*)", ["cn"])) == [
         f"CN=u{n},{CONTAINER}" for n in (1, 2, 3)]
 
 
@@ -99,14 +100,14 @@ def test_a_connection_dropped_between_pages_is_a_transient_read_error(domain):
         return answers.pop(0)
     conn = domain(reply)
     with pytest.raises(DomainBusy, match=f"reading {CONTAINER} .*failed: LDAP"):
-        list(paged_search(conn, CONTAINER, "(cn=*)", ["cn"]))
+        list(search_entries(conn, CONTAINER, "(cn=*)", ["cn"]))
 
 
 @pytest.mark.parametrize("code", [3, 4])
 def test_a_size_or_time_limit_on_a_single_page_search_raises(domain, code):
     conn = domain(lambda base: [user(1), Done(code)])
     with pytest.raises(DomainReadFailed, match=f"LDAP code {code}"):
-        list(paged_search(conn, CONTAINER, "(cn=*)", ["cn"]))
+        list(search_entries(conn, CONTAINER, "(cn=*)", ["cn"]))
 
 
 def test_an_existence_check_says_missing_only_for_no_such_object(domain):
@@ -260,10 +261,21 @@ def test_the_domain_is_searched_for_owned_objects_outside_the_search_base_only_w
     searched.clear()
     observed = observe(domain(observe_reply([inside], [moved], searched)), {ANCHOR_ID, OTHER_ID})
     assert observed.owned_outside == {OTHER_ID: moved.dn}
-    # Beside the account names: the domain object itself and its children (base and one-level searches), then
+    # Beside the account names: the domain's children (listed, then searched one-level for the marker), then
     # the subtree beside the search base; the search base is not searched again.
     assert searched.count(BASE_DN) == 3 and searched.count(ELSEWHERE) == 1
     assert searched.count(CONTAINER) == in_container
+
+
+def test_the_search_outside_the_search_base_stops_where_the_way_down_to_it_does_not_exist(domain):
+    from domain_sync.plan.observed import outside_subtrees
+
+    searched: list[str] = []
+    deep = f"OU=Users,OU=Tenant,{BASE_DN}"  # OU=Tenant does not exist yet (a first run creates it)
+    user = Entry(f"CN=Local,{BASE_DN}", {"objectClass": ["top", "person", "user"]})
+    subtrees = outside_subtrees(domain(observe_reply([], [user], searched)), BASE_DN, deep)
+    assert sorted(subtrees) == [(BASE_DN, "LEVEL"), (ELSEWHERE, "SUBTREE"), (CONTAINER, "SUBTREE")]
+    assert f"OU=Tenant,{BASE_DN}" not in searched  # never read: nothing is below a container that is not there
 
 
 def test_an_owned_object_whose_dn_cannot_be_read_holds_its_anchor(domain):
@@ -302,3 +314,32 @@ def test_reads_made_at_once_each_have_a_connection_and_fail_closed():
     with pytest.raises(DomainReadFailed, match="page 3"):
         in_parallel(main, connect_more, [lambda c: c.name, broken])
     assert opened[-1].closed
+
+
+def five_users(base):
+    return [*(Entry(f"CN=u{i},{CONTAINER}", {"cn": [f"u{i}"]}) for i in range(5)), Done()]
+
+
+def test_a_dc_that_sends_whole_answers_is_read_in_one_search(domain):
+    conn = domain(five_users, unpaged_limit=None)  # as Samba answers
+    assert [e["dn"] for e in search_entries(conn, CONTAINER, "(cn=*)", ["cn"])] == [
+        f"CN=u{i},{CONTAINER}" for i in range(5)]
+    assert conn.fake_dc.unpaged_searches == conn.fake_dc.searches == [CONTAINER]
+
+
+def test_a_dc_that_limits_unpaged_answers_is_read_in_pages_and_nothing_comes_twice(domain):
+    conn = domain(five_users, unpaged_limit=2)  # as Windows AD answers past its MaxPageSize
+    dns = [e["dn"] for e in search_entries(conn, CONTAINER, "(cn=*)", ["cn"])]
+    assert dns[:2] == [f"CN=u{i},{CONTAINER}" for i in range(2)]  # the two read first, then the other three
+    assert sorted(dns) == [f"CN=u{i},{CONTAINER}" for i in range(5)]
+    assert conn.fake_dc.searches == [CONTAINER, CONTAINER] and conn.fake_dc.unpaged_searches == [CONTAINER]
+    assert len(list(search_entries(conn, CONTAINER, "(cn=*)", ["cn"]))) == 5
+    assert conn.fake_dc.unpaged_searches == [CONTAINER]  # that connection reads in pages from then on
+
+
+def test_a_search_stopped_early_leaves_the_connection_usable(domain):
+    conn = domain(five_users, unpaged_limit=None)
+    reading = search_entries(conn, CONTAINER, "(cn=*)", ["cn"])
+    assert next(reading)["dn"] == f"CN=u0,{CONTAINER}"
+    reading.close()  # the rest of that answer is read and dropped
+    assert len(list(search_entries(conn, CONTAINER, "(cn=*)", ["cn"]))) == 5

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from domain_sync.domain import DomainReferral, check_referrals, connect, endpoint_from_connection
+from domain_sync.domain import DomainReferral, check_referrals, connect, endpoint_from_connection, search_entries
 from domain_sync.errors import PermanentError
 from tests.fixtures.fake_ldap import SERVER_NAME, Done, Entry, FakeDirectory, Reference, self_signed_tls
 
@@ -29,12 +29,13 @@ def referral_target():
 
 @pytest.fixture
 def fake_dc(tmp_path, referral_target):
-    """Start a TLS fake DC whose search answer is given by the test; returns (directory, endpoint)."""
+    """Start a TLS fake DC whose search answer is given by the test, whole or in pages as the client asks (as
+    Samba answers); returns (directory, endpoint)."""
     cert, key = self_signed_tls(tmp_path)
     started = []
 
     def start(search_reply=None):
-        dc = FakeDirectory("127.0.0.1", search_reply=search_reply, tls=(cert, key))
+        dc = FakeDirectory("127.0.0.1", search_reply=search_reply, tls=(cert, key), unpaged_limit=None)
         started.append(dc)
         conn = Conn(dc.port, base_dn=BASE_DN, ca_file=str(cert), tls_server_name=SERVER_NAME)
         return dc, endpoint_from_connection(conn, "ldap_domain")
@@ -136,3 +137,19 @@ def test_other_referrals_raise(outcome):
                                      {"result": 32, "type": "searchResDone"}])
 def test_results_without_referrals_pass(outcome):
     check_referrals(outcome, BASE_DN)
+
+
+@pytest.mark.parametrize("answer", ["reference", "referral"])
+def test_a_whole_answer_carrying_a_referral_fails_closed(fake_dc, referral_target, answer):
+    other = "DC=other,DC=example,DC=test"
+    url = referral_url(referral_target, other)
+    reply = ([Entry("CN=ana," + BASE_DN, {"cn": ["ana"]}), Reference([url]), Done()] if answer == "reference"
+             else [Done(10, [url])])
+    dc, endpoint = fake_dc(lambda base: reply)
+    conn = connect(endpoint)
+    try:
+        with pytest.raises(DomainReferral, match=other):
+            list(search_entries(conn, BASE_DN, "(objectClass=*)", ["cn"]))
+    finally:
+        conn.unbind()
+    assert dc.unpaged_searches == [BASE_DN] and (referral_target.connections, referral_target.binds) == (0, [])

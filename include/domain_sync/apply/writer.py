@@ -44,7 +44,7 @@ from domain_sync.domain import (
     decode_anchor,
     disconnect,
     ldap_values,
-    paged_search,
+    search_entries,
 )
 from domain_sync.errors import TransientError
 from domain_sync.passwords.policy import (
@@ -267,7 +267,7 @@ class DomainWriter:
             for start in range(0, len(terms), FILTER_BATCH):
                 search = f"(|{''.join(terms[start:start + FILTER_BATCH])})"
                 try:
-                    entries = list(paged_search(self.conn, container, search, ["objectGUID", self.anchor_attribute],
+                    entries = list(search_entries(self.conn, container, search, ["objectGUID", self.anchor_attribute],
                                                 scope="LEVEL"))
                 except (DomainReadError, OSError) as exc:
                     log.info("reading the created objects under %s in one search failed (%s): each is read "

@@ -39,7 +39,7 @@ from domain_sync.domain import (
     disconnect,
     is_owned,
     object_kind,
-    paged_search,
+    search_entries,
 )
 from domain_sync.errors import TransientError
 from domain_sync.passwords.policy import require_encrypted, unicode_pwd
@@ -91,7 +91,7 @@ def find_users(conn, settings, base_dn: str, owner_marker: str, object_ids: Iter
     """The synced objects holding these anchors under the search base, by the plan's rule: a user or
     group with the anchor and this sync's ownership marker (domain.is_owned, domain.object_kind). An
     anchor on two such objects is a duplicate, whatever order the domain returns them in. Reads fail
-    closed (domain.paged_search)."""
+    closed (domain.search_entries)."""
     holders: dict[str, list[tuple[str, str | None, str | None]]] = defaultdict(list)  # oid -> (dn, kind, guid)
     ids = sorted(set(object_ids))
     anchor = settings.anchor_attribute
@@ -102,7 +102,7 @@ def find_users(conn, settings, base_dn: str, owner_marker: str, object_ids: Iter
     for i in range(0, len(ids), LOOKUP_BATCH):
         wanted = "".join(f"({anchor}={anchor_filter_value(anchor, oid)})" for oid in ids[i:i + LOOKUP_BATCH])
         search_filter = f"(&(|(objectClass=user)(objectClass=group)){marker}(|{wanted}))"
-        for entry in paged_search(conn, _search_base(settings, base_dn), search_filter, attributes):
+        for entry in search_entries(conn, _search_base(settings, base_dn), search_filter, attributes):
             kind = object_kind(entry["attributes"])
             if kind is None or not is_owned(entry["attributes"], settings.owner_attribute, owner_marker):
                 continue

@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
-from domain_sync.domain import entry_exists, ldap_values, paged_search, read_entry
+from domain_sync.domain import entry_exists, ldap_values, read_entry, search_entries
 from domain_sync.errors import PermanentError
 
 DOMAIN_PASSWORD_COMPLEX = 0x1  # pwdProperties (MS-ADTS 3.1.1.3.1.1.1 / MS-SAMR DOMAIN_PASSWORD_COMPLEX)
@@ -97,7 +97,7 @@ def read_policy(conn, base_dn: str | None = None) -> PasswordPolicy:
     psos = 0
     container = f"CN=Password Settings Container,CN=System,{base_dn}"
     # A domain without the container (before Windows Server 2008's schema) has no fine-grained policies.
-    found = paged_search(conn, container, "(objectClass=msDS-PasswordSettings)", scope="LEVEL", attributes=[
+    found = search_entries(conn, container, "(objectClass=msDS-PasswordSettings)", scope="LEVEL", attributes=[
         "msDS-MinimumPasswordLength", "msDS-PasswordComplexityEnabled", "msDS-PasswordHistoryLength"]
     ) if entry_exists(conn, container) else []
     for entry in found:

@@ -7,7 +7,7 @@ object is local and is only read, to keep names unique and to report collisions.
 without the marker (Entra Connect and Cloud Sync write mS-DS-ConsistencyGuid on every object of a
 hybrid domain) are counted as `unmarked`, never touched.
 
-Reads fail closed (domain_sync.domain's `paged_search` and `entry_exists`): a paged search that ends on
+Reads fail closed (domain_sync.domain's `search_entries` and `entry_exists`): a paged search that ends on
 anything but success raises DomainReadError, so no partial read of the domain is ever planned against.
 A DN the code cannot read skips that object (reported in `unreadable`), never the run; when that object is
 ours (marker and a tenant anchor), its anchor is held (`unreadable_owned`): not written, not deleted, and
@@ -42,7 +42,7 @@ from domain_sync.domain import (
     is_owned,
     ldap_values,
     object_kind,
-    paged_search,
+    search_entries,
 )
 from domain_sync.naming import is_object_id
 
@@ -195,7 +195,7 @@ def observe_domain(
     def read_names(c) -> tuple[dict[str, str], dict[str, str]]:
         account: dict[str, str] = {}
         principal: dict[str, str] = {}
-        for entry in paged_search(c, base_dn, "(|(sAMAccountName=*)(userPrincipalName=*))",
+        for entry in search_entries(c, base_dn, "(|(sAMAccountName=*)(userPrincipalName=*))",
                                   ["sAMAccountName", "userPrincipalName"]):
             attrs = entry["attributes"]
             for name in ldap_values(attrs.get("sAMAccountName")):
@@ -211,7 +211,7 @@ def observe_domain(
         def read(c) -> None:
             if synced_there:
                 query = f"(&(objectClass={object_class})({anchor_attribute}=*))"
-                for entry in paged_search(c, search_base, query, attributes):
+                for entry in search_entries(c, search_base, query, attributes):
                     with sorting:
                         collector.add(entry)
         return read
@@ -228,7 +228,7 @@ def observe_domain(
     # Names taken in the container by anything that is not synced: new cns must avoid them.
     local_names: set[str] = set()
     if not missing:
-        for entry in paged_search(conn, container_dn, "(cn=*)", ["cn"], scope="LEVEL"):
+        for entry in search_entries(conn, container_dn, "(cn=*)", ["cn"], scope="LEVEL"):
             if _key(entry["dn"]) not in synced_dns:
                 local_names.update(v.casefold() for v in ldap_values(entry["attributes"].get("cn")))
     log.info(
@@ -373,7 +373,7 @@ def owned_outside(conn, base_dn: str, search_base: str, anchor_attribute: str, o
         searches = [(base, scope, query.format("")) for base, scope in outside_subtrees(conn, base_dn, search_base)]
     else:
         searches = [(base_dn, "SUBTREE", query.format(b)) for b in _batches(guid_terms(guids))]
-    entries = (entry for base, scope, q in searches for entry in paged_search(
+    entries = (entry for base, scope, q in searches for entry in search_entries(
         conn, base, q, ["objectClass", "objectGUID", anchor_attribute, owner_attribute], scope=scope))
     for entry in entries:
         if _key(entry["dn"]) is not None and is_within(entry["dn"], search_base):
@@ -391,20 +391,30 @@ def owned_outside(conn, base_dn: str, search_base: str, anchor_attribute: str, o
     return found
 
 
+_LEAVES = frozenset({"user", "group"})  # a computer is a user to LDAP
+
+
 def outside_subtrees(conn, base_dn: str, search_base: str) -> list[tuple[str, str]]:
-    """(base, scope) of searches that cover the domain outside the search base and nothing in it: each
-    container on the way down from the domain to the search base (BASE) and each of its children off that way
-    (SUBTREE). A search base outside the domain's DN: the whole domain (SUBTREE)."""
+    """(base, scope) of searches that cover the domain outside the search base and nothing in it: the children
+    of each container on the way down from the domain to the search base (one-level) and the subtree of each
+    of those children that may hold objects (anything but a user, computer or group, under which the schema
+    puts no user or group) off that way. A container of the way that does not exist ends it (nothing is below
+    it). A search base outside the domain's DN: the whole domain (SUBTREE)."""
     if not is_within(search_base, base_dn):
         return [(base_dn, "SUBTREE")]
     way = [base_dn, *ancestors(search_base, base_dn)]
     out: list[tuple[str, str]] = []
     for container, next_down in zip(way, way[1:], strict=False):
-        out.append((container, "BASE"))
+        out.append((container, "LEVEL"))
         on_the_way = normalize_dn(next_down)
-        out += [(entry["dn"], "SUBTREE") for entry in paged_search(conn, container, "(objectClass=*)", ["1.1"],
-                                                                  scope="LEVEL")
-                if _key(entry["dn"]) != on_the_way]
+        way_goes_on = False
+        for entry in search_entries(conn, container, "(objectClass=*)", ["objectClass"], scope="LEVEL"):
+            if _key(entry["dn"]) == on_the_way:
+                way_goes_on = True
+            elif not {c.lower() for c in ldap_values(_get(entry["attributes"], "objectClass"))} & _LEAVES:
+                out.append((entry["dn"], "SUBTREE"))
+        if not way_goes_on:
+            break
     return out
 
 
@@ -455,7 +465,7 @@ def observe_anchors(conn, search_base: str, collector: SyncedCollector, anchors:
     terms = sorted(f"({collector.anchor_attribute}={anchor_filter_value(collector.anchor_attribute, a)})"
                    for a in anchors)
     for batch in _batches(terms):
-        for entry in paged_search(conn, search_base, SYNCED_FILTER.format(anchor=batch), attributes):
+        for entry in search_entries(conn, search_base, SYNCED_FILTER.format(anchor=batch), attributes):
             collector.add(entry, extra)
 
 
@@ -464,7 +474,7 @@ def observe_guids(conn, search_base: str, collector: SyncedCollector, guids: set
     """Read the users and groups under the search base with one of `guids` (objectGUID, indexed) into
     `collector`, whatever anchor they carry now."""
     for batch in _batches(guid_terms(guids)):
-        for entry in paged_search(conn, search_base, SYNCED_FILTER.format(anchor=batch), attributes):
+        for entry in search_entries(conn, search_base, SYNCED_FILTER.format(anchor=batch), attributes):
             collector.add(entry, extra)
 
 
@@ -480,7 +490,7 @@ def observe_names(conn, base_dn: str, container_dn: str, account_names: set[str]
     terms = sorted({f"(sAMAccountName={escape_filter_chars(n)})" for n in account_names}
                    | {f"(userPrincipalName={escape_filter_chars(n)})" for n in principal_names})
     for batch in _batches(terms):
-        for entry in paged_search(conn, base_dn, batch, ["sAMAccountName", "userPrincipalName"]):
+        for entry in search_entries(conn, base_dn, batch, ["sAMAccountName", "userPrincipalName"]):
             attrs = entry["attributes"]
             for name in ldap_values(attrs.get("sAMAccountName")):
                 held_account[name.lower()] = entry["dn"]
@@ -488,7 +498,7 @@ def observe_names(conn, base_dn: str, container_dn: str, account_names: set[str]
                 held_principal[name.lower()] = entry["dn"]
     held_cn: dict[str, str] = {}
     for batch in _batches(sorted({f"(cn={escape_filter_chars(n)})" for n in common_names})):
-        for entry in paged_search(conn, container_dn, batch, ["cn"], scope="LEVEL"):
+        for entry in search_entries(conn, container_dn, batch, ["cn"], scope="LEVEL"):
             for value in ldap_values(entry["attributes"].get("cn")):
                 held_cn[value.casefold()] = entry["dn"]
     return held_account, held_principal, held_cn
@@ -517,7 +527,7 @@ def changed_since(conn, base_dn: str, anchor_attribute: str, usn: int) -> Domain
     Show Deleted control: they keep objectGUID, not the anchor)."""
     delta = DomainDelta()
     since = f"(uSNChanged>={int(usn) + 1})"
-    for entry in paged_search(conn, base_dn, since, ["objectClass", "objectGUID", anchor_attribute]):
+    for entry in search_entries(conn, base_dn, since, ["objectClass", "objectGUID", anchor_attribute]):
         delta.entries += 1
         attrs = entry["attributes"]
         raw = entry.get("raw_attributes", {})
@@ -535,7 +545,7 @@ def changed_since(conn, base_dn: str, anchor_attribute: str, usn: int) -> Domain
         classes = {c.lower() for c in ldap_values(_get(attrs, "objectClass"))}
         if classes & CONTAINER_CLASSES and raw_guid:
             delta.containers[guid_from_bytes(raw_guid[0])] = entry["dn"]
-    for entry in paged_search(conn, base_dn, f"(&(isDeleted=TRUE){since})", ["objectGUID"],
+    for entry in search_entries(conn, base_dn, f"(&(isDeleted=TRUE){since})", ["objectGUID"],
                               controls=[SHOW_DELETED]):
         delta.entries += 1
         raw_guid = _get(entry.get("raw_attributes", {}), "objectGUID")
@@ -550,7 +560,7 @@ def container_guids(conn, dns: set[str]) -> dict[str, str]:
     for dn in sorted(dns):
         if not entry_exists(conn, dn):
             continue
-        for entry in paged_search(conn, dn, "(objectClass=*)", ["objectGUID"], scope="BASE"):
+        for entry in search_entries(conn, dn, "(objectClass=*)", ["objectGUID"], scope="BASE"):
             raw = _get(entry.get("raw_attributes", {}), "objectGUID")
             if raw:
                 out[guid_from_bytes(raw[0])] = normalize_dn(dn)
