@@ -350,7 +350,9 @@ def search_entries(conn, base: str, search_filter: str, attributes: list[str], s
 def _whole_answer(conn, base: str, search_filter: str, attributes: list[str], scope: str, controls: list | None):
     """The answers of one search without paging, each as ldap3 decodes it, as they arrive (ldap3's own search
     keeps a whole answer in memory before it returns: 100,000 users); conn.result is its result at the end.
-    Stopped early, the rest of the answer is read and dropped, so the connection stays usable."""
+    An entry sent with a value range (Windows AD: `member;range=0-1499` of a big group) comes after the others,
+    completed by ldap3's own range reads. Stopped early, the rest of the answer is read and dropped, so the
+    connection stays usable."""
     from ldap3 import DEREF_ALWAYS, NO_ATTRIBUTES
     from ldap3.core.exceptions import LDAPSessionTerminatedByServerError, LDAPSocketReceiveError
     from ldap3.operation.search import search_operation
@@ -362,7 +364,9 @@ def _whole_answer(conn, base: str, search_filter: str, attributes: list[str], sc
                                    False, conn.auto_escape, conn.auto_encode, None,
                                    validator=conn.server.custom_validator, check_names=conn.check_names)
         message_id = conn.send("searchRequest", request, controls)
+        sent = strategy._outstanding.get(message_id)
         done = False
+        ranged: list[dict] = []
 
         def received() -> list[bytes]:
             messages = strategy.receiving()
@@ -379,15 +383,32 @@ def _whole_answer(conn, base: str, search_filter: str, attributes: list[str], sc
                         raise LDAPSocketReceiveError(f"an answer to message {decoded['messageID']} came while "
                                                      f"reading the answer to {message_id}")
                     if answer["type"] == "searchResDone":
-                        conn.result, done = answer, True
+                        result, done = answer, True
                         break
+                    if answer["type"] == "searchResEntry" and any(";range=" in n for n in answer["raw_attributes"]):
+                        ranged.append(answer)
+                        continue
                     yield answer
-        finally:
+        except GeneratorExit:
             while not done:  # stopped early: the rest of this answer is read, never mistaken for another's
                 for message in received():
                     if strategy.decode_response_fast(sync.decode_message_fast(message))["type"] == "searchResDone":
                         done = True
+            raise
+        finally:
             strategy._outstanding.pop(message_id, None)
+        if result.get("result") == SUCCESS:
+            for entry in ranged:
+                strategy._auto_range_searching = result  # as ldap3's get_response: the range reads do not recurse
+                try:
+                    completed = strategy.do_search_on_auto_range(sent, [entry])
+                finally:
+                    del strategy._auto_range_searching
+                if completed:
+                    for name in [n for n in entry["raw_attributes"] if ";range=" in n]:
+                        del entry["raw_attributes"][name], entry["attributes"][name]
+                yield entry
+        conn.result = result
 
 
 def _read_failure(what: str, exc: Exception) -> DomainReadError:

@@ -343,3 +343,22 @@ def test_a_search_stopped_early_leaves_the_connection_usable(domain):
     assert next(reading)["dn"] == f"CN=u0,{CONTAINER}"
     reading.close()  # the rest of that answer is read and dropped
     assert len(list(search_entries(conn, CONTAINER, "(cn=*)", ["cn"]))) == 5
+
+
+@pytest.mark.parametrize("unpaged_limit", [None, 0])  # a whole answer; pages
+def test_a_group_sent_with_a_value_range_is_read_whole(domain, unpaged_limit):
+    group = f"CN=Big,{CONTAINER}"
+    members = [f"CN=m{i},{CONTAINER}" for i in range(5)]
+
+    def reply(base):  # Windows AD sends a big group's members in ranges; ldap3 asks for the rest by the range
+        if base == group:
+            return [Entry(group, {"member;range=2-*": members[2:]}), Done()]
+        return [Entry(f"CN=u0,{CONTAINER}", {"cn": ["u0"]}), Entry(group, {"cn": ["Big"], "member;range=0-1":
+                                                                          members[:2]}), Done()]
+
+    conn = domain(reply, unpaged_limit=unpaged_limit)
+    entries = {e["dn"]: e for e in search_entries(conn, CONTAINER, "(cn=*)", ["cn", "member"])}
+    assert sorted(entries) == sorted([group, f"CN=u0,{CONTAINER}"])
+    assert entries[group]["attributes"]["member"] == members
+    assert not [n for n in entries[group]["attributes"] if ";range=" in n]
+    assert conn.result["result"] == 0
