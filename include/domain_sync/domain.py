@@ -396,7 +396,8 @@ def _whole_answer(conn, base: str, search_filter: str, attributes: list[str], sc
                         done = True
             raise
         finally:
-            strategy._outstanding.pop(message_id, None)
+            if strategy._outstanding:  # None once ldap3 closed a broken connection
+                strategy._outstanding.pop(message_id, None)
         if result.get("result") == SUCCESS:
             for entry in ranged:
                 strategy._auto_range_searching = result  # as ldap3's get_response: the range reads do not recurse

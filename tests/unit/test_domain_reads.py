@@ -42,17 +42,22 @@ def domain(tmp_path):
     cert, key = self_signed_tls(tmp_path)
     started, conns = [], []
 
-    def start(reply, **options):
+    def start(reply, timeout: float = 30.0, **options):
         dc = FakeDirectory("127.0.0.1", search_reply=reply, tls=(cert, key), **options)
         started.append(dc)
-        conn = connect(endpoint_from_connection(Conn(dc.port, str(cert)), "ldap_domain"))
+        conn = connect(endpoint_from_connection(Conn(dc.port, str(cert)), "ldap_domain"), timeout=timeout)
         conn.fake_dc = dc
         conns.append(conn)
         return conn
 
     yield start
+    from ldap3.core.exceptions import LDAPException
+
     for conn in conns:
-        conn.unbind()
+        try:
+            conn.unbind()
+        except LDAPException:  # a connection a test saw the DC close
+            pass
     for dc in started:
         dc.stop()
 
@@ -362,3 +367,20 @@ def test_a_group_sent_with_a_value_range_is_read_whole(domain, unpaged_limit):
     assert entries[group]["attributes"]["member"] == members
     assert not [n for n in entries[group]["attributes"] if ";range=" in n]
     assert conn.result["result"] == 0
+
+
+@pytest.mark.parametrize("unpaged_limit", [None, 0])  # a whole answer; pages
+@pytest.mark.parametrize("failure", ["goes away", "stalls"])
+def test_a_dc_lost_in_the_middle_of_an_answer_is_a_transient_failure(domain, unpaged_limit, failure):
+    import time
+
+    def reply(base):  # the DC goes away, or stops answering past the client's timeout, after two entries
+        yield Entry(f"CN=u0,{CONTAINER}", {"cn": ["u0"]})
+        yield Entry(f"CN=u1,{CONTAINER}", {"cn": ["u1"]})
+        if failure == "stalls":
+            time.sleep(2.5)
+        raise ConnectionAbortedError("the DC went away")
+
+    conn = domain(reply, unpaged_limit=unpaged_limit, timeout=1.0)
+    with pytest.raises(DomainBusy):
+        list(search_entries(conn, CONTAINER, "(cn=*)", ["cn"]))
