@@ -384,3 +384,16 @@ def test_a_dc_lost_in_the_middle_of_an_answer_is_a_transient_failure(domain, unp
     conn = domain(reply, unpaged_limit=unpaged_limit, timeout=1.0)
     with pytest.raises(DomainBusy):
         list(search_entries(conn, CONTAINER, "(cn=*)", ["cn"]))
+
+
+def test_an_answer_of_messages_bigger_than_a_read_of_the_socket_is_read_whole(domain):
+    members = [f"CN=member {i:06d},{CONTAINER}" for i in range(6000)]  # one message of about 300 KB
+
+    def reply(base):
+        return [Entry(f"CN=Everyone,{CONTAINER}", {"cn": ["Everyone"], "member": members}),
+                *(Entry(f"CN=u{i},{CONTAINER}", {"cn": [f"u{i}"]}) for i in range(3)), Done()]
+
+    conn = domain(reply, unpaged_limit=None)
+    entries = list(search_entries(conn, CONTAINER, "(cn=*)", ["cn", "member"]))
+    assert [e["attributes"]["cn"][0] for e in entries] == ["Everyone", "u0", "u1", "u2"]
+    assert entries[0]["attributes"]["member"] == members
