@@ -326,9 +326,11 @@ def search_entries(conn, base: str, search_filter: str, attributes: list[str], s
 
     what = f"reading {base} ({search_filter[:200]})"
     given: set[str] = set()
+    auto_range = getattr(conn, "auto_range", False)
+    conn.auto_range = False  # value ranges are read here, failing closed (ldap3's own reads keep what they got)
     try:
         if not getattr(conn, _PAGES_ONLY, False):
-            for entry in _whole_answer(conn, base, search_filter, attributes, scope, controls):
+            for entry in _whole_answer(conn, base, search_filter, attributes, scope, controls, what):
                 check_referrals(entry, base)
                 if entry.get("type") == "searchResEntry":
                     given.add(entry["dn"])
@@ -342,17 +344,56 @@ def search_entries(conn, base: str, search_filter: str, attributes: list[str], s
                 controls=controls):
             check_referrals(entry, base)
             if entry.get("type") == "searchResEntry" and entry["dn"] not in given:
+                if _has_ranges(entry):
+                    page_result = conn.result
+                    _complete_ranges(conn, entry, what)
+                    conn.result = page_result
                 yield entry
     except (LDAPException, OSError) as exc:
         raise _read_failure(what, exc) from None
+    finally:
+        conn.auto_range = auto_range
     check_result(conn, what)
 
 
-def _whole_answer(conn, base: str, search_filter: str, attributes: list[str], scope: str, controls: list | None):
+def _has_ranges(entry: dict) -> bool:
+    return any(";range=" in name for name in entry["raw_attributes"])
+
+
+def _complete_ranges(conn, entry: dict, what: str) -> None:
+    """Read the rest of each attribute the DC sent in a value range (Windows AD: `member;range=0-1499` of a big
+    group), range after range, into the attribute itself. Fails closed: a range read that does not succeed
+    raises, and an object whose values changed under the reads (no range where one was due) is DomainBusy."""
+    for name in [n for n in entry["raw_attributes"] if ";range=" in n]:
+        attribute, _, bounds = name.partition(";range=")
+        raw = list(entry["raw_attributes"].pop(name) or [])
+        text = list(entry["attributes"].pop(name) or [])
+        while not bounds.endswith("-*"):
+            reading = f"{what}: the values of {attribute} of {entry['dn']} after range {bounds}"
+            try:
+                asked = f"{attribute};range={int(bounds.partition('-')[2]) + 1}-*"
+            except ValueError:
+                raise DomainReadFailed(f"{reading}: the DC sent a range that is not one") from None
+            conn.search(entry["dn"], "(objectClass=*)", search_scope="BASE", attributes=[asked])
+            check_result(conn, reading)
+            found = next((e for e in conn.response or [] if e.get("type") == "searchResEntry"), {})
+            ranged = [n for n in found.get("raw_attributes", {}) if n.lower().startswith(attribute.lower() + ";range=")]
+            if not ranged:
+                raise DomainBusy(f"{reading}: no more values came (the object changed while it was read); a later "
+                                 f"try reads it again")
+            bounds = ranged[0].partition(";range=")[2]
+            raw += found["raw_attributes"][ranged[0]]
+            text += found["attributes"][ranged[0]]
+        entry["raw_attributes"][attribute] = list(entry["raw_attributes"].get(attribute) or []) + raw
+        entry["attributes"][attribute] = list(entry["attributes"].get(attribute) or []) + text
+
+
+def _whole_answer(conn, base: str, search_filter: str, attributes: list[str], scope: str, controls: list | None,
+                  what: str):
     """The answers of one search without paging, each as ldap3 decodes it, as they arrive (ldap3's own search
     keeps a whole answer in memory before it returns: 100,000 users); conn.result is its result at the end.
     An entry sent with a value range (Windows AD: `member;range=0-1499` of a big group) comes after the others,
-    completed by ldap3's own range reads. Stopped early, the rest of the answer is read and dropped, so the
+    completed (`_complete_ranges`). Stopped early, the rest of the answer is read and dropped, so the
     connection stays usable."""
     from ldap3 import DEREF_ALWAYS, NO_ATTRIBUTES
     from ldap3.core.exceptions import LDAPSocketReceiveError
@@ -365,7 +406,6 @@ def _whole_answer(conn, base: str, search_filter: str, attributes: list[str], sc
                                    False, conn.auto_escape, conn.auto_encode, None,
                                    validator=conn.server.custom_validator, check_names=conn.check_names)
         message_id = conn.send("searchRequest", request, controls)
-        sent = strategy._outstanding.get(message_id)
         done = False
         ranged: list[dict] = []
 
@@ -375,13 +415,14 @@ def _whole_answer(conn, base: str, search_filter: str, attributes: list[str], sc
                 for message in messages:
                     decoded = sync.decode_message_fast(message)
                     answer = strategy.decode_response_fast(decoded)
-                    if int(decoded["messageID"]) != message_id:
+                    if int(decoded["messageID"]) != message_id:  # a notice of disconnection (0), or a stray answer
+                        strategy.close()
                         raise LDAPSocketReceiveError(f"an answer to message {decoded['messageID']} came while "
                                                      f"reading the answer to {message_id}")
                     if answer["type"] == "searchResDone":
                         result, done = answer, True
                         break
-                    if answer["type"] == "searchResEntry" and any(";range=" in n for n in answer["raw_attributes"]):
+                    if answer["type"] == "searchResEntry" and _has_ranges(answer):
                         ranged.append(answer)
                         continue
                     yield answer
@@ -395,14 +436,7 @@ def _whole_answer(conn, base: str, search_filter: str, attributes: list[str], sc
                 strategy._outstanding.pop(message_id, None)
         if result.get("result") == SUCCESS:
             for entry in ranged:
-                strategy._auto_range_searching = result  # as ldap3's get_response: the range reads do not recurse
-                try:
-                    completed = strategy.do_search_on_auto_range(sent, [entry])
-                finally:
-                    del strategy._auto_range_searching
-                if completed:
-                    for name in [n for n in entry["raw_attributes"] if ";range=" in n]:
-                        del entry["raw_attributes"][name], entry["attributes"][name]
+                _complete_ranges(conn, entry, what)
                 yield entry
         conn.result = result
 

@@ -350,23 +350,47 @@ def test_a_search_stopped_early_leaves_the_connection_usable(domain):
     assert len(list(search_entries(conn, CONTAINER, "(cn=*)", ["cn"]))) == 5
 
 
-@pytest.mark.parametrize("unpaged_limit", [None, 0])  # a whole answer; pages
-def test_a_group_sent_with_a_value_range_is_read_whole(domain, unpaged_limit):
+def ranged_group_reply(members: list[str], later: str = "ranges"):
+    """A container holding a user and a big group whose members the DC sends two at a time (as Windows AD sends
+    1,500 at a time); a read of the group asking for a range gets the next two, or (`later`) busy, or no
+    range at all (the group changed under the reads)."""
     group = f"CN=Big,{CONTAINER}"
+    asked = iter(range(2, len(members), 2))
+
+    def reply(base):
+        if base != group:
+            return [Entry(f"CN=u0,{CONTAINER}", {"cn": ["u0"]}),
+                    Entry(group, {"cn": ["Big"], "member;range=0-1": members[:2]}), Done()]
+        if later == "busy":
+            return [Done(51)]
+        if later == "gone":
+            return [Entry(group, {"cn": ["Big"]}), Done()]
+        low = next(asked)
+        last = low + 2 >= len(members)
+        return [Entry(group, {f"member;range={low}-{'*' if last else low + 1}": members[low:low + 2]}), Done()]
+    return group, reply
+
+
+@pytest.mark.parametrize("unpaged_limit", [None, 0])  # a whole answer; pages
+def test_a_group_sent_with_value_ranges_is_read_whole(domain, unpaged_limit):
     members = [f"CN=m{i},{CONTAINER}" for i in range(5)]
-
-    def reply(base):  # Windows AD sends a big group's members in ranges; ldap3 asks for the rest by the range
-        if base == group:
-            return [Entry(group, {"member;range=2-*": members[2:]}), Done()]
-        return [Entry(f"CN=u0,{CONTAINER}", {"cn": ["u0"]}), Entry(group, {"cn": ["Big"], "member;range=0-1":
-                                                                          members[:2]}), Done()]
-
+    group, reply = ranged_group_reply(members)
     conn = domain(reply, unpaged_limit=unpaged_limit)
     entries = {e["dn"]: e for e in search_entries(conn, CONTAINER, "(cn=*)", ["cn", "member"])}
     assert sorted(entries) == sorted([group, f"CN=u0,{CONTAINER}"])
     assert entries[group]["attributes"]["member"] == members
+    assert entries[group]["raw_attributes"]["member"] == [m.encode() for m in members]
     assert not [n for n in entries[group]["attributes"] if ";range=" in n]
-    assert conn.result["result"] == 0
+    assert conn.result["result"] == 0 and conn.auto_range  # the connection's own setting is back
+
+
+@pytest.mark.parametrize("unpaged_limit", [None, 0])  # a whole answer; pages
+@pytest.mark.parametrize("later,error", [("busy", DomainBusy), ("gone", DomainBusy)])
+def test_a_range_read_that_fails_fails_the_read(domain, unpaged_limit, later, error):
+    _, reply = ranged_group_reply([f"CN=m{i},{CONTAINER}" for i in range(5)], later)
+    conn = domain(reply, unpaged_limit=unpaged_limit)
+    with pytest.raises(error, match="member of CN=Big"):
+        list(search_entries(conn, CONTAINER, "(cn=*)", ["cn", "member"]))
 
 
 @pytest.mark.parametrize("unpaged_limit", [None, 0])  # a whole answer; pages
