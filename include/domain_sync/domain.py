@@ -346,7 +346,7 @@ def search_entries(conn, base: str, search_filter: str, attributes: list[str], s
             if entry.get("type") == "searchResEntry" and entry["dn"] not in given:
                 if _has_ranges(entry):
                     page_result = conn.result
-                    _complete_ranges(conn, entry, what)
+                    _complete_ranges(conn, entry, what, controls)
                     conn.result = page_result
                 yield entry
     except (LDAPException, OSError) as exc:
@@ -360,10 +360,11 @@ def _has_ranges(entry: dict) -> bool:
     return any(";range=" in name for name in entry["raw_attributes"])
 
 
-def _complete_ranges(conn, entry: dict, what: str) -> None:
+def _complete_ranges(conn, entry: dict, what: str, controls: list | None = None) -> None:
     """Read the rest of each attribute the DC sent in a value range (Windows AD: `member;range=0-1499` of a big
-    group), range after range, into the attribute itself. Fails closed: a range read that does not succeed
-    raises, and an object whose values changed under the reads (no range where one was due) is DomainBusy."""
+    group), range after range, into the attribute itself (the last range may hold no value). Fails closed: a
+    range read that does not succeed raises, and an object whose values changed under the reads (no range, or
+    another one, where one was due) is DomainBusy."""
     for name in [n for n in entry["raw_attributes"] if ";range=" in n]:
         attribute, _, bounds = name.partition(";range=")
         raw = list(entry["raw_attributes"].pop(name) or [])
@@ -371,19 +372,20 @@ def _complete_ranges(conn, entry: dict, what: str) -> None:
         while not bounds.endswith("-*"):
             reading = f"{what}: the values of {attribute} of {entry['dn']} after range {bounds}"
             try:
-                asked = f"{attribute};range={int(bounds.partition('-')[2]) + 1}-*"
+                low = int(bounds.partition("-")[2]) + 1
             except ValueError:
                 raise DomainReadFailed(f"{reading}: the DC sent a range that is not one") from None
-            conn.search(entry["dn"], "(objectClass=*)", search_scope="BASE", attributes=[asked])
+            conn.search(entry["dn"], "(objectClass=*)", search_scope="BASE", attributes=[f"{attribute};range={low}-*"],
+                        controls=controls)
             check_result(conn, reading)
             found = next((e for e in conn.response or [] if e.get("type") == "searchResEntry"), {})
             ranged = [n for n in found.get("raw_attributes", {}) if n.lower().startswith(attribute.lower() + ";range=")]
-            if not ranged:
-                raise DomainBusy(f"{reading}: no more values came (the object changed while it was read); a later "
-                                 f"try reads it again")
-            bounds = ranged[0].partition(";range=")[2]
-            raw += found["raw_attributes"][ranged[0]]
-            text += found["attributes"][ranged[0]]
+            bounds = ranged[0].partition(";range=")[2] if ranged else ""
+            if not bounds.startswith(f"{low}-"):
+                raise DomainBusy(f"{reading}: the values from {low} on did not come (the object changed while it was "
+                                 f"read); a later try reads it again")
+            raw += found["raw_attributes"][ranged[0]] or []
+            text += found["attributes"][ranged[0]] or []
         entry["raw_attributes"][attribute] = list(entry["raw_attributes"].get(attribute) or []) + raw
         entry["attributes"][attribute] = list(entry["attributes"].get(attribute) or []) + text
 
@@ -436,7 +438,7 @@ def _whole_answer(conn, base: str, search_filter: str, attributes: list[str], sc
                 strategy._outstanding.pop(message_id, None)
         if result.get("result") == SUCCESS:
             for entry in ranged:
-                _complete_ranges(conn, entry, what)
+                _complete_ranges(conn, entry, what, controls)
                 yield entry
         conn.result = result
 

@@ -350,31 +350,35 @@ def test_a_search_stopped_early_leaves_the_connection_usable(domain):
     assert len(list(search_entries(conn, CONTAINER, "(cn=*)", ["cn"]))) == 5
 
 
-def ranged_group_reply(members: list[str], later: str = "ranges"):
+def ranged_group_reply(members: list[str], later: str = "ranges", search_ends: int = 0):
     """A container holding a user and a big group whose members the DC sends two at a time (as Windows AD sends
-    1,500 at a time); a read of the group asking for a range gets the next two, or (`later`) busy, or no
-    range at all (the group changed under the reads)."""
+    1,500 at a time), its search ending with `search_ends`; a read of the group asking for a range gets the
+    next two (the last range empty when `later` is "empty end"), or (`later`) busy, access denied, no range at
+    all or another range (the group changed under the reads)."""
     group = f"CN=Big,{CONTAINER}"
-    asked = iter(range(2, len(members), 2))
+    asked = iter(range(2, len(members) + 2, 2))
 
     def reply(base):
         if base != group:
             return [Entry(f"CN=u0,{CONTAINER}", {"cn": ["u0"]}),
-                    Entry(group, {"cn": ["Big"], "member;range=0-1": members[:2]}), Done()]
-        if later == "busy":
-            return [Done(51)]
+                    Entry(group, {"cn": ["Big"], "member;range=0-1": members[:2]}), Done(search_ends)]
+        if later in ("busy", "denied"):
+            return [Done({"busy": 51, "denied": 50}[later])]
         if later == "gone":
             return [Entry(group, {"cn": ["Big"]}), Done()]
+        if later == "moved":
+            return [Entry(group, {"member;range=0-*": members}), Done()]
         low = next(asked)
-        last = low + 2 >= len(members)
+        last = low + 2 >= len(members) + (later == "empty end")
         return [Entry(group, {f"member;range={low}-{'*' if last else low + 1}": members[low:low + 2]}), Done()]
     return group, reply
 
 
 @pytest.mark.parametrize("unpaged_limit", [None, 0])  # a whole answer; pages
-def test_a_group_sent_with_value_ranges_is_read_whole(domain, unpaged_limit):
-    members = [f"CN=m{i},{CONTAINER}" for i in range(5)]
-    group, reply = ranged_group_reply(members)
+@pytest.mark.parametrize("count,later", [(5, "ranges"), (4, "empty end")])
+def test_a_group_sent_with_value_ranges_is_read_whole(domain, unpaged_limit, count, later):
+    members = [f"CN=m{i},{CONTAINER}" for i in range(count)]
+    group, reply = ranged_group_reply(members, later)
     conn = domain(reply, unpaged_limit=unpaged_limit)
     entries = {e["dn"]: e for e in search_entries(conn, CONTAINER, "(cn=*)", ["cn", "member"])}
     assert sorted(entries) == sorted([group, f"CN=u0,{CONTAINER}"])
@@ -385,11 +389,20 @@ def test_a_group_sent_with_value_ranges_is_read_whole(domain, unpaged_limit):
 
 
 @pytest.mark.parametrize("unpaged_limit", [None, 0])  # a whole answer; pages
-@pytest.mark.parametrize("later,error", [("busy", DomainBusy), ("gone", DomainBusy)])
+@pytest.mark.parametrize("later,error", [("busy", DomainBusy), ("denied", DomainReadFailed), ("gone", DomainBusy),
+                                         ("moved", DomainBusy)])
 def test_a_range_read_that_fails_fails_the_read(domain, unpaged_limit, later, error):
     _, reply = ranged_group_reply([f"CN=m{i},{CONTAINER}" for i in range(5)], later)
     conn = domain(reply, unpaged_limit=unpaged_limit)
     with pytest.raises(error, match="member of CN=Big"):
+        list(search_entries(conn, CONTAINER, "(cn=*)", ["cn", "member"]))
+
+
+@pytest.mark.parametrize("unpaged_limit", [None, 0])  # a whole answer; pages
+def test_a_search_that_fails_after_a_ranged_entry_still_fails(domain, unpaged_limit):
+    _, reply = ranged_group_reply([f"CN=m{i},{CONTAINER}" for i in range(5)], search_ends=51)
+    conn = domain(reply, unpaged_limit=unpaged_limit)
+    with pytest.raises(DomainBusy, match=r"reading OU=Sync.*LDAP code 51"):
         list(search_entries(conn, CONTAINER, "(cn=*)", ["cn", "member"]))
 
 
