@@ -408,26 +408,23 @@ def _whole_answer(conn, base: str, search_filter: str, attributes: list[str], sc
                                    False, conn.auto_escape, conn.auto_encode, None,
                                    validator=conn.server.custom_validator, check_names=conn.check_names)
         message_id = conn.send("searchRequest", request, controls)
-        done = False
         ranged: list[dict] = []
-
-        messages = _messages(conn, base)
+        messages = _messages(conn, base)  # endless: it ends here at the searchResDone, or raises
         try:
-            while not done:
-                for message in messages:
-                    decoded = sync.decode_message_fast(message)
-                    answer = strategy.decode_response_fast(decoded)
-                    if int(decoded["messageID"]) != message_id:  # a notice of disconnection (0), or a stray answer
-                        strategy.close()
-                        raise LDAPSocketReceiveError(f"an answer to message {decoded['messageID']} came while "
-                                                     f"reading the answer to {message_id}")
-                    if answer["type"] == "searchResDone":
-                        result, done = answer, True
-                        break
-                    if answer["type"] == "searchResEntry" and _has_ranges(answer):
-                        ranged.append(answer)
-                        continue
-                    yield answer
+            for message in messages:
+                decoded = sync.decode_message_fast(message)
+                answer = strategy.decode_response_fast(decoded)
+                if int(decoded["messageID"]) != message_id:  # a notice of disconnection (0), or a stray answer
+                    strategy.close()
+                    raise LDAPSocketReceiveError(f"an answer to message {decoded['messageID']} came while "
+                                                 f"reading the answer to {message_id}")
+                if answer["type"] == "searchResDone":
+                    result = answer
+                    break
+                if answer["type"] == "searchResEntry" and _has_ranges(answer):
+                    ranged.append(answer)
+                    continue
+                yield answer
         except GeneratorExit:
             for message in messages:  # stopped early: the rest of this answer is read, never mistaken for another's
                 if strategy.decode_response_fast(sync.decode_message_fast(message))["type"] == "searchResDone":
