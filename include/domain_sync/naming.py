@@ -73,8 +73,13 @@ def fold_ascii(text: str) -> str:
     return unicodedata.normalize("NFKD", text.translate(_TRANSLITERATION)).encode("ascii", "ignore").decode()
 
 
+_NOT_HEX = re.compile(r"[^0-9a-f]")
+
+
 def _hex_of(anchor: str) -> str:
-    digits = re.sub(r"[^0-9a-f]", "", anchor.lower())
+    if len(anchor) == 36 and _OBJECT_ID.fullmatch(anchor):  # a tenant object id: its 32 digits (most anchors)
+        return anchor.replace("-", "").lower()
+    digits = _NOT_HEX.sub("", anchor.lower())
     if len(digits) < 12:
         digits += hashlib.sha1(anchor.encode("utf-8")).hexdigest()
     return digits

@@ -191,8 +191,19 @@ def test_what_names_an_object_changed_in_place_is_not_read_again(sync_env, monke
     emu.admin.update_user(boss["id"], {"jobTitle": "Chief"})
     plan = synced("place-3")["plan_mode"]
     assert plan["mode"] == "incremental" and plan["changed_set"] == 1 and plan["objects_read"] == 1, plan
-    # The boss is renamed: its cn moves, so what names it (the reports' manager, Crew's member) is read again
-    # and the full plan's changes come out (compare_plans).
+    # The boss is renamed: its cn moves, and the domain carries what names it along (the reports' manager and
+    # Crew's member value are links), so neither is read again and the full plan's changes come out (compare_plans).
     emu.admin.update_user(boss["id"], {"displayName": "Grand Boss"})
-    plan = synced("place-4")["plan_mode"]
-    assert plan["changed_by_reason"].get("dependents") == 31, plan
+    plan = synced("place-4")
+    assert plan["plan_mode"]["mode"] == "incremental" and "dependents" not in plan["plan_mode"]["changed_by_reason"]
+    assert plan["plan_mode"]["objects_read"] == 1, plan["plan_mode"]
+    assert {c["op"] for c in plan["changes"]} == {Op.RENAME, Op.MODIFY}, plan["changes"]
+    conn = sync_env.ldap()
+    try:
+        boss_dn = next(c["new_dn"] for c in plan["changes"] if c["op"] == Op.RENAME)
+        conn.search(boss_dn, "(objectClass=*)", search_scope="BASE", attributes=["directReports", "memberOf"])
+        assert len(conn.entries[0]["directReports"].values) == 30 and len(conn.entries[0]["memberOf"].values) == 1
+    finally:
+        conn.unbind()
+    # What names the boss names it at its new DN: a run after the rename has nothing to write (full plan too).
+    assert synced("place-5")["changes"] == []

@@ -122,3 +122,19 @@ def test_account_names_with_reserved_names_are_the_ones_blocked_name_sets_give(b
     reserved = {name: anchors[i] for i, name in reserve if i < len(anchors)}
     assert assign_account_names(candidates, existing, taken, reserved) == _names_by_blocked_sets(
         candidates, existing, taken, reserved)
+
+
+@given(st.uuids(), st.booleans(), st.text(max_size=40))
+def test_the_hex_of_an_anchor_is_its_hex_digits_whatever_its_form(value, upper, other):
+    import hashlib
+
+    from domain_sync.naming import _hex_of
+
+    def by_the_rule(anchor: str) -> str:  # every hex digit of the anchor, padded by a hash when fewer than 12
+        digits = re.sub(r"[^0-9a-f]", "", anchor.lower())
+        return digits if len(digits) >= 12 else digits + hashlib.sha1(anchor.encode("utf-8")).hexdigest()
+
+    anchor = str(value).upper() if upper else str(value)
+    assert _hex_of(anchor) == by_the_rule(anchor) == str(value).replace("-", "")
+    assert _hex_of(other) == by_the_rule(other)
+    assert _hex_of(anchor + " ") == by_the_rule(anchor + " ")

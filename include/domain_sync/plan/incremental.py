@@ -19,9 +19,10 @@ and the convergence tests compare both). C is:
   the index), so every hand change is corrected on the next run as a full reconcile would;
 - then the objects whose desired state depends on those: groups whose desired members (records) or whose
   members in the domain (memberOf) include one of them, and users whose manager is one of them (records'
-  manager, the domain's directReports). Only objects that come, go or move make dependents: a member value
-  or a manager names an object by where it is, so one the tenant changed in place (transform's
-  changed_in_place: its record kept its cn) and in the changed set for no other reason makes none.
+  manager, the domain's directReports). Only objects that come or go make dependents: a member value or a
+  manager is a link the domain carries along when the object is renamed or moved, so one the tenant changed
+  in place (transform's changed_in_place: a record before and after, its cn changed or not) and in the
+  changed set for no other reason (or changed in the domain too) makes none.
 
 A group that is in C only as a dependent did not change on either side (a member added or removed in the
 tenant changes the group there, in the domain its uSNChanged): only some of its members changed. It is read
@@ -369,11 +370,12 @@ def restrict(frame: pd.DataFrame, column: str, anchors: set[str]) -> pd.DataFram
     return frame[isin(lowered(frame[column]), anchors)]
 
 
-def only_from_tenant(reasons: dict[str, set[str]]) -> set[str]:
-    """The anchors in the changed set only because the round brought them from the tenant."""
+def only_from_tenant(reasons: dict[str, set[str]], also: frozenset[str] = frozenset()) -> set[str]:
+    """The anchors in the changed set because the round brought them from the tenant, and for no other reason
+    than those of `also`."""
     if "tenant" not in reasons:
         return set()
-    return reasons["tenant"] - set().union(*(v for k, v in reasons.items() if k != "tenant"))
+    return reasons["tenant"] - set().union(*(v for k, v in reasons.items() if k != "tenant" and k not in also))
 
 
 def changed_by_members(reasons: dict[str, set[str]], by_members: dict[str, set[str]]) -> dict[str, set[str]]:
@@ -496,9 +498,11 @@ def observe_incremental(conn, *, base_dn: str, container_dn: str, search_base: s
     anchor_of_key.update({normalize_dn(o.dn): a for a, o in collector.objects.items()})
     backlinks = {a: [dn for values in extra.values() for dn in values] for a, extra in collector.extra.items()}
     # What depends on an object is what names it: a group's member values, a report's manager. Those change
-    # when the object comes, goes, or moves (its cn, its container): not for a group whose members alone
-    # changed, nor for an object the tenant changed in place (transform's changed_in_place: its cn kept).
-    named_the_same = set(own) | (change_inputs.in_place & only_from_tenant(reasons))
+    # when the object comes or goes: not for a group whose members alone changed, nor for an object the tenant
+    # changed in place (transform's changed_in_place: a record before and after), renamed or not (member and
+    # manager values are links: the domain carries them along to the new DN), written or edited in the domain
+    # since (its own attributes, its DN) or not.
+    named_the_same = set(own) | (change_inputs.in_place & only_from_tenant(reasons, also=frozenset({"domain"})))
     backlinks = {a: dns for a, dns in backlinks.items() if a.lower() not in named_the_same}
     extra = dependents(changed - named_the_same, inputs.users, inputs.members, backlinks, anchor_of_key)
     extra -= changed | their_members

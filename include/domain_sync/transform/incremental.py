@@ -138,13 +138,18 @@ def groups_changed_by_members(kept: KeptRecords | None, groups: pd.DataFrame, gr
 
 def changed_in_place(kept: KeptRecords | None, users: pd.DataFrame, groups: pd.DataFrame, changes: set[str],
                      scope_changed: set[str]) -> list[str]:
-    """The ids of the round's objects (`changes`) that keep their record's cn, and so their place in the domain:
-    not new, not leaving the tenant or scope. What names them (a group's member value, a report's manager)
-    stays as it is: the incremental plan does not take their groups and reports for changed."""
+    """The ids of the round's objects (`changes`) that stay where they are in the sense of what names them: a
+    record before and after (not new, not leaving the tenant or scope), renamed or not. A group's member value
+    and a report's manager are links the domain carries along when the object is renamed, so the incremental
+    plan does not take their groups and reports for changed."""
     if kept is None:
         return []
     ids = changes - scope_changed
-    return sorted(unchanged_records(kept.users, users, ids, ["cn"]) | unchanged_records(kept.groups, groups, ids, ["cn"]))
+
+    def held(frame: pd.DataFrame) -> set[str]:
+        return {str(a) for a in objects(frame.loc[isin(frame["anchor"], ids), "anchor"]).dropna()} if len(frame) else set()
+
+    return sorted((held(kept.users) & held(users)) | (held(kept.groups) & held(groups)))
 
 
 def write_records_meta(run: RunFolder, fingerprint: str, remade: set[str] | None, why_full: str | None,
