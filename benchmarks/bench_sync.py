@@ -1,6 +1,7 @@
 """The sync benchmark (issue "Performance", section "The benchmark"): prints figures, writes them (not a test).
 
-    .venv/bin/python benchmarks/bench_sync.py --size small [--parts ceiling,dry-run,full,no-change,incremental,freshness]
+    .venv/bin/python benchmarks/bench_sync.py --size small
+        [--parts ceiling,dry-run,full,no-change,incremental,incremental-bare,freshness]
         [--passwords off,on] [--freshness-samples 12] [--freshness-minutes 10] [--out benchmarks/results]
 
 Sizes (benchmarks/sync_report.py SIZES): tiny 500 users (to try the command), small 10,000 users / 1,000
@@ -25,6 +26,8 @@ Parts (each runnable alone; results merge into the size's JSON file):
                full plan, and with the incremental plan where the settings have a plan mode.
   incremental  after a full sync (passwords off), the size's fixed change recipe through the emulator's
                admin API (attribute changes, new users, deletes, renames, membership changes), then a run.
+  incremental-bare  after a full sync (passwords off), the same recipe drawn from the last users, planned by
+               a dry run, then exactly that plan's writes as bare ldap3 calls (the DC's own cost of the round).
   freshness    the sync DAG every minute on a real scheduler (PostgreSQL, tests/fixtures/airflow_services.py),
                tenant changes at random times, a reader polling the domain: change-to-visible p50 and p95.
 
@@ -59,7 +62,7 @@ from benchmarks import sync_report  # noqa: E402
 
 TENANT_DOMAIN = "contoso.example"  # not the DC's realm (its implied UPNs would collide with the tenant's)
 STAGE_MARK = "BENCH-STAGE "
-PARTS = ("ceiling", "dry-run", "full", "no-change", "incremental", "freshness")
+PARTS = ("ceiling", "dry-run", "full", "no-change", "incremental", "incremental-bare", "freshness")
 SYNC_DAG = "tenant_to_domain_sync"
 
 
@@ -218,8 +221,9 @@ def bare_password() -> bytes:
 
 def bare_phases(plan: dict[str, Any], anchor_attribute: str, passwords: bool) -> list[list[tuple]]:
     """The plan's writes as plain ldap3 calls ((method, args)), in its phases (runs of one operation)."""
-    from ldap3 import MODIFY_ADD, MODIFY_REPLACE
+    from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE
 
+    from domain_sync.dn import first_rdn, parent_dn, same_dn
     from domain_sync.domain import ANCHOR_BINARY_ATTRIBUTES
 
     phases: list[list[tuple]] = []
@@ -232,12 +236,19 @@ def bare_phases(plan: dict[str, Any], anchor_attribute: str, passwords: bool) ->
             if passwords and op == "create" and change.get("kind") == "user":
                 values["unicodePwd"] = [bare_password()]
             call = ("add", (change["dn"], values.pop("objectClass"), values))
-        elif op == "modify":
+        elif op in ("modify", "disable"):
             call = ("modify", (change["dn"], {k: [(MODIFY_REPLACE, v)] for k, v in values.items()}))
-        elif op == "add_members":
-            call = ("modify", (change["dn"], {"member": [(MODIFY_ADD, change["members"])]}))
+        elif op in ("add_members", "remove_members"):
+            verb = MODIFY_ADD if op == "add_members" else MODIFY_DELETE
+            call = ("modify", (change["dn"], {"member": [(verb, change["members"])]}))
+        elif op == "rename":
+            new_dn = change["new_dn"]
+            moved = not same_dn(parent_dn(new_dn), parent_dn(change["dn"]))
+            call = ("modify_dn", (change["dn"], first_rdn(new_dn), True, parent_dn(new_dn) if moved else None))
+        elif op == "delete":
+            call = ("delete", (change["dn"],))
         else:
-            raise SystemExit(f"a sync into an empty domain plans no {op}")
+            raise SystemExit(f"no bare write for {op}")
         if op != last_op:
             phases.append([])
             last_op = op
@@ -389,7 +400,34 @@ def measure_delta_parts(m: Measurement, tenant_file: Path, parts: set[str], reci
         print(f"  incremental run of {len(recipe)} changes: {out['incremental']['seconds']:.1f} s, "
               f"{out['incremental']['writes']} writes", flush=True)
         save({"incremental": out["incremental"]})
+    if "incremental-bare" in parts:
+        save({"incremental_bare": measure_incremental_bare(m, tenant_file, recipe_seed, changes, round_)})
     os.environ.pop("DOMAIN_SYNC_PLAN_MODE", None)
+
+
+def measure_incremental_bare(m: Measurement, tenant_file: Path, recipe_seed: int, changes: int,
+                             round_: int) -> dict[str, Any]:
+    """The DC's own cost of an incremental round: the same recipe of changes (drawn from the last users), its
+    plan made by a dry run, then exactly the plan's writes as bare ldap3 calls in its phases over the same
+    connections (timed); a sync run after them finds the domain done and commits the round."""
+    suffix = f"-r{round_}" if round_ else ""
+    tenant = json.loads(tenant_file.read_text(encoding="utf-8"))
+    recipe = change_recipe(tenant, changes, recipe_seed, round_, from_end=True)
+    apply_recipe(m.emulator.admin, recipe)
+    run_id = f"manual__bench-incremental-bare-plan{suffix}"
+    figures, _ = run_stages(run_id, {"dry_run": True}, stages=sync_report.STAGES[:5])
+    plan = m.plan(run_id)
+    settings = m.settings()
+    phases = bare_phases(plan, settings.anchor_attribute, False)
+    seconds, cpu_seconds = timed_bare(m.domain.connection(), phases, settings.apply_connections)
+    _, results = run_stages(f"manual__bench-incremental-bare-commit{suffix}")
+    out = {"seconds": round(seconds, 3), "cpu_seconds": round(cpu_seconds, 3), "writes": sum(len(p) for p in phases),
+           "changes": len(recipe), "round": round_, "planned": plan.get("counts"),
+           "stages_before_apply_s": round(sum(f["seconds"] for f in figures.values()), 3),
+           "writes_left_for_the_sync": results["apply"].get("planned")}
+    print(f"  bare writes of an incremental plan of {len(recipe)} changes: {out['seconds']:.1f} s, "
+          f"{out['writes']} writes (the sync's run after them planned {out['writes_left_for_the_sync']})", flush=True)
+    return out
 
 
 # The recipe's shares: attribute changes, new users, deletes, renames, membership changes.
@@ -397,13 +435,18 @@ RECIPE_SHARES = {"attributes": 0.5, "new_user": 0.2, "delete": 0.1, "rename": 0.
 
 
 def change_recipe(tenant: dict[str, Any], changes: int, seed: int,
-                  round_: int = 0) -> list[tuple[str, str, dict[str, Any]]]:
+                  round_: int = 0, from_end: bool = False) -> list[tuple[str, str, dict[str, Any]]]:
     """`changes` tenant changes as (kind, object id, body): the same recipe at every size (the same counts of
     each kind, drawn by the same seed from the first 5,000 users and the team groups among the first 1,000
     groups, so that the changes do not grow with the tenant). A later round (a paused benchmark measuring
-    again in the same domain) draws from the next 5,000 users and names its newcomers apart."""
+    again in the same domain) draws from the next 5,000 users and names its newcomers apart; `from_end`
+    (the bare writes' rounds) counts the 5,000s from the last user instead (a tenant of fewer than 10,000
+    users is cut in halves instead of 5,000s)."""
     rng = random.Random(f"change recipe {seed}")  # not the generator's stream (its ids would come again)
-    users = tenant["users"][5000 * round_:5000 * (round_ + 1)]
+    total = len(tenant["users"])
+    chunk = min(5000, total // 2)  # a small tenant's halves: the rounds from the start and from the end apart
+    first = total - chunk * (round_ + 1) if from_end else chunk * round_
+    users = tenant["users"][max(first, 0):first + chunk]
     groups = tenant["groups"][12:1000] or tenant["groups"]
     counts = {kind: int(changes * share) for kind, share in RECIPE_SHARES.items()}
     counts["attributes"] += changes - sum(counts.values())
@@ -421,7 +464,7 @@ def change_recipe(tenant: dict[str, Any], changes: int, seed: int,
         else:
             recipe.append(("delete_user", user["id"], {}))
     for n in range(counts["new_user"]):
-        nick = f"bench.new{n}" + (f".r{round_}" if round_ else "")
+        nick = f"bench.new{n}" + (f".e{round_}" if from_end else f".r{round_}" if round_ else "")
         recipe.append(("create_user", str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{nick}.{seed}.{TENANT_DOMAIN}")), {
             "displayName": f"Bench Newcomer{n}", "givenName": "Bench", "surname": f"Newcomer{n}",
             "mailNickname": nick, "userPrincipalName": f"{nick}@{TENANT_DOMAIN}", "mail": f"{nick}@{TENANT_DOMAIN}",
@@ -583,7 +626,7 @@ def git_commit() -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=list(sync_report.SIZES), default="small")
-    parser.add_argument("--parts", default="ceiling,full,no-change,incremental,freshness",
+    parser.add_argument("--parts", default="ceiling,full,no-change,incremental,incremental-bare,freshness",
                         help=f"comma-separated, of {', '.join(PARTS)}")
     parser.add_argument("--passwords", default="off,on", help="off, on, or both (off,on): for ceiling and full")
     parser.add_argument("--changes", type=int, help="changes of the incremental run (default: the size's)")
@@ -664,7 +707,7 @@ def main(argv: list[str] | None = None) -> int:
             if "ceiling" in args.parts:
                 ceiling = measure_ceiling(workdir, tenant_file, env, passwords)
                 result = write_results(args.out, args.size, {"ceiling": {pw: ceiling}})
-            needs_sync = {"full", "no-change", "incremental"} & set(args.parts)
+            needs_sync = {"full", "no-change", "incremental", "incremental-bare"} & set(args.parts)
             if needs_sync and (pw == "off" or "full" in args.parts):
                 measure_sync(workdir, tenant_file, env, passwords, set(args.parts) if pw == "off" else set(),
                              args.seed, changes, lambda update: write_results(args.out, args.size, update),

@@ -112,6 +112,12 @@ def derive(result: dict[str, Any], other_sizes: dict[str, dict[str, Any]] | None
     small, large = (sizes.get(name, {}).get("incremental") or {} for name in ("small", "large"))
     same_changes = small.get("recipe") == large.get("recipe")
     result["growth_ratio"] = ratio(large.get("seconds"), small.get("seconds")) if same_changes else None
+    # The DC's own cost of an incremental round (bare writes of its plan): large / small, and the sync's apply
+    # against it at this size.
+    small_bare, large_bare = (sizes.get(name, {}).get("incremental_bare") or {} for name in ("small", "large"))
+    result["bare_growth_ratio"] = ratio(large_bare.get("seconds"), small_bare.get("seconds"))
+    apply_s = (((result.get("incremental") or {}).get("stages") or {}).get("apply") or {}).get("seconds")
+    result["apply_to_bare_ratio"] = ratio(apply_s, (result.get("incremental_bare") or {}).get("seconds"))
     peaks = [r["peak_rss_mib"] for r in _all_runs(result) if r.get("peak_rss_mib") is not None]
     result["peak_rss_mib"] = max(peaks) if peaks else None
     freshness = result.get("freshness") or {}
@@ -232,6 +238,13 @@ def markdown(results: dict[str, dict[str, Any]]) -> str:
     text += row("`no_change_writes`", lambda r: _num(r.get("no_change_writes")))
     text += row("incremental run of the changes", run_cell(("incremental",)))
     text += row("`growth_ratio` (large / small)", lambda r: _num(r.get("growth_ratio"), digits=2))
+    text += row("bare ldap3 writes of an incremental plan of the same recipe (the DC's own cost)",
+                lambda r: (f"{_num(r['incremental_bare']['seconds'], ' s')} ({_num(r['incremental_bare']['writes'])}"
+                           " writes)") if r.get("incremental_bare") else "not measured")
+    text += row("bare writes, large / small (`bare_growth_ratio`)",
+                lambda r: _num(r.get("bare_growth_ratio"), digits=2))
+    text += row("the sync's apply / bare writes of the same kind of round",
+                lambda r: _num(r.get("apply_to_bare_ratio"), digits=2))
     text += row("`peak_rss_mib` (any task process)", lambda r: _num(r.get("peak_rss_mib"), " MiB", 0))
     text += row("`freshness_p50_s`", lambda r: _num(r.get("freshness_p50_s"), " s"))
     text += row("`freshness_p95_s`", lambda r: _num(r.get("freshness_p95_s"), " s")

@@ -40,6 +40,9 @@ def test_the_sync_benchmark_runs_at_the_tiny_size_and_writes_every_figure(tmp_pa
         "extract_users", "extract_groups", "transform", "validate", "plan", "apply", "credentials", "commit",
         "report"}
     assert result["incremental"]["writes"] > 0
+    # The bare writes of an incremental round's plan leave the domain as the sync would: its run after them
+    # writes nothing.
+    assert result["incremental_bare"]["writes"] > 0 and result["incremental_bare"]["writes_left_for_the_sync"] == 0
     assert result["peak_rss_mib"] > 50
     assert len(result["freshness"]["samples"]) == 2 and result["freshness_p95_s"] > 0
     assert {t["key"] for t in result["targets"]} >= {"ceiling_ratio.off", "growth_ratio", "no_change_writes",

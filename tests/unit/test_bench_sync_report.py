@@ -168,3 +168,20 @@ def test_a_dry_run_of_the_first_sync_counts_for_the_peak_and_is_shown():
     text = r.markdown({"large": large})
     assert "| first sync up to its plan (dry run) | 5.0 s (0 writes) |" in text
     assert "| large first sync up to its plan (dry run) |" in text
+
+
+def test_the_bare_writes_of_an_incremental_round_give_the_dcs_own_growth_and_the_applys_share():
+    small, large = result("small", incremental_s=8.0), result("large", incremental_s=20.0)
+    large["incremental"] = {**r.run_figures(stages(plan=5.0, apply=15.0)), "changes": 1000,
+                            "recipe": {"seed": 1, "update_user": 1000}}
+    small["incremental_bare"] = {"seconds": 2.0, "writes": 900}
+    large["incremental_bare"] = {"seconds": 10.0, "writes": 950}
+    r.derive(small, {"large": large})
+    r.derive(large, {"small": small})
+    assert small["bare_growth_ratio"] == large["bare_growth_ratio"] == 5.0
+    assert large["apply_to_bare_ratio"] == 1.5
+    assert small["apply_to_bare_ratio"] is None  # its incremental run has no apply stage
+    text = r.markdown({"small": small, "large": large})
+    assert "| bare writes, large / small (`bare_growth_ratio`) | 5.00 | 5.00 |" in text
+    assert "10.0 s (950 writes)" in text
+    assert r.derive(result("small", incremental_s=8.0))["bare_growth_ratio"] is None
