@@ -278,6 +278,16 @@ def parquet_rows(path: StoragePath) -> int:
         return pq.ParquetFile(handle).metadata.num_rows
 
 
+def parquet_columns(path: StoragePath) -> list[str]:
+    """The column names of a Parquet file, from its footer."""
+    import pyarrow.parquet as pq
+
+    if is_local(path):
+        return list(pq.ParquetFile(path).schema_arrow.names)
+    with path.open("rb") as handle:
+        return list(pq.ParquetFile(handle).schema_arrow.names)
+
+
 def write_parquet(frame, path: StoragePath) -> None:
     """Write a pandas frame as Parquet, whole (no index)."""
     with replacing(path) as handle:

@@ -17,9 +17,10 @@ from domain_sync.context import StageContext
 from domain_sync.records import GROUP, USER
 from domain_sync.runs import RunFolder
 from domain_sync.state import StateStore
-from domain_sync.storage import parquet_rows, read_json, read_parquet, write_json_atomic, write_text
+from domain_sync.storage import parquet_columns, parquet_rows, read_json, read_parquet, write_json_atomic, write_text
 from domain_sync.validate.report import render_report
 from domain_sync.validate.suites import (
+    TENANT_REQUIRED,
     QuarantineEntry,
     SuiteOutcome,
     SystemicValidationError,
@@ -135,7 +136,9 @@ def _check(settings: Settings, run: RunFolder, validator: Validator,
     tenant, records, frames = {}, {}, {}
     for kind, resource in FRAMES.items():
         frame = read_parquet(run.records(resource))
-        snapshot = read_parquet(run.snapshot(resource))
+        # The tenant suite reads the required columns alone (a missing one is its systemic failure).
+        held = set(parquet_columns(run.snapshot(resource)))
+        snapshot = read_parquet(run.snapshot(resource), columns=[c for c in TENANT_REQUIRED[kind] if c in held])
         if "id" in snapshot.columns and "anchor" in frame.columns:
             snapshot = snapshot[isin(snapshot["id"], set(frame["anchor"].tolist()))]
         tenant[kind] = validate_tenant(validator, kind, snapshot, only)
