@@ -137,3 +137,26 @@ def test_membership_fold_equals_replaying_rows_in_order(first, second, full):
     expected = {k: v for k, v in expected.items() if k[0] != "g2" and k[1] != "u4"}
     result = merge_members(base, rows(second), full, {"g2"}, {"u4"})
     assert {(g, m): t for g, m, t in result.itertuples(index=False)} == expected
+
+
+@given(change_rows, change_rows, st.booleans(), st.booleans())
+@settings(max_examples=150, deadline=None)
+def test_a_delta_round_folding_only_the_rows_it_names_gives_the_whole_fold(first, second, soft_delete_keeps,
+                                                                           as_read):
+    from domain_sync.transform import tenant_state
+
+    base, _ = merge_objects(None, frame_of(first), True, soft_delete_keeps)
+    untouched = pd.DataFrame({"id": [f"z{i}" for i in range(60)], "city": ["Oslo", None] * 30,
+                              TENANT_STATE: [STATE_ACTIVE, None, STATE_SOFT_DELETED] * 20})
+    base = pd.concat([untouched.iloc[:30], base, untouched.iloc[30:]], ignore_index=True)
+    if as_read:  # strings as Parquet gives them back: Arrow-backed columns
+        base = base.astype({"id": "str", "city": "str"})
+    changes = frame_of(second)
+    assert len(changes) < tenant_state.TOUCHED_SHARE * len(base)  # the touched-rows fold runs
+    whole, whole_gone = tenant_state._fold(base, changes, False, soft_delete_keeps)
+    snapshot, gone = merge_objects(base, changes, False, soft_delete_keeps)
+    assert list(snapshot.columns) == list(whole.columns)
+    rows = [{k: (None if _missing(v) else v) for k, v in r.items()} for r in snapshot.to_dict("records")]
+    expected = [{k: (None if _missing(v) else v) for k, v in r.items()} for r in whole.to_dict("records")]
+    assert rows == expected  # the same values in the same order
+    assert gone == whole_gone

@@ -50,11 +50,64 @@ def _last_per_slot(slots: np.ndarray) -> np.ndarray:
     return np.sort(len(slots) - 1 - reversed_first)
 
 
+# A delta round naming fewer objects than this share of the snapshot folds only the rows it names.
+TOUCHED_SHARE = 0.25
+
+
 def merge_objects(
     snapshot: pd.DataFrame | None, changes: pd.DataFrame, full: bool, soft_delete_keeps: bool
 ) -> tuple[pd.DataFrame, set[str]]:
     """Return the new snapshot and the ids that left it (hard deletes, or soft deletes when
     `soft_delete_keeps` is false, as for groups). Rows without an id are ignored."""
+    if not full and snapshot is not None and len(changes) < TOUCHED_SHARE * len(snapshot):
+        return _merge_touched(snapshot, changes, soft_delete_keeps)
+    return _fold(snapshot, changes, full, soft_delete_keeps)
+
+
+def _merge_touched(snapshot: pd.DataFrame, changes: pd.DataFrame,
+                   soft_delete_keeps: bool) -> tuple[pd.DataFrame, set[str]]:
+    """A delta round's fold, the same as _fold's (values and row order): only the snapshot rows of the objects
+    the round names are folded; the others are the snapshot's rows as read (their columns keep their types, so
+    a 100,000-row snapshot is neither converted nor rebuilt for a thousand changes)."""
+    named = set(objects(changes["id"]).dropna())
+    touched = isin(snapshot["id"], named)
+    folded, gone = _fold(snapshot[touched].reset_index(drop=True), changes, False, soft_delete_keeps)
+    rest = snapshot[~touched].reset_index(drop=True)
+    columns = list(folded.columns)
+    for c in columns:  # a column the round brings that the snapshot lacks; a snapshot without states
+        if c not in rest.columns:
+            rest[c] = STATE_ACTIVE if c == TENANT_STATE else None
+    if rest[TENANT_STATE].isna().any():
+        rest[TENANT_STATE] = objects(rest[TENANT_STATE]).fillna(STATE_ACTIVE).to_numpy()
+    folded = folded.assign(**{c: _as_column_of(folded[c], rest[c]) for c in columns})
+    # Rows in _fold's order: the snapshot's (wherever they are now), then new objects as they first came (an
+    # object the round removed for good and brought again is new: its snapshot row was cut).
+    position = dict(zip(objects(snapshot["id"]).to_numpy()[touched], np.flatnonzero(touched), strict=True))
+    if REMOVED in changes.columns:
+        removed = objects(changes[REMOVED]).to_numpy()
+        cut = (removed == REMOVED_HARD) | ((removed == REMOVED_SOFT) & (not soft_delete_keeps))
+        for object_id in objects(changes["id"]).to_numpy()[cut]:
+            position.pop(object_id, None)
+    at = np.array([position.get(i, -1) for i in objects(folded["id"])], dtype=np.int64)
+    arrived = at < 0
+    at[arrived] = len(snapshot) + np.arange(int(arrived.sum()))
+    places = np.concatenate([np.flatnonzero(~touched), at])
+    merged = pd.concat([rest[columns], folded], ignore_index=True)
+    return merged.take(np.argsort(places, kind="stable")).reset_index(drop=True), gone
+
+
+def _as_column_of(values: pd.Series, like: pd.Series) -> pd.Series:
+    """`values` (objects) in the type of the column they join, when it is a string column and every value is
+    text or missing (anything else stays objects: the joined column becomes objects too)."""
+    if isinstance(like.dtype, pd.StringDtype) and all(v is None or isinstance(v, str) for v in values):
+        return values.astype(like.dtype)
+    return values
+
+
+def _fold(
+    snapshot: pd.DataFrame | None, changes: pd.DataFrame, full: bool, soft_delete_keeps: bool
+) -> tuple[pd.DataFrame, set[str]]:
+    """The fold of the whole snapshot and round (merge_objects)."""
     before = set(objects(snapshot["id"])) if snapshot is not None else set()
     base = snapshot if snapshot is not None and not full else None
     if full and soft_delete_keeps and snapshot is not None and TENANT_STATE in snapshot.columns:
