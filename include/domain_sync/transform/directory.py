@@ -190,15 +190,19 @@ def _records_of(make, kind: str, objects_frame: pd.DataFrame, mapping: Mapping, 
         # Kept records of other columns (the fingerprint holds the mapping, so not expected): every one is made.
         remade.update(ids)
         return make(objects_frame, mapping, schema, fixes)
-    kept_ids = set(objects(kept["anchor"]))
-    remake = isin(ids, changed) | ~isin(ids, kept_ids)
+    in_kept = pd.Index(objects(kept["anchor"]).to_numpy()).get_indexer(ids)  # -1: no kept record
+    remake = isin(ids, changed) | (in_kept < 0)
     remade.update(ids[remake])
     made = make(objects_frame[remake].reset_index(drop=True), mapping, schema, made_fixes)
-    old = kept[isin(kept["anchor"], set(ids[~remake]))]
-    merged = pd.concat([old, made], ignore_index=True) if len(old) else made
-    order = pd.Index(merged["anchor"].to_numpy(dtype=object)).get_indexer(ids)
-    result = merged.iloc[order].reset_index(drop=True)
     made_rows = np.flatnonzero(remake)  # where each made row lands in the result
+    if not len(ids):
+        return made
+    if not len(made):
+        return kept.take(in_kept).reset_index(drop=True)
+    # Each row taken from the kept records or the made ones (after them), in objects_frame's order.
+    at = in_kept.copy()
+    at[made_rows] = len(kept) + np.arange(len(made_rows))
+    result = pd.concat([kept, made], ignore_index=True).take(at).reset_index(drop=True)
     fixes.extend(replace(f, row=int(made_rows[f.row])) for f in made_fixes)
     return result
 
