@@ -138,3 +138,26 @@ def test_the_hex_of_an_anchor_is_its_hex_digits_whatever_its_form(value, upper, 
     assert _hex_of(anchor) == by_the_rule(anchor) == str(value).replace("-", "")
     assert _hex_of(other) == by_the_rule(other)
     assert _hex_of(anchor + " ") == by_the_rule(anchor + " ")
+
+
+_PREFIXES = ["0a1b2c3d", "0A1B2C3D", "ffff0000"]
+anchors_for_names = st.one_of(
+    st.uuids().map(str),
+    st.tuples(st.sampled_from(_PREFIXES), st.uuids()).map(lambda t: t[0] + str(t[1])[8:]),  # shared 8 digits
+    st.text(alphabet="abcxyz-0129", max_size=10),
+)
+bases_for_names = st.one_of(
+    st.sampled_from(["Ann", "ann", "ANN ", "Ann (0a1b2c3d)", "ann (0a1b2c3d)", "Bo", "ß", "SS", "ss", "Σ",
+                     "x" * 60, "y" * 53 + "  z", "\U0001F600" * 30]),
+    st.text(min_size=1, max_size=70),
+)
+
+
+@given(st.lists(st.tuples(anchors_for_names, bases_for_names), max_size=30))
+@settings(max_examples=300, deadline=None)
+def test_common_names_among_objects_are_the_ones_assigned_in_turn(objects):
+    from domain_sync.naming import assign_common_names, common_names_among
+
+    anchors, bases = [a for a, _ in objects], [b for _, b in objects]
+    assigned = assign_common_names(objects, [])
+    assert common_names_among(anchors, bases) == [assigned[a] for a in anchors]

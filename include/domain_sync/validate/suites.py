@@ -31,7 +31,7 @@ from domain_sync.naming import (
     OBJECT_ID_PATTERN,
     SAM_FORBIDDEN,
     SAM_MAX,
-    assign_common_names,
+    common_names_among,
     utf16_length,
 )
 from domain_sync.records import FIELDS, GROUP, MEMBER_COLUMNS, REMOVED, USER, attr_column
@@ -135,7 +135,8 @@ def _record_expectations(kind: str, limits: dict[str, int]):
 
 
 def _lower(series: pd.Series) -> pd.Series:
-    return series.map(lambda v: v.lower() if isinstance(v, str) else None).astype(object)
+    values = series.to_numpy(dtype=object)
+    return pd.Series([v.lower() if isinstance(v, str) else None for v in values], index=series.index, dtype=object)
 
 
 class Validator:
@@ -285,9 +286,8 @@ def validate_names(validator: Validator, users: pd.DataFrame, groups: pd.DataFra
     names are given among all objects)."""
     frame = pd.concat([users[["anchor", "kind", "cn"]], groups[["anchor", "kind", "cn"]]], ignore_index=True)
     frame = frame[frame["anchor"].notna() & frame["cn"].notna()]
-    anchors = frame["anchor"].tolist()
-    names = assign_common_names(zip(anchors, frame["cn"].tolist(), strict=True), [])
-    frame = frame.assign(**{CN_KEY: [names[a].casefold() for a in anchors]})
+    names = common_names_among(frame["anchor"].tolist(), frame["cn"].tolist())
+    frame = frame.assign(**{CN_KEY: [name.casefold() for name in names]})
     frame = rows_to_check(frame, "anchor", [CN_KEY], only)
     outcome = validator.run("container_names", "object", frame, _unique_name_expectations, "anchor", ["kind", CN_KEY])
     kinds = dict(zip(frame["anchor"], frame["kind"], strict=True))
