@@ -220,7 +220,8 @@ def bare_password() -> bytes:
 
 
 def bare_phases(plan: dict[str, Any], anchor_attribute: str, passwords: bool) -> list[list[tuple]]:
-    """The plan's writes as plain ldap3 calls ((method, args)), in its phases (runs of one operation)."""
+    """The plan's writes as plain ldap3 calls ((method, args, the plan's operation)), in its phases (runs of one
+    operation)."""
     from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE
 
     from domain_sync.dn import first_rdn, parent_dn, same_dn
@@ -252,13 +253,15 @@ def bare_phases(plan: dict[str, Any], anchor_attribute: str, passwords: bool) ->
         if op != last_op:
             phases.append([])
             last_op = op
-        phases[-1].append(call)
+        phases[-1].append((*call, op))
     return phases
 
 
-def timed_bare(connection: dict[str, Any], phases: list[list[tuple]], connections: int) -> tuple[float, float]:
+def timed_bare(connection: dict[str, Any], phases: list[list[tuple]], connections: int,
+               per_phase: list[dict[str, Any]] | None = None) -> tuple[float, float]:
     """Seconds to write every phase (in order; one thread per connection within a phase), and the CPU seconds
-    this process spent on it (the client's share; the DC's is its own)."""
+    this process spent on it (the client's share; the DC's is its own). `per_phase` gets each phase's
+    operation, writes and seconds."""
     conns = [bare_connection(connection) for _ in range(connections)]
     failures: list = []
 
@@ -268,18 +271,22 @@ def timed_bare(connection: dict[str, Any], phases: list[list[tuple]], connection
                 item = next(items, None)
             if item is None:
                 return
-            method, args = item
+            method, args, _ = item
             if not getattr(conn, method)(*args):
                 failures.append((method, args[0], conn.result))
 
     started, cpu_started = time.perf_counter(), time.process_time()
     for phase in phases:
+        phase_started = time.perf_counter()
         items, lock = iter(phase), threading.Lock()
         threads = [threading.Thread(target=drain, args=(c, items, lock)) for c in conns[:len(phase)]]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
+        if per_phase is not None:
+            per_phase.append({"op": phase[0][2], "writes": len(phase),
+                              "seconds": round(time.perf_counter() - phase_started, 3)})
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     for c in conns:
         c.unbind()
@@ -419,10 +426,11 @@ def measure_incremental_bare(m: Measurement, tenant_file: Path, recipe_seed: int
     plan = m.plan(run_id)
     settings = m.settings()
     phases = bare_phases(plan, settings.anchor_attribute, False)
-    seconds, cpu_seconds = timed_bare(m.domain.connection(), phases, settings.apply_connections)
+    per_phase: list[dict[str, Any]] = []
+    seconds, cpu_seconds = timed_bare(m.domain.connection(), phases, settings.apply_connections, per_phase)
     _, results = run_stages(f"manual__bench-incremental-bare-commit{suffix}")
     out = {"seconds": round(seconds, 3), "cpu_seconds": round(cpu_seconds, 3), "writes": sum(len(p) for p in phases),
-           "changes": len(recipe), "round": round_, "planned": plan.get("counts"),
+           "changes": len(recipe), "round": round_, "planned": plan.get("counts"), "phases": per_phase,
            "stages_before_apply_s": round(sum(f["seconds"] for f in figures.values()), 3),
            "writes_left_for_the_sync": results["apply"].get("planned")}
     print(f"  bare writes of an incremental plan of {len(recipe)} changes: {out['seconds']:.1f} s, "
