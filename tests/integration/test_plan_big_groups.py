@@ -205,5 +205,22 @@ def test_what_names_an_object_changed_in_place_is_not_read_again(sync_env, monke
         assert len(conn.entries[0]["directReports"].values) == 30 and len(conn.entries[0]["memberOf"].values) == 1
     finally:
         conn.unbind()
-    # What names the boss names it at its new DN: a run after the rename has nothing to write (full plan too).
-    assert synced("place-5")["changes"] == []
+    # What names the boss names it at its new DN: a run after the rename (the boss among the domain's changes
+    # since, as the last run wrote it) has nothing to write and reads no dependents (full plan too).
+    plan = synced("place-5")
+    assert plan["changes"] == [] and "dependents" not in plan["plan_mode"]["changed_by_reason"], plan["plan_mode"]
+    # Deleted by hand, the boss comes again: its reports and Crew disagree with the records on it now (the
+    # domain dropped its links), so they are read and given it back, as the full plan does (compare_plans).
+    conn = sync_env.ldap()
+    try:
+        assert conn.delete(boss_dn), conn.result
+    finally:
+        conn.unbind()
+    plan = synced("place-6")
+    assert plan["plan_mode"]["changed_by_reason"].get("dependents") == 31, plan["plan_mode"]
+    conn = sync_env.ldap()
+    try:
+        conn.search(boss_dn, "(objectClass=*)", search_scope="BASE", attributes=["directReports", "memberOf"])
+        assert len(conn.entries[0]["directReports"].values) == 30 and len(conn.entries[0]["memberOf"].values) == 1
+    finally:
+        conn.unbind()

@@ -87,15 +87,26 @@ def test_anchors_are_compared_without_case():
     assert found == {"tenant": {aid(1)}}
 
 
-def test_dependents_are_the_groups_and_reports_of_a_changed_object():
-    users = pd.DataFrame({"anchor": [aid(1), aid(2), aid(3)], "manager_anchor": [None, aid(1), aid(9)]})
-    members = pd.DataFrame({"group_anchor": [aid(20), aid(21), aid(22)], "member_anchor": [aid(1), aid(3), aid(2)]})
-    keys = {"cn=g30,ou=sync": aid(30), "cn=u4,ou=sync": aid(4)}
-    backlinks = {aid(1): ["CN=G30,OU=Sync", "CN=local group,OU=Sync", "not a dn"], aid(9): ["CN=u4,OU=Sync"]}
+def test_dependents_are_the_groups_and_reports_on_which_records_and_domain_disagree():
+    users = pd.DataFrame({"anchor": [aid(1), aid(2), aid(3), aid(5)],
+                          "manager_anchor": [None, aid(1), aid(9), aid(1)]})
+    members = pd.DataFrame({"group_anchor": [aid(20), aid(21), aid(22), aid(30)],
+                            "member_anchor": [aid(1), aid(3), aid(2), aid(8)]})
+    keys = {"cn=g30,ou=sync": aid(30), "cn=g20,ou=sync": aid(20), "cn=u4,ou=sync": aid(4), "cn=u5,ou=sync": aid(5)}
+    # 1 is read: in the domain it is in 30 (the records: in 20), and 5 reports to it there (the records: 2 and 5);
+    # 9 is not read (new, or deleted in the domain): 3 reports to it in the records.
+    backlinks = {aid(1): {"memberof": ["CN=G30,OU=Sync", "CN=local group,OU=Sync", "not a dn"],
+                          "directreports": ["CN=u5,OU=Sync"]}}
     found = dependents_of({aid(1), aid(9)}, users, members, backlinks, keys)
-    # 20 desires 1; 2 reports to 1; 3 reports to 9; 30 holds 1 in the domain; 4 has 9 as manager in the domain.
-    assert found == {aid(20), aid(2), aid(3), aid(30), aid(4)}
-    assert dependents_of({aid(5)}, users, members, {}, keys) == set()
+    assert found == {aid(20), aid(30), aid(2), aid(3)}  # 5 agrees on both sides; the local group is no one's
+    # Records and domain agreeing on every link (an object changed in place or renamed): no dependents.
+    agreeing = {aid(1): {"memberof": ["cn=g20,ou=sync"], "directreports": []}}
+    assert dependents_of({aid(1)}, users[users["anchor"] != aid(2)].assign(manager_anchor=None), members,
+                         agreeing, keys) == set()
+    # 8 is read and in no group in the domain (the records: in 30); a changed group is never its own dependent.
+    assert dependents_of({aid(8), aid(30)}, users, members, {aid(8): {"memberof": []}}, keys) == set()
+    assert dependents_of({aid(8)}, users, members, {aid(8): {"memberof": []}}, keys) == {aid(30)}
+    assert dependents_of({aid(6)}, users, members, {}, keys) == set()
 
 
 def test_full_reconcile_reasons_in_order():

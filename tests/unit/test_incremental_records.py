@@ -145,24 +145,3 @@ def test_a_group_is_changed_only_by_members_exactly_when_its_record_read_back_is
     assert set(found) == expected
     assert all(found[gid] == [f"m-{gid}"] for gid in found)
     assert groups_changed_by_members(None, made, new_groups, staged_members, set()) == {}
-
-
-def test_objects_changed_in_place_are_those_keeping_their_cn():
-    from domain_sync.transform.incremental import changed_in_place
-
-    members = pd.DataFrame(columns=["group_id", "member_id", "member_type"])
-    before = frame([("Ann Lee", True, True, True), ("Bo", True, True, True), ("Cy", True, True, True)])
-    after = before.copy()
-    after.loc[0, "jobTitle"] = "Chief"  # in place
-    after.loc[1, "displayName"] = "Bo Renamed"  # its cn moves: the domain carries its links along
-    after = pd.concat([after, frame([("Dee", True, True, True)], offset=3)], ignore_index=True)  # new
-    groups = group_frame([("Team", None, None)])
-    old = directory_records(before, groups, members, MAPPING)
-    kept = KeptRecords(as_written(old.users), as_written(old.groups), set(after["id"]))
-    made = directory_records(after, groups, members, MAPPING, kept=kept)
-    ids = list(after["id"])
-    assert made.users.loc[made.users["anchor"] == ids[1], "cn"].tolist() == ["Bo Renamed"]
-    in_place = sorted([ids[0], ids[1], ids[2]])
-    assert changed_in_place(kept, made.users, made.groups, set(ids), set()) == in_place  # not the new one
-    assert changed_in_place(kept, made.users, made.groups, set(ids), {ids[2]}) == sorted([ids[0], ids[1]])
-    assert changed_in_place(None, made.users, made.groups, set(ids), set()) == []

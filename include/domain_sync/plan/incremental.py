@@ -17,12 +17,14 @@ and the convergence tests compare both). C is:
   highestCommittedUSN the committed plan read before it observed the domain, live or deleted (hand edits,
   renames, moves, member removals, deletions; a tombstone keeps its objectGUID, mapped back to its anchor by
   the index), so every hand change is corrected on the next run as a full reconcile would;
-- then the objects whose desired state depends on those: groups whose desired members (records) or whose
-  members in the domain (memberOf) include one of them, and users whose manager is one of them (records'
-  manager, the domain's directReports). Only objects that come or go make dependents: a member value or a
-  manager is a link the domain carries along when the object is renamed or moved, so one the tenant changed
-  in place (transform's changed_in_place: a record before and after, its cn changed or not) and in the
-  changed set for no other reason (or changed in the domain too) makes none.
+- then the objects whose desired state depends on those and differs from the domain there: groups where the
+  records and the domain disagree on a changed object's membership (the records' member pairs against its
+  memberOf as read), and users where they disagree on a changed object being their manager (the records'
+  manager against its directReports as read). A group or report on which both agree needs nothing for it:
+  member and manager values are links the domain carries along when an object is renamed or moved, so an
+  object changed in place or renamed, in the tenant or in the domain (the last run's own writes among
+  them), makes none; one that comes (not in the domain yet) or goes makes every group and report the
+  records or the domain give it.
 
 A group that is in C only as a dependent did not change on either side (a member added or removed in the
 tenant changes the group there, in the domain its uSNChanged): only some of its members changed. It is read
@@ -294,7 +296,6 @@ class ChangeInputs:
     # group -> the members the round added or removed, of the groups the tenant changed only so (transform)
     by_members: dict[str, set[str]] = field(default_factory=dict)
     # objects the round changed that keep their cn, so their place in the domain (transform)
-    in_place: set[str] = field(default_factory=set)
 
 
 def changed_set(c: ChangeInputs) -> dict[str, set[str]]:
@@ -319,17 +320,19 @@ def changed_set(c: ChangeInputs) -> dict[str, set[str]]:
     return {k: {a.lower() for a in v} for k, v in reasons.items() if v}
 
 
-def dependents(changed: set[str], users: pd.DataFrame, members: pd.DataFrame, backlinks: dict[str, list[str]],
-               anchor_of_key: dict[str, str]) -> set[str]:
-    """Objects whose desired state depends on a changed one (lower case): groups whose desired members hold
-    one (records), users whose manager is one (records), and the groups and reports the domain links to one
-    (`backlinks`: {anchor: memberOf and directReports DNs}, mapped by `anchor_of_key`: normalized DN -> anchor)."""
-    out: set[str] = set()
-    if len(members):
-        out |= set(lowered(members.loc[isin(lowered(members["member_anchor"]), changed), "group_anchor"]))
-    if len(users) and "manager_anchor" in users:
-        out |= set(lowered(users.loc[isin(lowered(users["manager_anchor"]), changed), "anchor"]))
-    for dns in backlinks.values():
+def dependents(changed: set[str], users: pd.DataFrame, members: pd.DataFrame,
+               backlinks: dict[str, dict[str, list[str]]], anchor_of_key: dict[str, str]) -> set[str]:
+    """Objects whose desired state depends on a changed one and differs from the domain there (lower case):
+    for each changed object, the groups where the records and the domain disagree on its membership (the
+    records' member pairs against its memberOf as read) and the users where they disagree on it being their
+    manager (the records' manager against its directReports as read). A group or report on which both agree
+    needs nothing for that object (member and manager values are links: a rename or a move carries them
+    along). An object not read (new, gone, deleted in the domain) has no backlinks: every group and report
+    the records give it differ. `backlinks`: {anchor as read: {"memberof": DNs, "directreports": DNs}},
+    mapped to anchors by `anchor_of_key` (normalized DN -> anchor)."""
+
+    def anchors(dns: list[str]) -> set[str]:
+        out = set()
         for dn in dns:
             try:
                 anchor = anchor_of_key.get(normalize_dn(dn))
@@ -337,6 +340,22 @@ def dependents(changed: set[str], users: pd.DataFrame, members: pd.DataFrame, ba
                 anchor = None
             if anchor is not None:
                 out.add(anchor.lower())
+        return out
+
+    wanted: dict[str, dict[str, set[str]]] = {}
+    if len(members):
+        pairs = members.loc[isin(lowered(members["member_anchor"]), changed), ["group_anchor", "member_anchor"]]
+        for group, member in zip(lowered(pairs["group_anchor"]), lowered(pairs["member_anchor"]), strict=True):
+            wanted.setdefault(member, {}).setdefault("memberof", set()).add(group)
+    if len(users) and "manager_anchor" in users:
+        reports = users.loc[isin(lowered(users["manager_anchor"]), changed), ["anchor", "manager_anchor"]]
+        for report, manager in zip(lowered(reports["anchor"]), lowered(reports["manager_anchor"]), strict=True):
+            wanted.setdefault(manager, {}).setdefault("directreports", set()).add(report)
+    have = {a.lower(): {link: anchors(dns) for link, dns in links.items()} for a, links in backlinks.items()}
+    out: set[str] = set()
+    for anchor in changed:
+        for link in ("memberof", "directreports"):
+            out |= (wanted.get(anchor, {}).get(link, set()) ^ have.get(anchor, {}).get(link, set()))
     return out - changed
 
 
@@ -370,12 +389,11 @@ def restrict(frame: pd.DataFrame, column: str, anchors: set[str]) -> pd.DataFram
     return frame[isin(lowered(frame[column]), anchors)]
 
 
-def only_from_tenant(reasons: dict[str, set[str]], also: frozenset[str] = frozenset()) -> set[str]:
-    """The anchors in the changed set because the round brought them from the tenant, and for no other reason
-    than those of `also`."""
+def only_from_tenant(reasons: dict[str, set[str]]) -> set[str]:
+    """The anchors in the changed set only because the round brought them from the tenant."""
     if "tenant" not in reasons:
         return set()
-    return reasons["tenant"] - set().union(*(v for k, v in reasons.items() if k != "tenant" and k not in also))
+    return reasons["tenant"] - set().union(*(v for k, v in reasons.items() if k != "tenant"))
 
 
 def changed_by_members(reasons: dict[str, set[str]], by_members: dict[str, set[str]]) -> dict[str, set[str]]:
@@ -496,15 +514,10 @@ def observe_incremental(conn, *, base_dn: str, container_dn: str, search_base: s
     read(changed - set(own), attributes)
     anchor_of_key = dict(zip(index["key"].tolist(), index["anchor"].tolist(), strict=True))
     anchor_of_key.update({normalize_dn(o.dn): a for a, o in collector.objects.items()})
-    backlinks = {a: [dn for values in extra.values() for dn in values] for a, extra in collector.extra.items()}
-    # What depends on an object is what names it: a group's member values, a report's manager. Those change
-    # when the object comes or goes: not for a group whose members alone changed, nor for an object the tenant
-    # changed in place (transform's changed_in_place: a record before and after), renamed or not (member and
-    # manager values are links: the domain carries them along to the new DN), written or edited in the domain
-    # since (its own attributes, its DN) or not.
-    named_the_same = set(own) | (change_inputs.in_place & only_from_tenant(reasons, also=frozenset({"domain"})))
-    backlinks = {a: dns for a, dns in backlinks.items() if a.lower() not in named_the_same}
-    extra = dependents(changed - named_the_same, inputs.users, inputs.members, backlinks, anchor_of_key)
+    # What depends on an object is what names it: a group's member values, a report's manager, where the
+    # records and the domain disagree on them (dependents). A group whose members alone changed is read after,
+    # without its member values: it names no one new.
+    extra = dependents(changed - set(own), inputs.users, inputs.members, collector.extra, anchor_of_key)
     extra -= changed | their_members
     by_members = member_dependents(extra | their_members | set(own), index, inputs.members,
                                    reasons.get("deleted_in_domain", set()))

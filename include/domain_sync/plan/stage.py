@@ -100,8 +100,7 @@ def run(ctx: StageContext) -> dict:
         quarantined={a.lower() for a in inputs.quarantined}, out_of_scope={a.lower() for a in inputs.out_of_scope},
         index=index.frame, meta=index.meta,
         by_members={str(g).lower(): {str(m).lower() for m in members}
-                    for g, members in (notes.get("groups_changed_by_members") or {}).items()},
-        in_place={str(a).lower() for a in notes.get("changed_in_place") or []})
+                    for g, members in (notes.get("groups_changed_by_members") or {}).items()})
     where = PlanSetting(endpoint.base_dn, container_dn(settings, endpoint.base_dn),
                         search_base_dn(settings, endpoint.base_dn), settings.anchor_attribute,
                         sorted(set(mapping.targets(USER)) | set(mapping.targets(GROUP))), settings.owner_attribute,

@@ -136,22 +136,6 @@ def groups_changed_by_members(kept: KeptRecords | None, groups: pd.DataFrame, gr
     return {g: sorted(m) for g, m in sorted(out.items())}
 
 
-def changed_in_place(kept: KeptRecords | None, users: pd.DataFrame, groups: pd.DataFrame, changes: set[str],
-                     scope_changed: set[str]) -> list[str]:
-    """The ids of the round's objects (`changes`) that stay where they are in the sense of what names them: a
-    record before and after (not new, not leaving the tenant or scope), renamed or not. A group's member value
-    and a report's manager are links the domain carries along when the object is renamed, so the incremental
-    plan does not take their groups and reports for changed."""
-    if kept is None:
-        return []
-    ids = changes - scope_changed
-
-    def held(frame: pd.DataFrame) -> set[str]:
-        return {str(a) for a in objects(frame.loc[isin(frame["anchor"], ids), "anchor"]).dropna()} if len(frame) else set()
-
-    return sorted((held(kept.users) & held(users)) | (held(kept.groups) & held(groups)))
-
-
 def write_records_meta(run: RunFolder, fingerprint: str, remade: set[str] | None, why_full: str | None,
                        idle: bool = False) -> None:
     """transform/records.json: the fingerprint, and whether every record was made (`remade` None; `full_because`
@@ -188,7 +172,7 @@ def carry_idle_round(state, run: RunFolder, fingerprint: str) -> dict | None:
         return None
     for target, source in copies.items():
         copy_file(source, target)
-    notes = {**notes, "scope_changed": [], "groups_changed_by_members": {}, "changed_in_place": [],
+    notes = {**notes, "scope_changed": [], "groups_changed_by_members": {},
              "scope": {**notes["scope"], **dict.fromkeys(SCOPE_MOVES, 0)}}
     write_records_meta(run, fingerprint, set(), None, idle=True)
     write_json_atomic(run.records_notes, notes)

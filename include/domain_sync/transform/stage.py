@@ -24,7 +24,6 @@ from domain_sync.transform.incremental import (
     FULL,
     INCREMENTAL,
     carry_idle_round,
-    changed_in_place,
     groups_changed_by_members,
     kept_records,
     records_fingerprint,
@@ -147,11 +146,8 @@ def run(ctx: StageContext) -> dict:
     tenant_only = sorted(set(users["id"].astype(str).tolist()) - set(records.users["anchor"].astype(str).tolist()))
     scope_changed = {str(i) for i in scope.changed}
     by_members = groups_changed_by_members(kept, records.groups, group_changes, member_changes, scope_changed)
-    in_place = changed_in_place(kept, records.users, records.groups, round_ids(user_changes, group_changes),
-                                scope_changed)
     notes = {"users_out_of_scope": tenant_only, "scope_changed": sorted(scope_changed),
              "memberships_dropped": records.dropped_memberships, "groups_changed_by_members": by_members,
-             "changed_in_place": in_place,
              "member_types_not_synced": records.other_member_types, "scope": scope.preview}
     write_json_atomic(run.records_notes, notes)
     write_json_atomic(run.target_schema, schema_json)
