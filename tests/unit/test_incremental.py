@@ -18,6 +18,7 @@ from domain_sync.plan.incremental import (
     ACCOUNT_NAME_OPTIONS,
     ChangeInputs,
     DomainIndex,
+    crowded_new_records,
     full_reason,
     holding_containers,
     index_frame,
@@ -185,7 +186,11 @@ def test_account_names_from_the_looked_up_names_are_the_full_ones(bases, taken, 
     have = {anchors[i]: f"has-{i}" for i in existing if i < len(anchors)}
     full = assign_account_names(candidates, have, taken)
     records = [{"anchor": a, "account_name": b, "cn": b} for a, b in candidates]
-    sams, _upns, _cns = wanted_names(records, set(have), SUFFIX)
+    # As the incremental plan looks them up: each new object's first name, then all of those it may not get.
+    sams, _upns, _cns = wanted_names(records, set(have), SUFFIX, options=1)
+    held = {t.lower(): "dn" for t in taken if t.lower() in sams}
+    crowded = crowded_new_records(records, set(have), held, {}, SUFFIX)
+    sams |= wanted_names(crowded, set(have), SUFFIX)[0]
     restricted = assign_account_names(candidates, have, {t for t in taken if t.lower() in sams})
     # Either the same names, or the plan sees a name past the ones looked up (and makes a full one).
     unlooked = [n for a, n in restricted.items() if a not in have and n.lower() not in sams]

@@ -359,10 +359,11 @@ def dependents(changed: set[str], users: pd.DataFrame, members: pd.DataFrame,
     return out - changed
 
 
-def wanted_names(records: list[dict], observed_anchors: set[str], suffix: str) -> tuple[set[str], set[str], set[str]]:
+def wanted_names(records: list[dict], observed_anchors: set[str], suffix: str,
+                 options: int = ACCOUNT_NAME_OPTIONS) -> tuple[set[str], set[str], set[str]]:
     """(sAMAccountNames, UPNs, cns) the plan of `records` looks at: each record's UPN and its local part in
-    the domain's DNS name, the account names a new object may get and the UPNs they imply, each record's cn
-    and suffixed cn. Names are lower case (cns as given)."""
+    the domain's DNS name, the first `options` account names a new object may get and the UPNs they imply,
+    each record's cn and suffixed cn. Names are lower case (cns as given)."""
     upn_column = ATTR_PREFIX + "userPrincipalName"
     sams: set[str] = set()
     upns: set[str] = set()
@@ -374,13 +375,36 @@ def wanted_names(records: list[dict], observed_anchors: set[str], suffix: str) -
             if upn.lower().endswith(suffix):
                 sams.add(upn.lower()[: -len(suffix)])
         if r["anchor"] not in observed_anchors:
-            options = account_name_options(r["anchor"], r["account_name"])
-            for _ in range(ACCOUNT_NAME_OPTIONS):
-                name = next(options).lower()
+            names = account_name_options(r["anchor"], r["account_name"])
+            for _ in range(options):
+                name = next(names).lower()
                 sams.add(name)
                 upns.add(name + suffix)
         cns.update(common_name_options(r["anchor"], r["cn"]))
     return sams, upns, cns
+
+
+def crowded_new_records(records: list[dict], observed_anchors: set[str], held_accounts: dict[str, str],
+                        held_principals: dict[str, str], suffix: str) -> list[dict]:
+    """The new records (not in the domain) whose first account name may not be theirs: held in the domain (as
+    an account name, or as the local part of a UPN in the domain's DNS name), another new record's first
+    name, or another record's UPN local part. Their further account names are looked up too; the others take
+    their first (plan_changes; unlooked_names stops a plan that gives a name not looked up)."""
+    wanted: dict[str, set[str]] = {}
+    new = [r for r in records if r["anchor"] not in observed_anchors]
+    for r in new:
+        wanted.setdefault(str(r["account_name"]).lower(), set()).add(r["anchor"])
+    upn_column = ATTR_PREFIX + "userPrincipalName"
+    for r in records:
+        upn = r.get(upn_column)
+        if isinstance(upn, str) and upn.lower().endswith(suffix):
+            wanted.setdefault(upn.lower()[: -len(suffix)], set()).add(r["anchor"])
+    out = []
+    for r in new:
+        name = str(r["account_name"]).lower()
+        if name in held_accounts or name + suffix in held_principals or wanted[name] - {r["anchor"]}:
+            out.append(r)
+    return out
 
 
 def restrict(frame: pd.DataFrame, column: str, anchors: set[str]) -> pd.DataFrame:
@@ -537,12 +561,21 @@ def observe_incremental(conn, *, base_dn: str, container_dn: str, search_base: s
     members = restrict_members(inputs.members, changed, by_members)
     records = [r for frame in (users, groups) for r in record_rows(frame)]
     suffix = "@" + dns_domain_name(container_dn)
-    sams, upns, cns = wanted_names(records, set(collector.objects), suffix)
+    # Account names of new objects in two steps: each one's first name, then the others of those it may not get.
+    sams, upns, cns = wanted_names(records, set(collector.objects), suffix, options=1)
     for obj in collector.objects.values():  # the names the changed objects hold (freed when they leave)
         sams.update(n.lower() for n in obj.attributes.get("samaccountname", []))
         upns.update(n.lower() for n in obj.attributes.get("userprincipalname", []))
     account_names, principal_names, held_cns = observe_names(conn, base_dn, container_dn, sams, upns,
                                                              set() if missing else cns)
+    crowded = crowded_new_records(records, set(collector.objects), account_names, principal_names, suffix)
+    if crowded:
+        more_sams, more_upns, _ = wanted_names(crowded, set(collector.objects), suffix)
+        more_accounts, more_principals, _ = observe_names(conn, base_dn, container_dn, more_sams - sams,
+                                                          more_upns - upns, set())
+        account_names |= more_accounts
+        principal_names |= more_principals
+        sams |= more_sams
     local_names = {cn for cn, dn in held_cns.items() if _key(dn) not in collector.synced_dns}
     known_rows = index[~isin(lowered(index["anchor"]), changed)]
     anchors = known_rows["anchor"].tolist()
