@@ -607,7 +607,7 @@ def write_results(out_dir: Path, size: str, update: dict[str, Any]) -> dict[str,
     for key, value in update.items():
         if key in ("ceiling", "full_sync"):
             value = {pw: {**figures, **stamp} for pw, figures in value.items()}
-        elif key in ("dry_run", "no_change", "incremental", "freshness"):
+        elif key in ("dry_run", "no_change", "incremental", "incremental_bare", "freshness"):
             value = {**value, **stamp}
         if isinstance(value, dict) and isinstance(result.get(key), dict) and key in ("ceiling", "full_sync"):
             result[key] = {**result[key], **value}
