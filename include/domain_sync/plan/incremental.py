@@ -295,7 +295,6 @@ class ChangeInputs:
     delta: DomainDelta = field(default_factory=DomainDelta)
     # group -> the members the round added or removed, of the groups the tenant changed only so (transform)
     by_members: dict[str, set[str]] = field(default_factory=dict)
-    # objects the round changed that keep their cn, so their place in the domain (transform)
 
 
 def changed_set(c: ChangeInputs) -> dict[str, set[str]]:

@@ -102,13 +102,11 @@ def _plain(value):
     return value
 
 
-def unchanged_records(kept: pd.DataFrame, made: pd.DataFrame, ids: set[str],
-                      columns: list[str] | None = None) -> set[str]:
-    """The ids of `ids` whose record in `made` is, value for value, their record in `kept` (in `columns` only,
-    when given)."""
+def unchanged_records(kept: pd.DataFrame, made: pd.DataFrame, ids: set[str]) -> set[str]:
+    """The ids of `ids` whose record in `made` is, value for value, their record in `kept`."""
     if not ids or not len(kept) or not len(made) or list(kept.columns) != list(made.columns):
         return set()
-    columns = ["anchor", *(c for c in columns if c != "anchor")] if columns else list(kept.columns)
+    columns = ["anchor", *(c for c in kept.columns if c != "anchor")]
 
     def rows(frame: pd.DataFrame) -> dict[str, tuple]:
         picked = frame.loc[isin(frame["anchor"], ids), columns]
