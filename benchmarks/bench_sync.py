@@ -30,6 +30,8 @@ Parts (each runnable alone; results merge into the size's JSON file):
                a dry run, then exactly that plan's writes as bare ldap3 calls (the DC's own cost of the round).
   freshness    the sync DAG every minute on a real scheduler (PostgreSQL, tests/fixtures/airflow_services.py),
                tenant changes at random times, a reader polling the domain: change-to-visible p50 and p95.
+               With a sync part (passwords off), over the domain that sync loaded, after its other parts;
+               alone, over a fresh DC whose first scheduled run loads the whole tenant.
 
 Writes benchmarks/results/sync-<size>.json, sync.md (every size measured) and sync-stages.png. The machine
 is shared: figures are indicative; ratios compare measurements of one run. Needs root (Samba).
@@ -350,8 +352,10 @@ def wait_for(go_file: Path) -> bool:
 
 
 def measure_sync(workdir: Path, tenant_file: Path, env: dict[str, str], passwords: bool, parts: set[str],
-                 recipe_seed: int, changes: int, save, pause: Path | None = None) -> None:
-    """The full sync; then (passwords off) the no-change runs and the incremental run in the same domain.
+                 recipe_seed: int, changes: int, save, pause: Path | None = None,
+                 freshness: tuple[int, float] | None = None) -> None:
+    """The full sync; then (passwords off) the no-change runs and the incremental run in the same domain, and
+    with `freshness` (samples, minutes) the scheduled runs' freshness over that domain, its state committed.
     `save(update)` keeps each figure as soon as it is measured. With `pause`, the benchmark waits for that
     file after the full sync and after each round of the other parts, so that the stages of another commit
     (each stage runs in a fresh process importing the tree's code) are measured on the same synced domain."""
@@ -373,6 +377,10 @@ def measure_sync(workdir: Path, tenant_file: Path, env: dict[str, str], password
             round_ += 1
             if pause is None:
                 break
+        if freshness is not None and pw == "off":
+            samples, minutes = freshness
+            save({"freshness": scheduled_freshness(m, samples, minutes, recipe_seed,
+                                                   "the domain the full sync loaded (its state committed)")})
 
 
 def measure_delta_parts(m: Measurement, tenant_file: Path, parts: set[str], recipe_seed: int, changes: int, save,
@@ -525,6 +533,14 @@ def apply_recipe(admin, recipe: list[tuple[str, str, dict[str, Any]]]) -> None:
 # ------------------------------------------------------------------ freshness on a real scheduler
 def measure_freshness(workdir: Path, tenant_file: Path, env: dict[str, str], samples: int, minutes: float,
                       seed: int) -> dict[str, Any]:
+    """Freshness on a fresh DC: the scheduler's first run loads the whole tenant, then the samples."""
+    with Measurement(workdir, "freshness", tenant_file, False, env) as m:
+        return scheduled_freshness(m, samples, minutes, seed, "an empty domain (the first run loads the tenant)")
+
+
+def scheduled_freshness(m: Measurement, samples: int, minutes: float, seed: int, domain: str) -> dict[str, Any]:
+    """The sync DAG every minute on a real scheduler over `m`'s domain, tenant and data folder; once a run has
+    succeeded, `samples` changes at random times over `minutes`, each timed until the domain shows it."""
     from tests.fixtures.airflow_services import AirflowServices
     from tests.fixtures.local_domain import (
         POSTGRES_HOST,
@@ -534,28 +550,29 @@ def measure_freshness(workdir: Path, tenant_file: Path, env: dict[str, str], sam
         ensure_postgres_running,
     )
 
-    print(f"freshness: {samples} changes over {minutes:g} minutes, the sync DAG every minute", flush=True)
+    print(f"freshness: {samples} changes over {minutes:g} minutes, the sync DAG every minute, on {domain}", flush=True)
     rng = random.Random(seed)
-    tenant = json.loads(tenant_file.read_text(encoding="utf-8"))
+    tenant = json.loads(m.tenant_file.read_text(encoding="utf-8"))
     ensure_postgres_running()
     database = f"bench_{uuid.uuid4().hex[:12]}"
     _postgres_admin(f'CREATE DATABASE "{database}"')
     url = f"postgresql+psycopg2://{POSTGRES_USER}@{POSTGRES_HOST}:{POSTGRES_PORT}/{database}"
     try:
-        with Measurement(workdir, "freshness", tenant_file, False, env) as m:
-            services = AirflowServices(m.dir / "airflow-home", url)
-            try:
-                services.start(DOMAIN_SYNC_SYNC_SCHEDULE="* * * * *", NO_PROXY="127.0.0.1,localhost",
-                               no_proxy="127.0.0.1,localhost")
-                services.wait_for_dag(SYNC_DAG)
-                services.cli("dags", "unpause", SYNC_DAG)
-                began = time.monotonic()
-                services.wait_for(lambda: [r for r in services.runs(SYNC_DAG) if r["state"] == "success"],
-                                  3600, "the first sync run (the whole tenant) to succeed", interval=5)
-                print(f"  first run done after {time.monotonic() - began:.0f} s; measuring", flush=True)
-                return freshness_samples(m, rng, tenant, samples, minutes)
-            finally:
-                services.stop()
+        services = AirflowServices(m.dir / "airflow-home", url)
+        try:
+            services.start(DOMAIN_SYNC_SYNC_SCHEDULE="* * * * *", NO_PROXY="127.0.0.1,localhost",
+                           no_proxy="127.0.0.1,localhost")
+            services.wait_for_dag(SYNC_DAG)
+            services.cli("dags", "unpause", SYNC_DAG)
+            began = time.monotonic()
+            services.wait_for(lambda: [r for r in services.runs(SYNC_DAG) if r["state"] == "success"],
+                              3600, "the first scheduled sync run to succeed", interval=5)
+            first = time.monotonic() - began
+            print(f"  first run done after {first:.0f} s; measuring", flush=True)
+            return {**freshness_samples(m, rng, tenant, samples, minutes), "domain": domain,
+                    "first_run_s": round(first, 1)}
+        finally:
+            services.stop()
     finally:
         _postgres_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
@@ -707,6 +724,9 @@ def main(argv: list[str] | None = None) -> int:
 
     base["apply_connections"] = Settings.from_env().apply_connections
     result = write_results(args.out, args.size, base)
+    # freshness is measured on the synced domain when a sync runs with passwords off, else on a fresh one
+    freshness = (args.freshness_samples, args.freshness_minutes) if "freshness" in args.parts else None
+    freshness_done = False
     try:
         if "dry-run" in args.parts:
             result = write_results(args.out, args.size, {"dry_run": measure_dry_run(workdir, tenant_file, env)})
@@ -719,12 +739,13 @@ def main(argv: list[str] | None = None) -> int:
             if needs_sync and (pw == "off" or "full" in args.parts):
                 measure_sync(workdir, tenant_file, env, passwords, set(args.parts) if pw == "off" else set(),
                              args.seed, changes, lambda update: write_results(args.out, args.size, update),
-                             args.pause)
+                             args.pause, freshness)
                 result = sync_report.read_results(args.out)[args.size]
-        if "freshness" in args.parts:
-            freshness = measure_freshness(workdir, tenant_file, env, args.freshness_samples, args.freshness_minutes,
+                freshness_done = freshness_done or (freshness is not None and not passwords)
+        if freshness is not None and not freshness_done:
+            figures = measure_freshness(workdir, tenant_file, env, args.freshness_samples, args.freshness_minutes,
                                           args.seed)
-            result = write_results(args.out, args.size, {"freshness": freshness})
+            result = write_results(args.out, args.size, {"freshness": figures})
     finally:
         if not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -194,6 +194,15 @@ def _met(entry: dict[str, Any] | None) -> str:
     return "met" if entry["met"] else "**not met**"
 
 
+def _freshness_domain(freshness: dict[str, Any]) -> str:
+    """Which domain the scheduled runs kept fresh: the one a full sync loaded (its state committed), or a
+    fresh one whose first scheduled run loaded the tenant (older results say neither)."""
+    domain = freshness.get("domain") or ""
+    if domain.startswith("the domain the full sync loaded"):
+        return ", over the synced domain"
+    return ", over a fresh domain" if domain else ""
+
+
 def markdown(results: dict[str, dict[str, Any]]) -> str:
     """The figures of every size measured, and their targets, as Markdown tables."""
     if not results:
@@ -248,7 +257,8 @@ def markdown(results: dict[str, dict[str, Any]]) -> str:
     text += row("`peak_rss_mib` (any task process)", lambda r: _num(r.get("peak_rss_mib"), " MiB", 0))
     text += row("`freshness_p50_s`", lambda r: _num(r.get("freshness_p50_s"), " s"))
     text += row("`freshness_p95_s`", lambda r: _num(r.get("freshness_p95_s"), " s")
-                + (f" ({len((r.get('freshness') or {}).get('samples', []))} samples)" if r.get("freshness") else ""))
+                + (f" ({len(r['freshness'].get('samples', []))} samples{_freshness_domain(r['freshness'])})"
+                   if r.get("freshness") else ""))
 
     text += "\n| target | " + " | ".join(sizes) + " |\n|---|" + "---|" * len(sizes) + "\n"
     for key, what, op, limit, _ in TARGETS:
