@@ -312,6 +312,19 @@ SHOW_DELETED = ("1.2.840.113556.1.4.417", True, None)  # LDAP_SERVER_SHOW_DELETE
 # MaxQueryDuration or MaxResultSetSize): the search is read in pages instead.
 UNPAGED_REFUSED = frozenset({3, 4, 11})  # timeLimitExceeded, sizeLimitExceeded, adminLimitExceeded
 _PAGES_ONLY = "domain_sync_pages_only"  # set on a connection whose DC refused an unpaged answer
+# The DCs (host, port) that refused an unpaged answer in this process: a new connection to one reads in pages
+# from its first search instead of asking once more (MaxPageSize is the DC's policy, not the connection's).
+_PAGES_ONLY_DCS: set[tuple[str, int]] = set()
+
+
+def _dc_key(conn) -> tuple[str, int] | None:
+    server = getattr(conn, "server", None)
+    host, port = getattr(server, "host", None), getattr(server, "port", None)
+    return (host.lower(), int(port)) if isinstance(host, str) and isinstance(port, int) else None
+
+
+def _pages_only(conn) -> bool:
+    return bool(getattr(conn, _PAGES_ONLY, False)) or _dc_key(conn) in _PAGES_ONLY_DCS
 
 
 def search_entries(conn, base: str, search_filter: str, attributes: list[str], scope: str = "SUBTREE",
@@ -319,9 +332,10 @@ def search_entries(conn, base: str, search_filter: str, attributes: list[str], s
     """Every entry of a search (a generator): first as one answer read as it arrives (a DC that sends it whole,
     like Samba, serves it several times faster than in pages, which it rebuilds object by object), then, on a DC
     that refuses that (Windows AD past MaxPageSize), in pages of PAGE_SIZE, leaving out the objects already
-    given; the connection then reads in pages from the start. Fails closed: a search that ends on anything but
-    success (busy, unavailable, a time or size limit, a failed page) raises DomainReadError once the entries
-    read so far are out, so a caller collecting them never works on a partial read."""
+    given; every connection to that DC (in this process) then reads in pages from the start. Fails closed: a
+    search that ends on anything but success (busy, unavailable, a time or size limit, a failed page) raises
+    DomainReadError once the entries read so far are out, so a caller collecting them never works on a partial
+    read."""
     from ldap3.core.exceptions import LDAPException
 
     what = f"reading {base} ({search_filter[:200]})"
@@ -329,7 +343,7 @@ def search_entries(conn, base: str, search_filter: str, attributes: list[str], s
     auto_range = getattr(conn, "auto_range", False)
     conn.auto_range = False  # value ranges are read here, failing closed (ldap3's own reads keep what they got)
     try:
-        if not getattr(conn, _PAGES_ONLY, False):
+        if not _pages_only(conn):
             for entry in _whole_answer(conn, base, search_filter, attributes, scope, controls, what):
                 check_referrals(entry, base)
                 if entry.get("type") == "searchResEntry":
@@ -339,6 +353,8 @@ def search_entries(conn, base: str, search_filter: str, attributes: list[str], s
                 check_result(conn, what)
                 return
             setattr(conn, _PAGES_ONLY, True)
+            if _dc_key(conn) is not None:
+                _PAGES_ONLY_DCS.add(_dc_key(conn))
         for entry in conn.extend.standard.paged_search(
                 base, search_filter, search_scope=scope, attributes=attributes, paged_size=PAGE_SIZE, generator=True,
                 controls=controls):
@@ -404,6 +420,7 @@ def _whole_answer(conn, base: str, search_filter: str, attributes: list[str], sc
 
     strategy = conn.strategy
     with conn.connection_lock:
+        conn.response = None  # the entries are yielded, not kept: never the answer of an earlier operation
         request = search_operation(base, search_filter, scope, DEREF_ALWAYS, attributes or [NO_ATTRIBUTES], 0, 0,
                                    False, conn.auto_escape, conn.auto_encode, None,
                                    validator=conn.server.custom_validator, check_names=conn.check_names)

@@ -45,8 +45,9 @@ def domain(tmp_path):
     def start(reply, timeout: float = 30.0, **options):
         dc = FakeDirectory("127.0.0.1", search_reply=reply, tls=(cert, key), **options)
         started.append(dc)
-        conn = connect(endpoint_from_connection(Conn(dc.port, str(cert)), "ldap_domain"), timeout=timeout)
-        conn.fake_dc = dc
+        endpoint = endpoint_from_connection(Conn(dc.port, str(cert)), "ldap_domain")
+        conn = connect(endpoint, timeout=timeout)
+        conn.fake_dc, conn.fake_endpoint = dc, endpoint
         conns.append(conn)
         return conn
 
@@ -340,6 +341,19 @@ def test_a_dc_that_limits_unpaged_answers_is_read_in_pages_and_nothing_comes_twi
     assert conn.fake_dc.searches == [CONTAINER, CONTAINER] and conn.fake_dc.unpaged_searches == [CONTAINER]
     assert len(list(search_entries(conn, CONTAINER, "(cn=*)", ["cn"]))) == 5
     assert conn.fake_dc.unpaged_searches == [CONTAINER]  # that connection reads in pages from then on
+
+
+def test_a_new_connection_to_a_dc_that_limits_unpaged_answers_reads_in_pages_from_its_first_search(domain):
+    first = domain(five_users, unpaged_limit=2)
+    assert len(list(search_entries(first, CONTAINER, "(cn=*)", ["cn"]))) == 5
+    dc = first.fake_dc
+    second = connect(first.fake_endpoint, timeout=30.0)
+    try:
+        assert len(list(search_entries(second, CONTAINER, "(cn=*)", ["cn"]))) == 5
+    finally:
+        second.unbind()
+    assert dc.unpaged_searches == [CONTAINER]  # only the first connection's first search asked for a whole answer
+    assert second.response is None  # the entries were yielded; no earlier operation's answer is left there
 
 
 def test_a_search_stopped_early_leaves_the_connection_usable(domain):
