@@ -24,6 +24,7 @@ from domain_sync.plan.incremental import (
     index_frame,
     member_dependents,
     members_from_backlinks,
+    names_held_alone,
     new_meta,
     restrict_members,
     root_reason,
@@ -387,3 +388,20 @@ def test_the_index_kept_holds_member_counts_as_the_plan_leaves_them():
     assert after.group_members()[aid(2)] == 2 and after.meta["recount"] == [aid(2)]
     reasons = changed_set_of(inputs(index=after.frame, meta=after.meta))
     assert reasons["recount"] == {aid(2)}
+
+
+def test_the_names_a_read_object_holds_alone_are_its_account_name_and_its_cn_in_the_container():
+    """What the name lookups of an incremental plan can leave out: a name only the read object itself can hold
+    (its sAMAccountName, unique in the domain; its cn directly in the container, unique there as part of a DN).
+    A cn elsewhere, a UPN (Windows AD enforces it unique, older domains may not) and a non-ASCII account name
+    (the DC's case rules may not be Python's) are still looked up."""
+    container = "OU=Sync,DC=corp,DC=example,DC=test"
+    objects = [
+        ObservedObject("a1", "user", f"CN=Ana Lima,{container}",
+                       {"samaccountname": ["ALima"], "cn": ["Ana Lima"], "userprincipalname": ["ana@corp.example.test"]}),
+        ObservedObject("b2", "user", f"CN=Bo Ek,OU=Moved,{container}", {"samaccountname": ["boek"], "cn": ["Bo Ek"]}),
+        ObservedObject("c3", "group", f"cn=Équipe,{container.lower()}", {"samaccountname": ["Équipe"], "cn": ["Équipe"]}),
+    ]
+    accounts, cns = names_held_alone(objects, container)
+    assert accounts == {"alima": f"CN=Ana Lima,{container}", "boek": f"CN=Bo Ek,OU=Moved,{container}"}
+    assert cns == {"Ana Lima", "Équipe"}

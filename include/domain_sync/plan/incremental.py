@@ -69,6 +69,7 @@ import hashlib
 import json
 import logging
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,7 +77,7 @@ import numpy as np
 import pandas as pd
 
 from domain_sync.columns import isin, lowered, record_rows
-from domain_sync.dn import dns_domain_name, normalize_dn
+from domain_sync.dn import dns_domain_name, normalize_dn, parent_dn, same_dn
 from domain_sync.naming import account_name_options, common_name_options
 from domain_sync.plan.changeset import Collision, PlanInputs, plan_changes
 from domain_sync.plan.observed import (
@@ -383,6 +384,22 @@ def wanted_names(records: list[dict], observed_anchors: set[str], suffix: str,
     return sams, upns, cns
 
 
+def names_held_alone(objects: Iterable[ObservedObject], container_dn: str) -> tuple[dict[str, str], set[str]]:
+    """The names the read objects hold that no other object can hold, so that looking them up would only find
+    the objects again: each one's sAMAccountName (unique in the domain; {lower case: DN}, ASCII names only, as
+    the DC's case rules and Python's agree on those) and the cn of each one directly in the container (unique
+    there: a DN)."""
+    accounts: dict[str, str] = {}
+    cns: set[str] = set()
+    for obj in objects:
+        for name in obj.attributes.get("samaccountname", []):
+            if name.isascii():
+                accounts[name.lower()] = obj.dn
+        if same_dn(parent_dn(obj.dn), container_dn):
+            cns.update(obj.attributes.get("cn", []))
+    return accounts, cns
+
+
 def crowded_new_records(records: list[dict], observed_anchors: set[str], held_accounts: dict[str, str],
                         held_principals: dict[str, str], suffix: str) -> list[dict]:
     """The new records (not in the domain) whose first account name may not be theirs: held in the domain (as
@@ -565,8 +582,10 @@ def observe_incremental(conn, *, base_dn: str, container_dn: str, search_base: s
     for obj in collector.objects.values():  # the names the changed objects hold (freed when they leave)
         sams.update(n.lower() for n in obj.attributes.get("samaccountname", []))
         upns.update(n.lower() for n in obj.attributes.get("userprincipalname", []))
-    account_names, principal_names, held_cns = observe_names(conn, base_dn, container_dn, sams, upns,
-                                                             set() if missing else cns)
+    own_accounts, own_cns = names_held_alone(collector.objects.values(), container_dn)
+    account_names, principal_names, held_cns = observe_names(conn, base_dn, container_dn, sams - set(own_accounts),
+                                                             upns, set() if missing else cns - own_cns)
+    account_names |= own_accounts
     crowded = crowded_new_records(records, set(collector.objects), account_names, principal_names, suffix)
     if crowded:
         more_sams, more_upns, _ = wanted_names(crowded, set(collector.objects), suffix)
