@@ -156,6 +156,12 @@ class Measurement:
         self.env = env
         self.domain = None
         self.emulator = None
+        self.gone: set[str] = set()  # users the recipes applied here deleted from the tenant
+
+    def apply_recipe(self, recipe: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """Make the recipe's changes in the tenant, keeping the ids of the users it deletes."""
+        apply_recipe(self.emulator.admin, recipe)
+        self.gone |= {object_id for kind, object_id, _ in recipe if kind == "delete_user"}
 
     def __enter__(self) -> Measurement:
         from emulator.testing import start_emulator
@@ -406,7 +412,7 @@ def measure_delta_parts(m: Measurement, tenant_file: Path, parts: set[str], reci
             os.environ["DOMAIN_SYNC_PLAN_MODE"] = "incremental"
         tenant = json.loads(tenant_file.read_text(encoding="utf-8"))
         recipe = change_recipe(tenant, changes, recipe_seed, round_)
-        apply_recipe(m.emulator.admin, recipe)
+        m.apply_recipe(recipe)
         figures, results = run_stages(f"manual__bench-incremental{suffix}")
         out["incremental"] = sync_report.run_figures(figures)
         out["incremental"].update({"changes": len(recipe), "recipe": recipe_counts(recipe, recipe_seed),
@@ -428,7 +434,7 @@ def measure_incremental_bare(m: Measurement, tenant_file: Path, recipe_seed: int
     suffix = f"-r{round_}" if round_ else ""
     tenant = json.loads(tenant_file.read_text(encoding="utf-8"))
     recipe = change_recipe(tenant, changes, recipe_seed, round_, from_end=True)
-    apply_recipe(m.emulator.admin, recipe)
+    m.apply_recipe(recipe)
     run_id = f"manual__bench-incremental-bare-plan{suffix}"
     figures, _ = run_stages(run_id, {"dry_run": True}, stages=sync_report.STAGES[:5])
     plan = m.plan(run_id)
@@ -577,10 +583,15 @@ def scheduled_freshness(m: Measurement, samples: int, minutes: float, seed: int,
         _postgres_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
+def freshness_users(m: Measurement, rng: random.Random, tenant: dict[str, Any], samples: int) -> list[dict]:
+    """`samples` users drawn among those still in the tenant: not deleted by a recipe applied in `m`."""
+    return rng.sample([u for u in tenant["users"] if u["id"] not in m.gone], samples)
+
+
 def freshness_samples(m: Measurement, rng: random.Random, tenant: dict[str, Any], samples: int,
                       minutes: float) -> dict[str, Any]:
     """Change a user's department to a new value at random times; poll the domain for each value."""
-    users = rng.sample(tenant["users"], samples)
+    users = freshness_users(m, rng, tenant, samples)
     due = sorted(rng.uniform(0, minutes * 60) for _ in range(samples))
     start = time.monotonic()
     pending: dict[str, float] = {}

@@ -420,7 +420,7 @@ def _whole_answer(conn, base: str, search_filter: str, attributes: list[str], sc
 
     strategy = conn.strategy
     with conn.connection_lock:
-        conn.response = None  # the entries are yielded, not kept: never the answer of an earlier operation
+        conn.response = None  # the entries are yielded, not kept (a range read after them leaves its own)
         request = search_operation(base, search_filter, scope, DEREF_ALWAYS, attributes or [NO_ATTRIBUTES], 0, 0,
                                    False, conn.auto_escape, conn.auto_encode, None,
                                    validator=conn.server.custom_validator, check_names=conn.check_names)

@@ -13,3 +13,14 @@ def settings(tmp_path, monkeypatch) -> Settings:
     too, so that code reading Settings.from_env() finds the same folder)."""
     monkeypatch.setenv("DOMAIN_SYNC_DATA_DIR", str(tmp_path / "data"))
     return Settings.from_env()
+
+
+@pytest.fixture(autouse=True)
+def _no_dc_remembered_as_paging_only():
+    """Each test starts with no DC remembered as refusing unpaged answers (domain.search_entries keeps that per
+    process, by host and port): a fake DC of a later test may get a port an earlier one had."""
+    from domain_sync import domain
+
+    domain._PAGES_ONLY_DCS.clear()
+    yield
+    domain._PAGES_ONLY_DCS.clear()

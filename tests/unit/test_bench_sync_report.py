@@ -199,3 +199,28 @@ def test_the_bare_writes_of_an_incremental_round_give_the_dcs_own_growth_and_the
     assert "| bare writes, large / small (`bare_growth_ratio`) | 5.00 | 5.00 |" in text
     assert "10.0 s (950 writes)" in text
     assert r.derive(result("small", incremental_s=8.0))["bare_growth_ratio"] is None
+
+
+def test_freshness_changes_only_users_the_recipes_applied_before_it_left_in_the_tenant(tmp_path):
+    """Freshness over the synced domain runs after the incremental rounds: a user a recipe deleted cannot be
+    changed (the tenant answers 404), so the draw leaves every deleted user out."""
+    import random
+    from types import SimpleNamespace
+
+    from benchmarks.bench_sync import Measurement, change_recipe, freshness_users
+    from emulator.generate import generate_tenant
+
+    tenant = generate_tenant(60, 6, seed=7, memberships=120)
+    calls = []
+    admin = SimpleNamespace(**{name: (lambda *args, name=name: calls.append((name, args[0])))
+                               for name in ("update_user", "delete_user", "create_user", "add_member",
+                                            "remove_member")})
+    m = Measurement(tmp_path, "sync-off", tmp_path / "tenant.json", False, {})
+    m.emulator = SimpleNamespace(admin=admin)
+    recipe = change_recipe(tenant, 40, seed=7)
+    m.apply_recipe(recipe)
+    deleted = {object_id for kind, object_id in calls if kind == "delete_user"}
+    assert deleted and m.gone == deleted
+    live = len(tenant["users"]) - len(deleted)
+    drawn = freshness_users(m, random.Random(1), tenant, live)  # every user still there, none deleted
+    assert len(drawn) == live and not {u["id"] for u in drawn} & deleted
