@@ -385,8 +385,7 @@ def measure_sync(workdir: Path, tenant_file: Path, env: dict[str, str], password
                 break
         if freshness is not None and pw == "off":
             samples, minutes = freshness
-            save({"freshness": scheduled_freshness(m, samples, minutes, recipe_seed,
-                                                   "the domain the full sync loaded (its state committed)")})
+            save({"freshness": scheduled_freshness(m, samples, minutes, recipe_seed, sync_report.SYNCED_DOMAIN)})
 
 
 def measure_delta_parts(m: Measurement, tenant_file: Path, parts: set[str], recipe_seed: int, changes: int, save,
@@ -541,7 +540,7 @@ def measure_freshness(workdir: Path, tenant_file: Path, env: dict[str, str], sam
                       seed: int) -> dict[str, Any]:
     """Freshness on a fresh DC: the scheduler's first run loads the whole tenant, then the samples."""
     with Measurement(workdir, "freshness", tenant_file, False, env) as m:
-        return scheduled_freshness(m, samples, minutes, seed, "an empty domain (the first run loads the tenant)")
+        return scheduled_freshness(m, samples, minutes, seed, sync_report.FRESH_DOMAIN)
 
 
 def scheduled_freshness(m: Measurement, samples: int, minutes: float, seed: int, domain: str) -> dict[str, Any]:

@@ -194,13 +194,14 @@ def _met(entry: dict[str, Any] | None) -> str:
     return "met" if entry["met"] else "**not met**"
 
 
+# freshness["domain"]: which domain the scheduled runs kept fresh (older results say neither)
+SYNCED_DOMAIN = "the domain the full sync loaded (its state committed)"
+FRESH_DOMAIN = "an empty domain (the first run loads the tenant)"
+
+
 def _freshness_domain(freshness: dict[str, Any]) -> str:
-    """Which domain the scheduled runs kept fresh: the one a full sync loaded (its state committed), or a
-    fresh one whose first scheduled run loaded the tenant (older results say neither)."""
-    domain = freshness.get("domain") or ""
-    if domain.startswith("the domain the full sync loaded"):
-        return ", over the synced domain"
-    return ", over a fresh domain" if domain else ""
+    domain = freshness.get("domain")
+    return {SYNCED_DOMAIN: ", over the synced domain", FRESH_DOMAIN: ", over a fresh domain"}.get(domain, "")
 
 
 def markdown(results: dict[str, dict[str, Any]]) -> str:

@@ -353,8 +353,8 @@ def search_entries(conn, base: str, search_filter: str, attributes: list[str], s
                 check_result(conn, what)
                 return
             setattr(conn, _PAGES_ONLY, True)
-            if _dc_key(conn) is not None:
-                _PAGES_ONLY_DCS.add(_dc_key(conn))
+            if (key := _dc_key(conn)) is not None:
+                _PAGES_ONLY_DCS.add(key)
         for entry in conn.extend.standard.paged_search(
                 base, search_filter, search_scope=scope, attributes=attributes, paged_size=PAGE_SIZE, generator=True,
                 controls=controls):

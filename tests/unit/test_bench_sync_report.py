@@ -84,8 +84,8 @@ def test_derive_computes_the_issue_figures_and_checks_the_targets():
 def test_the_freshness_row_names_the_domain_the_scheduled_runs_kept_fresh():
     samples = [{"seconds": 40.0}, {"seconds": 60.0}]
     synced, fresh, older = result("large"), result("small"), result("tiny")
-    synced["freshness"] = {"samples": samples, "domain": "the domain the full sync loaded (its state committed)"}
-    fresh["freshness"] = {"samples": samples, "domain": "an empty domain (the first run loads the tenant)"}
+    synced["freshness"] = {"samples": samples, "domain": r.SYNCED_DOMAIN}
+    fresh["freshness"] = {"samples": samples, "domain": r.FRESH_DOMAIN}
     older["freshness"] = {"samples": samples}
     results = {"tiny": older, "small": fresh, "large": synced}
     for one in results.values():
