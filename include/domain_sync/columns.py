@@ -47,6 +47,17 @@ def isin(values: pd.Series | np.ndarray, members: Collection) -> np.ndarray:
     """Boolean array: which values are in `members`. A column of Arrow strings (as read from Parquet) with
     string members is tested by Arrow itself (pyarrow.compute.is_in: a third of the time of hashing its values
     as Python objects, and none of the conversion); anything else as objects."""
+    return _isin(values, members, lower=False)
+
+
+def isin_lowered(values: pd.Series | np.ndarray, members: Collection) -> np.ndarray:
+    """Boolean array: which values, lower-cased as `lowered` does, are in `members` (lower case). A column of
+    Arrow strings is lower-cased and tested by Arrow (a fifth of the time of `isin(lowered(values), ...)` on
+    500,000 values: no Python string is made)."""
+    return _isin(values, members, lower=True)
+
+
+def _isin(values: pd.Series | np.ndarray, members: Collection, *, lower: bool) -> np.ndarray:
     if not members:
         return np.zeros(len(values), dtype=bool)
     if isinstance(values, pd.Series) and hasattr(values.array, "__arrow_array__"):
@@ -60,8 +71,10 @@ def isin(values: pd.Series | np.ndarray, members: Collection) -> np.ndarray:
             except (pa.ArrowInvalid, pa.ArrowTypeError):  # members that are not all strings
                 wanted = None
             if wanted is not None:
-                found = pc.is_in(arrow, value_set=wanted, skip_nulls=True)
+                found = pc.is_in(pc.utf8_lower(arrow) if lower else arrow, value_set=wanted, skip_nulls=True)
                 return found.fill_null(False).to_numpy(zero_copy_only=False).astype(bool, copy=False)
+    if lower:
+        values = lowered(values if isinstance(values, pd.Series) else pd.Series(values, dtype=object))
     array = values.to_numpy(dtype=object) if isinstance(values, pd.Series) else np.asarray(values, dtype=object)
     return pd.Series(array, dtype=object).isin(members).to_numpy(dtype=bool)
 

@@ -8,7 +8,7 @@ import pandas as pd
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain_sync.columns import isin, lowered
+from domain_sync.columns import isin, isin_lowered, lowered
 
 values = st.lists(st.one_of(st.none(), st.text(max_size=8)), max_size=20)
 
@@ -34,6 +34,17 @@ def test_isin_is_the_same_for_arrow_and_object_columns(items, members, mixed):
     expected = [v is not None and v in wanted for v in items]  # a missing value is in no set of ids
     for column in (pd.Series(items, dtype=object), through_parquet(pd.Series(items, dtype=object))):
         assert isin(column, wanted).tolist() == expected
+
+
+@given(values, st.sets(st.text(max_size=8), max_size=6), st.booleans())
+def test_isin_lowered_is_isin_of_the_lowered_values_whatever_the_column_type(items, members, mixed):
+    wanted = {m.lower() for m in members} | {v.lower() for v in items[:2] if v is not None}
+    wanted |= {1} if mixed else set()  # a member that is not a string: the object path
+    expected = [v is not None and v.lower() in wanted for v in items]
+    for column in (pd.Series(items, dtype=object), through_parquet(pd.Series(items, dtype=object))):
+        assert isin_lowered(column, wanted).tolist() == expected
+        assert isin_lowered(column, wanted).tolist() == isin(lowered(column), wanted).tolist()
+    assert isin_lowered(pd.Series(items, dtype=object).to_numpy(), wanted).tolist() == expected
 
 
 @given(st.lists(st.tuples(st.one_of(st.none(), st.text(max_size=6)), st.booleans(),

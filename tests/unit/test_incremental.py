@@ -83,6 +83,20 @@ def test_the_changed_set_names_each_reason():
     assert found == {"not_in_tenant": {aid(2), aid(3), aid(4)}}
 
 
+def test_the_objectguids_and_dns_of_anchors_are_the_index_rows_of_those_anchors_alone():
+    index = index_of((aid(1).upper(), "user", "a", aid(101), 0), (aid(2), "user", "b", None, 0),
+                     (aid(3), "group", "g", aid(103).upper(), 4))
+    c = inputs(index=index, meta={"outside": {aid(2): aid(202)}},
+               delta=DomainDelta(guids_of={aid(3): {aid(303)}}))
+    assert c.guids_of({aid(1)}) == {aid(101)}  # the anchor without case
+    assert c.guids_of({aid(2), aid(3)}) == {aid(202), aid(103).upper(), aid(303)}  # outside; the domain's changes
+    assert c.guids_of({aid(4)}) == set() and c.guids_of(set()) == set()
+    assert c.anchors_of_guids({aid(103), aid(101).upper(), aid(999)}) == {aid(1), aid(3)}
+    assert c.indexed == {aid(1), aid(2), aid(3)}
+    key = "cn=g,ou=sync,dc=corp,dc=example,dc=test"
+    assert c.anchor_of_key({key, "cn=nobody,ou=sync"}) == {key: aid(3)}
+
+
 def test_anchors_are_compared_without_case():
     upper = aid(1).upper()
     found = changed_set_of(inputs(tenant={upper}, records={aid(1)}, index=index_of((upper, "user", "a", None, 0))))

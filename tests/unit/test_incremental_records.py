@@ -38,6 +38,16 @@ def as_written(records: pd.DataFrame) -> pd.DataFrame:
     return pd.read_parquet(io.BytesIO(buffer.getvalue()))
 
 
+def assert_same_records(made: pd.DataFrame, whole: pd.DataFrame) -> None:
+    """Equal as written: the same columns and values. A column holding no value at all has no type of its own
+    (kept rows read back carry the type they were written with, rows made now none), so its type is not
+    compared."""
+    made, whole = as_written(made), as_written(whole)
+    assert list(made.columns) == list(whole.columns)
+    empty = [c for c in made.columns if made[c].isna().all() and whole[c].isna().all()]
+    pd.testing.assert_frame_equal(made.drop(columns=empty), whole.drop(columns=empty))
+
+
 def frame(rows: list[tuple], offset: int = 0) -> pd.DataFrame:
     return pd.DataFrame([user(i + offset, *r) for i, r in enumerate(rows)])
 
@@ -65,8 +75,8 @@ def test_records_made_for_the_changed_objects_equal_the_records_made_whole(befor
     made = directory_records(new_users, groups, members, MAPPING, kept=kept)
     whole = directory_records(new_users, groups, members, MAPPING)
 
-    pd.testing.assert_frame_equal(as_written(made.users), as_written(whole.users))
-    pd.testing.assert_frame_equal(as_written(made.groups), as_written(whole.groups))
+    assert_same_records(made.users, whole.users)
+    assert_same_records(made.groups, whole.groups)
     assert made.remade == {a for a in whole.users["anchor"] if a in changed or a not in set(old.users["anchor"])}
     fixes = lambda records: sorted((records.users["anchor"][f.row], f.attribute, f.action)  # noqa: E731
                                    for f in records.fixes[USER])

@@ -71,12 +71,13 @@ import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from domain_sync.columns import isin, lowered, record_rows
+from domain_sync.columns import isin, isin_lowered, lowered, record_rows
 from domain_sync.dn import dns_domain_name, normalize_dn, parent_dn, same_dn
 from domain_sync.naming import account_name_options, common_name_options
 from domain_sync.plan.changeset import Collision, PlanInputs, plan_changes
@@ -158,7 +159,9 @@ class DomainIndex:
         if not moved:
             return self
         frame = self.frame.copy()
-        delta = pd.Series(lowered(frame["anchor"])).map(moved).fillna(0).astype(int).to_numpy()
+        rows = np.flatnonzero(isin_lowered(frame["anchor"], moved))
+        delta = np.zeros(len(frame), dtype=int)
+        delta[rows] = [moved[a] for a in lowered(frame["anchor"].iloc[rows])]
         counts = pd.to_numeric(frame["members"], errors="coerce").fillna(0).astype(int).to_numpy() + delta
         frame["members"] = np.maximum(counts, 0)
         return DomainIndex(frame, {**self.meta, "recount": sorted(recount)})
@@ -180,7 +183,7 @@ def index_frame(objects) -> pd.DataFrame:
 
 def updated_index(previous: pd.DataFrame, changed: set[str], observed: ObservedDomain) -> pd.DataFrame:
     """The committed index with the changed anchors (lower case) as this plan read them: gone when not found."""
-    kept = previous[~isin(lowered(previous["anchor"]), changed)]
+    kept = previous[~isin_lowered(previous["anchor"], changed)]
     return pd.concat([kept, index_frame(observed.objects.values())], ignore_index=True)
 
 
@@ -200,6 +203,9 @@ def holding_containers(frame: pd.DataFrame, search_base: str) -> set[str]:
     from domain_sync.dn import is_within
 
     def parent(key: str) -> str | None:  # a normalized DN's parent: after its first comma not escaped
+        if "\\" not in key:
+            _, comma, rest = key.partition(",")
+            return rest if comma else None
         match = _PARENT_OF_KEY.match(key)
         return match.group(1) if match else None
 
@@ -297,14 +303,39 @@ class ChangeInputs:
     # group -> the members the round added or removed, of the groups the tenant changed only so (transform)
     by_members: dict[str, set[str]] = field(default_factory=dict)
 
+    @cached_property
+    def indexed(self) -> set[str]:
+        """The index's anchors (lower case), taken once per plan."""
+        return set(lowered(self.index["anchor"]))
+
+    def anchors_of_guids(self, guids: Iterable[str]) -> set[str]:
+        """The index's anchors (lower case) of these objectGUIDs (any case)."""
+        rows = self.index[isin_lowered(self.index["guid"], {g.lower() for g in guids})]
+        return set(lowered(rows["anchor"]))
+
+    def guids_of(self, anchors: set[str]) -> set[str]:
+        """Every objectGUID under which these anchors (lower case) were seen: in the index, outside the search
+        base (the meta's "outside"), in the domain's changes since the last plan."""
+        rows = self.index[isin_lowered(self.index["anchor"], anchors)]
+        out = {g for g in rows["guid"].tolist() if isinstance(g, str)}
+        outside = self.meta.get("outside") or {}
+        for anchor in anchors:
+            if anchor in outside:
+                out.add(outside[anchor])
+            out |= self.delta.guids_of.get(anchor, set())
+        return out
+
+    def anchor_of_key(self, keys: set[str]) -> dict[str, str]:
+        """{normalized DN: anchor as indexed} of the index's objects at these normalized DNs."""
+        rows = self.index[isin(self.index["key"], keys)]
+        return dict(zip(rows["key"].tolist(), rows["anchor"].tolist(), strict=True))
+
 
 def changed_set(c: ChangeInputs) -> dict[str, set[str]]:
     """{reason: anchors (lower case)} of the changed set before its dependents (see the module's doc)."""
-    anchors = lowered(c.index["anchor"])
-    indexed = set(anchors)
-    by_guid = {g: a for g, a in zip(lowered(c.index["guid"]), anchors, strict=True) if g is not None}
+    indexed = c.indexed
     previously_quarantined = set(c.meta.get("quarantined") or [])
-    domain = set(c.delta.anchors) | {by_guid[g] for g in c.delta.guids if g in by_guid}
+    domain = set(c.delta.anchors) | c.anchors_of_guids(c.delta.guids)
     reasons = {
         "tenant": c.tenant,
         "scope": c.scope_changed,
@@ -315,7 +346,7 @@ def changed_set(c: ChangeInputs) -> dict[str, set[str]]:
         "sticky": set(c.meta.get("sticky") or []),
         "recount": set(c.meta.get("recount") or []),
         "domain": domain,
-        "deleted_in_domain": {by_guid[g] for g in c.delta.deleted_guids if g in by_guid},
+        "deleted_in_domain": c.anchors_of_guids(c.delta.deleted_guids),
     }
     return {k: {a.lower() for a in v} for k, v in reasons.items() if v}
 
@@ -344,11 +375,11 @@ def dependents(changed: set[str], users: pd.DataFrame, members: pd.DataFrame,
 
     wanted: dict[str, dict[str, set[str]]] = {}
     if len(members):
-        pairs = members.loc[isin(lowered(members["member_anchor"]), changed), ["group_anchor", "member_anchor"]]
+        pairs = members.loc[isin_lowered(members["member_anchor"], changed), ["group_anchor", "member_anchor"]]
         for group, member in zip(lowered(pairs["group_anchor"]), lowered(pairs["member_anchor"]), strict=True):
             wanted.setdefault(member, {}).setdefault("memberof", set()).add(group)
     if len(users) and "manager_anchor" in users:
-        reports = users.loc[isin(lowered(users["manager_anchor"]), changed), ["anchor", "manager_anchor"]]
+        reports = users.loc[isin_lowered(users["manager_anchor"], changed), ["anchor", "manager_anchor"]]
         for report, manager in zip(lowered(reports["anchor"]), lowered(reports["manager_anchor"]), strict=True):
             wanted.setdefault(manager, {}).setdefault("directreports", set()).add(report)
     have = {a.lower(): {link: anchors(dns) for link, dns in links.items()} for a, links in backlinks.items()}
@@ -426,7 +457,7 @@ def crowded_new_records(records: list[dict], observed_anchors: set[str], held_ac
 def restrict(frame: pd.DataFrame, column: str, anchors: set[str]) -> pd.DataFrame:
     if not len(frame):
         return frame
-    return frame[isin(lowered(frame[column]), anchors)]
+    return frame[isin_lowered(frame[column], anchors)]
 
 
 def only_from_tenant(reasons: dict[str, set[str]]) -> set[str]:
@@ -453,10 +484,10 @@ def member_dependents(extra: set[str], index: pd.DataFrame, members: pd.DataFram
     without changing the group, so only a whole read counts its members right."""
     if not extra:
         return set()
-    anchors = lowered(index["anchor"])
-    out = set(anchors[(index["kind"] == GROUP).to_numpy(dtype=bool) & isin(anchors, extra)])
+    groups = (index["kind"] == GROUP).to_numpy(dtype=bool) & isin_lowered(index["anchor"], extra)
+    out = set(lowered(index.loc[groups, "anchor"]))
     if deleted and out and len(members):
-        out -= set(lowered(members.loc[isin(lowered(members["member_anchor"]), deleted), "group_anchor"]))
+        out -= set(lowered(members.loc[isin_lowered(members["member_anchor"], deleted), "group_anchor"]))
     return out
 
 
@@ -474,7 +505,8 @@ def members_from_backlinks(objects: dict[str, ObservedObject], backlinks: dict[s
             key = _key(dn)
             if key is not None:
                 holders.setdefault(key, []).append(obj.dn)
-    totals = dict(zip(lowered(index["anchor"]), index["members"].tolist(), strict=True))
+    rows = index[isin_lowered(index["anchor"], groups)]
+    totals = dict(zip(lowered(rows["anchor"]), rows["members"].tolist(), strict=True))
     for anchor, obj in objects.items():
         if anchor.lower() in groups and obj.kind == GROUP:
             obj.members = sorted(holders.get(normalize_dn(obj.dn), []))
@@ -488,8 +520,8 @@ def restrict_members(members: pd.DataFrame, changed: set[str], by_members: set[s
     out = restrict(members, "group_anchor", changed)
     if not len(out) or not by_members:
         return out
-    partial = isin(lowered(out["group_anchor"]), by_members)
-    return out[~partial | isin(lowered(out["member_anchor"]), changed)]
+    partial = isin_lowered(out["group_anchor"], by_members)
+    return out[~partial | isin_lowered(out["member_anchor"], changed)]
 
 
 @dataclass
@@ -533,14 +565,6 @@ def observe_incremental(conn, *, base_dn: str, container_dn: str, search_base: s
     # object of ours under the search base is in one of them (the index held every one the last plan saw, and
     # whatever changed since is in the domain's changes), so the changed set is read by objectGUID (indexed);
     # only sticky anchors (duplicates, unreadable DNs) are searched by anchor.
-    guids_of: dict[str, set[str]] = {}
-    for anchor, guid in zip(lowered(index["anchor"]), index["guid"].tolist(), strict=True):
-        if isinstance(guid, str):
-            guids_of.setdefault(anchor, set()).add(guid)
-    for anchor, guid in (change_inputs.meta.get("outside") or {}).items():
-        guids_of.setdefault(anchor, set()).add(guid)
-    for anchor, guids in delta.guids_of.items():
-        guids_of.setdefault(anchor, set()).update(guids)
     sticky = set(change_inputs.meta.get("sticky") or [])
     there = entry_exists(conn, search_base)
 
@@ -548,11 +572,11 @@ def observe_incremental(conn, *, base_dn: str, container_dn: str, search_base: s
         if not there:
             return
         observe_anchors(conn, search_base, collector, anchors & sticky, what, BACKLINKS)
-        observe_guids(conn, search_base, collector, {g for a in anchors - sticky for g in guids_of.get(a, ())},
-                      what, BACKLINKS)
+        observe_guids(conn, search_base, collector, change_inputs.guids_of(anchors - sticky), what, BACKLINKS)
 
     read(changed - set(own), attributes)
-    anchor_of_key = dict(zip(index["key"].tolist(), index["anchor"].tolist(), strict=True))
+    backlink_keys = {_key(dn) for links in collector.extra.values() for dns in links.values() for dn in dns}
+    anchor_of_key = change_inputs.anchor_of_key(backlink_keys - {None})
     anchor_of_key.update({normalize_dn(o.dn): a for a, o in collector.objects.items()})
     # What depends on an object is what names it: a group's member values, a report's manager, where the
     # records and the domain disagree on them (dependents). A group whose members alone changed is read after,
@@ -595,7 +619,7 @@ def observe_incremental(conn, *, base_dn: str, container_dn: str, search_base: s
         principal_names |= more_principals
         sams |= more_sams
     local_names = {cn for cn, dn in held_cns.items() if _key(dn) not in collector.synced_dns}
-    known_rows = index[~isin(lowered(index["anchor"]), changed)]
+    known_rows = index[~isin_lowered(index["anchor"], changed)]
     anchors = known_rows["anchor"].tolist()
     known = {a: KnownObject(k, dn, g if isinstance(g, str) else None) for a, k, dn, g in
              zip(anchors, known_rows["kind"].tolist(), known_rows["dn"].tolist(), known_rows["guid"].tolist(),
@@ -606,7 +630,7 @@ def observe_incremental(conn, *, base_dn: str, container_dn: str, search_base: s
                               known_keys=dict(zip(known_rows["key"].tolist(), anchors, strict=True)))
     desired = {r["anchor"] for r in records} - inputs.quarantined
     # Objects of ours outside the search base: among the ones not found inside, those seen before (by objectGUID).
-    lost = {g for a in observed.not_found(desired) for g in guids_of.get(a.lower(), ())}
+    lost = change_inputs.guids_of({a.lower() for a in observed.not_found(desired)})
     outside = {a: g for a, g in (change_inputs.meta.get("outside") or {}).items() if a not in changed}
     if lost:
         found_outside: dict[str, str] = {}
