@@ -85,20 +85,29 @@ def child_stage(name: str, run_id: str, params: dict[str, Any]) -> None:
     profile_dir = os.environ.get("BENCH_SYNC_PROFILE_DIR")
     profiler = None
     if profile_dir:
-        import cProfile
+        from pyinstrument import Profiler
 
-        profiler = cProfile.Profile()
-        profiler.enable()
+        profiler = Profiler(interval=0.001)
+        profiler.start()
     started, cpu_started = time.perf_counter(), time.process_time()
     result = run_stage(name, run_id, params)
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     if profiler is not None:
-        profiler.disable()
-        profiler.dump_stats(str(Path(profile_dir) / f"{run_id}-{name}.prof"))
+        profiler.stop()
+        write_profile(profiler, Path(profile_dir) / f"{run_id}-{name}")
     peak_kib = peak_rss_kib()
     print(STAGE_MARK + json.dumps({"seconds": seconds, "cpu_seconds": cpu_seconds, "peak_rss_mib": peak_kib / 1024,
                                    "writes": int(result.get("total_writes") or 0) if name == "apply" else 0,
                                    "result": result}, default=str), flush=True)
+
+
+def write_profile(profiler, stem: Path) -> None:
+    """A stage's pyinstrument profile: the call tree as text (<stem>.txt, calls under 1% of the stage folded
+    away) and the session (<stem>.pyisession: `pyinstrument --load <file>` renders it again, as HTML too)."""
+    stem.with_suffix(".txt").write_text(profiler.output_text(unicode=False, color=False, show_all=False,
+                                                             short_mode=False),
+                                        encoding="utf-8")
+    profiler.last_session.save(str(stem.with_suffix(".pyisession")))
 
 
 def peak_rss_kib() -> int:
@@ -676,8 +685,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "commit's stages on the same synced domain; without 'full' in --parts the full sync "
                              "is run but not recorded")
     parser.add_argument("--profile", type=Path,
-                        help="run each stage under cProfile and keep its stats here (<run id>-<stage>.prof; "
-                             "slows the stages: the figures of such a run are not the benchmark's)")
+                        help="run each stage under pyinstrument (a sampling profiler, every 1 ms) and keep its "
+                             "profile here (<run id>-<stage>.txt, the call tree; .pyisession, for pyinstrument "
+                             "--load); sampling costs a little: the figures of such a run are not the benchmark's")
     parser.add_argument("--child-stage", help=argparse.SUPPRESS)
     parser.add_argument("--run-id", help=argparse.SUPPRESS)
     parser.add_argument("--params", default="{}", help=argparse.SUPPRESS)

@@ -224,3 +224,21 @@ def test_freshness_changes_only_users_the_recipes_applied_before_it_left_in_the_
     live = len(tenant["users"]) - len(deleted)
     drawn = freshness_users(m, random.Random(1), tenant, live)  # every user still there, none deleted
     assert len(drawn) == live and not {u["id"] for u in drawn} & deleted
+
+
+def test_a_stage_profile_is_kept_as_its_call_tree_and_a_session_pyinstrument_loads(tmp_path):
+    from pyinstrument import Profiler
+    from pyinstrument.session import Session
+
+    from benchmarks.bench_sync import write_profile
+
+    def busy_stage():
+        return sum(i * i for i in range(300_000))
+
+    profiler = Profiler(interval=0.001)
+    profiler.start()
+    busy_stage()
+    profiler.stop()
+    write_profile(profiler, tmp_path / "manual__x-plan")
+    assert "busy_stage" in (tmp_path / "manual__x-plan.txt").read_text(encoding="utf-8")
+    assert Session.load(str(tmp_path / "manual__x-plan.pyisession")).duration > 0
