@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,6 +44,15 @@ def use_drop_folder(env, path: Path) -> DropFolderStore:
     env.set(credential_sink="dropfolder", credential_sink_conn_id="drop", credential_source="dropfolder",
             credential_source_conn_id="drop")
     return DropFolderStore(path, [key])
+
+
+def past_the_second_of(stamp: str) -> None:
+    """Wait until the clock is past the whole second of a Graph time (`2027-01-15T08:01:00Z`). Graph's
+    lastPasswordChangeDateTime has whole seconds, and a domain password set within that second counts as
+    older than the tenant's (changeset.must_change_now): a person's change that should count as newer
+    comes in a later second. The emulator and the DC run on this machine's clock."""
+    end = datetime.fromisoformat(stamp.replace("Z", "+00:00")) + timedelta(seconds=1)
+    time.sleep(max(0.0, (end - datetime.now(UTC)).total_seconds()))
 
 
 def new_password() -> str:
@@ -193,11 +203,14 @@ def test_the_tenant_asking_for_a_new_password_makes_the_domain_ask_too_once(sync
     # An admin resets the password in the tenant with "must change at next sign-in".
     tenant_password = new_password()
     watch.passwords.add(tenant_password)
-    emu.admin.update_user(dee["id"], {"passwordProfile": {"password": tenant_password,
-                                                          "forceChangePasswordNextSignIn": True}})
+    reset = emu.admin.update_user(dee["id"], {"passwordProfile": {"password": tenant_password,
+                                                                  "forceChangePasswordNextSignIn": True}})
     result = watch.run()
     assert result["plan"]["counts"].get("user.modify") == 1 and pwd_last_set(sync_env, "dee") == "0"
     assert MUST_CHANGE in ldap_login(sync_env.domain, "dee@contoso.example", password)[1]
+    # The person changes it after the reset: in a later second than the tenant's lastPasswordChangeDateTime
+    # (a run and a login may take less than a second).
+    past_the_second_of(reset["lastPasswordChangeDateTime"])
     chosen = new_password()
     watch.passwords.add(chosen)
     assert kinit(sync_env.domain, tmp_path, "dee", password, chosen, chosen)[0] == 0
