@@ -111,7 +111,7 @@ def test_dependents_are_the_groups_and_reports_on_which_records_and_domain_disag
     keys = {"cn=g30,ou=sync": aid(30), "cn=g20,ou=sync": aid(20), "cn=u4,ou=sync": aid(4), "cn=u5,ou=sync": aid(5)}
     # 1 is read: in the domain it is in 30 (the records: in 20), and 5 reports to it there (the records: 2 and 5);
     # 9 is not read (new, or deleted in the domain): 3 reports to it in the records.
-    backlinks = {aid(1): {"memberof": ["CN=G30,OU=Sync", "CN=local group,OU=Sync", "not a dn"],
+    backlinks = {aid(1): {"memberof": ["CN=G30,OU=Sync", "CN=local group,OU=Sync", "not a dn", "CN=a\\,b\ud800,OU=Sync"],
                           "directreports": ["CN=u5,OU=Sync"]}}
     found = dependents_of({aid(1), aid(9)}, users, members, backlinks, keys)
     assert found == {aid(20), aid(30), aid(2), aid(3)}  # 5 agrees on both sides; the local group is no one's

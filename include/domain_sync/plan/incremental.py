@@ -218,11 +218,12 @@ def holding_containers(frame: pd.DataFrame, search_base: str) -> set[str]:
 
 
 def _key(dn: str) -> str | None:
+    """A DN's normalized form; None for a DN that does not parse or encode (it names no synced object)."""
     from domain_sync.dn import DNError
 
     try:
         return normalize_dn(dn)
-    except DNError:
+    except (DNError, UnicodeError):
         return None
 
 
@@ -365,10 +366,8 @@ def dependents(changed: set[str], users: pd.DataFrame, members: pd.DataFrame,
     def anchors(dns: list[str]) -> set[str]:
         out = set()
         for dn in dns:
-            try:
-                anchor = anchor_of_key.get(normalize_dn(dn))
-            except Exception:  # noqa: BLE001 - an unreadable DN names no synced object
-                anchor = None
+            key = _key(dn)  # an unreadable DN names no synced object
+            anchor = anchor_of_key.get(key) if key is not None else None
             if anchor is not None:
                 out.add(anchor.lower())
         return out
