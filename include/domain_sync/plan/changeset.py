@@ -619,7 +619,7 @@ def _membership_changes(members: pd.DataFrame, dns: dict[str, str], observed: Ob
         return settled[anchor] if anchor in settled else obj.dn if obj is not None else known.dn
 
     desired: dict[str, set[str]] = {}
-    for group, member in members[["group_anchor", "member_anchor"]].itertuples(index=False):
+    for group, member in zip(members["group_anchor"].tolist(), members["member_anchor"].tolist(), strict=True):
         if group in dns and (member in dns or member in settled):
             desired.setdefault(group, set()).add(member)
     out: list[Change] = []

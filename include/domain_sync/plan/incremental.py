@@ -210,7 +210,7 @@ def holding_containers(frame: pd.DataFrame, search_base: str) -> set[str]:
         return match.group(1) if match else None
 
     out: set[str] = set()
-    for key in {parent(k) for k in frame["key"]}:
+    for key in {parent(k) for k in frame["key"].tolist()}:
         while key and key not in out and is_within(key, search_base):
             out.add(key)
             key = parent(key)

@@ -164,10 +164,10 @@ def group_records(groups: pd.DataFrame, mapping: Mapping, schema: DomainSchema =
 PRINCIPAL_MEMBER_TYPES = {"user", "group"}
 
 
-def member_records(members: pd.DataFrame, known_anchors: set[str]) -> pd.DataFrame:
-    """Memberships whose both ends are synced objects; the others cannot be written as DNs."""
+def member_records(members: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
+    """The memberships `keep` marks (both ends synced objects: the others cannot be written as DNs), as
+    records."""
     frame = members.rename(columns={"group_id": "group_anchor", "member_id": "member_anchor"})
-    keep = isin(frame["group_anchor"], known_anchors) & isin(frame["member_anchor"], known_anchors)
     return frame.loc[keep, RECORD_MEMBER_COLUMNS].reset_index(drop=True)
 
 
@@ -228,9 +228,10 @@ def directory_records(users: pd.DataFrame, groups: pd.DataFrame, members: pd.Dat
     other_types = ({str(k): int(v) for k, v in members.loc[~principal, "member_type"].value_counts().items()}
                    if "member_type" in members.columns and not_principals else {})
     members = members[principal]
-    member_frame = member_records(members, anchors)
+    synced_ends = isin(members["group_id"], anchors) & isin(members["member_id"], anchors)
+    member_frame = member_records(members, synced_ends)
     tenant = set(objects(users["id"])) | set(objects(groups["id"]))
-    left_out = members[~(isin(members["group_id"], anchors) & isin(members["member_id"], anchors))]
+    left_out = members[~synced_ends]
     unknown = int((~isin(left_out["group_id"], tenant) | ~isin(left_out["member_id"], tenant)).sum())
     return Records(user_frame, group_frame, member_frame, {USER: user_fixes, GROUP: group_fixes},
                    {"unknown_object": unknown, "out_of_scope": len(left_out) - unknown,
