@@ -103,10 +103,10 @@ def child_stage(name: str, run_id: str, params: dict[str, Any]) -> None:
 
 def write_profile(profiler, stem: Path) -> None:
     """A stage's pyinstrument profile: the call tree as text (<stem>.txt, calls under 1% of the stage folded
-    away) and the session (<stem>.pyisession: `pyinstrument --load <file>` renders it again, as HTML too)."""
-    stem.with_suffix(".txt").write_text(profiler.output_text(unicode=False, color=False, show_all=False,
-                                                             short_mode=False),
-                                        encoding="utf-8")
+    away; paths in the checkout relative to it) and the session (<stem>.pyisession: `pyinstrument --load
+    <file>` renders it again, as HTML too)."""
+    text = profiler.output_text(unicode=False, color=False, show_all=False, short_mode=False)
+    stem.with_suffix(".txt").write_text(text.replace(f"{ROOT}{os.sep}", ""), encoding="utf-8")
     profiler.last_session.save(str(stem.with_suffix(".pyisession")))
 
 
@@ -685,9 +685,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "commit's stages on the same synced domain; without 'full' in --parts the full sync "
                              "is run but not recorded")
     parser.add_argument("--profile", type=Path,
-                        help="run each stage under pyinstrument (a sampling profiler, every 1 ms) and keep its "
-                             "profile here (<run id>-<stage>.txt, the call tree; .pyisession, for pyinstrument "
-                             "--load); sampling costs a little: the figures of such a run are not the benchmark's")
+                        help="run each stage under pyinstrument (a statistical profiler, a sample every 1 ms) and "
+                             "keep its profile here (<run id>-<stage>.txt, the call tree; .pyisession, for "
+                             "pyinstrument --load); its hook on every call slows call-heavy stages (the plan about "
+                             "3x): read a profile's shares, and the figures of such a run are not the benchmark's")
     parser.add_argument("--child-stage", help=argparse.SUPPRESS)
     parser.add_argument("--run-id", help=argparse.SUPPRESS)
     parser.add_argument("--params", default="{}", help=argparse.SUPPRESS)
