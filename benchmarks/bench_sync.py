@@ -502,16 +502,27 @@ def change_recipe(tenant: dict[str, Any], changes: int, seed: int,
     changed = set(picked)
     kept = [users[i] for i in range(len(users)) if i not in changed]
     kept_ids = {u["id"] for u in kept}
+    # Each membership change changes something: a removal takes a member the group holds, an addition a user
+    # it does not hold, and no (group, user) pair comes twice (the second would be refused, and the recipe
+    # would count a change the tenant never saw).
+    paired: set[tuple[str, str]] = set()
     for n in range(counts["membership"]):
-        for _ in range(1000):  # a removal needs a group holding a user the recipe does not change
+        for attempt in range(2000):  # a removal needs a group holding a user the recipe does not change
             group = groups[rng.randrange(len(groups))]
-            removable = [m["id"] for m in group.get("members", []) if m["id"] in kept_ids]
-            if removable or n % 2 == 0:
+            holds = list(dict.fromkeys(m["id"] for m in group.get("members", [])))
+            if n % 2 and attempt < 1000:
+                kind, options = "remove_member", [i for i in holds if i in kept_ids and (group["id"], i) not in paired]
+            else:  # an addition (or, after 1,000 groups without a removable member, one instead of a removal)
+                held = set(holds)
+                kind, options = "add_member", [u["id"] for u in kept
+                                               if u["id"] not in held and (group["id"], u["id"]) not in paired]
+            if options:
                 break
-        if n % 2 and removable:
-            recipe.append(("remove_member", group["id"], {"member": rng.choice(removable)}))
         else:
-            recipe.append(("add_member", group["id"], {"member": rng.choice(kept)["id"]}))
+            raise ValueError("the recipe found no membership left to change")
+        member = rng.choice(options)
+        recipe.append((kind, group["id"], {"member": member}))
+        paired.add((group["id"], member))
     return recipe
 
 

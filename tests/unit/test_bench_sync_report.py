@@ -146,6 +146,11 @@ def test_the_change_recipe_is_the_same_at_two_sizes_and_takes_no_existing_id():
         assert not [object_id for kind, object_id, _ in recipe if kind == "create_user" and object_id in taken]
         changed = [object_id for kind, object_id, _ in recipe if kind in ("update_user", "delete_user")]
         assert len(changed) == len(set(changed)), "a user changed twice"
+        # every membership change is one the tenant takes: a member removed is held, one added is not, once each
+        holds = {(g["id"], m["id"]) for g in tenant["groups"] for m in g.get("members", [])}
+        pairs = [(group, body["member"], kind) for kind, group, body in recipe if kind.endswith("_member")]
+        assert len({(g, m) for g, m, _ in pairs}) == len(pairs)
+        assert all(((g, m) in holds) == (kind == "remove_member") for g, m, kind in pairs)
         counts.append(recipe_counts(recipe, 2026))
     assert counts[0] == counts[1] == {"seed": 2026, "attributes": 100, "rename": 20, "delete_user": 20,
                                       "create_user": 40, "add_member": 10, "remove_member": 10}
@@ -244,3 +249,17 @@ def test_a_stage_profile_is_kept_as_its_call_tree_and_a_session_pyinstrument_loa
     assert "busy_stage" in text and "tests/unit/test_bench_sync_report.py" in text
     assert str(ROOT) not in text  # paths in the checkout are relative: a profile can be shared as it is
     assert Session.load(str(tmp_path / "manual__x-plan.pyisession")).duration > 0
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_every_membership_change_of_the_recipe_is_one_the_tenant_takes(seed):
+    from benchmarks.bench_sync import change_recipe
+    from emulator.generate import generate_tenant
+
+    tenant = generate_tenant(4000, 40, seed=seed, memberships=40000)
+    holds = {(g["id"], m["id"]) for g in tenant["groups"] for m in g.get("members", [])}
+    for round_, from_end in ((0, False), (1, False), (0, True)):
+        recipe = change_recipe(tenant, 1000, seed=seed, round_=round_, from_end=from_end)
+        pairs = [(group, body["member"], kind) for kind, group, body in recipe if kind.endswith("_member")]
+        assert len(pairs) == 100 and len({(g, m) for g, m, _ in pairs}) == len(pairs)
+        assert all(((g, m) in holds) == (kind == "remove_member") for g, m, kind in pairs)
