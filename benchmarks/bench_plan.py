@@ -8,13 +8,13 @@ provisioned Samba DC on a spare loopback address through the real stages. Then a
 (emulator.hostile.random_changes): in each, after extract, transform and validate, the plan stage runs as a
 full reconcile (DOMAIN_SYNC_PLAN_MODE=full) and then incremental, each timed (wall and client CPU), and their
 change lists are compared; apply and commit follow.
---profile writes a cProfile of each plan to the work folder. Needs root (Samba).
+--profile keeps a pyinstrument profile of each plan in the work folder (bench_sync.write_profile: the call
+tree as text, and the session). Needs root (Samba).
 """
 
 from __future__ import annotations
 
 import argparse
-import cProfile
 import json
 import os
 import shutil
@@ -34,17 +34,24 @@ AFTER_PLAN = ["apply", "commit"]
 
 
 def timed(stage: str, run_id: str, profile: Path | None = None) -> tuple[dict, float, float]:
+    """Run a stage, timed; with `profile` (a path without suffix), under pyinstrument, kept there."""
     from domain_sync.pipeline import run_stage
 
+    profiler = None
+    if profile:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.001)
+        profiler.start()
     started, cpu = time.perf_counter(), time.process_time()
-    profiler = cProfile.Profile() if profile else None
-    if profiler:
-        profiler.enable()
     result = run_stage(stage, run_id, {})
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     if profiler:
-        profiler.disable()
-        profiler.dump_stats(str(profile))
-    return result, time.perf_counter() - started, time.process_time() - cpu
+        from benchmarks.bench_sync import write_profile
+
+        profiler.stop()
+        write_profile(profiler, profile)
+    return result, wall, cpu
 
 
 def run_both(run_id: str, workdir: Path, profile: bool) -> dict:
@@ -58,7 +65,7 @@ def run_both(run_id: str, workdir: Path, profile: bool) -> dict:
     plans = {}
     for mode in ("full", "incremental"):
         os.environ["DOMAIN_SYNC_PLAN_MODE"] = mode
-        result, wall, cpu = timed("plan", run_id, workdir / f"{run_id}-{mode}.prof" if profile else None)
+        result, wall, cpu = timed("plan", run_id, workdir / f"{run_id}-{mode}" if profile else None)
         plan = read_json(RunFolder(Path(os.environ["DOMAIN_SYNC_DATA_DIR"]) / "runs", run_id).plan)
         plans[mode] = plan["changes"]
         figures[f"plan_{mode}"] = {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "changes": result["changes"],
@@ -80,7 +87,7 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=200)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--address", default="127.0.0.11", help="a spare loopback address for the DC")
-    parser.add_argument("--profile", action="store_true", help="a cProfile of each plan in the work folder")
+    parser.add_argument("--profile", action="store_true", help="a pyinstrument profile of each plan in the work folder")
     parser.add_argument("--workdir", help="keep the files here (default: a temporary folder, removed)")
     args = parser.parse_args()
     if not address_free(args.address):

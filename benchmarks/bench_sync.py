@@ -106,8 +106,8 @@ def write_profile(profiler, stem: Path) -> None:
     away; paths in the checkout relative to it) and the session (<stem>.pyisession: `pyinstrument --load
     <file>` renders it again, as HTML too)."""
     text = profiler.output_text(unicode=False, color=False, show_all=False, short_mode=False)
-    stem.with_suffix(".txt").write_text(text.replace(f"{ROOT}{os.sep}", ""), encoding="utf-8")
-    profiler.last_session.save(str(stem.with_suffix(".pyisession")))
+    stem.parent.joinpath(f"{stem.name}.txt").write_text(text.replace(f"{ROOT}{os.sep}", ""), encoding="utf-8")
+    profiler.last_session.save(str(stem.parent / f"{stem.name}.pyisession"))
 
 
 def peak_rss_kib() -> int:

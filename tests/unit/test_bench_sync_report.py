@@ -245,6 +245,8 @@ def test_a_stage_profile_is_kept_as_its_call_tree_and_a_session_pyinstrument_loa
     busy_stage()
     profiler.stop()
     write_profile(profiler, tmp_path / "manual__x-plan")
+    write_profile(profiler, tmp_path / "scheduled__2026-12-07T08:00:00.5-plan")  # a run id with a dot
+    assert (tmp_path / "scheduled__2026-12-07T08:00:00.5-plan.txt").exists()
     text = (tmp_path / "manual__x-plan.txt").read_text(encoding="utf-8")
     assert "busy_stage" in text and "tests/unit/test_bench_sync_report.py" in text
     assert str(ROOT) not in text  # paths in the checkout are relative: a profile can be shared as it is
