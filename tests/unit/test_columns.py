@@ -10,7 +10,11 @@ from hypothesis import strategies as st
 
 from domain_sync.columns import isin, isin_lowered, lowered
 
-values = st.lists(st.one_of(st.none(), st.text(max_size=8)), max_size=20)
+# Without the two characters whose lower case Python's str.lower takes from their context or writes as two
+# code points ('İ' -> 'i̇', a final 'Σ' -> 'ς'), where Arrow's (lowered's) gives 'i' and 'σ': str.lower is then
+# an exact oracle.
+values = st.lists(st.one_of(st.none(), st.text(st.characters(exclude_characters="\u0130\u03a3"), max_size=8)),
+                  max_size=20)
 
 
 def through_parquet(series: pd.Series) -> pd.Series:
