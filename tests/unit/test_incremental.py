@@ -36,6 +36,7 @@ from domain_sync.plan.incremental import (
     changed_set as changed_set_of,
 )
 from domain_sync.plan.incremental import (
+    backlink_keys,
     dependents as dependents_of,
 )
 from domain_sync.plan.observed import DomainDelta, KnownObject, ObservedDomain, ObservedObject
@@ -113,16 +114,19 @@ def test_dependents_are_the_groups_and_reports_on_which_records_and_domain_disag
     # 9 is not read (new, or deleted in the domain): 3 reports to it in the records.
     backlinks = {aid(1): {"memberof": ["CN=G30,OU=Sync", "CN=local group,OU=Sync", "not a dn", "CN=a\\,b\ud800,OU=Sync"],
                           "directreports": ["CN=u5,OU=Sync"]}}
-    found = dependents_of({aid(1), aid(9)}, users, members, backlinks, keys)
+    found = dependents_of({aid(1), aid(9)}, users, members, backlinks, backlink_keys(backlinks), keys)
     assert found == {aid(20), aid(30), aid(2), aid(3)}  # 5 agrees on both sides; the local group is no one's
     # Records and domain agreeing on every link (an object changed in place or renamed): no dependents.
     agreeing = {aid(1): {"memberof": ["cn=g20,ou=sync"], "directreports": []}}
     assert dependents_of({aid(1)}, users[users["anchor"] != aid(2)].assign(manager_anchor=None), members,
-                         agreeing, keys) == set()
+                         agreeing, backlink_keys(agreeing), keys) == set()
     # 8 is read and in no group in the domain (the records: in 30); a changed group is never its own dependent.
-    assert dependents_of({aid(8), aid(30)}, users, members, {aid(8): {"memberof": []}}, keys) == set()
-    assert dependents_of({aid(8)}, users, members, {aid(8): {"memberof": []}}, keys) == {aid(30)}
-    assert dependents_of({aid(6)}, users, members, {}, keys) == set()
+    assert dependents_of({aid(8), aid(30)}, users, members, {aid(8): {"memberof": []}}, {}, keys) == set()
+    assert dependents_of({aid(8)}, users, members, {aid(8): {"memberof": []}}, {}, keys) == {aid(30)}
+    assert dependents_of({aid(6)}, users, members, {}, {}, keys) == set()
+    # Each DN is normalized once; one that does not parse or encode has no key.
+    assert backlink_keys(backlinks) == {"CN=G30,OU=Sync": "cn=g30,ou=sync", "CN=local group,OU=Sync":
+                                        "cn=local group,ou=sync", "CN=u5,OU=Sync": "cn=u5,ou=sync"}
 
 
 def test_full_reconcile_reasons_in_order():

@@ -352,8 +352,16 @@ def changed_set(c: ChangeInputs) -> dict[str, set[str]]:
     return {k: {a.lower() for a in v} for k, v in reasons.items() if v}
 
 
+def backlink_keys(backlinks: dict[str, dict[str, list[str]]]) -> dict[str, str]:
+    """{DN as read: normalized DN} of the backlink values read ({anchor: {link: DNs}}), each DN normalized
+    once; a DN that does not parse or encode is left out (it names no synced object)."""
+    keys = {dn: _key(dn) for links in backlinks.values() for dns in links.values() for dn in dns}
+    return {dn: key for dn, key in keys.items() if key is not None}
+
+
 def dependents(changed: set[str], users: pd.DataFrame, members: pd.DataFrame,
-               backlinks: dict[str, dict[str, list[str]]], anchor_of_key: dict[str, str]) -> set[str]:
+               backlinks: dict[str, dict[str, list[str]]], key_of_dn: dict[str, str],
+               anchor_of_key: dict[str, str]) -> set[str]:
     """Objects whose desired state depends on a changed one and differs from the domain there (lower case):
     for each changed object, the groups where the records and the domain disagree on its membership (the
     records' member pairs against its memberOf as read) and the users where they disagree on it being their
@@ -361,13 +369,12 @@ def dependents(changed: set[str], users: pd.DataFrame, members: pd.DataFrame,
     needs nothing for that object (member and manager values are links: a rename or a move carries them
     along). An object not read (new, gone, deleted in the domain) has no backlinks: every group and report
     the records give it differ. `backlinks`: {anchor as read: {"memberof": DNs, "directreports": DNs}},
-    mapped to anchors by `anchor_of_key` (normalized DN -> anchor)."""
+    mapped to anchors by `key_of_dn` (`backlink_keys`) and `anchor_of_key` (normalized DN -> anchor)."""
 
     def anchors(dns: list[str]) -> set[str]:
         out = set()
         for dn in dns:
-            key = _key(dn)  # an unreadable DN names no synced object
-            anchor = anchor_of_key.get(key) if key is not None else None
+            anchor = anchor_of_key.get(key_of_dn.get(dn))  # a DN without a key names no synced object
             if anchor is not None:
                 out.add(anchor.lower())
         return out
@@ -574,13 +581,14 @@ def observe_incremental(conn, *, base_dn: str, container_dn: str, search_base: s
         observe_guids(conn, search_base, collector, change_inputs.guids_of(anchors - sticky), what, BACKLINKS)
 
     read(changed - set(own), attributes)
-    backlink_keys = {_key(dn) for links in collector.extra.values() for dns in links.values() for dn in dns}
-    anchor_of_key = change_inputs.anchor_of_key(backlink_keys - {None})
+    key_of_dn = backlink_keys(collector.extra)
+    anchor_of_key = change_inputs.anchor_of_key(set(key_of_dn.values()))
     anchor_of_key.update({normalize_dn(o.dn): a for a, o in collector.objects.items()})
     # What depends on an object is what names it: a group's member values, a report's manager, where the
     # records and the domain disagree on them (dependents). A group whose members alone changed is read after,
     # without its member values: it names no one new.
-    extra = dependents(changed - set(own), inputs.users, inputs.members, collector.extra, anchor_of_key)
+    extra = dependents(changed - set(own), inputs.users, inputs.members, collector.extra, key_of_dn,
+                       anchor_of_key)
     extra -= changed | their_members
     by_members = member_dependents(extra | their_members | set(own), index, inputs.members,
                                    reasons.get("deleted_in_domain", set()))
