@@ -18,6 +18,7 @@ from domain_sync.plan.incremental import (
     ACCOUNT_NAME_OPTIONS,
     ChangeInputs,
     DomainIndex,
+    backlink_keys,
     crowded_new_records,
     full_reason,
     holding_containers,
@@ -36,7 +37,6 @@ from domain_sync.plan.incremental import (
     changed_set as changed_set_of,
 )
 from domain_sync.plan.incremental import (
-    backlink_keys,
     dependents as dependents_of,
 )
 from domain_sync.plan.observed import DomainDelta, KnownObject, ObservedDomain, ObservedObject
