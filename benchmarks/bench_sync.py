@@ -321,10 +321,12 @@ def measure_ceiling(workdir: Path, tenant_file: Path, env: dict[str, str], passw
         plan = m.plan(run_id)
         settings = m.settings()
         phases = bare_phases(plan, settings.anchor_attribute, passwords)
-        seconds, cpu_seconds = timed_bare(m.domain.connection(), phases, settings.apply_connections)
+        per_phase: list[dict[str, Any]] = []
+        seconds, cpu_seconds = timed_bare(m.domain.connection(), phases, settings.apply_connections, per_phase)
         writes = sum(len(p) for p in phases)
         out = sync_report.ceiling_figures(created_objects(plan), writes, seconds, settings.apply_connections)
         out["cpu_seconds"] = round(cpu_seconds, 3)
+        out["phases"] = per_phase  # beside the full sync's apply_phases: where apply and bare writes part
     print(f"  ceiling, passwords {pw}: {out}", flush=True)
     return out
 
@@ -350,10 +352,11 @@ def plan_modes() -> list[str]:
     return ["full", "incremental"] if "plan_mode" in {f.name for f in fields(Settings)} else ["full"]
 
 
-def full_run() -> dict[str, Any]:
+def full_run() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The full sync's stage figures, and apply's phases (operation, changes, seconds)."""
     figures, results = run_stages("manual__bench-full")
     assert results["apply"]["statuses"] == {"applied": results["apply"]["planned"]}, results["apply"]["statuses"]
-    return figures
+    return figures, results["apply"].get("phases") or []
 
 
 def wait_for(go_file: Path) -> bool:
@@ -379,8 +382,9 @@ def measure_sync(workdir: Path, tenant_file: Path, env: dict[str, str], password
     out: dict[str, Any] = {}
     with Measurement(workdir, f"sync-{pw}", tenant_file, passwords, env) as m:
         if "full" in parts or pause is None or pw == "on":
-            figures = full_run()
+            figures, apply_phases = full_run()
             out["full"] = sync_report.run_figures(figures, created_objects(m.plan("manual__bench-full")))
+            out["full"]["apply_phases"] = apply_phases
             save({"full_sync": {pw: out["full"]}})
             print(f"  full sync, passwords {pw}: {out['full']['seconds']:.1f} s, "
                   f"{out['full']['objects_per_s']} objects/s", flush=True)

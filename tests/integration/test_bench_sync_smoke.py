@@ -41,6 +41,10 @@ def test_the_sync_benchmark_runs_at_the_tiny_size_and_writes_every_figure(tmp_pa
     assert set(result["full_sync"]["off"]["stages"]) == {
         "extract_users", "extract_groups", "transform", "validate", "plan", "apply", "credentials", "commit",
         "report"}
+    # Apply's phases and the bare writes' phases, side by side: the same operations, the same writes.
+    apply_phases, bare = result["full_sync"]["off"]["apply_phases"], result["ceiling"]["off"]["phases"]
+    assert [(p["op"], p["changes"]) for p in apply_phases] == [(p["op"], p["writes"]) for p in bare]
+    assert sum(p["changes"] for p in apply_phases) == result["full_sync"]["off"]["writes"]
     assert result["incremental"]["writes"] > 0
     # The bare writes of an incremental round's plan leave the domain as the sync would: its run after them
     # writes nothing.

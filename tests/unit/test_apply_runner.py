@@ -91,6 +91,28 @@ def test_phases_never_overlap_and_keep_plan_order():
         assert max(e for _, e in by_op[earlier]) <= min(s for s, _ in by_op[later]), f"{later} began too early"
 
 
+def test_each_phase_is_reported_with_its_changes_and_time_in_the_summary_and_the_log(caplog):
+    changes = ([user(Op.CREATE, n) for n in range(8)]
+               + [Change(Op.ADD_MEMBERS, "group", "g1", f"CN=G,{C}", members=["x"]) for _ in range(3)]
+               + [user(Op.DELETE, n) for n in range(8, 10)])
+    with caplog.at_level("INFO", logger="domain_sync.apply.runner"):
+        summary, _, _ = run(changes, connections=4, delay=0.02)
+    assert [(p["op"], p["changes"]) for p in summary.phases] == [("create", 8), ("add_members", 3), ("delete", 2)]
+    # A phase's time holds its writes: 8 creates over 4 connections are 2 rounds of 20 ms at least, the one
+    # group's 3 adds run in order on one connection (60 ms at least), the 2 deletes in parallel (20 ms).
+    assert [p["seconds"] >= low for p, low in zip(summary.phases, (0.04, 0.06, 0.02), strict=True)] == [True] * 3
+    assert summary.to_json()["phases"] == summary.phases
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("apply: phase")]
+    assert lines[1].startswith("apply: phase 2 of 3 done: 3 add_members changes in ")
+
+
+def test_a_writer_giving_up_keeps_the_phases_that_finished():
+    changes = [Change(Op.CREATE_CONTAINER, "container", "", C)] + [user(Op.CREATE, n) for n in range(50)]
+    with pytest.raises(ApplyAborted) as caught:
+        run(changes, connections=4, delay=0.005, abort_on="u20")
+    assert [(p["op"], p["changes"]) for p in caught.value.summary.phases] == [("create_container", 1)]
+
+
 def test_changes_of_different_objects_run_in_parallel_on_their_own_connections():
     changes = [user(Op.CREATE, n) for n in range(40)]
     started = time.monotonic()

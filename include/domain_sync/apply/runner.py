@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -205,13 +206,16 @@ def apply_changes(
                     if done[0] % progress_every == 0:
                         log.info("applied %d of %d changes", done[0], len(changes))
 
+    ran: list[dict] = []  # each phase's operation, changes and seconds (the batched read included)
+
     def summary() -> ApplySummary:
         indexes = [i for i, r in enumerate(results) if r is not None]
-        return ApplySummary([results[i] for i in indexes], indexes)
+        return ApplySummary([results[i] for i in indexes], indexes, list(ran))
 
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="domain-writer") as pool:
             for number, units in enumerate(phases, 1):
+                started = time.perf_counter()
                 address_created_objects(writers, pool, changes, [i for unit in units for i in unit])
                 phase = _Phase(units)
                 futures = [pool.submit(drain, w, phase) for w in writers[:len(units)]]
@@ -221,8 +225,10 @@ def apply_changes(
                     if isinstance(aborted, ApplyAborted):
                         aborted.summary = summary()
                     raise aborted
-                log.debug("phase %d of %d done (%s, %d units)", number, len(phases),
-                          changes[units[0][0]].op, len(units))
+                op, count = changes[units[0][0]].op, sum(len(unit) for unit in units)
+                ran.append({"op": str(op), "changes": count, "seconds": round(time.perf_counter() - started, 3)})
+                log.info("apply: phase %d of %d done: %d %s changes in %.1f s", number, len(phases), count, op,
+                         ran[-1]["seconds"])
     finally:
         for writer in writers:
             writer.close()

@@ -104,6 +104,8 @@ class ApplySummary:
     results: list[ApplyResult] = field(default_factory=list)
     # The position of each result's change in the applied change list (runner.apply_changes sets them).
     indexes: list[int] = field(default_factory=list)
+    # Each phase run (runner.apply_changes): {"op", "changes", "seconds"}, in the order they ran.
+    phases: list[dict] = field(default_factory=list)
 
     @property
     def writes(self) -> Counter:
@@ -136,7 +138,7 @@ class ApplySummary:
             ],
             "notes": [{"op": r.op, "kind": r.kind, "anchor": r.anchor, "dn": r.dn, "status": r.status,
                        "message": r.message} for r in self.notes()],
-        }
+        } | ({"phases": self.phases} if self.phases else {})
 
 
 class DomainWriter:
