@@ -47,6 +47,7 @@ from domain_sync.domain import (
     search_entries,
 )
 from domain_sync.errors import TransientError
+from domain_sync.ldap_requests import add_entry, modify_entry
 from domain_sync.passwords.policy import (
     PasswordPolicy,
     generate_password,
@@ -332,7 +333,7 @@ class DomainWriter:
     def _create_container(self, change: Change) -> ApplyResult:
         attrs = dict(change.values)
         classes = attrs.pop("objectClass")
-        r = self._call(f"create {change.dn}", lambda c: c.add(change.dn, classes, attrs))
+        r = self._call(f"create {change.dn}", lambda c: add_entry(c, change.dn, classes, attrs))
         if r.get("result") == SUCCESS:
             return self._result(change, APPLIED, r, 1)
         if r.get("result") == ENTRY_ALREADY_EXISTS:
@@ -351,7 +352,7 @@ class DomainWriter:
         def add(conn) -> bool:
             if password is not None:  # every connection, also one a retry makes: never a password in clear text
                 require_encrypted(conn, what)
-            return conn.add(change.dn, classes, attrs)
+            return add_entry(conn, change.dn, classes, attrs)
 
         r = self._call(what, add)
         attrs.pop("unicodePwd", None)
@@ -410,7 +411,7 @@ class DomainWriter:
 
         def modify(conn) -> bool:
             require_encrypted(conn, what)
-            return conn.modify(change.dn, mods)
+            return modify_entry(conn, change.dn, mods)
 
         r = self._call(what, modify)
         if r.get("result") == SUCCESS:
@@ -452,7 +453,7 @@ class DomainWriter:
         from ldap3 import MODIFY_REPLACE
 
         mods = {k: [(MODIFY_REPLACE, self._ldap_values(k, v))] for k, v in change.values.items()}
-        r = self._call(f"modify {change.kind} {change.anchor}", lambda c: c.modify(target(change), mods))
+        r = self._call(f"modify {change.kind} {change.anchor}", lambda c: modify_entry(c, target(change), mods))
         if r.get("result") == SUCCESS:
             return self._result(change, APPLIED, r, 1)
         return self._result(change, FAILED, r)
@@ -464,7 +465,7 @@ class DomainWriter:
         verb = MODIFY_ADD if adding else MODIFY_DELETE
         benign = ATTRIBUTE_OR_VALUE_EXISTS if adding else NO_SUCH_ATTRIBUTE
         what = f"{'add' if adding else 'remove'} members of group {change.anchor}"
-        r = self._call(what, lambda c: c.modify(target(change), {"member": [(verb, change.members)]}))
+        r = self._call(what, lambda c: modify_entry(c, target(change), {"member": [(verb, change.members)]}))
         if r.get("result") == SUCCESS:
             return self._result(change, APPLIED, r, 1)
         if r.get("result") not in (benign, ENTRY_ALREADY_EXISTS, NO_SUCH_OBJECT, 53) or len(change.members) == 0:
@@ -472,7 +473,7 @@ class DomainWriter:
         # Part of the batch is already in place (a rerun): one value at a time.
         writes, failed = 0, None
         for member in change.members:
-            r1 = self._call(what, lambda c, m=member: c.modify(target(change), {"member": [(verb, [m])]}))
+            r1 = self._call(what, lambda c, m=member: modify_entry(c, target(change), {"member": [(verb, [m])]}))
             code = r1.get("result")
             if code == SUCCESS:
                 writes += 1

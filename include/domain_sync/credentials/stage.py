@@ -42,6 +42,7 @@ from domain_sync.domain import (
     search_entries,
 )
 from domain_sync.errors import TransientError
+from domain_sync.ldap_requests import modify_entry
 from domain_sync.passwords.policy import require_encrypted, unicode_pwd
 from domain_sync.passwords.stores import (
     APPLIED,
@@ -129,7 +130,7 @@ def _set_password(conn, guid: str, event: PasswordChange) -> dict:
     what = f"set the password of user {event.object_id}"
     require_encrypted(conn, what)
     try:
-        conn.modify(guid_dn(guid), {"unicodePwd": [(MODIFY_REPLACE, [unicode_pwd(event.password)])]})
+        modify_entry(conn, guid_dn(guid), {"unicodePwd": [(MODIFY_REPLACE, [unicode_pwd(event.password)])]})
     except (LDAPCommunicationError, LDAPResponseTimeoutError, OSError) as exc:
         return {"result": None, "description": type(exc).__name__, "transient": True}
     result = dict(conn.result or {})
