@@ -5,12 +5,14 @@ own bookkeeping, then encodes them with pyasn1: about 1.6 ms of client CPU for a
 the writes cost once encoded by hand. Apply's threads share one interpreter lock, so on a fast DC that CPU,
 not the DC, sets the pace of a first sync (tens of thousands of adds).
 
-`add_entry` and `modify_entry` take what `Connection.add` and `Connection.modify` take and leave the same
-state behind (`conn.result`, the outstanding request, the usage counters); the bytes they send are the ones
-ldap3 sends (a property test compares them with ldap3's own encoding). They use ldap3's connection, message
-ids, response reading and errors: only the encoding is done here. A connection this cannot serve the same way
-(another strategy than a plain synchronous one, a schema to check values against, names checked, referrals
-followed, SASL signing, a socket not yet open, a read-only connection) goes to ldap3's own method.
+`add_entry` and `modify_entry` take what `Connection.add` and `Connection.modify` take and leave what the
+writer reads as ldap3's methods leave it (`conn.result`, `conn.last_error`, the answer collected, the usage
+counters); the bytes they send are the ones ldap3 sends (a property test compares them with what ldap3
+writes to its socket). The outstanding request keeps the DN and the operation, not a copy of the values (no
+initial password is held there). They use ldap3's connection, message ids, answer reading and errors:
+only the encoding is done here. A connection this cannot serve the same way (another strategy than a plain
+synchronous one, a lazy one, a schema to check values against, names checked, referrals followed, SASL
+signing, a socket not open, a read-only connection) goes to ldap3's own method.
 """
 
 from __future__ import annotations
@@ -83,11 +85,15 @@ def add_attributes(object_class: Any, attributes: Mapping[str, Any] | None) -> d
     return attributes
 
 
-def encode_add(message_id: int, dn: str, object_class: Any, attributes: Mapping[str, Any] | None) -> bytes:
-    """AddRequest ::= [APPLICATION 8] SEQUENCE { entry LDAPDN, attributes SEQUENCE OF Attribute }, in its
-    LDAPMessage."""
+def add_request(dn: str, object_class: Any, attributes: Mapping[str, Any] | None) -> bytes:
+    """AddRequest ::= [APPLICATION 8] SEQUENCE { entry LDAPDN, attributes SEQUENCE OF Attribute }"""
     body = b"".join(_attribute(k, _values(v)) for k, v in add_attributes(object_class, attributes).items())
-    return _message(message_id, _tlv(_ADD_REQUEST, _tlv(_OCTET_STRING, _octets(dn)) + _tlv(_SEQUENCE, body)))
+    return _tlv(_ADD_REQUEST, _tlv(_OCTET_STRING, _octets(dn)) + _tlv(_SEQUENCE, body))
+
+
+def encode_add(message_id: int, dn: str, object_class: Any, attributes: Mapping[str, Any] | None) -> bytes:
+    """The add request in its LDAPMessage."""
+    return _message(message_id, add_request(dn, object_class, attributes))
 
 
 def modify_changes(changes: Mapping[str, Any]) -> list[tuple[int, str, list]]:
@@ -115,12 +121,17 @@ def modify_changes(changes: Mapping[str, Any]) -> list[tuple[int, str, list]]:
     return out
 
 
-def encode_modify(message_id: int, dn: str, changes: Mapping[str, Any]) -> bytes:
+def modify_request(dn: str, changes: Mapping[str, Any]) -> bytes:
     """ModifyRequest ::= [APPLICATION 6] SEQUENCE { object LDAPDN, changes SEQUENCE OF SEQUENCE {
-    operation ENUMERATED, modification PartialAttribute } }, in its LDAPMessage."""
+    operation ENUMERATED, modification PartialAttribute } }"""
     body = b"".join(_tlv(_SEQUENCE, _tlv(_ENUMERATED, _integer(operation)) + _attribute(name, values))
                     for operation, name, values in modify_changes(changes))
-    return _message(message_id, _tlv(_MODIFY_REQUEST, _tlv(_OCTET_STRING, _octets(dn)) + _tlv(_SEQUENCE, body)))
+    return _tlv(_MODIFY_REQUEST, _tlv(_OCTET_STRING, _octets(dn)) + _tlv(_SEQUENCE, body))
+
+
+def encode_modify(message_id: int, dn: str, changes: Mapping[str, Any]) -> bytes:
+    """The modify request in its LDAPMessage."""
+    return _message(message_id, modify_request(dn, changes))
 
 
 def _served_here(conn, writing: bool = True) -> bool:
@@ -128,20 +139,32 @@ def _served_here(conn, writing: bool = True) -> bool:
     from ldap3 import DIGEST_MD5
     from ldap3.strategy.sync import SyncStrategy
 
-    return (type(getattr(conn, "strategy", None)) is SyncStrategy and conn.listening and not conn.check_names
+    return (type(getattr(conn, "strategy", None)) is SyncStrategy and conn.listening and not conn.lazy
+            and not conn.check_names
             and not conn.auto_referrals and conn.server.schema is None and conn.sasl_mechanism != DIGEST_MD5
             and not conn.sasl_in_progress and not (writing and conn.read_only))
 
 
-def _send(conn, request_type: str, response_type: str, dn: str, encode) -> bool:
-    """Send one request encoded by `encode(message_id)` and read its answer, as `BaseStrategy.send` and
-    `SyncStrategy.post_send_single_response` do; True when it succeeded."""
-    from ldap3.core.exceptions import LDAPSocketSendError, communication_exception_factory
+def _send(conn, request_type: str, response_type: str, dn: str, build) -> bool:
+    """Send the request `build()` encodes (its protocolOp) and read its answer, as `BaseStrategy.send` and
+    `SyncStrategy.post_send_single_response` do; True when it succeeded. A request ldap3 refuses before
+    sending is refused alike, with no message id used."""
+    from ldap3.core.exceptions import (
+        LDAPChangeError,
+        LDAPObjectClassError,
+        LDAPSocketSendError,
+        communication_exception_factory,
+    )
 
     conn.last_error = None
     with conn.connection_lock:
+        try:
+            request = build()
+        except (LDAPChangeError, LDAPObjectClassError) as exc:
+            conn.last_error = str(exc)
+            raise
         message_id = conn.server.next_message_id()
-        message = encode(message_id)
+        message = _message(message_id, request)
         conn.request = {"entry": dn, "type": request_type, "controls": None}
         conn.strategy._outstanding[message_id] = conn.request
         try:
@@ -165,7 +188,7 @@ def add_entry(conn, dn: str, object_class: Any, attributes: Mapping[str, Any] | 
     if not _served_here(conn):
         return conn.add(dn, object_class, attributes)
     return _send(conn, "addRequest", "addResponse", dn,
-                 lambda message_id: encode_add(message_id, dn, object_class, attributes))
+                 lambda: add_request(dn, object_class, attributes))
 
 
 def modify_entry(conn, dn: str, changes: Mapping[str, Any]) -> bool:
@@ -173,4 +196,4 @@ def modify_entry(conn, dn: str, changes: Mapping[str, Any]) -> bool:
     if not _served_here(conn):
         return conn.modify(dn, changes)
     return _send(conn, "modifyRequest", "modifyResponse", dn,
-                 lambda message_id: encode_modify(message_id, dn, changes))
+                 lambda: modify_request(dn, changes))

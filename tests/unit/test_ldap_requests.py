@@ -14,16 +14,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from ldap3.core.exceptions import LDAPChangeError, LDAPObjectClassError, LDAPSocketSendError
-from ldap3.strategy.base import BaseStrategy
 
 from domain_sync import ldap_requests
 
 
 class Sent(Exception):
-    """Raised in place of ldap3's socket write, carrying the bytes it would have sent."""
+    """Raised in place of the socket write, carrying the bytes ldap3 writes."""
 
     def __init__(self, message: bytes):
         self.message = message
+
+
+class CapturingSocket:
+    def sendall(self, data: bytes):
+        raise Sent(bytes(data))
 
 
 def offline_connection() -> ldap3.Connection:
@@ -36,20 +40,23 @@ def offline_connection() -> ldap3.Connection:
 
 
 def ldap3_bytes(call, message_id: int | None = None) -> bytes:
-    """What ldap3 sends for `call(conn)` (its own encoding); `message_id`: the ID its server hands out next."""
-    from pyasn1.codec.ber import encoder
-
-    def sending(self, ldap_message):
-        raise Sent(encoder.encode(ldap_message))
-
+    """What ldap3 writes to its socket for `call(conn)`; `message_id`: the ID its server hands out next."""
     conn = offline_connection()
     conn.listening = True
+    conn.socket = CapturingSocket()
     with pytest.MonkeyPatch.context() as patch, pytest.raises(Sent) as sent:
-        patch.setattr(BaseStrategy, "sending", sending)
         if message_id is not None:
             patch.setattr(ldap3.Server, "_message_counter", message_id - 1)
         call(conn)
     return sent.value.message
+
+
+def refused_alike(ldap3_refusal: Exception, ours) -> None:
+    """`ours()` raises what ldap3 raised: the same type, and for ldap3's own errors the same message."""
+    with pytest.raises(type(ldap3_refusal)) as raised:
+        ours()
+    if isinstance(ldap3_refusal, LDAPChangeError | LDAPObjectClassError):
+        assert str(raised.value) == str(ldap3_refusal)
 
 
 def message_id_of(message: bytes) -> int:
@@ -71,7 +78,7 @@ operations = st.sampled_from([ldap3.MODIFY_ADD, ldap3.MODIFY_DELETE, ldap3.MODIF
                               0, 1, 2, 3])
 one_change = st.tuples(operations, st.lists(one_value, max_size=3) | one_value)
 changes = st.dictionaries(names, one_change | st.lists(one_change, min_size=1, max_size=3), min_size=1, max_size=5)
-message_ids = st.integers(min_value=1, max_value=2**31 - 1)
+message_ids = st.integers(min_value=1, max_value=2**31 - 2)  # ldap3 wraps to 1 at 2**31 - 1
 
 
 @settings(max_examples=300, deadline=None)
@@ -83,8 +90,7 @@ def test_an_add_is_the_bytes_ldap3_sends(dn, object_class, attributes, long_valu
     try:
         expected = ldap3_bytes(lambda c: c.add(dn, object_class, attributes))
     except Exception as refused:  # no class at all, a class that is not text: refused alike
-        with pytest.raises(type(refused)):
-            ldap_requests.encode_add(1, dn, object_class, attributes)
+        refused_alike(refused, lambda: ldap_requests.encode_add(1, dn, object_class, attributes))
         return
     assert ldap_requests.encode_add(message_id_of(expected), dn, object_class, attributes) == expected
 
@@ -95,8 +101,7 @@ def test_a_modify_is_the_bytes_ldap3_sends(dn, changes):
     try:
         expected = ldap3_bytes(lambda c: c.modify(dn, changes))
     except Exception as refused:
-        with pytest.raises(type(refused)):
-            ldap_requests.encode_modify(1, dn, changes)
+        refused_alike(refused, lambda: ldap_requests.encode_modify(1, dn, changes))
         return
     assert ldap_requests.encode_modify(message_id_of(expected), dn, changes) == expected
 
@@ -183,33 +188,109 @@ def connected(server: OneShotServer, **options) -> ldap3.Connection:
     return conn
 
 
-def test_the_connection_holds_the_answer_as_after_ldap3s_own_call():
-    server = OneShotServer([0, 68, 0])
-    conn = connected(server)
-    attributes = {"sAMAccountName": "ana", "displayName": "Ana Ünal"}
-    assert ldap_requests.add_entry(conn, "CN=Ana,OU=U,DC=x", ["top", "user"], attributes) is True
-    assert conn.result["result"] == 0 and conn.result["type"] == "addResponse" and conn.last_error is None
-    assert ldap_requests.add_entry(conn, "CN=Ana,OU=U,DC=x", ["top", "user"], attributes) is False
-    assert conn.result["result"] == 68 and conn.result["message"] == "diagnostic"
-    assert conn.last_error == "entryAlreadyExists"
-    assert ldap_requests.modify_entry(conn, "<GUID=00>", {"member": [(ldap3.MODIFY_ADD, ["CN=Ana,OU=U,DC=x"])]})
-    assert conn.usage.add_operations == 2 and conn.usage.modify_operations == 1
-    assert conn.strategy._outstanding == {}  # every answer collected
-    assert server.requests[1] == ldap_requests.encode_add(message_id_of(server.requests[1]), "CN=Ana,OU=U,DC=x",
-                                                          ["top", "user"], attributes)
-    assert message_id_of(server.requests[2]) == message_id_of(server.requests[0]) + 2
+def state(conn: ldap3.Connection) -> dict:
+    """What a caller can read off the connection after a write."""
+    usage = conn.usage
+    return {"result": conn.result, "last_error": conn.last_error, "response": conn.response,
+            "outstanding": dict(conn.strategy._outstanding), "listening": conn.listening, "bytes_sent": usage.bytes_transmitted,
+            "adds": usage.add_operations, "modifies": usage.modify_operations, "messages": usage.messages_received}
 
 
-def test_a_connection_ldap3_must_serve_goes_to_ldap3(monkeypatch):
+ANA = ("CN=Ana,OU=U,DC=x", ["top", "user"], {"sAMAccountName": "ana", "displayName": "Ana Ünal",
+                                              "objectSid": b"\x01\x05"})
+WRITES = [  # each with the result code the server answers
+    ("add", ANA, 0),
+    ("add", ANA, 68),  # entryAlreadyExists
+    ("modify", ("<GUID=00>", {"member": [(ldap3.MODIFY_ADD, ["CN=Ana,OU=U,DC=x"])]}), 0),
+    ("modify", ("<GUID=00>", {"member": [(ldap3.MODIFY_DELETE, ["CN=Bo,OU=U,DC=x"])]}), 16),  # noSuchAttribute
+    ("modify", ("CN=Gone,DC=x", {"manager": (ldap3.MODIFY_REPLACE, [])}), 32),  # noSuchObject
+    ("add", ANA, 10),  # a referral, not followed
+]
+
+
+def test_the_connection_is_left_as_ldap3s_own_call_leaves_it(monkeypatch):
+    def run(add, modify) -> tuple[list, list, list[bytes]]:
+        """Each write's return value and the connection's state after it, and the bytes the server read."""
+        monkeypatch.setattr(ldap3.Server, "_message_counter", 1000)  # the same message IDs on both runs
+        server = OneShotServer([code for _, _, code in WRITES])
+        conn = connected(server)
+        returned, states = [], []
+        for kind, args, _ in WRITES:
+            returned.append((add if kind == "add" else modify)(conn, *args))
+            states.append(state(conn))
+        return returned, states, server.requests
+
+    ours = run(ldap_requests.add_entry, ldap_requests.modify_entry)
+    theirs = run(ldap3.Connection.add, ldap3.Connection.modify)
+    assert ours[0] == theirs[0] == [True, False, True, False, False, False]
+    assert ours[1] == theirs[1]
+    assert ours[2] == theirs[2]  # byte for byte
+    assert ours[1][-1]["adds"] == 3 and ours[1][-1]["modifies"] == 3
+
+
+def test_a_refused_request_uses_no_message_id_and_says_why():
+    conn = connected(OneShotServer([0]))
+    before = ldap3.Server._message_counter
+    with pytest.raises(LDAPChangeError):
+        ldap_requests.modify_entry(conn, "cn=x", {})
+    assert conn.last_error == "no changes in modify request" and ldap3.Server._message_counter == before
+    with pytest.raises(LDAPObjectClassError):
+        ldap_requests.add_entry(conn, "cn=x", None, {"cn": "x"})
+    assert conn.last_error == "objectClass attribute is mandatory" and ldap3.Server._message_counter == before
+
+
+def _mock(conn):
+    return ldap3.Connection(ldap3.Server("x"), client_strategy=ldap3.MOCK_SYNC)
+
+
+def _names_checked(conn):
+    conn.check_names = True  # ldap3 rewrites the DN first
+    return conn
+
+
+def _closed(conn):
+    conn.listening = False
+    return conn
+
+
+def _lazy(conn):
+    conn.lazy = True  # a deferred bind may be waiting
+    return conn
+
+
+def _referrals_followed(conn):
+    conn.auto_referrals = True
+    return conn
+
+
+def _schema(conn):
+    conn.server._schema_info = object()
+    return conn
+
+
+def _digest_md5(conn):
+    conn.sasl_mechanism = ldap3.DIGEST_MD5
+    return conn
+
+
+def _read_only(conn):
+    conn.read_only = True
+    return conn
+
+
+@pytest.mark.parametrize("unlike_apply", [_mock, _names_checked, _closed, _lazy, _referrals_followed, _schema,
+                                          _digest_md5, _read_only])
+def test_a_connection_ldap3_must_serve_goes_to_ldap3(monkeypatch, unlike_apply):
     calls = []
     monkeypatch.setattr(ldap3.Connection, "add", lambda self, *a: calls.append(("add", a)) or True)
     monkeypatch.setattr(ldap3.Connection, "modify", lambda self, *a: calls.append(("modify", a)) or True)
-    mock = ldap3.Connection(ldap3.Server("x"), client_strategy=ldap3.MOCK_SYNC)
-    checked = ldap3.Connection(ldap3.Server("x"), check_names=True)  # ldap3 rewrites the DN first
-    for conn in (mock, checked):
-        assert ldap_requests.add_entry(conn, "cn=x", "top", {"cn": "x"})
-        assert ldap_requests.modify_entry(conn, "cn=x", {"cn": (ldap3.MODIFY_REPLACE, ["y"])})
-    assert [c[0] for c in calls] == ["add", "modify", "add", "modify"]
+    like_apply = offline_connection()
+    like_apply.listening = True
+    assert ldap_requests._served_here(like_apply)
+    conn = unlike_apply(like_apply)
+    assert ldap_requests.add_entry(conn, "cn=x", "top", {"cn": "x"})
+    assert ldap_requests.modify_entry(conn, "cn=x", {"cn": (ldap3.MODIFY_REPLACE, ["y"])})
+    assert [c[0] for c in calls] == ["add", "modify"]
 
 
 def test_a_dropped_socket_raises_ldap3s_communication_error():
