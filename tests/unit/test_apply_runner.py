@@ -106,6 +106,22 @@ def test_each_phase_is_reported_with_its_changes_and_time_in_the_summary_and_the
     assert lines[1].startswith("apply: phase 2 of 3 done: 3 add_members changes in ")
 
 
+def test_a_phase_says_how_long_its_read_of_the_objects_created_in_the_plan_took(caplog):
+    created = [user(Op.CREATE, n) for n in range(30)]
+    managers = [user(Op.MODIFY, n, values={"manager": [f"CN=User {n + 1},{C}"]}) for n in range(29)]
+    deleted = [Change(Op.DELETE, "user", "u99", "<GUID=x>", guid="x")]
+    with caplog.at_level("INFO", logger="domain_sync.apply.runner"):
+        summary, _, writers = run(created + managers + deleted, connections=2, delay=0.02)
+    create, modify, delete = summary.phases
+    assert "read_seconds" not in create and "read_seconds" not in delete  # nothing addressed by DN to read
+    # The 29 modifies address objects created in this plan: one batch of FILTER_BATCH, read by one writer.
+    assert modify["looked_up"] == 29 and sum(len(w.batched) for w in writers) == 1
+    assert 0.02 <= modify["read_seconds"] <= modify["seconds"]
+    line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("apply: phase 2 of 3"))
+    assert line.endswith(f"(of which {modify['read_seconds']:.1f} s reading the GUIDs of 29 objects created in "
+                         "this plan)")
+
+
 def test_a_writer_giving_up_keeps_the_phases_that_finished():
     changes = [Change(Op.CREATE_CONTAINER, "container", "", C)] + [user(Op.CREATE, n) for n in range(50)]
     with pytest.raises(ApplyAborted) as caught:

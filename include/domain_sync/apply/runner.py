@@ -122,15 +122,15 @@ class _Phase:
 
 
 def address_created_objects(writers: list[DomainWriter], pool: ThreadPoolExecutor, changes: list[Change],
-                            indexes: list[int]) -> None:
+                            indexes: list[int]) -> int:
     """Give the phase's changes to objects created in this plan (addressed by DN) the objectGUID of the object
     at their DN with their anchor, read in batches (DomainWriter.created_guids): they are written by GUID
     without a read each. Runs between phases, so every create the phase may name has finished; the batches
     of FILTER_BATCH changes are read over every writer's connection at once (one writer reads its share in
-    turn: a connection is not thread-safe)."""
+    turn: a connection is not thread-safe). Returns how many changes it looked up (0: none read in a batch)."""
     indexes = [i for i in indexes if not changes[i].guid and changes[i].op in ADDRESSED_BY_DN_CHECKED]
     if len(indexes) < MIN_BATCHED_CHECKS:
-        return
+        return 0
     pieces = [indexes[start:start + FILTER_BATCH] for start in range(0, len(indexes), FILTER_BATCH)]
     shares = [pieces[k::len(writers)] for k in range(min(len(writers), len(pieces)))]
 
@@ -144,6 +144,7 @@ def address_created_objects(writers: list[DomainWriter], pool: ThreadPoolExecuto
     for found in pool.map(read_share, writers, shares):
         for i, guid in found:
             changes[i] = replace(changes[i], guid=guid)
+    return len(indexes)
 
 
 def apply_changes(
@@ -206,7 +207,9 @@ def apply_changes(
                     if done[0] % progress_every == 0:
                         log.info("applied %d of %d changes", done[0], len(changes))
 
-    ran: list[dict] = []  # each phase's operation, changes and seconds (the batched read included)
+    # Each phase's operation, changes and seconds, the batched read of the objects it addresses by DN included
+    # (how many it looked up and the read's own seconds, when it read any).
+    ran: list[dict] = []
 
     def summary() -> ApplySummary:
         indexes = [i for i, r in enumerate(results) if r is not None]
@@ -216,7 +219,8 @@ def apply_changes(
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="domain-writer") as pool:
             for number, units in enumerate(phases, 1):
                 started = time.perf_counter()
-                address_created_objects(writers, pool, changes, [i for unit in units for i in unit])
+                looked_up = address_created_objects(writers, pool, changes, [i for unit in units for i in unit])
+                read_seconds = time.perf_counter() - started
                 phase = _Phase(units)
                 futures = [pool.submit(drain, w, phase) for w in writers[:len(units)]]
                 errors = [f.exception() for f in futures]
@@ -227,8 +231,13 @@ def apply_changes(
                     raise aborted
                 op, count = changes[units[0][0]].op, sum(len(unit) for unit in units)
                 ran.append({"op": str(op), "changes": count, "seconds": round(time.perf_counter() - started, 3)})
-                log.info("apply: phase %d of %d done: %d %s changes in %.1f s", number, len(phases), count, op,
-                         ran[-1]["seconds"])
+                read = ""
+                if looked_up:
+                    ran[-1] |= {"looked_up": looked_up, "read_seconds": round(read_seconds, 3)}
+                    read = (f" (of which {read_seconds:.1f} s reading the GUIDs of {looked_up} objects created "
+                            f"in this plan)")
+                log.info("apply: phase %d of %d done: %d %s changes in %.1f s%s", number, len(phases), count, op,
+                         ran[-1]["seconds"], read)
     finally:
         for writer in writers:
             writer.close()
