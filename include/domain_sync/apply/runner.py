@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -32,7 +31,6 @@ log = logging.getLogger(__name__)
 Unit = list[int]  # indexes into the change list, applied in this order by one worker
 # Fewer changes addressed by DN in a phase than this: each reads its DN itself (a batch costs a search).
 MIN_BATCHED_CHECKS = 10
-READ, WRITE = "read", "write"  # what a worker does next in a phase (_Phase.next_work)
 
 
 def _resources(change: Change) -> list[str]:
@@ -112,79 +110,41 @@ def plan_phases(changes: list[Change]) -> list[list[Unit]]:
 
 
 class _Phase:
-    """The units of one phase, handed out to workers one at a time.
+    """The units of one phase, handed out to workers one at a time."""
 
-    Where the phase addresses at least MIN_BATCHED_CHECKS objects created in this plan by DN, its units come
-    in portions of at most FILTER_BATCH such changes whose GUIDs are read in one search (DomainWriter.
-    created_guids) before their units are handed out: a worker reads the next portion, on its own connection,
-    when fewer units are ready than there are workers and no other worker is reading (or none is ready at
-    all), so the reads run beside the other workers' writes."""
+    def __init__(self, units: list[Unit]):
+        self._units: Iterator[Unit] = iter(units)
+        self._lock = threading.Lock()
 
-    def __init__(self, changes: list[Change], units: list[Unit], workers: int):
-        self.workers = workers
-        self.lookups = sum(1 for unit in units for i in unit if _addressed_by_dn(changes[i]))
-        self.batched = self.lookups >= MIN_BATCHED_CHECKS
-        self._ready: deque[Unit] = deque(units if not self.batched else ())
-        self._portions: Iterator[list[Unit]] = iter(_portions(changes, units) if self.batched else ())
-        self._reading = 0
-        self._changed = threading.Condition()
-        self.read_seconds = 0.0
-
-    def next_work(self) -> tuple[str, list] | None:
-        """("write", a unit) or ("read", a portion whose GUIDs to read first), or None: the phase is done (no
-        unit ready, none left to read, no read under way)."""
-        with self._changed:
-            while True:
-                low = len(self._ready) < self.workers and not self._reading
-                if (not self._ready or low) and (portion := next(self._portions, None)) is not None:
-                    self._reading += 1
-                    return READ, portion
-                if self._ready:
-                    return WRITE, self._ready.popleft()
-                if not self._reading:
-                    return None
-                self._changed.wait()
-
-    def read_done(self, portion: list[Unit], seconds: float) -> None:
-        """The portion's GUIDs are read (or its read gave up): its units are ready."""
-        with self._changed:
-            self._ready.extend(portion)
-            self._reading -= 1
-            self.read_seconds += seconds
-            self._changed.notify_all()
+    def next_unit(self) -> Unit | None:
+        with self._lock:
+            return next(self._units, None)
 
 
-def _portions(changes: list[Change], units: list[Unit]) -> Iterator[list[Unit]]:
-    """The units in order, cut into portions of at most FILTER_BATCH changes addressed by DN (a unit holding
-    more is a portion of its own)."""
-    portion: list[Unit] = []
-    count = 0
-    for unit in units:
-        lookups = sum(1 for i in unit if _addressed_by_dn(changes[i]))
-        if portion and count + lookups > FILTER_BATCH:
-            yield portion
-            portion, count = [], 0
-        portion.append(unit)
-        count += lookups
-    if portion:
-        yield portion
+def address_created_objects(writers: list[DomainWriter], pool: ThreadPoolExecutor, changes: list[Change],
+                            indexes: list[int]) -> int:
+    """Give the phase's changes to objects created in this plan (addressed by DN) the objectGUID of the object
+    at their DN with their anchor, read in batches (DomainWriter.created_guids): they are written by GUID
+    without a read each. Runs between phases, so every create the phase may name has finished; the batches
+    of FILTER_BATCH changes are read over every writer's connection at once (one writer reads its share in
+    turn: a connection is not thread-safe). Returns how many changes it looked up (0: none read in a batch)."""
+    indexes = [i for i in indexes if not changes[i].guid and changes[i].op in ADDRESSED_BY_DN_CHECKED]
+    if len(indexes) < MIN_BATCHED_CHECKS:
+        return 0
+    pieces = [indexes[start:start + FILTER_BATCH] for start in range(0, len(indexes), FILTER_BATCH)]
+    shares = [pieces[k::len(writers)] for k in range(min(len(writers), len(pieces)))]
 
+    def read_share(writer: DomainWriter, share: list[list[int]]) -> list[tuple[int, str]]:
+        found = []
+        for piece in share:
+            found += [(piece[position], guid) for position, guid in
+                      writer.created_guids([changes[i] for i in piece]).items()]
+        return found
 
-def _addressed_by_dn(change: Change) -> bool:
-    """The change writes to an object created in this plan, found at its DN by the object's anchor."""
-    return not change.guid and change.op in ADDRESSED_BY_DN_CHECKED
-
-
-def address_created_objects(writer: DomainWriter, changes: list[Change], portion: list[Unit]) -> None:
-    """Give the portion's changes to objects created in this plan (addressed by DN) the objectGUID of the
-    object at their DN with their anchor, read in one search on the writer's connection
-    (DomainWriter.created_guids): they are written by GUID without a read each. Runs within their phase, so
-    every create they may name has finished. A change not found so is left to its write's own read."""
-    indexes = [i for unit in portion for i in unit if _addressed_by_dn(changes[i])]
-    if not indexes:
-        return
-    for position, guid in writer.created_guids([changes[i] for i in indexes]).items():
-        changes[indexes[position]] = replace(changes[indexes[position]], guid=guid)
+    for found in pool.map(read_share, writers, shares):
+        for i, guid in found:
+            changes[i] = replace(changes[i], guid=guid)
+    return len(indexes)
 
 
 def apply_changes(
@@ -214,55 +174,41 @@ def apply_changes(
 
     def drain(writer: DomainWriter, phase: _Phase) -> None:
         while not stop.is_set():
-            work = phase.next_work()
-            if work is None:
+            unit = phase.next_unit()
+            if unit is None:
                 return
-            what, items = work
-            if what == READ:  # a portion: read its GUIDs, then its units are ready
-                started = time.perf_counter()
-                try:
-                    address_created_objects(writer, changes, items)
-                except BaseException:
-                    stop.set()
-                    raise
-                finally:
-                    phase.read_done(items, time.perf_counter() - started)
-                continue
-            for i in items:
+            for i in unit:
                 if stop.is_set():
                     return
-                apply_one(writer, i)
+                change, dropped = without_failed_creates(changes[i], failed_creates)
+                if dropped and not (change.members or change.values):
+                    result = ApplyResult(change.op, change.kind, change.anchor, change.dn, SKIPPED,
+                                         message=_dropped_note(change, dropped))
+                else:
+                    try:
+                        result = writer.apply(change)
+                    except BaseException:
+                        stop.set()
+                        raise
+                    if dropped:
+                        result = replace(result, message="; ".join(filter(None, [result.message,
+                                                                                 _dropped_note(change, dropped)])))
+                results[i] = result
+                if dropped:
+                    log.warning("%s %s %s: %s", change.op, change.kind, change.anchor, _dropped_note(change, dropped))
+                if result.status == FAILED and change.op == Op.CREATE:
+                    with done_lock:
+                        failed_creates[normalize_dn(change.dn)] = change.anchor
+                if result.status == FAILED:
+                    log.error("%s %s %s (%s) failed: LDAP code %s, %s", change.op, change.kind, change.anchor,
+                              result.dn, result.result_code, result.message)
+                with done_lock:
+                    done[0] += 1
+                    if done[0] % progress_every == 0:
+                        log.info("applied %d of %d changes", done[0], len(changes))
 
-    def apply_one(writer: DomainWriter, i: int) -> None:
-        change, dropped = without_failed_creates(changes[i], failed_creates)
-        if dropped and not (change.members or change.values):
-            result = ApplyResult(change.op, change.kind, change.anchor, change.dn, SKIPPED,
-                                 message=_dropped_note(change, dropped))
-        else:
-            try:
-                result = writer.apply(change)
-            except BaseException:
-                stop.set()
-                raise
-            if dropped:
-                result = replace(result, message="; ".join(filter(None, [result.message,
-                                                                         _dropped_note(change, dropped)])))
-        results[i] = result
-        if dropped:
-            log.warning("%s %s %s: %s", change.op, change.kind, change.anchor, _dropped_note(change, dropped))
-        if result.status == FAILED and change.op == Op.CREATE:
-            with done_lock:
-                failed_creates[normalize_dn(change.dn)] = change.anchor
-        if result.status == FAILED:
-            log.error("%s %s %s (%s) failed: LDAP code %s, %s", change.op, change.kind, change.anchor,
-                      result.dn, result.result_code, result.message)
-        with done_lock:
-            done[0] += 1
-            if done[0] % progress_every == 0:
-                log.info("applied %d of %d changes", done[0], len(changes))
-
-    # Each phase's operation, changes and seconds; when it read the objects it addresses by DN in batches, how
-    # many it looked up and the seconds those reads took on the connections (summed: they run beside writes).
+    # Each phase's operation, changes and seconds, the batched read of the objects it addresses by DN included
+    # (how many it looked up and the read's own seconds, when it read any).
     ran: list[dict] = []
 
     def summary() -> ApplySummary:
@@ -273,7 +219,9 @@ def apply_changes(
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="domain-writer") as pool:
             for number, units in enumerate(phases, 1):
                 started = time.perf_counter()
-                phase = _Phase(changes, units, len(writers))
+                looked_up = address_created_objects(writers, pool, changes, [i for unit in units for i in unit])
+                read_seconds = time.perf_counter() - started
+                phase = _Phase(units)
                 futures = [pool.submit(drain, w, phase) for w in writers[:len(units)]]
                 errors = [f.exception() for f in futures]
                 aborted = next((e for e in errors if e is not None), None)
@@ -284,10 +232,10 @@ def apply_changes(
                 op, count = changes[units[0][0]].op, sum(len(unit) for unit in units)
                 ran.append({"op": str(op), "changes": count, "seconds": round(time.perf_counter() - started, 3)})
                 read = ""
-                if phase.batched:
-                    ran[-1] |= {"looked_up": phase.lookups, "read_seconds": round(phase.read_seconds, 3)}
-                    read = (f" (the GUIDs of {phase.lookups} objects created in this plan read in batches beside "
-                            f"the writes: {phase.read_seconds:.1f} s of the connections' time)")
+                if looked_up:
+                    ran[-1] |= {"looked_up": looked_up, "read_seconds": round(read_seconds, 3)}
+                    read = (f" (of which {read_seconds:.1f} s reading the GUIDs of {looked_up} objects created "
+                            f"in this plan)")
                 log.info("apply: phase %d of %d done: %d %s changes in %.1f s%s", number, len(phases), count, op,
                          ran[-1]["seconds"], read)
     finally:
