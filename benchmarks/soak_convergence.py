@@ -2,18 +2,21 @@
 
     .venv/bin/python benchmarks/soak_convergence.py --seeds 20 [--start 1] [--users 60] [--groups 12]
         [--changes 25] [--domain-dir DIR] [--address 127.0.0.14] [--report FILE] [--keep-failed DIR]
+        [--compare-plans]
 
 Each seed runs the scenario of tests/integration/test_convergence.py (tests.fixtures.convergence.run_scenario)
 in a container of its own: local objects whose names collide with the tenant's, the hostile tenant
 (emulator.hostile.hostile_tenant with the seed), a sync, an idle sync (no write), random_changes with the
-seed, a sync, the domain-only convergence check, an idle sync. It prints PASS or the problems of each seed,
+seed, a sync, the domain-only convergence check, an idle sync (with --compare-plans, every run's plan is made
+both ways and must be the same). It prints PASS or the problems of each seed,
 goes on after a failing seed, and ends with the count (exit code 1 when a seed failed).
 
 The DC: --domain-dir names a folder holding a provisioned local domain (python -m local_domain provision),
 started when stopped; without it one is provisioned in a temporary folder (about 40 s) and removed at the
 end. --address (default LOCAL_DOMAIN_TEST_ADDRESS, else the first free of 127.0.0.2-20) is used for a new
 DC. The sync's own output (its log lines, Airflow's) goes to a log file per seed, kept with the seed's run
-folders (extract, plan, apply results of each sync) under --keep-failed DIR for a failing seed. Needs root
+folders (extract, plan, apply results of each sync) under --keep-failed DIR for a failing seed, whose container
+is then left in the domain (with --domain-dir, to look at after the soak). Needs root
 (Samba).
 """
 
@@ -51,7 +54,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--domain-dir", type=Path, help="a provisioned local domain to use (started if stopped)")
     parser.add_argument("--address", help="loopback address for a newly provisioned DC")
     parser.add_argument("--report", type=Path, help="write {seed: [problems]} as JSON here")
-    parser.add_argument("--keep-failed", type=Path, help="keep a failing seed's folder (runs, log) under this folder")
+    parser.add_argument("--keep-failed", type=Path,
+                        help="keep a failing seed's folder (runs, log) under this folder, and its container in the domain")
+    parser.add_argument("--compare-plans", action="store_true",
+                        help="make every run's plan both ways (full and incremental); each difference is a problem")
     parser.add_argument("--verbose", action="store_true", help="also print each seed's changes and check counts")
     return parser.parse_args(argv)
 
@@ -116,19 +122,22 @@ def main(argv: list[str] | None = None) -> int:
             env = new_sync_env(domain, seed_dir, monkeypatch)
             began = time.monotonic()
             notes: list[str] = []
+            problems: list[str] = []
             with _output_to(seed_dir / "output.log"):
                 try:
-                    problems = run_scenario(env, seed, args.users, args.groups, args.changes, log=notes.append)
+                    problems = run_scenario(env, seed, args.users, args.groups, args.changes, log=notes.append,
+                                            compare_plans=args.compare_plans)
                 except Exception as exc:  # noqa: BLE001 - a broken seed is reported, the soak goes on
                     problems = [f"scenario error: {type(exc).__name__}: {exc}",
                                 *traceback.format_exc().strip().splitlines()[-6:]]
                 finally:
                     if env.emulator is not None:
                         env.emulator.stop()
-                    with contextlib.suppress(Exception):
-                        conn = env.ldap()
-                        delete_subtree(conn, env.container_dn)
-                        conn.unbind()
+                    if not (problems and args.keep_failed):  # a failing seed's container stays, to look at
+                        with contextlib.suppress(Exception):
+                            conn = env.ldap()
+                            delete_subtree(conn, env.container_dn)
+                            conn.unbind()
                     monkeypatch.undo()
             if problems and args.keep_failed:
                 args.keep_failed.mkdir(parents=True, exist_ok=True)

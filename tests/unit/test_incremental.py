@@ -11,7 +11,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain_sync.dn import normalize_dn
+from domain_sync.dn import child_dn, normalize_dn
 from domain_sync.naming import assign_account_names, assign_common_names
 from domain_sync.plan.changeset import PlanInputs, plan_changes
 from domain_sync.plan.incremental import (
@@ -39,7 +39,7 @@ from domain_sync.plan.incremental import (
 from domain_sync.plan.incremental import (
     dependents as dependents_of,
 )
-from domain_sync.plan.observed import DomainDelta, KnownObject, ObservedDomain, ObservedObject
+from domain_sync.plan.observed import DomainDelta, KnownObject, ObservedDomain, ObservedObject, cns_held_by_key
 from domain_sync.records import RECORD_BASE_COLUMNS, RECORD_MEMBER_COLUMNS, Change, Op, attr_column
 from domain_sync.runs import RunFolder, write_json_atomic
 from domain_sync.state import StateStore
@@ -105,8 +105,8 @@ def test_anchors_are_compared_without_case():
 
 
 def test_dependents_are_the_groups_and_reports_on_which_records_and_domain_disagree():
-    users = pd.DataFrame({"anchor": [aid(1), aid(2), aid(3), aid(5)],
-                          "manager_anchor": [None, aid(1), aid(9), aid(1)]})
+    users = pd.DataFrame({"anchor": [aid(1), aid(2), aid(3), aid(5), aid(9)],
+                          "manager_anchor": [None, aid(1), aid(9), aid(1), None]})
     members = pd.DataFrame({"group_anchor": [aid(20), aid(21), aid(22), aid(30)],
                             "member_anchor": [aid(1), aid(3), aid(2), aid(8)]})
     keys = {"cn=g30,ou=sync": aid(30), "cn=g20,ou=sync": aid(20), "cn=u4,ou=sync": aid(4), "cn=u5,ou=sync": aid(5)}
@@ -124,6 +124,12 @@ def test_dependents_are_the_groups_and_reports_on_which_records_and_domain_disag
     assert dependents_of({aid(8), aid(30)}, users, members, {aid(8): {"memberof": []}}, {}, keys) == set()
     assert dependents_of({aid(8)}, users, members, {aid(8): {"memberof": []}}, {}, keys) == {aid(30)}
     assert dependents_of({aid(6)}, users, members, {}, {}, keys) == set()
+    # A manager gone from the tenant (no record) is no one's manager: its reports in the domain are dependents
+    # (their values are cleared), and reports the records still give it are not, unless it is held (quarantined).
+    gone = {aid(9): {"directreports": ["CN=u5,OU=Sync"]}}
+    without_9 = users[users["anchor"] != aid(9)]
+    assert dependents_of({aid(9)}, without_9, members, gone, backlink_keys(gone), keys) == {aid(5)}
+    assert dependents_of({aid(9)}, without_9, members, gone, backlink_keys(gone), keys, held={aid(9)}) == {aid(3), aid(5)}
     # Each DN is normalized once; one that does not parse or encode has no key.
     assert backlink_keys(backlinks) == {"CN=G30,OU=Sync": "cn=g30,ou=sync", "CN=local group,OU=Sync":
                                         "cn=local group,ou=sync", "CN=u5,OU=Sync": "cn=u5,ou=sync"}
@@ -423,3 +429,25 @@ def test_the_names_a_read_object_holds_alone_are_its_account_name_and_its_cn_in_
     accounts, cns = names_held_alone(objects, container)
     assert accounts == {"alima": f"CN=Ana Lima,{container}", "boek": f"CN=Bo Ek,OU=Moved,{container}"}
     assert cns == {"Ana Lima", "Équipe"}
+
+
+# Pieces of names whose case folding differs between Python (full Unicode folding) and a DC (Samba folds neither
+# 'ß' nor Georgian Mtavruli, nor the long s, the Kelvin sign, ligatures, final sigma), and DN specials.
+FOLD_TRAPS = ["ß", "ss", "SS", "ẞ", "ნ", "Ნ", "İ", "i̇", "i", "ſ", "s", "K", "k", "ﬁ", "fi", "Σ", "σ", "ς", ",", "#",
+              " ", "\\", "Ana"]
+trap_names = st.lists(st.sampled_from(FOLD_TRAPS), min_size=1, max_size=4).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(wanted=st.sets(trap_names, max_size=6), local=st.sets(trap_names, max_size=4),
+       settled=st.sets(trap_names, max_size=4))
+def test_a_wanted_cn_is_held_when_a_local_or_a_settled_object_holds_it_under_the_plans_key(wanted, local, settled):
+    """What the full plan's read of the container sees (every cn, compared by casefold), whatever the DC's own
+    matching would find: a cn held by a local object, or by a synced one the incremental plan does not read."""
+    local_dns = {n.casefold(): child_dn("CN", n, C) for n in local}
+    settled_dns = {normalize_dn(child_dn("CN", n, C)): child_dn("CN", n, C) for n in settled}
+    held = cns_held_by_key(wanted, C, local_dns, settled_dns)
+    for cn in wanted:
+        holders = [n for n in local | settled if n.casefold() == cn.casefold()]
+        assert (cn.casefold() in held) == bool(holders), (cn, holders, held)
+    assert set(held) <= {cn.casefold() for cn in wanted}

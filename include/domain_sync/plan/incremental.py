@@ -88,7 +88,9 @@ from domain_sync.plan.observed import (
     ObservedObject,
     SyncedCollector,
     changed_since,
+    cns_held_by_key,
     container_guids,
+    local_names_in_container,
     observe_anchors,
     observe_domain,
     observe_guids,
@@ -361,7 +363,7 @@ def backlink_keys(backlinks: dict[str, dict[str, list[str]]]) -> dict[str, str]:
 
 def dependents(changed: set[str], users: pd.DataFrame, members: pd.DataFrame,
                backlinks: dict[str, dict[str, list[str]]], key_of_dn: dict[str, str],
-               anchor_of_key: dict[str, str]) -> set[str]:
+               anchor_of_key: dict[str, str], held: set[str] = frozenset()) -> set[str]:
     """Objects whose desired state depends on a changed one and differs from the domain there (lower case):
     for each changed object, the groups where the records and the domain disagree on its membership (the
     records' member pairs against its memberOf as read) and the users where they disagree on it being their
@@ -369,7 +371,9 @@ def dependents(changed: set[str], users: pd.DataFrame, members: pd.DataFrame,
     needs nothing for that object (member and manager values are links: a rename or a move carries them
     along). An object not read (new, gone, deleted in the domain) has no backlinks: every group and report
     the records give it differ. `backlinks`: {anchor as read: {"memberof": DNs, "directreports": DNs}},
-    mapped to anchors by `key_of_dn` (`backlink_keys`) and `anchor_of_key` (normalized DN -> anchor)."""
+    mapped to anchors by `key_of_dn` (`backlink_keys`) and `anchor_of_key` (normalized DN -> anchor). A
+    manager without a record (gone from the tenant, out of scope) is no one's manager in a plan, which clears
+    the value, unless it is `held` (quarantined, lower case), whose value stays."""
 
     def anchors(dns: list[str]) -> set[str]:
         out = set()
@@ -386,8 +390,11 @@ def dependents(changed: set[str], users: pd.DataFrame, members: pd.DataFrame,
             wanted.setdefault(member, {}).setdefault("memberof", set()).add(group)
     if len(users) and "manager_anchor" in users:
         reports = users.loc[isin_lowered(users["manager_anchor"], changed), ["anchor", "manager_anchor"]]
+        managers = set(lowered(reports["manager_anchor"]))
+        kept = set(lowered(users.loc[isin_lowered(users["anchor"], managers), "anchor"])) | (managers & held)
         for report, manager in zip(lowered(reports["anchor"]), lowered(reports["manager_anchor"]), strict=True):
-            wanted.setdefault(manager, {}).setdefault("directreports", set()).add(report)
+            if manager in kept:
+                wanted.setdefault(manager, {}).setdefault("directreports", set()).add(report)
     have = {a.lower(): {link: anchors(dns) for link, dns in links.items()} for a, links in backlinks.items()}
     out: set[str] = set()
     for anchor in changed:
@@ -588,7 +595,7 @@ def observe_incremental(conn, *, base_dn: str, container_dn: str, search_base: s
     # records and the domain disagree on them (dependents). A group whose members alone changed is read after,
     # without its member values: it names no one new.
     extra = dependents(changed - set(own), inputs.users, inputs.members, collector.extra, key_of_dn,
-                       anchor_of_key)
+                       anchor_of_key, held={a.lower() for a in inputs.quarantined})
     extra -= changed | their_members
     by_members = member_dependents(extra | their_members | set(own), index, inputs.members,
                                    reasons.get("deleted_in_domain", set()))
@@ -614,9 +621,15 @@ def observe_incremental(conn, *, base_dn: str, container_dn: str, search_base: s
         sams.update(n.lower() for n in obj.attributes.get("samaccountname", []))
         upns.update(n.lower() for n in obj.attributes.get("userprincipalname", []))
     own_accounts, own_cns = names_held_alone(collector.objects.values(), container_dn)
+    new_cns = set() if missing else cns - own_cns
     account_names, principal_names, held_cns = observe_names(conn, base_dn, container_dn, sams - set(own_accounts),
-                                                             upns, set() if missing else cns - own_cns)
+                                                             upns, new_cns)
     account_names |= own_accounts
+    known_rows = index[~isin_lowered(index["anchor"], changed)]
+    if new_cns:  # held under the plan's key where the DC's matching may not see it: by a local or a settled object
+        local = local_names_in_container(conn, container_dn, anchor_attribute, owner_attribute, owner_marker)
+        held_cns |= cns_held_by_key(new_cns, container_dn, local,
+                                    dict(zip(known_rows["key"].tolist(), known_rows["dn"].tolist(), strict=True)))
     crowded = crowded_new_records(records, set(collector.objects), account_names, principal_names, suffix)
     if crowded:
         more_sams, more_upns, _ = wanted_names(crowded, set(collector.objects), suffix)
@@ -626,7 +639,6 @@ def observe_incremental(conn, *, base_dn: str, container_dn: str, search_base: s
         principal_names |= more_principals
         sams |= more_sams
     local_names = {cn for cn, dn in held_cns.items() if _key(dn) not in collector.synced_dns}
-    known_rows = index[~isin_lowered(index["anchor"], changed)]
     anchors = known_rows["anchor"].tolist()
     known = {a: KnownObject(k, dn, g if isinstance(g, str) else None) for a, k, dn, g in
              zip(anchors, known_rows["kind"].tolist(), known_rows["dn"].tolist(), known_rows["guid"].tolist(),

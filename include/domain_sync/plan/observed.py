@@ -553,6 +553,39 @@ def observe_names(conn, base_dn: str, container_dn: str, account_names: set[str]
     return held_account, held_principal, held_cn
 
 
+def local_names_in_container(conn, container_dn: str, anchor_attribute: str, owner_attribute: str | None,
+                             owner_marker: str | None) -> dict[str, str]:
+    """{casefolded cn: DN} of the container's children that are not this sync's (no anchor, or not its marker),
+    read whole: the DC's matching finds a cn held in another case only where its own case rules see one (Samba
+    folds neither 'ß' to 'ss' nor Georgian Mtavruli to Mkhedruli), and the plan compares cns by casefold, as the
+    full plan's read of the container does. The filter leaves the synced objects (most of the container) on the
+    DC."""
+    from ldap3.utils.conv import escape_filter_chars
+
+    ours = f"({anchor_attribute}=*)"
+    if owner_attribute and owner_marker:
+        ours = f"(&{ours}({owner_attribute}={escape_filter_chars(owner_marker)}))"
+    held: dict[str, str] = {}
+    for entry in search_entries(conn, container_dn, f"(!{ours})", ["cn"], scope="LEVEL"):
+        for value in ldap_values(entry["attributes"].get("cn")):
+            held[value.casefold()] = entry["dn"]
+    return held
+
+
+def cns_held_by_key(cns: set[str], container_dn: str, local: Mapping[str, str],
+                    settled: Mapping[str, str]) -> dict[str, str]:
+    """Of `cns` (wanted directly in the container), those another object holds under the plan's comparison
+    key, {casefolded cn: DN}: a local one (`local`, local_names_in_container) or a synced one the plan does not
+    read (`settled`: {normalized DN: DN}, from the domain index)."""
+    held: dict[str, str] = {}
+    for cn in cns:
+        folded = cn.casefold()
+        dn = local.get(folded) or settled.get(normalize_dn(child_dn("CN", cn, container_dn)))
+        if dn is not None:
+            held[folded] = dn
+    return held
+
+
 @dataclass
 class DomainDelta:
     """What changed in the domain since a highestCommittedUSN: the anchors and objectGUIDs of users and groups
