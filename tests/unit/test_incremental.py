@@ -16,6 +16,7 @@ from domain_sync.naming import assign_account_names, assign_common_names
 from domain_sync.plan.changeset import PlanInputs, plan_changes
 from domain_sync.plan.incremental import (
     ACCOUNT_NAME_OPTIONS,
+    INDEX_FORMAT,
     ChangeInputs,
     DomainIndex,
     backlink_keys,
@@ -161,13 +162,15 @@ def test_the_index_goes_through_commit_and_is_updated_for_the_changed_set(tmp_pa
     write_json_atomic(run.delta_link("users"), {"link": "l"})
     for frame in ("users", "groups", "members"):
         pd.DataFrame({"id": []}).to_parquet(run.snapshot(frame))
-    DomainIndex(index_frame(objects), new_meta({"usn": 5, "server": "dc"}, "f", {aid(3)}, {aid(4)}, 2)).write(run)
+    local = {aid(201): f"CN=Local,{C}"}
+    DomainIndex(index_frame(objects), new_meta({"usn": 5, "server": "dc"}, "f", {aid(3)}, {aid(4)}, 2,
+                                               local=local)).write(run)
     state = StateStore(tmp_path / "state")
     state.commit(run.snapshot_dir, {"users": "l"}, now=datetime(2026, 1, 1, tzinfo=UTC),
                  extra_files=(run.domain_index, run.domain_index_meta))
     index = DomainIndex.committed(state)
-    assert index.meta == {"format": 1, "usn": 5, "server": "dc", "fingerprint": "f", "sticky": [aid(3)],
-                          "quarantined": [aid(4)], "unmarked": 2, "containers": {}, "outside": {}}
+    assert index.meta == {"format": INDEX_FORMAT, "usn": 5, "server": "dc", "fingerprint": "f", "sticky": [aid(3)],
+                          "quarantined": [aid(4)], "unmarked": 2, "containers": {}, "outside": {}, "local": local}
     assert index.synced_counts() == {"user": 1, "group": 1} and index.group_members() == {aid(2): 1}
     # The changed set as read now: 1 moved, 2 gone, 5 new; the rest stays as committed.
     observed = ObservedDomain(C, [], {aid(1): ObservedObject(aid(1), "user", f"CN=b,{C}", {}, guid=aid(101)),
@@ -444,10 +447,23 @@ trap_names = st.lists(st.sampled_from(FOLD_TRAPS), min_size=1, max_size=4).map("
 def test_a_wanted_cn_is_held_when_a_local_or_a_settled_object_holds_it_under_the_plans_key(wanted, local, settled):
     """What the full plan's read of the container sees (every cn, compared by casefold), whatever the DC's own
     matching would find: a cn held by a local object, or by a synced one the incremental plan does not read."""
-    local_dns = {n.casefold(): child_dn("CN", n, C) for n in local}
+    local_dns = [child_dn("CN", n, C) for n in local] + [child_dn("OU", n, C) for n in local]  # an OU holds no cn
     settled_dns = {normalize_dn(child_dn("CN", n, C)): child_dn("CN", n, C) for n in settled}
     held = cns_held_by_key(wanted, C, local_dns, settled_dns)
     for cn in wanted:
         holders = [n for n in local | settled if n.casefold() == cn.casefold()]
         assert (cn.casefold() in held) == bool(holders), (cn, holders, held)
     assert set(held) <= {cn.casefold() for cn in wanted}
+
+
+def test_the_containers_local_objects_are_the_last_plans_with_the_domains_changes_since():
+    """The incremental plan's view of the container's local objects (what a full plan reads whole): the index's,
+    less the ones deleted, moved out or now synced, plus the ones added, moved in or renamed since."""
+    before = {aid(1): f"CN=Kept,{C}", aid(2): f"CN=Deleted,{C}", aid(3): f"CN=Moved out,{C}",
+              aid(4): f"CN=Old name,{C}", aid(5): f"CN=Marked now,{C}"}
+    delta = DomainDelta(deleted_guids={aid(2)},
+                        children={aid(3): None, aid(4): f"CN=New name,{C}", aid(5): None, aid(6): f"CN=Added,{C}",
+                                  aid(7): None})
+    assert delta.local_in_container(before) == {aid(1): f"CN=Kept,{C}", aid(4): f"CN=New name,{C}",
+                                                aid(6): f"CN=Added,{C}"}
+    assert DomainDelta().local_in_container(before) == before

@@ -90,7 +90,6 @@ from domain_sync.plan.observed import (
     changed_since,
     cns_held_by_key,
     container_guids,
-    local_names_in_container,
     observe_anchors,
     observe_domain,
     observe_guids,
@@ -104,7 +103,7 @@ from domain_sync.storage import StoragePath, read_bytes, read_json, read_parquet
 
 log = logging.getLogger(__name__)
 
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2  # 2: the container's local objects (meta "local")
 INDEX_FILE = "domain_index.parquet"
 META_FILE = "domain_index.json"
 INDEX_COLUMNS = ["anchor", "kind", "dn", "key", "guid", "members"]
@@ -190,10 +189,11 @@ def updated_index(previous: pd.DataFrame, changed: set[str], observed: ObservedD
 
 
 def new_meta(root: dict, fingerprint: str, sticky: set[str], quarantined: set[str], unmarked: int,
-             containers: dict[str, str] | None = None, outside: dict[str, str] | None = None) -> dict:
+             containers: dict[str, str] | None = None, outside: dict[str, str] | None = None,
+             local: dict[str, str] | None = None) -> dict:
     return {"format": INDEX_FORMAT, "usn": root["usn"], "server": root["server"], "fingerprint": fingerprint,
             "sticky": sorted(sticky), "quarantined": sorted(a.lower() for a in quarantined), "unmarked": unmarked,
-            "containers": containers or {}, "outside": outside or {}}
+            "containers": containers or {}, "outside": outside or {}, "local": local or {}}
 
 
 _PARENT_OF_KEY = re.compile(r"(?:[^\\,]|\\.)*,(.*)", re.DOTALL)
@@ -626,9 +626,10 @@ def observe_incremental(conn, *, base_dn: str, container_dn: str, search_base: s
                                                              upns, new_cns)
     account_names |= own_accounts
     known_rows = index[~isin_lowered(index["anchor"], changed)]
+    # The container's local objects, as the last plan left them and as the domain changed since.
+    local = change_inputs.delta.local_in_container(change_inputs.meta.get("local") or {})
     if new_cns:  # held under the plan's key where the DC's matching may not see it: by a local or a settled object
-        local = local_names_in_container(conn, container_dn, anchor_attribute, owner_attribute, owner_marker)
-        held_cns |= cns_held_by_key(new_cns, container_dn, local,
+        held_cns |= cns_held_by_key(new_cns, container_dn, local.values(),
                                     dict(zip(known_rows["key"].tolist(), known_rows["dn"].tolist(), strict=True)))
     crowded = crowded_new_records(records, set(collector.objects), account_names, principal_names, suffix)
     if crowded:
@@ -646,7 +647,8 @@ def observe_incremental(conn, *, base_dn: str, container_dn: str, search_base: s
     observed = ObservedDomain(container_dn, missing, collector.objects, account_names, principal_names, local_names,
                               collector.synced_dns, collector.duplicates, collector.unmarked, collector.unreadable,
                               unreadable_owned=collector.unreadable_owned, known=known,
-                              known_keys=dict(zip(known_rows["key"].tolist(), anchors, strict=True)))
+                              known_keys=dict(zip(known_rows["key"].tolist(), anchors, strict=True)),
+                              local_in_container=local)
     desired = {r["anchor"] for r in records} - inputs.quarantined
     # Objects of ours outside the search base: among the ones not found inside, those seen before (by objectGUID).
     lost = change_inputs.guids_of({a.lower() for a in observed.not_found(desired)})
@@ -753,7 +755,8 @@ def make_plan(connect_domain, where: PlanSetting, inputs: PlanInputs, *, full_be
             try:
                 # Too many changed already on the tenant's side: no need to read the domain's changes.
                 check_size(set().union(*changed_set(change_inputs).values()), index.frame)
-                change_inputs.delta = changed_since(conn, where.base_dn, where.anchor_attribute, index.meta["usn"])
+                change_inputs.delta = changed_since(conn, where.base_dn, where.anchor_attribute, index.meta["usn"],
+                                                    where.container_dn, where.owner_attribute, where.owner_marker)
                 read = observe_incremental(
                     conn, base_dn=where.base_dn, container_dn=where.container_dn, search_base=where.search_base,
                     anchor_attribute=where.anchor_attribute, mapped_attributes=where.mapped_attributes,
@@ -768,7 +771,7 @@ def make_plan(connect_domain, where: PlanSetting, inputs: PlanInputs, *, full_be
                 frame = updated_index(index.frame, read.changed, read.observed)
                 meta = new_meta(root, fingerprint, sticky_anchors(collisions, read.observed), inputs.quarantined,
                                 read.unmarked, container_guids(conn, holding_containers(frame, where.search_base)),
-                                read.outside)
+                                read.outside, read.observed.local_in_container)
                 return PlanRound(change_set, collisions, read.observed, INCREMENTAL, None, DomainIndex(frame, meta),
                                  changed={**read.reasons, "total": len(read.changed)},
                                  groups_by_members=read.groups_by_members)
@@ -788,5 +791,5 @@ def make_plan(connect_domain, where: PlanSetting, inputs: PlanInputs, *, full_be
                                           set_initial_password=where.set_initial_password,
                                           owner=(where.owner_attribute, where.owner_marker))
     meta = new_meta(root, fingerprint, sticky_anchors(collisions, observed), inputs.quarantined, observed.unmarked,
-                    containers, {a.lower(): g for a, g in outside.items()})
+                    containers, {a.lower(): g for a, g in outside.items()}, observed.local_in_container)
     return PlanRound(change_set, collisions, observed, FULL, reason, DomainIndex(frame, meta))

@@ -20,7 +20,7 @@ import logging
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,7 @@ from domain_sync.dn import (
     is_within,
     normalize_dn,
     parent_dn,
+    rdn_attribute,
     rdn_value,
 )
 from domain_sync.domain import (
@@ -129,7 +130,7 @@ class ObservedDomain:
     # Lower-cased sAMAccountName and userPrincipalName of every object in the domain -> its DN
     account_names: dict[str, str]
     principal_names: dict[str, str]
-    # cn of local (not synced) objects directly in the container, lower-cased
+    # cn of local (not synced) objects directly in the container, casefolded
     local_names_in_container: set[str]
     synced_dns: set[str] = field(default_factory=set)  # normalized DNs of synced objects
     # Anchors found on more than one object: every such object is held (no write), reported.
@@ -151,6 +152,9 @@ class ObservedDomain:
     # (-> anchor). Empty for a full read, where every synced object is in `objects`.
     known: dict[str, KnownObject] = field(default_factory=dict)
     known_keys: dict[str, str] = field(default_factory=dict)
+    # The local objects directly in the container, objectGUID -> DN (kept in the domain index: the incremental
+    # plan's view of the container's local names, DomainDelta.children bringing it up to date).
+    local_in_container: dict[str, str] = field(default_factory=dict)
 
     def not_found(self, anchors: set[str]) -> set[str]:
         """The anchors no object of ours under the search base carries (readable or not): candidates for a create."""
@@ -269,10 +273,14 @@ def observe_domain(
 
     # Names taken in the container by anything that is not synced: new cns must avoid them.
     local_names: set[str] = set()
+    local_in_container: dict[str, str] = {}
     if not missing:
-        for entry in search_entries(conn, container_dn, "(cn=*)", ["cn"], scope="LEVEL"):
+        for entry in search_entries(conn, container_dn, "(cn=*)", ["cn", "objectGUID"], scope="LEVEL"):
             if _key(entry["dn"]) not in synced_dns:
                 local_names.update(v.casefold() for v in ldap_values(entry["attributes"].get("cn")))
+                raw_guid = _get(entry.get("raw_attributes", {}), "objectGUID")
+                if raw_guid and _named_by_cn(entry["dn"]):
+                    local_in_container[guid_from_bytes(raw_guid[0])] = entry["dn"]
     log.info(
         "observed domain: %d synced objects under %s, %d account names, %d missing containers",
         len(objects), search_base, len(account_names), len(missing),
@@ -281,7 +289,8 @@ def observe_domain(
         log.warning("%d objects under %s carry %s without this sync's ownership marker; they are not ours and "
                     "are left alone", unmarked, search_base, anchor_attribute)
     observed = ObservedDomain(container_dn, missing, objects, account_names, principal_names, local_names,
-                              synced_dns, duplicates, unmarked, unreadable, unreadable_owned=unreadable_owned)
+                              synced_dns, duplicates, unmarked, unreadable, unreadable_owned=unreadable_owned,
+                              local_in_container=local_in_container)
     if observed.not_found(desired) or outside_guids is not None:
         observed.owned_outside = owned_outside(conn, base_dn, search_base, anchor_attribute, owner_attribute,
                                                owner_marker, guid_of=outside_guids)
@@ -489,6 +498,21 @@ def _key(dn: str) -> str | None:
         return None
 
 
+def _parent_key(dn: str) -> str | None:
+    try:
+        return normalize_dn(parent_dn(dn))
+    except DNError:
+        return None
+
+
+def _named_by_cn(dn: str) -> bool:
+    """Whether the DN's first RDN is a cn (what a cn the plan gives can meet)."""
+    try:
+        return rdn_attribute(dn).lower() == "cn"
+    except DNError:
+        return False
+
+
 def _get(attrs: dict, name: str):
     for key, value in attrs.items():
         if key.lower() == name.lower():
@@ -553,34 +577,21 @@ def observe_names(conn, base_dn: str, container_dn: str, account_names: set[str]
     return held_account, held_principal, held_cn
 
 
-def local_names_in_container(conn, container_dn: str, anchor_attribute: str, owner_attribute: str | None,
-                             owner_marker: str | None) -> dict[str, str]:
-    """{casefolded cn: DN} of the container's children that are not this sync's (no anchor, or not its marker),
-    read whole: the DC's matching finds a cn held in another case only where its own case rules see one (Samba
-    folds neither 'ß' to 'ss' nor Georgian Mtavruli to Mkhedruli), and the plan compares cns by casefold, as the
-    full plan's read of the container does. The filter leaves the synced objects (most of the container) on the
-    DC."""
-    from ldap3.utils.conv import escape_filter_chars
-
-    ours = f"({anchor_attribute}=*)"
-    if owner_attribute and owner_marker:
-        ours = f"(&{ours}({owner_attribute}={escape_filter_chars(owner_marker)}))"
-    held: dict[str, str] = {}
-    for entry in search_entries(conn, container_dn, f"(!{ours})", ["cn"], scope="LEVEL"):
-        for value in ldap_values(entry["attributes"].get("cn")):
-            held[value.casefold()] = entry["dn"]
-    return held
-
-
-def cns_held_by_key(cns: set[str], container_dn: str, local: Mapping[str, str],
+def cns_held_by_key(cns: set[str], container_dn: str, local: Iterable[str],
                     settled: Mapping[str, str]) -> dict[str, str]:
     """Of `cns` (wanted directly in the container), those another object holds under the plan's comparison
-    key, {casefolded cn: DN}: a local one (`local`, local_names_in_container) or a synced one the plan does not
-    read (`settled`: {normalized DN: DN}, from the domain index)."""
+    key (casefold, as the full plan compares the container's cns), {casefolded cn: DN}: a local one (`local`:
+    DNs of the container's local objects, ObservedDomain.local_in_container) or a synced one the plan does not
+    read (`settled`: {normalized DN: DN}, from the domain index). The DC's own matching finds a cn held in
+    another case only where its case rules see one: Samba folds neither 'ß' to 'ss' nor Georgian Mtavruli."""
+    local_by_cn: dict[str, str] = {}
+    for dn in local:
+        if _named_by_cn(dn):
+            local_by_cn[rdn_value(dn).casefold()] = dn
     held: dict[str, str] = {}
     for cn in cns:
         folded = cn.casefold()
-        dn = local.get(folded) or settled.get(normalize_dn(child_dn("CN", cn, container_dn)))
+        dn = local_by_cn.get(folded) or settled.get(normalize_dn(child_dn("CN", cn, container_dn)))
         if dn is not None:
             held[folded] = dn
     return held
@@ -598,22 +609,44 @@ class DomainDelta:
     guids_of: dict[str, set[str]] = field(default_factory=dict)  # anchor (lower case) -> objectGUIDs carrying it
     deleted_guids: set[str] = field(default_factory=set)
     containers: dict[str, str] = field(default_factory=dict)  # objectGUID -> DN now
+    # Every live object changed, objectGUID -> its DN when it is a local object directly in the container, else
+    # None (elsewhere, or synced): what brings the index's local_in_container up to date.
+    children: dict[str, str | None] = field(default_factory=dict)
     entries: int = 0
+
+    def local_in_container(self, before: Mapping[str, str]) -> dict[str, str]:
+        """The container's local objects (objectGUID -> DN): `before` (as the last plan left them) with this
+        delta's changes and deletions."""
+        out = {g: dn for g, dn in before.items() if g not in self.deleted_guids}
+        for guid, dn in self.children.items():
+            if dn is None:
+                out.pop(guid, None)
+            else:
+                out[guid] = dn
+        return out
 
 
 CONTAINER_CLASSES = {"organizationalunit", "container", "builtindomain"}
 
 
-def changed_since(conn, base_dn: str, anchor_attribute: str, usn: int) -> DomainDelta:
+def changed_since(conn, base_dn: str, anchor_attribute: str, usn: int, container_dn: str | None = None,
+                  owner_attribute: str | None = None, owner_marker: str | None = None) -> DomainDelta:
     """Every object under the domain whose uSNChanged is above `usn` (live ones, then tombstones with the
-    Show Deleted control: they keep objectGUID, not the anchor)."""
+    Show Deleted control: they keep objectGUID, not the anchor). With `container_dn`, which of the live ones
+    are local objects directly in it (not synced: the owner rule of SyncedCollector)."""
     delta = DomainDelta()
     since = f"(uSNChanged>={int(usn) + 1})"
-    for entry in search_entries(conn, base_dn, since, ["objectClass", "objectGUID", anchor_attribute]):
+    container = _key(container_dn) if container_dn else None
+    read = ["objectClass", "objectGUID", anchor_attribute, *([owner_attribute] if owner_attribute else [])]
+    for entry in search_entries(conn, base_dn, since, read):
         delta.entries += 1
         attrs = entry["attributes"]
         raw = entry.get("raw_attributes", {})
         raw_guid = _get(raw, "objectGUID")
+        if container is not None and raw_guid:
+            local = (_parent_key(entry["dn"]) == container and _named_by_cn(entry["dn"])
+                     and _owned_anchor(entry, anchor_attribute, owner_attribute, owner_marker) is None)
+            delta.children[guid_from_bytes(raw_guid[0])] = entry["dn"] if local else None
         if object_kind(attrs) is not None:
             if raw_guid:
                 delta.guids.add(guid_from_bytes(raw_guid[0]))
