@@ -2,13 +2,13 @@
 
     .venv/bin/python benchmarks/soak_convergence.py --seeds 20 [--start 1] [--users 60] [--groups 12]
         [--changes 25] [--domain-dir DIR] [--address 127.0.0.14] [--report FILE] [--keep-failed DIR]
-        [--compare-plans]
+        [--compare-plans] [--edits]
 
 Each seed runs the scenario of tests/integration/test_convergence.py (tests.fixtures.convergence.run_scenario)
 in a container of its own: local objects whose names collide with the tenant's, the hostile tenant
 (emulator.hostile.hostile_tenant with the seed), a sync, an idle sync (no write), random_changes with the
-seed, a sync, the domain-only convergence check, an idle sync (with --compare-plans, every run's plan is made
-both ways and must be the same). It prints PASS or the problems of each seed,
+seed (with --edits, hand edits in the domain too), a sync, the domain-only convergence check, an idle sync
+(with --compare-plans, every run's plan is made both ways and must be the same). It prints PASS or the problems of each seed,
 goes on after a failing seed, and ends with the count (exit code 1 when a seed failed).
 
 The DC: --domain-dir names a folder holding a provisioned local domain (python -m local_domain provision),
@@ -58,6 +58,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="keep a failing seed's folder (runs, log) under this folder, and its container in the domain")
     parser.add_argument("--compare-plans", action="store_true",
                         help="make every run's plan both ways (full and incremental); each difference is a problem")
+    parser.add_argument("--edits", action="store_true",
+                        help="also edit the domain by hand after the tenant changes (deletions, a rename, attribute "
+                             "and member edits, a colliding local object deleted)")
     parser.add_argument("--verbose", action="store_true", help="also print each seed's changes and check counts")
     return parser.parse_args(argv)
 
@@ -126,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             with _output_to(seed_dir / "output.log"):
                 try:
                     problems = run_scenario(env, seed, args.users, args.groups, args.changes, log=notes.append,
-                                            compare_plans=args.compare_plans)
+                                            compare_plans=args.compare_plans, edits=args.edits)
                 except Exception as exc:  # noqa: BLE001 - a broken seed is reported, the soak goes on
                     problems = [f"scenario error: {type(exc).__name__}: {exc}",
                                 *traceback.format_exc().strip().splitlines()[-6:]]

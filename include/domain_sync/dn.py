@@ -165,6 +165,20 @@ def first_rdn(dn: str) -> str:
     return build_dn(parse_dn(dn)[:1])
 
 
+_AFTER_FIRST_RDN = re.compile(r"(?:[^\\,]|\\.)*,(.*)", re.DOTALL)
+
+
+def parent_text(dn: str) -> str | None:
+    """The text after a DN's first RDN (after its first comma not escaped), not parsed: for DNs as the DC
+    returns them or normalize_dn writes them (escaped with backslashes, never quoted), where parsing every one
+    would cost; None for a single RDN."""
+    if "\\" not in dn:
+        _, comma, rest = dn.partition(",")
+        return rest if comma else None
+    match = _AFTER_FIRST_RDN.match(dn)
+    return match.group(1) if match else None
+
+
 def parent_dn(dn: str) -> str:
     """The DN of the entry that holds `dn` ("" for a naming context's root)."""
     return build_dn(parse_dn(dn)[1:])

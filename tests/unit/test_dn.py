@@ -17,6 +17,7 @@ from domain_sync.dn import (
     is_within,
     normalize_dn,
     parent_dn,
+    parent_text,
     parse_dn,
     rdn_value,
 )
@@ -43,6 +44,15 @@ def test_parents_and_rdns_survive_special_characters_on_both_sides(cn, ou):
     assert rdn_value(first_rdn(dn)) == cn
     assert is_within(dn, parent) and is_within(dn, BASE)
     assert ancestors(dn, BASE) == [build_dn(parse_dn(parent)), build_dn(parse_dn(dn))]
+
+
+@given(values, values)
+def test_the_parents_text_is_the_parsed_parent_for_dns_escaped_as_the_dc_and_the_key_write_them(cn, ou):
+    dn = child_dn("CN", cn, child_dn("OU", ou, BASE))
+    for form in (dn, normalize_dn(dn)):
+        assert normalize_dn(parent_text(form)) == normalize_dn(parent_dn(dn))
+    assert parent_text(child_dn("CN", cn, "")) is None
+    assert parent_text("cn=Smith\\2C John\\\\,ou=A\\,B,dc=test") == "ou=A\\,B,dc=test"  # hex, an escaped backslash
 
 
 def test_rfc4514_specials_are_escaped():

@@ -68,7 +68,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -196,26 +195,16 @@ def new_meta(root: dict, fingerprint: str, sticky: set[str], quarantined: set[st
             "containers": containers or {}, "outside": outside or {}, "local": local or {}}
 
 
-_PARENT_OF_KEY = re.compile(r"(?:[^\\,]|\\.)*,(.*)", re.DOTALL)
-
-
 def holding_containers(frame: pd.DataFrame, search_base: str) -> set[str]:
     """The containers the indexed objects sit in, and theirs up to the search base (normalized DNs): renaming
     or moving one moves synced objects without changing them."""
-    from domain_sync.dn import is_within
-
-    def parent(key: str) -> str | None:  # a normalized DN's parent: after its first comma not escaped
-        if "\\" not in key:
-            _, comma, rest = key.partition(",")
-            return rest if comma else None
-        match = _PARENT_OF_KEY.match(key)
-        return match.group(1) if match else None
+    from domain_sync.dn import is_within, parent_text
 
     out: set[str] = set()
-    for key in {parent(k) for k in frame["key"].tolist()}:
+    for key in {parent_text(k) for k in frame["key"].tolist()}:
         while key and key not in out and is_within(key, search_base):
             out.add(key)
-            key = parent(key)
+            key = parent_text(key)
     return out
 
 

@@ -32,6 +32,7 @@ from domain_sync.dn import (
     is_within,
     normalize_dn,
     parent_dn,
+    parent_text,
     rdn_attribute,
     rdn_value,
 )
@@ -499,8 +500,10 @@ def _key(dn: str) -> str | None:
 
 
 def _parent_key(dn: str) -> str | None:
+    """The normalized DN of what holds `dn` (each parent's text normalized once: normalize_dn's cache)."""
+    text = parent_text(dn)
     try:
-        return normalize_dn(parent_dn(dn))
+        return normalize_dn(text) if text is not None else None
     except DNError:
         return None
 
