@@ -21,7 +21,8 @@ Parts (each runnable alone; results merge into the size's JSON file):
   dry-run      the stages of a first sync up to its plan (a dry run) into an empty DC: their time and peak
                RSS without the hour of writes a large first sync takes (passwords off).
   full         the full sync through every stage into an empty DC, as objects/s; ceiling_ratio is its
-               throughput over the ceiling's, per password setting.
+               throughput over the ceiling's, per password setting. The parts after it run it too (they
+               need the synced domain); without 'full' in --parts its figures are not recorded.
   no-change    after a full sync (passwords off), a run with nothing changed: its writes and time, with the
                full plan, and with the incremental plan where the settings have a plan mode.
   incremental  after a full sync (passwords off), the size's fixed change recipe through the emulator's
@@ -381,7 +382,7 @@ def measure_sync(workdir: Path, tenant_file: Path, env: dict[str, str], password
     print(f"full sync, passwords {pw}", flush=True)
     out: dict[str, Any] = {}
     with Measurement(workdir, f"sync-{pw}", tenant_file, passwords, env) as m:
-        if "full" in parts or pause is None or pw == "on":
+        if "full" in parts or pw == "on":  # the other parts need the synced domain, not the full sync's figures
             figures, apply_phases = full_run()
             out["full"] = sync_report.run_figures(figures, created_objects(m.plan("manual__bench-full")))
             out["full"]["apply_phases"] = apply_phases
@@ -697,8 +698,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pause", type=Path,
                         help="after the full sync (passwords off), wait for this file before the no-change and "
                              "incremental parts, and again after them (\"stop\" in it ends): measures another "
-                             "commit's stages on the same synced domain; without 'full' in --parts the full sync "
-                             "is run but not recorded")
+                             "commit's stages on the same synced domain")
     parser.add_argument("--profile", type=Path,
                         help="run each stage under pyinstrument (a statistical profiler, a sample every 1 ms) and "
                              "keep its profile here (<run id>-<stage>.txt, the call tree; .pyisession, for "
