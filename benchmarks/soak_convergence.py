@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/soak_convergence.py --seeds 20 [--start 1] [--users 60] [--groups 12]
         [--changes 25] [--domain-dir DIR] [--address 127.0.0.14] [--report FILE] [--keep-failed DIR]
-        [--compare-plans] [--edits]
+        [--compare-plans] [--edits] [--stop-at-failure]
 
 Each seed runs the scenario of tests/integration/test_convergence.py (tests.fixtures.convergence.run_scenario)
 in a container of its own: local objects whose names collide with the tenant's, the hostile tenant
@@ -15,8 +15,9 @@ The DC: --domain-dir names a folder holding a provisioned local domain (python -
 started when stopped; without it one is provisioned in a temporary folder (about 40 s) and removed at the
 end. --address (default LOCAL_DOMAIN_TEST_ADDRESS, else the first free of 127.0.0.2-20) is used for a new
 DC. The sync's own output (its log lines, Airflow's) goes to a log file per seed, kept with the seed's run
-folders (extract, plan, apply results of each sync) under --keep-failed DIR for a failing seed, whose container
-is then left in the domain (with --domain-dir, to look at after the soak). Needs root
+folders (extract, plan, apply results of each sync) under --keep-failed DIR for a failing seed; with
+--stop-at-failure the soak ends there and leaves that seed's container in the domain (with --domain-dir, to
+look at after the soak). Needs root
 (Samba).
 """
 
@@ -54,8 +55,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--domain-dir", type=Path, help="a provisioned local domain to use (started if stopped)")
     parser.add_argument("--address", help="loopback address for a newly provisioned DC")
     parser.add_argument("--report", type=Path, help="write {seed: [problems]} as JSON here")
-    parser.add_argument("--keep-failed", type=Path,
-                        help="keep a failing seed's folder (runs, log) under this folder, and its container in the domain")
+    parser.add_argument("--keep-failed", type=Path, help="keep a failing seed's folder (runs, log) under this folder")
+    parser.add_argument("--stop-at-failure", action="store_true",
+                        help="end the soak at the first failing seed and leave its container in the domain (its "
+                             "local objects hold domain-wide names the next seeds would take)")
     parser.add_argument("--compare-plans", action="store_true",
                         help="make every run's plan both ways (full and incremental); each difference is a problem")
     parser.add_argument("--edits", action="store_true",
@@ -136,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
                 finally:
                     if env.emulator is not None:
                         env.emulator.stop()
-                    if not (problems and args.keep_failed):  # a failing seed's container stays, to look at
+                    if not (problems and args.stop_at_failure):  # that seed's container stays, to look at
                         with contextlib.suppress(Exception):
                             conn = env.ldap()
                             delete_subtree(conn, env.container_dn)
@@ -159,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.report:
                 args.report.write_text(json.dumps({str(k): v for k, v in outcomes.items()}, indent=1,
                                                   ensure_ascii=False), encoding="utf-8")
+            if problems and args.stop_at_failure:
+                print(f"stopped at seed {seed}: its container {env.container_dn} is left in the domain", flush=True)
+                break
     finally:
         if started_here:
             dc.stop(directory)

@@ -423,6 +423,13 @@ def test_a_held_manager_leaves_the_reports_manager_as_it_is():
     # A manager gone from the tenant is cleared.
     cs, _ = plan_changes(inputs([report]), observed([ana, boss]), ANCHOR)
     assert [(c.op, c.values) for c in cs.changes if c.anchor == U1] == [("modify", {"manager": []})]
+    # A report created (or recreated: deleted by hand) while its manager is held gets the manager where it sits;
+    # with no such manager in the domain, none.
+    cs, _ = plan_changes(inputs([report, user(U2, "boss")], quarantined=[U2]), observed([boss]), ANCHOR)
+    assert [c.values.get("manager") for c in cs.changes if c.anchor == U1 and c.op == "modify"] == [[boss.dn]]
+    cs, _ = plan_changes(inputs([report, user(U2, "boss")], quarantined=[U2]), observed([]), ANCHOR)
+    assert [c.op for c in cs.changes if c.anchor == U1] == ["create"]
+    assert all("manager" not in c.values for c in cs.changes if c.anchor == U1)
 
 
 def test_a_quarantined_objects_cn_stays_taken_and_a_newcomer_of_that_name_gets_the_suffix():

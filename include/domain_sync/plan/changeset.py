@@ -313,8 +313,13 @@ def plan_changes(
             values["manager"] = [dns[manager]]
         elif kind == USER and isinstance(manager, str) and manager in settled:
             values["manager"] = [settled[manager]]
-        elif kind == USER and not (isinstance(manager, str) and manager in held):
-            # A manager held this run (quarantined, colliding) is still the manager: the value stays as it is.
+        elif kind == USER and isinstance(manager, str) and manager in held:
+            # A manager held this run (quarantined, colliding) is still the manager: named where it sits when it is
+            # in the domain (a report created or recreated this run gets it too), else the value stays as it is.
+            where = observed.current_dn(manager)
+            if where is not None:
+                values["manager"] = [where]
+        elif kind == USER:
             values["manager"] = []
         obj = observed.objects.get(anchor)
         if obj is None:

@@ -168,7 +168,17 @@ class ObservedDomain:
     def known_dn(self, anchor: str) -> str:
         """The DN a full plan gives an unchanged object it keeps where it is: its cn under the container when
         it sits there (the form of a DN the plan builds), else its DN as read."""
-        dn = self.known[anchor].dn
+        return self._plan_form(self.known[anchor].dn)
+
+    def current_dn(self, anchor: str) -> str | None:
+        """Where an object of ours that the plan does not move sits now (read, or from the index), in the form
+        known_dn gives; None when it is not in the domain as one object."""
+        obj = self.objects.get(anchor)
+        if obj is not None:
+            return self._plan_form(obj.dn)
+        return self.known_dn(anchor) if anchor in self.known else None
+
+    def _plan_form(self, dn: str) -> str:
         if normalize_dn(parent_dn(dn)) == normalize_dn(self.container_dn):
             return child_dn("CN", rdn_value(dn), self.container_dn)
         return dn
