@@ -55,14 +55,20 @@ def by_sam(entries):
 
 
 def state_window(services, sync_env, run_id: str) -> tuple:
-    """(the time its extract took the state lock and read the state, commit's end) of a run: the time it
-    worked on the state. An extract that waits for the lock held by another run has not begun then."""
+    """(the time its extract took the state lock and read the state, the time it freed the lock) of a run: the
+    time it worked on the state. An extract that waits for the lock held by another run has not begun then.
+    The end is the release entry the run appended to the lock's log (commit frees it), not the commit task's
+    end_date, which Airflow records after the task's process is done: the other run may take the lock in
+    between."""
     from datetime import datetime
+    from pathlib import Path
 
     read = read_json(RunFolder(sync_env.settings.runs_dir, run_id).state_read)
-    rows = services.query("SELECT end_date FROM task_instance WHERE dag_id = %s AND run_id = %s AND task_id = 'commit'",
-                          DAG_ID, run_id)
-    return datetime.fromisoformat(read["read_at"]), rows[0][0]
+    lock_log = Path(str(sync_env.settings.state_dir)) / "lock"
+    entries = [json.loads(p.read_text(encoding="utf-8")) for p in lock_log.glob("*.json")]
+    released = [datetime.fromisoformat(e["at"]) for e in entries if isinstance(e, dict) and e.get("released_by") == run_id]
+    assert released, f"run {run_id} never freed the state lock: {entries}"
+    return datetime.fromisoformat(read["read_at"]), max(released)
 
 
 def together_at_once(services, sync_env, emulator, tenant) -> None:
