@@ -2,7 +2,7 @@
 
 sAMAccountName (AD rules, MS): at most 20 characters, none of " / \\ [ ] : ; | = , + * ? < >,
 unique in the domain across users, groups and computers, compared without case. Our rule
-(docs/naming.md):
+(docs/design.md, "Names"):
   1. Source: mailNickname for users, displayName for groups.
   2. Fold to ASCII (NFKD, accents dropped), keep letters, digits, '.', '-', '_'; drop the rest;
      no leading or trailing '.'; cut to 20.
@@ -13,7 +13,8 @@ unique in the domain across users, groups and computers, compared without case. 
   5. Stable: an object that has a name in the domain keeps it; rules 1 to 4 only name new objects.
 
 cn: the displayName (cut to 64 UTF-16 code units, the schema's limit); when two synced objects of one container, or a
-synced and a local one, share it (compared without case), each synced one gets " (<8 hex of id>)".
+synced and a local one, share it (compared as Windows AD compares names: `name_key`), each synced one gets
+" (<8 hex of id>)".
 
 Tenant object ids (Graph's `id`, the anchor of every synced object) are GUIDs in their 8-4-4-4-12 form:
 `OBJECT_ID_PATTERN` (for JSON schemas and expectations) and `is_object_id` are the one test of that.
@@ -45,6 +46,28 @@ _TRANSLITERATION = str.maketrans({
     "ø": "o", "Ø": "O", "æ": "ae", "Æ": "AE", "ß": "ss", "ł": "l", "Ł": "L", "đ": "d", "Đ": "D",
     "þ": "th", "Þ": "Th", "œ": "oe", "Œ": "OE", "ı": "i",
 })
+
+
+# Katakana to hiragana (Windows compares them as one, NORM_IGNOREKANATYPE).
+_KANA = {code: code - 0x60 for code in range(0x30A1, 0x30F7)}
+_IGNORED_CATEGORIES = frozenset({"Mn", "Me", "Cf"})
+
+
+def _name_fold(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text.casefold().translate(_TRANSLITERATION))
+    return "".join(ch for ch in decomposed if unicodedata.category(ch) not in _IGNORED_CATEGORIES).translate(_KANA)
+
+
+def name_key(text: str) -> str:
+    """Two names a domain may not hold side by side (two cns in one container) have one key. Windows AD
+    compares names without case, accents and other marks (Microsoft KB 938447: "Müller" and "Muller", "Meißner"
+    and "Meissner" are one name), width (full-width "Ａ" is "A") and kana type; it does not ignore letters
+    (Danish "ø" is "o" to it). Samba compares without case alone, and more narrowly than Python's casefold.
+    The key folds all of those and more (letters with a stroke, ligatures, format characters): a stricter key
+    only gives a suffix where one was not needed, a looser one a write Windows AD refuses."""
+    if text.isascii():
+        return text.casefold()
+    return _name_fold(_name_fold(text))
 
 
 def utf16_length(text: str) -> int:
@@ -198,14 +221,14 @@ def _suffixed_cn(base: str, anchor: str) -> str:
 
 def common_names_among(anchors: list[str], bases: list[str]) -> list[str]:
     """Each object's cn among these objects alone, as assign_common_names(zip(anchors, bases), []) gives it
-    (a base held twice without case gets every holder's suffix), in the order given; for 100,000s of
+    (a base held twice under name_key gets every holder's suffix), in the order given; for 100,000s of
     objects. Where a suffixed cn meets another object's base, or an anchor comes twice, the order of
     assignment matters: assign_common_names gives them."""
-    keys = [base.casefold() for base in bases]
+    keys = [name_key(base) for base in bases]
     counts = Counter(keys)
     names = [(_suffixed_cn(base, anchor) if counts[key] > 1 else base)
              for anchor, base, key in zip(anchors, bases, keys, strict=True)]
-    suffixed = {name.casefold() for name, key in zip(names, keys, strict=True) if counts[key] > 1}
+    suffixed = {name_key(name) for name, key in zip(names, keys, strict=True) if counts[key] > 1}
     if len(set(anchors)) != len(anchors) or any(counts[key] == 1 and key in suffixed for key in keys):
         assigned = assign_common_names(zip(anchors, bases, strict=True), [])
         return [assigned[anchor] for anchor in anchors]
@@ -221,24 +244,22 @@ def assign_common_names(
     existing one or another newcomer get " (<8 hex of id>)"."""
     candidates = list(candidates)
     existing = existing or {}
-    claimed = {name.casefold() for name in local_names}
+    claimed = {name_key(name) for name in local_names}
     result: dict[str, str] = {}
     for anchor, base in candidates:
         current = existing.get(anchor)
         if current is None:
             continue
         for option in common_name_options(anchor, base):
-            if current.casefold() == option.casefold() and option.casefold() not in claimed:
+            if current.casefold() == option.casefold() and name_key(option) not in claimed:
                 result[anchor] = option
-                claimed.add(option.casefold())
+                claimed.add(name_key(option))
                 break
     rest = [(anchor, base) for anchor, base in candidates if anchor not in result]
-    counts: dict[str, int] = {}
-    for _, base in rest:
-        counts[base.casefold()] = counts.get(base.casefold(), 0) + 1
+    counts = Counter(name_key(base) for _, base in rest)
     for anchor, base in rest:
-        key = base.casefold()
+        key = name_key(base)
         name = _suffixed_cn(base, anchor) if counts[key] > 1 or key in claimed else base
         result[anchor] = name
-        claimed.add(name.casefold())
+        claimed.add(name_key(name))
     return result

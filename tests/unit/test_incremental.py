@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain_sync.dn import child_dn, normalize_dn
-from domain_sync.naming import assign_account_names, assign_common_names
+from domain_sync.naming import assign_account_names, assign_common_names, name_key
 from domain_sync.plan.changeset import PlanInputs, plan_changes
 from domain_sync.plan.incremental import (
     ACCOUNT_NAME_OPTIONS,
@@ -40,7 +40,16 @@ from domain_sync.plan.incremental import (
 from domain_sync.plan.incremental import (
     dependents as dependents_of,
 )
-from domain_sync.plan.observed import DomainDelta, KnownObject, ObservedDomain, ObservedObject, cns_held_by_key
+from domain_sync.plan.observed import (
+    DomainDelta,
+    KnownObject,
+    ObservedDomain,
+    ObservedObject,
+    add_folded_names,
+    cns_held_by_key,
+    folded_entry,
+    folded_name_keys,
+)
 from domain_sync.records import RECORD_BASE_COLUMNS, RECORD_MEMBER_COLUMNS, Change, Op, attr_column
 from domain_sync.runs import RunFolder, write_json_atomic
 from domain_sync.state import StateStore
@@ -83,6 +92,24 @@ def test_the_changed_set_names_each_reason():
     # Indexed objects the tenant no longer has are read (a delete); the out-of-scope one is not.
     found = changed_set_of(inputs(records={aid(1)}, index=index, out_of_scope={aid(9)}))
     assert found == {"not_in_tenant": {aid(2), aid(3), aid(4)}}
+
+
+def test_a_synced_cn_a_local_object_now_holds_under_the_plans_key_puts_its_holder_in_the_changed_set():
+    """Samba lets a local "Müller Zoë" be made beside a synced "Muller Zoe" (Windows AD would not): the full plan
+    gives the synced one its suffix, so the incremental one must read it. Only local objects added or renamed
+    directly in the container count; an object elsewhere or a removed one does not."""
+    names = {1: "Muller Zoe", 2: "Ana", 3: "ｱｷﾗ", 4: "Bob, Jr.", 5: "Other"}
+    index = pd.DataFrame([(aid(n), "user", child_dn("CN", cn, C), normalize_dn(child_dn("CN", cn, C)), aid(100 + n), 0)
+                          for n, cn in names.items()]
+                         + [(aid(6), "user", f"CN=Ana,OU=Elsewhere,{C}", normalize_dn(f"CN=Ana,OU=Elsewhere,{C}"),
+                             aid(106), 0)],
+                         columns=["anchor", "kind", "dn", "key", "guid", "members"])
+    delta = DomainDelta(children={aid(201): f"CN=Müller Zoë,{C}", aid(202): f"CN=ANA,{C}", aid(203): None,
+                                  aid(204): f"CN=あきら,{C}", aid(205): f"CN=BOB\\, JR.,{C}",
+                                  aid(206): f"OU=Other,{C}"})
+    found = changed_set_of(inputs(records={aid(n) for n in range(1, 7)}, index=index, delta=delta))
+    assert found == {"cn_taken_by_local": {aid(1), aid(2), aid(3), aid(4)}}
+    assert changed_set_of(inputs(records={aid(n) for n in range(1, 7)}, index=index)) == {}
 
 
 def test_the_objectguids_and_dns_of_anchors_are_the_index_rows_of_those_anchors_alone():
@@ -163,14 +190,17 @@ def test_the_index_goes_through_commit_and_is_updated_for_the_changed_set(tmp_pa
     for frame in ("users", "groups", "members"):
         pd.DataFrame({"id": []}).to_parquet(run.snapshot(frame))
     local = {aid(201): f"CN=Local,{C}"}
+    folded = {aid(202): [f"CN=Jürgen,{C}", ["jurgen"], []]}
+    seen = ObservedDomain(C, [], {}, {}, {}, set(), local_in_container=local, folded_names=folded)
     DomainIndex(index_frame(objects), new_meta({"usn": 5, "server": "dc"}, "f", {aid(3)}, {aid(4)}, 2,
-                                               local=local)).write(run)
+                                               observed=seen)).write(run)
     state = StateStore(tmp_path / "state")
     state.commit(run.snapshot_dir, {"users": "l"}, now=datetime(2026, 1, 1, tzinfo=UTC),
                  extra_files=(run.domain_index, run.domain_index_meta))
     index = DomainIndex.committed(state)
     assert index.meta == {"format": INDEX_FORMAT, "usn": 5, "server": "dc", "fingerprint": "f", "sticky": [aid(3)],
-                          "quarantined": [aid(4)], "unmarked": 2, "containers": {}, "outside": {}, "local": local}
+                          "quarantined": [aid(4)], "unmarked": 2, "containers": {}, "outside": {}, "local": local,
+                          "folded_names": folded}
     assert index.synced_counts() == {"user": 1, "group": 1} and index.group_members() == {aid(2): 1}
     # The changed set as read now: 1 moved, 2 gone, 5 new; the rest stays as committed.
     observed = ObservedDomain(C, [], {aid(1): ObservedObject(aid(1), "user", f"CN=b,{C}", {}, guid=aid(101)),
@@ -227,8 +257,8 @@ def test_account_names_from_the_looked_up_names_are_the_full_ones(bases, taken, 
 
 
 @settings(max_examples=200, deadline=None)
-@given(bases=st.lists(st.sampled_from(["Ana", "ana", "Bob", "Ana (x)", "Zoë"]), min_size=1, max_size=6),
-       local=st.sets(st.sampled_from(["ana", "bob", "zoë", "carl", "ana (00000000)"])),
+@given(bases=st.lists(st.sampled_from(["Ana", "ana", "Bob", "Ana (x)", "Zoë", "Zoe", "ＢＯＢ"]), min_size=1, max_size=6),
+       local=st.sets(st.sampled_from(["ana", "bob", "zoë", "zoe", "carl", "ana (00000000)", "Ána"])),
        existing=st.dictionaries(st.integers(0, 5), st.booleans()))
 def test_common_names_from_the_looked_up_names_are_the_full_ones(bases, local, existing):
     anchors = [aid(n + 1) for n in range(len(bases))]
@@ -240,8 +270,8 @@ def test_common_names_from_the_looked_up_names_are_the_full_ones(bases, local, e
     full = assign_common_names(candidates, local, current)
     records = [{"anchor": a, "account_name": "n", "cn": b} for a, b in candidates]
     _s, _u, cns = wanted_names(records, set(current), SUFFIX)
-    looked = {c.casefold() for c in cns}
-    assert assign_common_names(candidates, {n for n in local if n.casefold() in looked}, current) == full
+    looked = {name_key(c) for c in cns}
+    assert assign_common_names(candidates, {n for n in local if name_key(n) in looked}, current) == full
 
 
 # ---- plan_changes over a restricted set, with the rest settled, gives the full plan's changes
@@ -434,10 +464,11 @@ def test_the_names_a_read_object_holds_alone_are_its_account_name_and_its_cn_in_
     assert cns == {"Ana Lima", "Équipe"}
 
 
-# Pieces of names whose case folding differs between Python (full Unicode folding) and a DC (Samba folds neither
-# 'ß' nor Georgian Mtavruli, nor the long s, the Kelvin sign, ligatures, final sigma), and DN specials.
+# Pieces of names whose folding differs between the plan's key (naming.name_key) and a DC (Samba folds neither
+# 'ß' nor Georgian Mtavruli, nor the long s, the Kelvin sign, ligatures, final sigma; nor accents, width or kana
+# type, which Windows AD ignores), and DN specials.
 FOLD_TRAPS = ["ß", "ss", "SS", "ẞ", "ნ", "Ნ", "İ", "i̇", "i", "ſ", "s", "K", "k", "ﬁ", "fi", "Σ", "σ", "ς", ",", "#",
-              " ", "\\", "Ana"]
+              " ", "\\", "Ana", "é", "É", "e", "ｅ", "ア", "あ", "ø", "o", "，", "\u200b"]
 trap_names = st.lists(st.sampled_from(FOLD_TRAPS), min_size=1, max_size=4).map("".join)
 
 
@@ -445,15 +476,31 @@ trap_names = st.lists(st.sampled_from(FOLD_TRAPS), min_size=1, max_size=4).map("
 @given(wanted=st.sets(trap_names, max_size=6), local=st.sets(trap_names, max_size=4),
        settled=st.sets(trap_names, max_size=4))
 def test_a_wanted_cn_is_held_when_a_local_or_a_settled_object_holds_it_under_the_plans_key(wanted, local, settled):
-    """What the full plan's read of the container sees (every cn, compared by casefold), whatever the DC's own
+    """What the full plan's read of the container sees (every cn, compared by name_key), whatever the DC's own
     matching would find: a cn held by a local object, or by a synced one the incremental plan does not read."""
     local_dns = [child_dn("CN", n, C) for n in local] + [child_dn("OU", n, C) for n in local]  # an OU holds no cn
     settled_dns = {normalize_dn(child_dn("CN", n, C)): child_dn("CN", n, C) for n in settled}
     held = cns_held_by_key(wanted, C, local_dns, settled_dns)
     for cn in wanted:
-        holders = [n for n in local | settled if n.casefold() == cn.casefold()]
-        assert (cn.casefold() in held) == bool(holders), (cn, holders, held)
-    assert set(held) <= {cn.casefold() for cn in wanted}
+        holders = [n for n in local | settled if name_key(n) == name_key(cn)]
+        assert (name_key(cn) in held) == bool(holders), (cn, holders, held)
+    assert set(held) <= {name_key(cn) for cn in wanted}
+
+
+def test_names_windows_ad_takes_for_the_ascii_ones_the_sync_gives_are_held_under_their_keys():
+    """A local "jürgen" (or a full-width UPN) holds "jurgen" as Windows AD compares names: the plan's name maps
+    hold it under that key too, from a full read, from the DC's answers, and from the index brought up to date
+    by the domain's changes (Samba's matching does not find it when the incremental plan looks "jurgen" up)."""
+    assert folded_name_keys(["jürgen", "ANA", "Ｍｕｌｌｅｒ", "zoë", "Zoë"]) == ["jurgen", "muller", "zoe"]
+    assert folded_name_keys(["plain", "ÆSA"]) == ["aesa"] and folded_entry("CN=x", ["plain"], ["a@b"]) is None
+    accounts, principals = {"jurgen": "CN=Ascii"}, {}
+    add_folded_names(accounts, principals, {aid(1): ["CN=J", ["jurgen", "muller"], ["jurgen@contoso.example"]]})
+    assert accounts == {"jurgen": "CN=Ascii", "muller": "CN=J"}  # a name held as it is stays with its holder
+    assert principals == {"jurgen@contoso.example": "CN=J"}
+    before = {aid(1): ["CN=A", ["a"], []], aid(2): ["CN=B", ["b"], []], aid(3): ["CN=C", ["c"], []]}
+    delta = DomainDelta(deleted_guids={aid(1)}, folded={aid(2): None, aid(4): ["CN=D", [], ["d@x"]]})
+    assert delta.folded_names(before) == {aid(3): ["CN=C", ["c"], []], aid(4): ["CN=D", [], ["d@x"]]}
+    assert DomainDelta().folded_names(before) == before
 
 
 def test_the_containers_local_objects_are_the_last_plans_with_the_domains_changes_since():

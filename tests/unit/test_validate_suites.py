@@ -82,10 +82,12 @@ def test_twenty_percent_malformed_stops_the_run_and_says_why(settings):
     assert "STOPPED before any write" in run.validation_report_text.read_text()
 
 
-def test_userprincipalnames_equal_without_case_quarantine_both_users(settings):
+@pytest.mark.parametrize("one, other", [("Same@contoso.example", "same@CONTOSO.example"),
+                                        ("Jürgen@contoso.example", "jurgen@contoso.example")])
+def test_userprincipalnames_equal_as_windows_ad_compares_them_quarantine_both_users(settings, one, other):
     users = [user(n) for n in range(40)]
-    users[1]["userPrincipalName"] = "Same@contoso.example"
-    users[2]["userPrincipalName"] = "same@CONTOSO.example"
+    users[1]["userPrincipalName"] = one
+    users[2]["userPrincipalName"] = other
     run = write_round(settings, "r1", users)
     transform_run(settings, run)
     validate_run(settings, run)

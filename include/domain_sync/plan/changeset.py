@@ -19,7 +19,7 @@ import pandas as pd
 from domain_sync.columns import record_rows
 from domain_sync.dn import child_dn, dns_domain_name, guid_dn, normalize_dn, parent_dn, rdn_attribute, rdn_value
 from domain_sync.domain import encode_anchor
-from domain_sync.naming import assign_account_names, assign_common_names
+from domain_sync.naming import assign_account_names, assign_common_names, name_key
 from domain_sync.plan.observed import ObservedDomain, ObservedObject
 from domain_sync.records import (
     ATTR_PREFIX,
@@ -289,7 +289,7 @@ def plan_changes(
     staying_cns |= {rdn_value(dn) for dns_held in observed.duplicate_anchors.values() for dn in dns_held
                     if normalize_dn(parent_dn(dn)) == normalize_dn(container)}
     cns = assign_common_names([(r["anchor"], r["cn"]) for r in records],
-                              observed.local_names_in_container | {n.casefold() for n in staying_cns}, current_cns)
+                              observed.local_names_in_container | {name_key(n) for n in staying_cns}, current_cns)
     dns = {r["anchor"]: child_dn("CN", cns[r["anchor"]], container) for r in records}
     # Where each synced object sits now (normalized DN) -> its anchor.
     anchor_of = observed.known_keys | {normalize_dn(o.dn): a for a, o in observed.objects.items()}

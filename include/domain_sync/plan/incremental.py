@@ -16,7 +16,9 @@ and the convergence tests compare both). C is:
 - what changed in the domain since the last commit: every object whose uSNChanged is above the
   highestCommittedUSN the committed plan read before it observed the domain, live or deleted (hand edits,
   renames, moves, member removals, deletions; a tombstone keeps its objectGUID, mapped back to its anchor by
-  the index), so every hand change is corrected on the next run as a full reconcile would;
+  the index), so every hand change is corrected on the next run as a full reconcile would; and the synced
+  objects whose cn a local object added or renamed in the container since holds under the plan's key
+  (naming.name_key: a name Samba takes for another, Windows AD for the same), which a full plan suffixes;
 - then the objects whose desired state depends on those and differs from the domain there: groups where the
   records and the domain disagree on a changed object's membership (the records' member pairs against its
   memberOf as read), and users where they disagree on a changed object being their manager (the records'
@@ -77,7 +79,7 @@ import numpy as np
 import pandas as pd
 
 from domain_sync.columns import isin, isin_lowered, lowered, record_rows
-from domain_sync.dn import dns_domain_name, normalize_dn, parent_dn, same_dn
+from domain_sync.dn import dns_domain_name, normalize_dn, parent_dn, rdn_value, same_dn
 from domain_sync.naming import account_name_options, common_name_options
 from domain_sync.plan.changeset import Collision, PlanInputs, plan_changes
 from domain_sync.plan.observed import (
@@ -86,7 +88,9 @@ from domain_sync.plan.observed import (
     ObservedDomain,
     ObservedObject,
     SyncedCollector,
+    add_folded_names,
     changed_since,
+    cn_key,
     cns_held_by_key,
     container_guids,
     observe_anchors,
@@ -102,7 +106,10 @@ from domain_sync.storage import StoragePath, read_bytes, read_json, read_parquet
 
 log = logging.getLogger(__name__)
 
-INDEX_FORMAT = 2  # 2: the container's local objects (meta "local")
+# 2: the container's local objects (meta "local"); 3: names compared as Windows AD compares them (naming.name_key),
+# where a full plan gives the suffix to a synced object whose cn another object of the container holds so, and
+# the domain's objects holding names only that comparison finds (meta "folded_names").
+INDEX_FORMAT = 3
 INDEX_FILE = "domain_index.parquet"
 META_FILE = "domain_index.json"
 INDEX_COLUMNS = ["anchor", "kind", "dn", "key", "guid", "members"]
@@ -189,10 +196,12 @@ def updated_index(previous: pd.DataFrame, changed: set[str], observed: ObservedD
 
 def new_meta(root: dict, fingerprint: str, sticky: set[str], quarantined: set[str], unmarked: int,
              containers: dict[str, str] | None = None, outside: dict[str, str] | None = None,
-             local: dict[str, str] | None = None) -> dict:
+             observed: ObservedDomain | None = None) -> dict:
     return {"format": INDEX_FORMAT, "usn": root["usn"], "server": root["server"], "fingerprint": fingerprint,
             "sticky": sorted(sticky), "quarantined": sorted(a.lower() for a in quarantined), "unmarked": unmarked,
-            "containers": containers or {}, "outside": outside or {}, "local": local or {}}
+            "containers": containers or {}, "outside": outside or {},
+            "local": observed.local_in_container if observed else {},
+            "folded_names": observed.folded_names if observed else {}}
 
 
 def holding_containers(frame: pd.DataFrame, search_base: str) -> set[str]:
@@ -317,6 +326,20 @@ class ChangeInputs:
             out |= self.delta.guids_of.get(anchor, set())
         return out
 
+    def cn_taken_by_local(self) -> set[str]:
+        """The index's objects (anchors, lower case) whose cn a local object added or renamed since in the same
+        container holds under the plan's key (naming.name_key): Samba lets both be where Windows AD would not,
+        and a full plan gives the synced one its suffix."""
+        taken: dict[str, set[str]] = {}  # container DN -> cns of local objects added or renamed there
+        for dn in self.delta.children.values():
+            if dn is not None and cn_key(dn) is not None:
+                taken.setdefault(parent_dn(dn), set()).add(rdn_value(dn))
+        if not taken:
+            return set()
+        anchors = dict(zip(self.index["key"].tolist(), self.index["anchor"].tolist(), strict=True))
+        return {a.lower() for container, cns in taken.items()
+                for a in cns_held_by_key(cns, container, [], anchors).values()}
+
     def anchor_of_key(self, keys: set[str]) -> dict[str, str]:
         """{normalized DN: anchor as indexed} of the index's objects at these normalized DNs."""
         rows = self.index[isin(self.index["key"], keys)]
@@ -339,6 +362,7 @@ def changed_set(c: ChangeInputs) -> dict[str, set[str]]:
         "recount": set(c.meta.get("recount") or []),
         "domain": domain,
         "deleted_in_domain": c.anchors_of_guids(c.delta.deleted_guids),
+        "cn_taken_by_local": c.cn_taken_by_local(),
     }
     return {k: {a.lower() for a in v} for k, v in reasons.items() if v}
 
@@ -614,11 +638,16 @@ def observe_incremental(conn, *, base_dn: str, container_dn: str, search_base: s
     account_names, principal_names, held_cns = observe_names(conn, base_dn, container_dn, sams - set(own_accounts),
                                                              upns, new_cns)
     account_names |= own_accounts
+    # Names the DC's matching may not find that Windows AD takes for the ones looked up, as the last plan left
+    # them and as the domain changed since.
+    folded = change_inputs.delta.folded_names(change_inputs.meta.get("folded_names") or {})
+    add_folded_names(account_names, principal_names, folded)
     known_rows = index[~isin_lowered(index["anchor"], changed)]
     # The container's local objects, as the last plan left them and as the domain changed since.
     local = change_inputs.delta.local_in_container(change_inputs.meta.get("local") or {})
-    if new_cns:  # held under the plan's key where the DC's matching may not see it: by a local or a settled object
-        held_cns |= cns_held_by_key(new_cns, container_dn, local.values(),
+    if cns and not missing:  # held under the plan's key where the DC's matching may not see it (even a cn the
+        # object holds itself: another may hold it under the key), by a local or a settled object
+        held_cns |= cns_held_by_key(cns, container_dn, local.values(),
                                     dict(zip(known_rows["key"].tolist(), known_rows["dn"].tolist(), strict=True)))
     crowded = crowded_new_records(records, set(collector.objects), account_names, principal_names, suffix)
     if crowded:
@@ -637,7 +666,7 @@ def observe_incremental(conn, *, base_dn: str, container_dn: str, search_base: s
                               collector.synced_dns, collector.duplicates, collector.unmarked, collector.unreadable,
                               unreadable_owned=collector.unreadable_owned, known=known,
                               known_keys=dict(zip(known_rows["key"].tolist(), anchors, strict=True)),
-                              local_in_container=local)
+                              local_in_container=local, folded_names=folded)
     desired = {r["anchor"] for r in records} - inputs.quarantined
     # Objects of ours outside the search base: among the ones not found inside, those seen before (by objectGUID).
     lost = change_inputs.guids_of({a.lower() for a in observed.not_found(desired)})
@@ -760,7 +789,7 @@ def make_plan(connect_domain, where: PlanSetting, inputs: PlanInputs, *, full_be
                 frame = updated_index(index.frame, read.changed, read.observed)
                 meta = new_meta(root, fingerprint, sticky_anchors(collisions, read.observed), inputs.quarantined,
                                 read.unmarked, container_guids(conn, holding_containers(frame, where.search_base)),
-                                read.outside, read.observed.local_in_container)
+                                read.outside, read.observed)
                 return PlanRound(change_set, collisions, read.observed, INCREMENTAL, None, DomainIndex(frame, meta),
                                  changed={**read.reasons, "total": len(read.changed)},
                                  groups_by_members=read.groups_by_members)
@@ -780,5 +809,5 @@ def make_plan(connect_domain, where: PlanSetting, inputs: PlanInputs, *, full_be
                                           set_initial_password=where.set_initial_password,
                                           owner=(where.owner_attribute, where.owner_marker))
     meta = new_meta(root, fingerprint, sticky_anchors(collisions, observed), inputs.quarantined, observed.unmarked,
-                    containers, {a.lower(): g for a, g in outside.items()}, observed.local_in_container)
+                    containers, {a.lower(): g for a, g in outside.items()}, observed)
     return PlanRound(change_set, collisions, observed, FULL, reason, DomainIndex(frame, meta))

@@ -46,7 +46,7 @@ from domain_sync.domain import (
     object_kind,
     search_entries,
 )
-from domain_sync.naming import is_object_id
+from domain_sync.naming import is_object_id, name_key
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ class ObservedDomain:
     # Lower-cased sAMAccountName and userPrincipalName of every object in the domain -> its DN
     account_names: dict[str, str]
     principal_names: dict[str, str]
-    # cn of local (not synced) objects directly in the container, casefolded
+    # cn of local (not synced) objects directly in the container, as name_key gives them
     local_names_in_container: set[str]
     synced_dns: set[str] = field(default_factory=set)  # normalized DNs of synced objects
     # Anchors found on more than one object: every such object is held (no write), reported.
@@ -156,6 +156,11 @@ class ObservedDomain:
     # The local objects directly in the container, objectGUID -> DN (kept in the domain index: the incremental
     # plan's view of the container's local names, DomainDelta.children bringing it up to date).
     local_in_container: dict[str, str] = field(default_factory=dict)
+    # The objects anywhere in the domain holding a non-ASCII account name or UPN that Windows AD takes for another
+    # (folded_name_keys): objectGUID -> [DN, sAMAccountName keys, UPN keys]; their keys are in account_names and
+    # principal_names too. Kept in the domain index (DomainDelta.folded brings it up to date): Samba's matching
+    # does not find them when the incremental plan looks a name up.
+    folded_names: dict[str, list] = field(default_factory=dict)
 
     def not_found(self, anchors: set[str]) -> set[str]:
         """The anchors no object of ours under the search base carries (readable or not): candidates for a create."""
@@ -249,17 +254,23 @@ def observe_domain(
     # The search base holds the container: when it is missing (a first run), nothing is synced yet.
     synced_there = entry_exists(conn, search_base)
 
-    def read_names(c) -> tuple[dict[str, str], dict[str, str]]:
+    def read_names(c) -> tuple[dict[str, str], dict[str, str], dict[str, list]]:
         account: dict[str, str] = {}
         principal: dict[str, str] = {}
+        folded: dict[str, list] = {}
         for entry in search_entries(c, base_dn, "(|(sAMAccountName=*)(userPrincipalName=*))",
-                                  ["sAMAccountName", "userPrincipalName"]):
+                                  ["sAMAccountName", "userPrincipalName", "objectGUID"]):
             attrs = entry["attributes"]
-            for name in ldap_values(attrs.get("sAMAccountName")):
+            sams, upns = ldap_values(attrs.get("sAMAccountName")), ldap_values(attrs.get("userPrincipalName"))
+            for name in sams:
                 account[name.lower()] = entry["dn"]
-            for name in ldap_values(attrs.get("userPrincipalName")):
+            for name in upns:
                 principal[name.lower()] = entry["dn"]
-        return account, principal
+            raw_guid = _get(entry.get("raw_attributes", {}), "objectGUID")
+            if raw_guid and (held := folded_entry(entry["dn"], sams, upns)) is not None:
+                folded[guid_from_bytes(raw_guid[0])] = held
+        add_folded_names(account, principal, folded)
+        return account, principal, folded
 
     collector = SyncedCollector(anchor_attribute, owner_attribute, owner_marker)
     sorting = threading.Lock()  # one collector for both reads of synced objects: a duplicate anchor is seen whole
@@ -276,7 +287,7 @@ def observe_domain(
     # Three reads at once, each on a connection of its own when `connect_more` opens one: the synced users,
     # the synced groups (with their members), every name in the domain. The client decodes one answer while
     # the DC prepares the others.
-    *_, (account_names, principal_names) = in_parallel(conn, connect_more, [read_synced("group"),
+    *_, (account_names, principal_names, folded_names) = in_parallel(conn, connect_more, [read_synced("group"),
                                                                             read_synced("user"), read_names])
     collector.warn_duplicates()
     objects, synced_dns, duplicates = collector.objects, collector.synced_dns, collector.duplicates
@@ -288,7 +299,7 @@ def observe_domain(
     if not missing:
         for entry in search_entries(conn, container_dn, "(cn=*)", ["cn", "objectGUID"], scope="LEVEL"):
             if _key(entry["dn"]) not in synced_dns:
-                local_names.update(v.casefold() for v in ldap_values(entry["attributes"].get("cn")))
+                local_names.update(name_key(v) for v in ldap_values(entry["attributes"].get("cn")))
                 raw_guid = _get(entry.get("raw_attributes", {}), "objectGUID")
                 if raw_guid and _named_by_cn(entry["dn"]):
                     local_in_container[guid_from_bytes(raw_guid[0])] = entry["dn"]
@@ -301,7 +312,7 @@ def observe_domain(
                     "are left alone", unmarked, search_base, anchor_attribute)
     observed = ObservedDomain(container_dn, missing, objects, account_names, principal_names, local_names,
                               synced_dns, duplicates, unmarked, unreadable, unreadable_owned=unreadable_owned,
-                              local_in_container=local_in_container)
+                              local_in_container=local_in_container, folded_names=folded_names)
     if observed.not_found(desired) or outside_guids is not None:
         observed.owned_outside = owned_outside(conn, base_dn, search_base, anchor_attribute, owner_attribute,
                                                owner_marker, guid_of=outside_guids)
@@ -568,7 +579,7 @@ def observe_names(conn, base_dn: str, container_dn: str, account_names: set[str]
                   common_names: set[str]) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
     """The holders of the given sAMAccountNames and UPNs anywhere in the domain ({lower-cased name: DN}, every
     name the holder has, as observe_domain maps them) and of the given cns directly in the container
-    ({casefolded cn: DN})."""
+    ({name_key of the cn: DN})."""
     from ldap3.utils.conv import escape_filter_chars
 
     held_account: dict[str, str] = {}
@@ -578,36 +589,89 @@ def observe_names(conn, base_dn: str, container_dn: str, account_names: set[str]
     for batch in _batches(terms):
         for entry in search_entries(conn, base_dn, batch, ["sAMAccountName", "userPrincipalName"]):
             attrs = entry["attributes"]
-            for name in ldap_values(attrs.get("sAMAccountName")):
+            sams, upns = ldap_values(attrs.get("sAMAccountName")), ldap_values(attrs.get("userPrincipalName"))
+            for name in sams:
                 held_account[name.lower()] = entry["dn"]
-            for name in ldap_values(attrs.get("userPrincipalName")):
+            for name in upns:
                 held_principal[name.lower()] = entry["dn"]
+            # A DC that matches as Windows AD does answers "müller" for "muller": held under its key too.
+            if (held := folded_entry(entry["dn"], sams, upns)) is not None:
+                add_folded_names(held_account, held_principal, {"": held})
     held_cn: dict[str, str] = {}
     for batch in _batches(sorted({f"(cn={escape_filter_chars(n)})" for n in common_names})):
         for entry in search_entries(conn, container_dn, batch, ["cn"], scope="LEVEL"):
             for value in ldap_values(entry["attributes"].get("cn")):
-                held_cn[value.casefold()] = entry["dn"]
+                held_cn[name_key(value)] = entry["dn"]
     return held_account, held_principal, held_cn
+
+
+def folded_name_keys(names: Iterable[str]) -> list[str]:
+    """The keys (naming.name_key) of the non-ASCII names among `names` that their lower case does not give:
+    Windows AD takes "Müller" or a full-width "ｍｕｌｌｅｒ" for the "muller" the sync would name a new account
+    (account names it gives are ASCII), where Samba's matching does not."""
+    return sorted({key for name in names if not name.isascii() and (key := name_key(name)) != name.lower()})
+
+
+def folded_entry(dn: str, account_names: list[str], principal_names: list[str]) -> list | None:
+    """[DN, sAMAccountName keys, UPN keys] of an object holding names folded_name_keys gives keys for, else None."""
+    sams, upns = folded_name_keys(account_names), folded_name_keys(principal_names)
+    return [dn, sams, upns] if sams or upns else None
+
+
+def add_folded_names(account_names: dict[str, str], principal_names: dict[str, str],
+                     folded: Mapping[str, list]) -> None:
+    """Each folded entry's keys as names its object holds ({name: DN}, a name held as it is kept)."""
+    for dn, sams, upns in folded.values():
+        for key in sams:
+            account_names.setdefault(key, dn)
+        for key in upns:
+            principal_names.setdefault(key, dn)
 
 
 def cns_held_by_key(cns: set[str], container_dn: str, local: Iterable[str],
                     settled: Mapping[str, str]) -> dict[str, str]:
     """Of `cns` (wanted directly in the container), those another object holds under the plan's comparison
-    key (casefold, as the full plan compares the container's cns), {casefolded cn: DN}: a local one (`local`:
-    DNs of the container's local objects, ObservedDomain.local_in_container) or a synced one the plan does not
-    read (`settled`: {normalized DN: DN}, from the domain index). The DC's own matching finds a cn held in
-    another case only where its case rules see one: Samba folds neither 'ß' to 'ss' nor Georgian Mtavruli."""
-    local_by_cn: dict[str, str] = {}
-    for dn in local:
-        if _named_by_cn(dn):
-            local_by_cn[rdn_value(dn).casefold()] = dn
+    key (naming.name_key, as the full plan compares the container's cns), {name_key of the cn: DN}: a local one
+    (`local`: DNs of the container's local objects, ObservedDomain.local_in_container) or a synced one the plan
+    does not read (`settled`: {normalized DN: DN}, from the domain index). The DC's own matching finds only what
+    its rules see: Samba compares without case alone (and folds neither 'ß' to 'ss' nor Georgian Mtavruli),
+    Windows AD also without accents, width and kana type."""
+    wanted = {name_key(cn) for cn in cns}
+    if not wanted:
+        return {}
     held: dict[str, str] = {}
-    for cn in cns:
-        folded = cn.casefold()
-        dn = local_by_cn.get(folded) or settled.get(normalize_dn(child_dn("CN", cn, container_dn)))
+    for dn in local:
+        if (key := cn_key(dn)) in wanted:
+            held.setdefault(key, dn)
+    # A settled object's normalized DN in ASCII holds its key as it is (name_key of ASCII is its case folding);
+    # only the others (few) have their keys made.
+    for key in wanted:
+        dn = settled.get(normalize_dn(child_dn("CN", key, container_dn)))
         if dn is not None:
-            held[folded] = dn
+            held.setdefault(key, dn)
+    container_key = normalize_dn(container_dn)
+    for dn_key, dn in settled.items():
+        if (not dn_key.isascii() and parent_text(dn_key) == container_key
+                and (key := _cn_key_of_normalized(dn_key)) in wanted):
+            held.setdefault(key, dn)
     return held
+
+
+def cn_key(dn: str) -> str | None:
+    """name_key of the cn a DN starts with; None when its first RDN is no cn (or the DN does not parse)."""
+    try:
+        return name_key(rdn_value(dn)) if _named_by_cn(dn) else None
+    except DNError:
+        return None
+
+
+def _cn_key_of_normalized(dn_key: str) -> str | None:
+    """name_key of the cn a normalized DN (normalize_dn) starts with; None when its first RDN is no cn."""
+    if not dn_key.startswith("cn="):
+        return None
+    if "\\" not in dn_key and "+" not in dn_key:
+        return name_key(dn_key[3:dn_key.index(",")])
+    return cn_key(dn_key)
 
 
 @dataclass
@@ -625,17 +689,30 @@ class DomainDelta:
     # Every live object changed, objectGUID -> its DN when it is a local object directly in the container, else
     # None (elsewhere, or synced): what brings the index's local_in_container up to date.
     children: dict[str, str | None] = field(default_factory=dict)
+    # Every live object changed, objectGUID -> its folded_entry (None: no folded names): what brings the
+    # index's folded_names up to date.
+    folded: dict[str, list | None] = field(default_factory=dict)
     entries: int = 0
+
+    def folded_names(self, before: Mapping[str, list]) -> dict[str, list]:
+        """ObservedDomain.folded_names: `before` (as the last plan left them) with this delta's changes and
+        deletions."""
+        return self._updated(before, self.folded)
 
     def local_in_container(self, before: Mapping[str, str]) -> dict[str, str]:
         """The container's local objects (objectGUID -> DN): `before` (as the last plan left them) with this
         delta's changes and deletions."""
-        out = {g: dn for g, dn in before.items() if g not in self.deleted_guids}
-        for guid, dn in self.children.items():
-            if dn is None:
+        return self._updated(before, self.children)
+
+    def _updated(self, before: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+        """{objectGUID: value} as the last plan left it, less the objects deleted since, with each changed
+        object's value now (None: it no longer has one)."""
+        out = {g: value for g, value in before.items() if g not in self.deleted_guids}
+        for guid, value in changes.items():
+            if value is None:
                 out.pop(guid, None)
             else:
-                out[guid] = dn
+                out[guid] = value
         return out
 
 
@@ -650,12 +727,16 @@ def changed_since(conn, base_dn: str, anchor_attribute: str, usn: int, container
     delta = DomainDelta()
     since = f"(uSNChanged>={int(usn) + 1})"
     container = _key(container_dn) if container_dn else None
-    read = ["objectClass", "objectGUID", anchor_attribute, *([owner_attribute] if owner_attribute else [])]
+    read = ["objectClass", "objectGUID", "sAMAccountName", "userPrincipalName", anchor_attribute,
+            *([owner_attribute] if owner_attribute else [])]
     for entry in search_entries(conn, base_dn, since, read):
         delta.entries += 1
         attrs = entry["attributes"]
         raw = entry.get("raw_attributes", {})
         raw_guid = _get(raw, "objectGUID")
+        if raw_guid:
+            delta.folded[guid_from_bytes(raw_guid[0])] = folded_entry(
+                entry["dn"], ldap_values(_get(attrs, "sAMAccountName")), ldap_values(_get(attrs, "userPrincipalName")))
         if container is not None and raw_guid:
             local = (_parent_key(entry["dn"]) == container and _named_by_cn(entry["dn"])
                      and _owned_anchor(entry, anchor_attribute, owner_attribute, owner_marker) is None)

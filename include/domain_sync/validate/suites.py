@@ -3,7 +3,8 @@
 - staged tenant data (extract/*.parquet): required columns present, every row identified;
 - the tenant snapshot before mapping (transform/snapshot_*.parquet, the objects to be loaded): ids
   present, unique and GUIDs (Graph object ids; the binary anchor needs one); userPrincipalName
-  present, well-formed and unique without case (AD compares it so);
+  present, well-formed and unique as Windows AD compares names (naming.name_key: without case, accents,
+  width, kana type);
 - directory records (transform/records_*.parquet): anchor, cn (present, at most 64), sAMAccountName
   rules, userPrincipalName as written, each mapped value within its schema length (UTF-16 code
   units, one derived column naming the first attribute over its limit), and the cn each
@@ -32,6 +33,7 @@ from domain_sync.naming import (
     SAM_FORBIDDEN,
     SAM_MAX,
     common_names_among,
+    name_key,
     utf16_length,
 )
 from domain_sync.records import FIELDS, GROUP, MEMBER_COLUMNS, REMOVED, USER, attr_column
@@ -134,9 +136,10 @@ def _record_expectations(kind: str, limits: dict[str, int]):
     return rules
 
 
-def _lower(series: pd.Series) -> pd.Series:
+def _name_keys(series: pd.Series) -> pd.Series:
+    """naming.name_key of each value (None where there is no text): names as Windows AD compares them."""
     values = series.to_numpy(dtype=object)
-    return pd.Series([v.lower() if isinstance(v, str) else None for v in values], index=series.index, dtype=object)
+    return pd.Series([name_key(v) if isinstance(v, str) else None for v in values], index=series.index, dtype=object)
 
 
 class Validator:
@@ -250,7 +253,7 @@ def validate_tenant(validator: Validator, kind: str, snapshot: pd.DataFrame,
     data = snapshot
     columns = ["id"]
     if kind == USER:
-        data = snapshot.assign(**{UPN_KEY: _lower(snapshot["userPrincipalName"])})
+        data = snapshot.assign(**{UPN_KEY: _name_keys(snapshot["userPrincipalName"])})
         columns += ["userPrincipalName", UPN_KEY]
     data = rows_to_check(data, "id", ["id", *([UPN_KEY] if kind == USER else [])], only)
     return validator.run(f"tenant_{kind}s", kind, data, partial(_tenant_expectations, kind), "id", columns)
@@ -269,7 +272,7 @@ def validate_records(validator: Validator, kind: str, frame: pd.DataFrame,
     columns = ["anchor", "cn", "account_name", *([OVER_LIMIT] if limits else [])]
     if kind == USER:
         upn = attr_column("userPrincipalName")
-        data = data.assign(**{UPN_KEY: _lower(frame[upn])})
+        data = data.assign(**{UPN_KEY: _name_keys(frame[upn])})
         columns += [upn, UPN_KEY]
         unique.append(UPN_KEY)
     data = rows_to_check(data, "anchor", unique, only)
@@ -281,13 +284,13 @@ def validate_records(validator: Validator, kind: str, frame: pd.DataFrame,
 
 def validate_names(validator: Validator, users: pd.DataFrame, groups: pd.DataFrame,
                    only: set[str] | None = None) -> SuiteOutcome:
-    """The cn each object gets in the shared container (naming's suffix rule applied) must be unique
-    without case across users and groups, or two objects would claim one DN (`only`: rows_to_check; the
-    names are given among all objects)."""
+    """The cn each object gets in the shared container (naming's suffix rule applied) must be unique as
+    Windows AD compares names (naming.name_key) across users and groups, or two objects would claim one DN
+    (`only`: rows_to_check; the names are given among all objects)."""
     frame = pd.concat([users[["anchor", "kind", "cn"]], groups[["anchor", "kind", "cn"]]], ignore_index=True)
     frame = frame[frame["anchor"].notna() & frame["cn"].notna()]
     names = common_names_among(frame["anchor"].tolist(), frame["cn"].tolist())
-    frame = frame.assign(**{CN_KEY: [name.casefold() for name in names]})
+    frame = frame.assign(**{CN_KEY: [name_key(name) for name in names]})
     frame = rows_to_check(frame, "anchor", [CN_KEY], only)
     outcome = validator.run("container_names", "object", frame, _unique_name_expectations, "anchor", ["kind", CN_KEY])
     kinds = dict(zip(frame["anchor"], frame["kind"], strict=True))
