@@ -207,6 +207,15 @@ def normalize_dn(dn: str) -> str:
                     for rdn in parse_dn(dn))
 
 
+def dn_key(dn: str) -> str | None:
+    """normalize_dn, or None for a DN that does not parse or encode (as the DC may return one: it names no
+    object the sync can address)."""
+    try:
+        return normalize_dn(dn)
+    except (DNError, UnicodeError):
+        return None
+
+
 def same_dn(a: str, b: str) -> bool:
     return normalize_dn(a) == normalize_dn(b)
 

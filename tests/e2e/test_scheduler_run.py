@@ -54,7 +54,7 @@ def by_sam(entries):
     return {first(e["samaccountname"]): (dn, e) for dn, e in entries.items()}
 
 
-def state_window(services, sync_env, run_id: str) -> tuple:
+def state_window(sync_env, run_id: str) -> tuple:
     """(the time its extract took the state lock and read the state, the time it freed the lock) of a run: the
     time it worked on the state. An extract that waits for the lock held by another run has not begun then.
     The end is the release entry the run appended to the lock's log (commit frees it), not the commit task's
@@ -101,7 +101,7 @@ def together_at_once(services, sync_env, emulator, tenant) -> None:
             assert services.wait_for_run(DAG_ID, again) == "success", services.diagnostics()
     finished = [r for r, state in states.items() if state == "success"]
     if len(finished) == 2:  # the second got the lock within its retries: after the first had committed
-        (a_start, a_end), (b_start, b_end) = sorted(state_window(services, sync_env, r) for r in finished)
+        (a_start, a_end), (b_start, b_end) = sorted(state_window(sync_env, r) for r in finished)
         assert b_start >= a_end or a_start >= b_end, "two runs worked on the state at once"
     entries = by_sam(sync_env.synced_entries(["sAMAccountName", "title"]))
     assert first(entries["bob"][1]["title"]) == "Both at once", services.diagnostics()

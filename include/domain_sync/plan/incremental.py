@@ -79,7 +79,7 @@ import numpy as np
 import pandas as pd
 
 from domain_sync.columns import isin, isin_lowered, lowered, record_rows
-from domain_sync.dn import dns_domain_name, normalize_dn, parent_dn, rdn_value, same_dn
+from domain_sync.dn import dn_key, dns_domain_name, normalize_dn, parent_dn, rdn_value, same_dn
 from domain_sync.naming import account_name_options, common_name_options
 from domain_sync.plan.changeset import Collision, PlanInputs, plan_changes
 from domain_sync.plan.observed import (
@@ -215,16 +215,6 @@ def holding_containers(frame: pd.DataFrame, search_base: str) -> set[str]:
             out.add(key)
             key = parent_text(key)
     return out
-
-
-def _key(dn: str) -> str | None:
-    """A DN's normalized form; None for a DN that does not parse or encode (it names no synced object)."""
-    from domain_sync.dn import DNError
-
-    try:
-        return normalize_dn(dn)
-    except (DNError, UnicodeError):
-        return None
 
 
 def read_root(conn) -> dict:
@@ -370,7 +360,7 @@ def changed_set(c: ChangeInputs) -> dict[str, set[str]]:
 def backlink_keys(backlinks: dict[str, dict[str, list[str]]]) -> dict[str, str]:
     """{DN as read: normalized DN} of the backlink values read ({anchor: {link: DNs}}), each DN normalized
     once; a DN that does not parse or encode is left out (it names no synced object)."""
-    keys = {dn: _key(dn) for links in backlinks.values() for dns in links.values() for dn in dns}
+    keys = {dn: dn_key(dn) for links in backlinks.values() for dns in links.values() for dn in dns}
     return {dn: key for dn, key in keys.items() if key is not None}
 
 
@@ -528,7 +518,7 @@ def members_from_backlinks(objects: dict[str, ObservedObject], backlinks: dict[s
     holders: dict[str, list[str]] = {}
     for anchor, obj in objects.items():
         for dn in (backlinks.get(anchor) or {}).get("memberof", []):
-            key = _key(dn)
+            key = dn_key(dn)
             if key is not None:
                 holders.setdefault(key, []).append(obj.dn)
     rows = index[isin_lowered(index["anchor"], groups)]
@@ -573,7 +563,7 @@ def observe_incremental(conn, *, base_dn: str, container_dn: str, search_base: s
     delta = change_inputs.delta
     known_containers = change_inputs.meta.get("containers") or {}
     moved = sorted(dn for guid, dn in delta.containers.items()
-                   if guid in known_containers and _key(dn) != known_containers[guid])
+                   if guid in known_containers and dn_key(dn) != known_containers[guid])
     if moved:
         raise FullReconcileNeeded(f"{len(moved)} containers holding synced objects were renamed or moved "
                                   f"({'; '.join(moved[:3])})")
@@ -657,7 +647,7 @@ def observe_incremental(conn, *, base_dn: str, container_dn: str, search_base: s
         account_names |= more_accounts
         principal_names |= more_principals
         sams |= more_sams
-    local_names = {cn for cn, dn in held_cns.items() if _key(dn) not in collector.synced_dns}
+    local_names = {cn for cn, dn in held_cns.items() if dn_key(dn) not in collector.synced_dns}
     anchors = known_rows["anchor"].tolist()
     known = {a: KnownObject(k, dn, g if isinstance(g, str) else None) for a, k, dn, g in
              zip(anchors, known_rows["kind"].tolist(), known_rows["dn"].tolist(), known_rows["guid"].tolist(),

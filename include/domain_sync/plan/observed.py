@@ -28,6 +28,7 @@ from domain_sync.dn import (
     DNError,
     ancestors,
     child_dn,
+    dn_key,
     guid_from_bytes,
     is_within,
     normalize_dn,
@@ -211,7 +212,7 @@ class ObservedDomain:
         synced = synced or {}
 
         def readable(dn: str) -> bool:
-            if dn in synced or _key(dn) is not None:
+            if dn in synced or dn_key(dn) is not None:
                 return True
             log.warning("skipping a DN the domain returned that cannot be read: %r", dn)
             if dn not in self.unreadable:
@@ -298,7 +299,7 @@ def observe_domain(
     local_in_container: dict[str, str] = {}
     if not missing:
         for entry in search_entries(conn, container_dn, "(cn=*)", ["cn", "objectGUID"], scope="LEVEL"):
-            if _key(entry["dn"]) not in synced_dns:
+            if dn_key(entry["dn"]) not in synced_dns:
                 local_names.update(name_key(v) for v in ldap_values(entry["attributes"].get("cn")))
                 raw_guid = _get(entry.get("raw_attributes", {}), "objectGUID")
                 if raw_guid and _named_by_cn(entry["dn"]):
@@ -456,7 +457,7 @@ def owned_outside(conn, base_dn: str, search_base: str, anchor_attribute: str, o
     entries = (entry for base, scope, q in searches for entry in search_entries(
         conn, base, q, ["objectClass", "objectGUID", anchor_attribute, owner_attribute], scope=scope))
     for entry in entries:
-        if _key(entry["dn"]) is not None and is_within(entry["dn"], search_base):
+        if dn_key(entry["dn"]) is not None and is_within(entry["dn"], search_base):
             continue
         anchor = _owned_anchor(entry, anchor_attribute, owner_attribute, owner_marker)
         if anchor is not None:
@@ -489,7 +490,7 @@ def outside_subtrees(conn, base_dn: str, search_base: str) -> list[tuple[str, st
         on_the_way = normalize_dn(next_down)
         way_goes_on = False
         for entry in search_entries(conn, container, "(objectClass=*)", ["objectClass"], scope="LEVEL"):
-            if _key(entry["dn"]) == on_the_way:
+            if dn_key(entry["dn"]) == on_the_way:
                 way_goes_on = True
             elif not {c.lower() for c in ldap_values(_get(entry["attributes"], "objectClass"))} & _LEAVES:
                 out.append((entry["dn"], "SUBTREE"))
@@ -511,13 +512,6 @@ def _owned_anchor(entry: dict, anchor_attribute: str, owner_attribute: str | Non
     raw = _get(entry.get("raw_attributes", {}), anchor_attribute)
     anchor = decode_anchor(anchor_attribute, raw[0]) if raw else None
     return anchor if is_object_id(anchor) else None
-
-
-def _key(dn: str) -> str | None:
-    try:
-        return normalize_dn(dn)
-    except DNError:
-        return None
 
 
 def _parent_key(dn: str) -> str | None:
@@ -650,9 +644,9 @@ def cns_held_by_key(cns: set[str], container_dn: str, local: Iterable[str],
         if dn is not None:
             held.setdefault(key, dn)
     container_key = normalize_dn(container_dn)
-    for dn_key, dn in settled.items():
-        if (not dn_key.isascii() and parent_text(dn_key) == container_key
-                and (key := _cn_key_of_normalized(dn_key)) in wanted):
+    for normalized, dn in settled.items():
+        if (not normalized.isascii() and parent_text(normalized) == container_key
+                and (key := _cn_key_of_normalized(normalized)) in wanted):
             held.setdefault(key, dn)
     return held
 
@@ -665,13 +659,13 @@ def cn_key(dn: str) -> str | None:
         return None
 
 
-def _cn_key_of_normalized(dn_key: str) -> str | None:
+def _cn_key_of_normalized(normalized: str) -> str | None:
     """name_key of the cn a normalized DN (normalize_dn) starts with; None when its first RDN is no cn."""
-    if not dn_key.startswith("cn="):
+    if not normalized.startswith("cn="):
         return None
-    if "\\" not in dn_key and "+" not in dn_key:
-        return name_key(dn_key[3:dn_key.index(",")])
-    return cn_key(dn_key)
+    if "\\" not in normalized and "+" not in normalized:
+        return name_key(normalized[3:normalized.index(",")])
+    return cn_key(normalized)
 
 
 @dataclass
@@ -726,7 +720,7 @@ def changed_since(conn, base_dn: str, anchor_attribute: str, usn: int, container
     are local objects directly in it (not synced: the owner rule of SyncedCollector)."""
     delta = DomainDelta()
     since = f"(uSNChanged>={int(usn) + 1})"
-    container = _key(container_dn) if container_dn else None
+    container = dn_key(container_dn) if container_dn else None
     read = ["objectClass", "objectGUID", "sAMAccountName", "userPrincipalName", anchor_attribute,
             *([owner_attribute] if owner_attribute else [])]
     for entry in search_entries(conn, base_dn, since, read):
