@@ -29,7 +29,7 @@ from domain_sync.domain_schema import (
     OM_PRINTABLE,
     AttributeSchema,
 )
-from domain_sync.naming import cut_utf16, utf16_length
+from domain_sync.naming import cut_utf16, name_key, utf16_length
 from domain_sync.records import is_missing
 
 CUT = "cut"
@@ -204,7 +204,8 @@ def _fit_distinct(out: np.ndarray, attribute: AttributeSchema, too_long: str) ->
 
 
 def fit_multi_series(values: pd.Series, attribute: AttributeSchema, too_long: str = CUT) -> tuple[pd.Series, list[Fix]]:
-    """Fit lists of values (or None) to a multi-valued attribute; repeats removed without case."""
+    """Fit lists of values (or None) to a multi-valued attribute; repeats removed as Windows AD compares
+    strings (naming.name_key: without case, accents, width), which refuses a repeat so (code 20)."""
     flat = objects(values).explode()
     flat = flat[flat.notna()]
     out = np.full(len(values), None, dtype=object)
@@ -216,7 +217,7 @@ def fit_multi_series(values: pd.Series, attribute: AttributeSchema, too_long: st
     fitted = fitted.to_numpy(dtype=object)
     keep = fitted != None  # noqa: E711
     positions, fitted = positions[keep], fitted[keep]
-    keys = pd.DataFrame({"row": positions, "key": [v.casefold() for v in fitted]})
+    keys = pd.DataFrame({"row": positions, "key": [name_key(v) for v in fitted]})
     first = ~keys.duplicated().to_numpy()
     positions, fitted = positions[first], fitted[first]
     if len(positions):

@@ -54,10 +54,11 @@ def test_values_of_the_wrong_syntax_are_dropped():
     assert fit(AttributeSchema("flag", "2.5.5.8"), True, "false", "maybe")[0] == ["TRUE", "FALSE", None]
 
 
-def test_multi_valued_values_fit_one_by_one_and_repeats_go_without_case():
+def test_multi_valued_values_fit_one_by_one_and_repeats_go_as_windows_ad_compares_them():
     attribute = DEFAULT_SCHEMA.attribute("proxyAddresses")
     fitted, fixes = fit_multi_series(pd.Series([["SMTP:a@x.test", "smtp:A@X.TEST", "smtp:" + "b" * 1200, ""],
-                                                None, [], ["smtp:c@x.test"]], dtype=object), attribute, "drop")
+                                                None, [], ["smtp:c@x.test", "smtp:ç@x.test", "smtp:ｃ@x.test"]],
+                                               dtype=object), attribute, "drop")
     assert fitted.tolist() == [["SMTP:a@x.test"], None, None, ["smtp:c@x.test"]]
     assert [(f.row, f.action) for f in fixes] == [(0, DROPPED)]
 
