@@ -43,10 +43,11 @@ if [[ ${#browser_missing[@]} -gt 0 ]]; then
     apt_install "${browser_missing[@]}"
 fi
 
-# Every tier but the benchmarks (pytest.ini's default is the pure tier alone); a -m given here wins.
-say "running: pytest -m 'not benchmark' $*"
+# Every tier but the benchmarks (pytest.ini's default is the pure tier alone); a -m given here wins. The 25
+# slowest tests are listed at the end, to keep the whole suite under its 30 minutes.
+say "running: pytest -m 'not benchmark' --durations=25 $*"
 status=0
-"$PY" -m pytest -m "not benchmark" "$@" || status=$?
+"$PY" -m pytest -m "not benchmark" --durations=25 "$@" || status=$?
 if [[ $status -eq 5 ]]; then
     echo "test.sh: error: pytest collected no tests (exit 5); a test run must run tests" >&2
     exit 5
