@@ -1,7 +1,8 @@
 """Names in the domain: sAMAccountName, cn, and RDN/DN escaping.
 
 sAMAccountName (AD rules, MS): at most 20 characters, none of " / \\ [ ] : ; | = , + * ? < >,
-unique in the domain across users, groups and computers, compared without case. Our rule
+unique in the domain across users, groups and computers, compared as Windows AD compares names
+(`name_key`: a local "jürgen" holds "jurgen"). Our rule
 (docs/design.md, "Names"):
   1. Source: mailNickname for users, displayName for groups.
   2. Fold to ASCII (NFKD, accents dropped), keep letters, digits, '.', '-', '_'; drop the rest;
