@@ -494,7 +494,7 @@ def test_names_windows_ad_takes_for_the_ascii_ones_the_sync_gives_are_held_under
     assert folded_name_keys(["jürgen", "ANA", "Ｍｕｌｌｅｒ", "zoë", "Zoë"]) == ["jurgen", "muller", "zoe"]
     assert folded_name_keys(["plain", "ÆSA"]) == ["aesa"] and folded_entry("CN=x", ["plain"], ["a@b"]) is None
     accounts, principals = {"jurgen": "CN=Ascii"}, {}
-    add_folded_names(accounts, principals, {aid(1): ["CN=J", ["jurgen", "muller"], ["jurgen@contoso.example"]]})
+    add_folded_names(accounts, principals, [["CN=J", ["jurgen", "muller"], ["jurgen@contoso.example"]]])
     assert accounts == {"jurgen": "CN=Ascii", "muller": "CN=J"}  # a name held as it is stays with its holder
     assert principals == {"jurgen@contoso.example": "CN=J"}
     before = {aid(1): ["CN=A", ["a"], []], aid(2): ["CN=B", ["b"], []], aid(3): ["CN=C", ["c"], []]}

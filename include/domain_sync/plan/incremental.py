@@ -631,7 +631,7 @@ def observe_incremental(conn, *, base_dn: str, container_dn: str, search_base: s
     # Names the DC's matching may not find that Windows AD takes for the ones looked up, as the last plan left
     # them and as the domain changed since.
     folded = change_inputs.delta.folded_names(change_inputs.meta.get("folded_names") or {})
-    add_folded_names(account_names, principal_names, folded)
+    add_folded_names(account_names, principal_names, folded.values())
     known_rows = index[~isin_lowered(index["anchor"], changed)]
     # The container's local objects, as the last plan left them and as the domain changed since.
     local = change_inputs.delta.local_in_container(change_inputs.meta.get("local") or {})

@@ -129,7 +129,8 @@ class ObservedDomain:
     container_dn: str
     missing_containers: list[str]
     objects: dict[str, ObservedObject]
-    # Lower-cased sAMAccountName and userPrincipalName of every object in the domain -> its DN
+    # sAMAccountName and userPrincipalName of every object in the domain, lower-cased (and, for the non-ASCII
+    # names folded_names lists, under their name_key too) -> its DN
     account_names: dict[str, str]
     principal_names: dict[str, str]
     # cn of local (not synced) objects directly in the container, as name_key gives them
@@ -270,7 +271,7 @@ def observe_domain(
             raw_guid = _get(entry.get("raw_attributes", {}), "objectGUID")
             if raw_guid and (held := folded_entry(entry["dn"], sams, upns)) is not None:
                 folded[guid_from_bytes(raw_guid[0])] = held
-        add_folded_names(account, principal, folded)
+        add_folded_names(account, principal, folded.values())
         return account, principal, folded
 
     collector = SyncedCollector(anchor_attribute, owner_attribute, owner_marker)
@@ -590,7 +591,7 @@ def observe_names(conn, base_dn: str, container_dn: str, account_names: set[str]
                 held_principal[name.lower()] = entry["dn"]
             # A DC that matches as Windows AD does answers "müller" for "muller": held under its key too.
             if (held := folded_entry(entry["dn"], sams, upns)) is not None:
-                add_folded_names(held_account, held_principal, {"": held})
+                add_folded_names(held_account, held_principal, [held])
     held_cn: dict[str, str] = {}
     for batch in _batches(sorted({f"(cn={escape_filter_chars(n)})" for n in common_names})):
         for entry in search_entries(conn, container_dn, batch, ["cn"], scope="LEVEL"):
@@ -613,9 +614,9 @@ def folded_entry(dn: str, account_names: list[str], principal_names: list[str]) 
 
 
 def add_folded_names(account_names: dict[str, str], principal_names: dict[str, str],
-                     folded: Mapping[str, list]) -> None:
-    """Each folded entry's keys as names its object holds ({name: DN}, a name held as it is kept)."""
-    for dn, sams, upns in folded.values():
+                     entries: Iterable[list]) -> None:
+    """Each folded entry's keys (folded_entry) as names its object holds ({name: DN}, a name held as it is kept)."""
+    for dn, sams, upns in entries:
         for key in sams:
             account_names.setdefault(key, dn)
         for key in upns:
