@@ -5,14 +5,15 @@ display names from the whole Unicode range (astral planes, combining marks, righ
 bidi controls, invisible characters) and with every character special to DNs, to sAMAccountName and
 to LDAP filters; leading and trailing spaces, a leading '#'; values longer than 64 and 256
 characters; duplicates among users, among groups and across both; names that differ only by case
-or by Unicode normalization; mail nicknames and UPNs built so that an account name implied by one
-object's nickname collides with another user's UPN in the domain's DNS name; nested groups, a few
+or by Unicode normalization, and names Windows AD takes for one another (without accents or width);
+mail nicknames and UPNs built so that an account name implied by one object's nickname collides with
+another user's UPN in the domain's DNS name; nested groups, a few
 large groups, members that are devices, service principals and organizational contacts; manager
 chains; soft-deleted users. Every value keeps to Graph's own rules (valid_upn, valid_mail_nickname,
 LIMITS). The same arguments give the same document.
 
 random_changes() applies a seeded batch of changes through the admin API (renames into and out of
-collisions, UPN changes, soft and hard deletes, restores, membership moves, manager changes).
+collisions, Windows AD's among them, UPN changes, soft and hard deletes, restores, membership moves, manager changes).
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ _ASTRAL_RANGES = tuple(r for r in _RANGES if r[0] > 0xFFFF)
 _COMBINING = (0x0300, 0x036F)
 _HEBREW, _ARABIC = (0x05D0, 0x05EA), (0x0627, 0x064A)
 _BIDI_CONTROLS = "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
-_INVISIBLE = "\u200b\u200c\u200d\ufeff\u00ad\u00a0\u2003\u3000\u2060"
+_ZERO_WIDTH = "\u200b\u200c\u200d\ufeff\u2060"
+_INVISIBLE = _ZERO_WIDTH + "\u00ad\u00a0\u2003\u3000"
 _EMOJI = ("\U0001f469\u200d\U0001f4bb", "\U0001f1f3\U0001f1f4", "\U0001f44d\U0001f3fd", "\u2764\ufe0f", "\U0001f600")
 _WORDS = (
     "Anna", "José", "Zoë", "Łukasz", "Søren", "Ægir", "Straße", "İlker", "Ωmega", "O'Brien", "Nuñez", "Björk",
@@ -249,14 +251,28 @@ def _display_shapes(rng: random.Random) -> dict[str, Shape]:
         "astral": lambda _n: w() + " " + _run(rng, _ASTRAL_RANGES, 2, 4),
         "combining": lambda _n: w() + " " + _combining(rng),
         "right-to-left": lambda _n: _rtl(rng) + " " + w(),
-        "invisible": lambda _n: w() + rng.choice(_INVISIBLE) + w(),
+        "invisible": lambda _n: w() + rng.choice(_ZERO_WIDTH) + w(),
         "emoji": lambda _n: w() + " " + rng.choice(_EMOJI),
         "long": lambda _n: _long_name(rng, rng.randint(65, 255)),
         "longest": lambda _n: _long_name(rng, LIMITS["displayName"]),
         "case trap": lambda _n: rng.choice(_CASE_TRAPS)[rng.randint(0, 1)],
         "decomposed": lambda _n: unicodedata.normalize("NFD", w() + " " + rng.choice(("Chloé", "Zoë", "Nuñez", "Müller"))),
+        # the name before it as Windows AD takes it (equal without accents or width, where Samba sees two names)
+        "accent twin": lambda n: _windows_twin(n[-1]) if n else "Jose",
+        "width twin": lambda n: _windows_twin(n[-1]) if n else "\uff2a\uff4f\uff53\uff45",
     })
     return shapes
+
+
+def _windows_twin(name: str) -> str:
+    """Another name Windows AD compares equal to `name` (KB 938447: without accents, width): its accents
+    dropped, or, when it has none, its ASCII letters and digits in full width, and the other way round."""
+    bare = "".join(c for c in unicodedata.normalize("NFD", name) if not unicodedata.combining(c))
+    if bare != unicodedata.normalize("NFD", name):
+        return unicodedata.normalize("NFC", bare)
+    swapped = "".join(chr(ord(c) + 0xFEE0) if c.isascii() and c.isalnum() else
+                      chr(ord(c) - 0xFEE0) if "\uff10" <= c <= "\uff5a" and c.isalnum() else c for c in name)
+    return swapped if swapped != name else name + "\u0301"
 
 
 def _swappable(ch: str) -> bool:
@@ -623,8 +639,10 @@ def _rename_into(rng: random.Random, admin: EmulatorAdmin, model: _Model) -> Cha
     if len(named) < 2:
         return None
     (kind, obj), (_k, other) = rng.sample(named, 2)
-    values: dict[str, Any] = {"displayName": other["displayName"] if rng.random() < 0.6 else
-                              _case_variant(rng, other["displayName"])}
+    roll = rng.random()
+    values: dict[str, Any] = {"displayName": other["displayName"] if roll < 0.5 else
+                              _case_variant(rng, other["displayName"]) if roll < 0.8 else
+                              _windows_twin(other["displayName"])}
     unified = "Unified" in (obj.get("groupTypes") or [])
     if not unified and rng.random() < 0.5 and other.get("mailNickname"):
         values["mailNickname"] = other["mailNickname"]

@@ -76,6 +76,15 @@ def case_only_pairs(values) -> bool:
     return any(len(spellings) > 1 for spellings in by_fold.values())
 
 
+def windows_only_pairs(values) -> bool:
+    """Values Windows AD takes for one another (without accents and width) that case folding keeps apart."""
+    by_key: dict[str, set[str]] = {}
+    for v in values:
+        key = "".join(c for c in unicodedata.normalize("NFKD", v) if not unicodedata.combining(c)).casefold()
+        by_key.setdefault(key, set()).add(unicodedata.normalize("NFC", v).casefold())
+    return any(len(spellings) > 1 for spellings in by_key.values())
+
+
 @FEW
 @given(seed=SEEDS)
 def test_every_hostile_class_is_there_whatever_the_seed(seed):
@@ -90,7 +99,7 @@ def test_every_hostile_class_is_there_whatever_the_seed(seed):
     assert any(unicodedata.combining(ch) for ch in text)
     assert any(unicodedata.bidirectional(ch) in ("R", "AL") for ch in text)
     assert any(ch in text for ch in "\u202e\u200f\u2066")  # bidi controls
-    assert any(ch in text for ch in "\u200b\u200d\ufeff")  # invisible characters
+    assert any(ch in text for ch in "\u200b\u200c\u200d\ufeff\u2060")  # zero-width characters
     assert any(utf16_len(n) > 64 for n in names) and any(utf16_len(n) == LIMITS["displayName"] for n in names)
     long_values = [u["streetAddress"] for u in users if u["streetAddress"]] + [g["description"] for g in groups
                                                                                 if g["description"]]
@@ -100,6 +109,7 @@ def test_every_hostile_class_is_there_whatever_the_seed(seed):
     assert set(user_names) & set(group_names)
     assert case_only_pairs(user_names) and case_only_pairs(group_names)
     assert any(unicodedata.normalize("NFC", n) != n for n in names)  # the same name, decomposed
+    assert windows_only_pairs(names)  # "Zoë"/"Zoe", "Anna"/full-width "Ａｎｎａ"
     nicks = [u["mailNickname"] for u in users]
     assert [c for c in MAIL_NICKNAME_SPECIALS if c not in "".join(nicks)] == []
     assert len(set(nicks)) < len(nicks) and case_only_pairs(nicks)

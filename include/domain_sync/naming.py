@@ -171,9 +171,11 @@ def account_name_options(anchor: str, base: str) -> Iterator[str]:
         counter += 1
 
 
-def common_name_options(anchor: str, base: str) -> tuple[str, str]:
-    """The two cns an object of this cn base may have in its container: the base, and the base with its suffix."""
-    return base, _suffixed_cn(base, anchor)
+def common_name_options(anchor: str, base: str) -> tuple[str, str, str]:
+    """The cns an object of this cn base may have in its container, in the order it takes them: the base, the
+    base with the first 8 hex digits of its id, and the base with all of them (where another object holds the
+    first two: a tenant object named as another's suffixed cn, or a local one left holding both)."""
+    return base, _suffixed_cn(base, anchor), _suffixed_cn(base, anchor, digits=32)
 
 
 def cn_base(display_name: str | None, fallback: str) -> str:
@@ -215,22 +217,24 @@ def account_name_bases(sources: pd.Series, anchors: pd.Series, kind: str) -> pd.
     return names
 
 
-def _suffixed_cn(base: str, anchor: str) -> str:
-    suffix = f" ({_hex_of(anchor)[:8]})"
+def _suffixed_cn(base: str, anchor: str, digits: int = 8) -> str:
+    suffix = f" ({_hex_of(anchor)[:digits]})"
     return cut_utf16(base, CN_MAX - len(suffix)).rstrip() + suffix
 
 
 def common_names_among(anchors: list[str], bases: list[str]) -> list[str]:
     """Each object's cn among these objects alone, as assign_common_names(zip(anchors, bases), []) gives it
     (a base held twice under name_key gets every holder's suffix), in the order given; for 100,000s of
-    objects. Where a suffixed cn meets another object's base, or an anchor comes twice, the order of
-    assignment matters: assign_common_names gives them."""
+    objects. Where a suffixed cn meets another object's base or another suffixed cn, or an anchor comes twice,
+    the order of assignment matters: assign_common_names gives them."""
     keys = [name_key(base) for base in bases]
     counts = Counter(keys)
     names = [(_suffixed_cn(base, anchor) if counts[key] > 1 else base)
              for anchor, base, key in zip(anchors, bases, keys, strict=True)]
-    suffixed = {name_key(name) for name, key in zip(names, keys, strict=True) if counts[key] > 1}
-    if len(set(anchors)) != len(anchors) or any(counts[key] == 1 and key in suffixed for key in keys):
+    suffixed = [name_key(name) for name, key in zip(names, keys, strict=True) if counts[key] > 1]
+    distinct = set(suffixed)
+    if (len(set(anchors)) != len(anchors) or len(distinct) != len(suffixed)
+            or any(counts[key] == 1 and key in distinct for key in keys)):
         assigned = assign_common_names(zip(anchors, bases, strict=True), [])
         return [assigned[anchor] for anchor in anchors]
     return names
@@ -242,7 +246,7 @@ def assign_common_names(
     """cn for each (anchor, cn base) of one container. Stable: an object whose current cn (`existing`)
     is its base or its suffixed base keeps that form, in the base's current spelling (a case-only
     change of the display name reaches the cn); newcomers sharing a name taken by a local object, an
-    existing one or another newcomer get " (<8 hex of id>)"."""
+    existing one or another newcomer get " (<8 hex of id>)", or " (<32 hex of id>)" where that is taken too."""
     candidates = list(candidates)
     existing = existing or {}
     claimed = {name_key(name) for name in local_names}
@@ -260,7 +264,11 @@ def assign_common_names(
     counts = Counter(name_key(base) for _, base in rest)
     for anchor, base in rest:
         key = name_key(base)
-        name = _suffixed_cn(base, anchor) if counts[key] > 1 or key in claimed else base
+        if counts[key] > 1 or key in claimed:
+            *_, name = longest = common_name_options(anchor, base)
+            name = next((option for option in longest[1:] if name_key(option) not in claimed), name)
+        else:
+            name = base
         result[anchor] = name
         claimed.add(name_key(name))
     return result

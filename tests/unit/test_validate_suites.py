@@ -10,6 +10,7 @@ import pytest
 
 from domain_sync.config import Settings
 from domain_sync.context import StageContext
+from domain_sync.naming import common_names_among
 from domain_sync.records import FIELDS, MEMBER_COLUMNS, REMOVED, attr_column
 from domain_sync.runs import RunFolder, write_json_atomic
 from domain_sync.state import StateStore
@@ -162,15 +163,29 @@ def test_values_over_their_schema_length_quarantine_the_object():
 
 
 def test_objects_whose_container_names_would_collide_are_quarantined():
-    # Same display name and the same first 8 hex digits of the id: the suffix rule cannot tell them apart.
-    users = records({"anchor": "abcdef12-0000-0000-0000-000000000001", "cn": "Sam"},
-                    {"anchor": "abcdef12-0000-0000-0000-000000000002", "cn": "SAM"},
+    # Same display name, and anchors whose hex digits are the same: no suffix tells them apart.
+    # The first takes the 8 digits, the second all of them, the third has none left.
+    users = records({"anchor": "emp-x-1234567890ab", "cn": "Sam"},
+                    {"anchor": "emp-y-1234567890ab", "cn": "SAM"},
+                    {"anchor": "emp-z-1234567890ab", "cn": "sam"},
                     {"anchor": "99999999-0000-0000-0000-000000000003", "cn": "Sam"})
     groups = pd.DataFrame([{"anchor": "77777777-0000-0000-0000-000000000004", "kind": "group", "cn": "Other"}])
     outcome = validate_names(Validator(), users, groups)
-    assert {q.anchor for q in outcome.quarantine} == {"abcdef12-0000-0000-0000-000000000001",
-                                                      "abcdef12-0000-0000-0000-000000000002"}
+    assert {q.anchor for q in outcome.quarantine} == {"emp-y-1234567890ab", "emp-z-1234567890ab"}
     assert {q.kind for q in outcome.quarantine} == {"user"}
+
+
+def test_ids_alike_in_their_first_8_hex_digits_get_their_whole_id_as_suffix():
+    # Same display name and the same first 8 hex digits of the id; one object named as another's suffixed cn.
+    users = records({"anchor": "abcdef12-0000-0000-0000-000000000001", "cn": "Sam"},
+                    {"anchor": "abcdef12-0000-0000-0000-000000000002", "cn": "SAM"},
+                    {"anchor": "99999999-0000-0000-0000-000000000003", "cn": "Sam (99999999)"},
+                    {"anchor": "99999999-0000-0000-0000-000000000005", "cn": "Sam"})
+    groups = pd.DataFrame([{"anchor": "77777777-0000-0000-0000-000000000004", "kind": "group", "cn": "Other"}])
+    assert validate_names(Validator(), users, groups).quarantine == []
+    names = common_names_among(list(users["anchor"]), list(users["cn"]))
+    assert names == ["Sam (abcdef12)", "SAM (abcdef12000000000000000000000002)", "Sam (99999999)",
+                     "Sam (99999999000000000000000000000005)"]
 
 
 def test_a_scoped_full_resync_without_tenant_changes_is_no_broken_read(tmp_path):
