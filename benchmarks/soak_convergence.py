@@ -54,6 +54,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--changes", type=int, default=25, help="random_changes per seed (default 25)")
     parser.add_argument("--domain-dir", type=Path, help="a provisioned local domain to use (started if stopped)")
     parser.add_argument("--address", help="loopback address for a newly provisioned DC")
+    parser.add_argument("--realm", help="the realm of a newly provisioned DC (default CORP.EXAMPLE.TEST)")
     parser.add_argument("--report", type=Path, help="write {seed: [problems]} as JSON here")
     parser.add_argument("--keep-failed", type=Path, help="keep a failing seed's folder (runs, log) under this folder")
     parser.add_argument("--stop-at-failure", action="store_true",
@@ -111,12 +112,12 @@ def main(argv: list[str] | None = None) -> int:
         directory = work / "domain"
         address = args.address or pick_test_address()
         print(f"provisioning a DC in {directory} on {address} ...", flush=True)
-        dc.provision(directory, address)
+        dc.provision(directory, address, realm=args.realm)
     if dc.status(directory) != "running":
         release_address(address)  # the picked address's LDAP ports, held while provisioning: the DC binds them now
         dc.start(directory)
         started_here = True
-    domain = LocalDomain(dir=directory, address=address)
+    domain = LocalDomain.of(directory, address)
 
     outcomes: dict[int, list[str]] = {}
     times: dict[int, float] = {}

@@ -1,11 +1,13 @@
-"""A local Samba AD DC for CORP.EXAMPLE.TEST kept entirely inside one folder (the demo's and the tests' domain).
+"""A local Samba AD DC for CORP.EXAMPLE.TEST (or another realm) kept entirely inside one folder (the demo's and
+the tests' domain).
 
-    python -m local_domain provision|start|stop|status|connection DIR [--address 127.0.0.1]
+    python -m local_domain provision|start|stop|status|connection DIR [--address 127.0.0.1] [--realm REALM]
     (scripts/local-domain runs this with the project's .venv python)
 
-- ``provision``: create the domain in DIR (skipped when DIR is already provisioned).
+- ``provision``: create the domain in DIR (skipped when DIR is already provisioned); ``--realm``: its realm
+  (default CORP.EXAMPLE.TEST; its first label is the NetBIOS domain name, the base DN its DC= components).
 - ``start``: start the DC as a daemon and wait until LDAPS on ADDRESS:636 answers with a certificate that
-  validates against DIR/private/tls/ca.pem for dc1.corp.example.test.
+  validates against DIR/private/tls/ca.pem for dc1.<the realm's DNS name>.
 - ``stop``: stop the DC (SIGTERM, then SIGKILL of its process group after a timeout).
 - ``status``: "running" or "stopped".
 - ``connection``: the Airflow connection of the domain (contains the admin password).
@@ -45,12 +47,56 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REALM = "CORP.EXAMPLE.TEST"
-NETBIOS_DOMAIN = "CORP"
+REALM = "CORP.EXAMPLE.TEST"  # the default realm (provision --realm gives another)
 HOST_NAME = "dc1"  # at most 15 characters, not the NetBIOS domain name
-SERVER_NAME = f"{HOST_NAME}.{REALM.lower()}"  # the name on the DC's TLS certificate
-BASE_DN = ",".join(f"DC={part}" for part in REALM.lower().split("."))
-BIND_DN = f"CN=Administrator,CN=Users,{BASE_DN}"
+_DNS_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class DomainNames:
+    """The names a domain of one realm goes by: its NetBIOS name, the DC's name on its TLS certificate, the base
+    DN and the administrator's DN."""
+
+    realm: str
+
+    @property
+    def dns_name(self) -> str:
+        return self.realm.lower()
+
+    @property
+    def netbios_domain(self) -> str:
+        return self.realm.split(".")[0][:15]
+
+    @property
+    def server_name(self) -> str:
+        return f"{HOST_NAME}.{self.dns_name}"
+
+    @property
+    def base_dn(self) -> str:
+        return ",".join(f"DC={part}" for part in self.dns_name.split("."))
+
+    @property
+    def bind_dn(self) -> str:
+        return f"CN=Administrator,CN=Users,{self.base_dn}"
+
+
+def domain_names(realm: str | None = None) -> DomainNames:
+    """The names of `realm` (a DNS name of two labels or more, given in any case; default REALM)."""
+    realm = (realm or REALM).strip().rstrip(".").upper()
+    labels = realm.split(".")
+    if len(labels) < 2 or not all(_DNS_LABEL.match(label) for label in labels) or len(realm) > 253:
+        raise LocalDomainError(f"{realm!r} is not a realm: a DNS name of two labels or more (CORP.EXAMPLE.TEST)")
+    if labels[0][:15] == HOST_NAME.upper() or labels[0][:1].isdigit():
+        raise LocalDomainError(f"{realm!r}: its first label gives the NetBIOS domain name, which may not be the "
+                               f"DC's host name {HOST_NAME!r} nor start with a digit")
+    return DomainNames(realm)
+
+
+_DEFAULT_NAMES = DomainNames(REALM)
+NETBIOS_DOMAIN = _DEFAULT_NAMES.netbios_domain
+SERVER_NAME = _DEFAULT_NAMES.server_name  # the name on the default DC's TLS certificate
+BASE_DN = _DEFAULT_NAMES.base_dn
+BIND_DN = _DEFAULT_NAMES.bind_dn
 LDAP_PORT = 389
 LDAPS_PORT = 636
 DEFAULT_ADDRESS = "127.0.0.1"
@@ -191,6 +237,15 @@ class DomainFolder:
                 f"{self.dir} is not a provisioned domain folder (run: scripts/local-domain provision {self.dir})"
             )
 
+    @property
+    def names(self) -> DomainNames:
+        """The names of the realm the folder was provisioned for (domain.json; REALM for older folders)."""
+        try:
+            realm = json.loads(self.domain_json.read_text()).get("extra", {}).get("realm")
+        except (OSError, ValueError):
+            realm = None
+        return DomainNames(realm or REALM)
+
     def recorded_address(self) -> str:
         """The address the DC binds: "interfaces = ADDRESS" in smb.conf, 0.0.0.0 when it binds all."""
         match = re.search(r"(?m)^[ \t]*interfaces[ \t]*=(.*)$", self.smb_conf.read_text())
@@ -233,18 +288,21 @@ def _run(args: list[str], log: Path | None = None) -> subprocess.CompletedProces
         return subprocess.run(args, check=False, stdout=out, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
 
 
-def connection_facts(folder: DomainFolder, address: str, with_password: bool) -> dict[str, Any]:
-    """The Airflow connection of the domain; "password_file" instead of the password unless with_password."""
-    conn: dict[str, Any] = {"conn_type": "ldap", "host": address, "port": LDAPS_PORT, "login": BIND_DN}
+def connection_facts(folder: DomainFolder, address: str, with_password: bool,
+                     names: DomainNames | None = None) -> dict[str, Any]:
+    """The Airflow connection of the domain; "password_file" instead of the password unless with_password.
+    `names`: the realm's (default: the one the folder records)."""
+    names = names or folder.names
+    conn: dict[str, Any] = {"conn_type": "ldap", "host": address, "port": LDAPS_PORT, "login": names.bind_dn}
     if with_password:
         conn["password"] = folder.password
     else:
         conn["password_file"] = str(folder.password_file)
     conn["extra"] = {
-        "base_dn": BASE_DN,
+        "base_dn": names.base_dn,
         "ca_file": str(folder.ca_file),
-        "tls_server_name": SERVER_NAME,
-        "realm": REALM,
+        "tls_server_name": names.server_name,
+        "realm": names.realm,
     }
     return conn
 
@@ -253,9 +311,9 @@ def connection_json(conn: dict[str, Any]) -> str:
     return json.dumps(conn, indent=2) + "\n"
 
 
-def krb5_conf_text(kdc: str) -> str:
+def krb5_conf_text(kdc: str, names: DomainNames = _DEFAULT_NAMES) -> str:
     """A krb5.conf naming the DC as KDC (the one provision writes relies on DNS, which this DC does not serve)."""
-    realm, domain = REALM, REALM.lower()
+    realm, domain = names.realm, names.dns_name
     return (
         f"[libdefaults]\n\tdefault_realm = {realm}\n\tdns_lookup_realm = false\n\tdns_lookup_kdc = false\n\n"
         f"[realms]\n\t{realm} = {{\n\t\tkdc = {kdc}\n\t\tkpasswd_server = {kdc}\n\t}}\n\n"
@@ -279,18 +337,23 @@ def new_admin_password() -> str:
 
 
 # ---------------------------------------------------------------- provision
-def provision(directory: Path | str, address: str | None = None, admin_password: str | None = None) -> DomainFolder:
-    """Create the domain in ``directory`` bound to ``address`` (default 127.0.0.1); nothing when already there.
+def provision(directory: Path | str, address: str | None = None, admin_password: str | None = None,
+              realm: str | None = None) -> DomainFolder:
+    """Create the domain of ``realm`` (default REALM) in ``directory`` bound to ``address`` (default 127.0.0.1);
+    nothing when already there.
 
     The admin password is ``admin_password``, else LOCAL_DOMAIN_ADMIN_PASSWORD, else a random one.
     """
     folder = DomainFolder(Path(directory))
     if address is not None:
         check_address(address)
+    names = domain_names(realm)
     if folder.is_provisioned():
         recorded = folder.recorded_address()
         if address is not None and address != recorded:
             raise LocalDomainError(f"{folder.dir} is already provisioned for address {recorded}, not {address}")
+        if realm is not None and names != folder.names:
+            raise LocalDomainError(f"{folder.dir} is already provisioned for realm {folder.names.realm}, not {names.realm}")
         say(f"{folder.dir} is already provisioned (address {recorded}); nothing to do")
         return folder
     address = address or DEFAULT_ADDRESS
@@ -322,15 +385,15 @@ def provision(directory: Path | str, address: str | None = None, admin_password:
     if address != ALL_INTERFACES:
         options += [f"--option=interfaces={address}", "--option=bind interfaces only=yes"]
 
-    say(f"provisioning {REALM} in {d} (address {address})")
+    say(f"provisioning {names.realm} in {d} (address {address})")
     started = time.monotonic()
     folder.provision_log.write_text("")
     result = _run(
         [
             samba_tool, "domain", "provision",
             f"--targetdir={d}",
-            f"--realm={REALM}",
-            f"--domain={NETBIOS_DOMAIN}",
+            f"--realm={names.realm}",
+            f"--domain={names.netbios_domain}",
             "--server-role=dc",
             "--dns-backend=NONE",
             "--backend-store=mdb",
@@ -355,8 +418,9 @@ def provision(directory: Path | str, address: str | None = None, admin_password:
         raise LocalDomainError("could not disable password expiry of Administrator")
 
     folder.smb_conf.write_text(add_global_settings(folder.smb_conf.read_text()))
-    folder.krb5_conf.write_text(krb5_conf_text(connect_address(address)))
-    folder.domain_json.write_text(connection_json(connection_facts(folder, connect_address(address), with_password=False)))
+    folder.krb5_conf.write_text(krb5_conf_text(connect_address(address), names))
+    folder.domain_json.write_text(connection_json(connection_facts(folder, connect_address(address), with_password=False,
+                                                                   names=names)))
     folder.marker.touch()
     say(f"provisioned in {time.monotonic() - started:.0f} s; admin password in {folder.password_file}")
     return folder
@@ -383,7 +447,7 @@ def _wait_until_ready(folder: DomainFolder, pid: int, address: str, timeout: flo
     target = connect_address(address)
     deadline = time.monotonic() + timeout
     while True:
-        if folder.ca_file.is_file() and tls_ready(target, folder.ca_file):
+        if folder.ca_file.is_file() and tls_ready(target, folder.ca_file, folder.names.server_name):
             return
         if not alive(pid):
             raise LocalDomainError(
@@ -392,7 +456,7 @@ def _wait_until_ready(folder: DomainFolder, pid: int, address: str, timeout: flo
         if time.monotonic() >= deadline:
             raise LocalDomainError(
                 f"{folder.log_tail()}\nLDAPS on {target}:{LDAPS_PORT} did not answer a TLS handshake validated "
-                f"against {folder.ca_file} for {SERVER_NAME} within {timeout:g}s"
+                f"against {folder.ca_file} for {folder.names.server_name} within {timeout:g}s"
             )
         time.sleep(0.2)
 

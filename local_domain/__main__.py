@@ -1,4 +1,5 @@
-"""python -m local_domain provision|start|stop|status|connection DIR [--address ADDRESS] (see the package's docstring).
+"""python -m local_domain provision|start|stop|status|connection DIR [--address ADDRESS] [--realm REALM] (see the
+package's docstring).
 
 Exit codes: 0 done (status: running), 1 failed, 2 bad arguments, 3 status: stopped.
 """
@@ -17,7 +18,7 @@ STOPPED = 3
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="local-domain",
-        description=f"Manage a local Samba AD DC for {local_domain.REALM} kept entirely inside one folder.",
+        description=f"Manage a local Samba AD DC (default realm {local_domain.REALM}) kept entirely inside one folder.",
     )
     parser.add_argument("command", choices=local_domain.COMMANDS)
     parser.add_argument("dir", metavar="DIR", help="the domain folder")
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"the IPv4 address the DC binds (provision; default {local_domain.DEFAULT_ADDRESS}, "
         f"{local_domain.ALL_INTERFACES} for all); start checks it against the provisioned one",
     )
+    parser.add_argument("--realm", help=f"the domain's realm (provision; default {local_domain.REALM})")
     return parser
 
 
@@ -39,7 +41,7 @@ def _address(value: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     if args.command == "provision":
-        local_domain.provision(args.dir, args.address)
+        local_domain.provision(args.dir, args.address, realm=args.realm)
     elif args.command == "start":
         local_domain.start(args.dir, args.address)
     elif args.command == "stop":

@@ -89,6 +89,36 @@ def test_a_hostile_tenant_converges_and_stays_converged(sync_env, seed, plan_mod
     assert not problems, "a sync after convergence writes nothing:\n" + "\n".join(problems)
 
 
+OTHER_REALM = "RESEARCH.FABRIKAM-LABS.CO.UK"
+
+
+@pytest.fixture(scope="module")
+def other_realm_domain(tmp_path_factory):
+    from tests.fixtures.local_domain import running_local_domain
+
+    with running_local_domain(tmp_path_factory, OTHER_REALM) as domain:
+        yield domain
+
+
+def test_a_hostile_tenant_converges_in_a_domain_of_another_realm(other_realm_domain, tmp_path, monkeypatch):
+    """Nothing assumes the demo's realm: a DC of a realm of four labels with a hyphen (another base DN, NetBIOS
+    name and DNS name for UPN suffixes and implied UPNs, another name on the DC's certificate), the tenant's
+    UPNs in that DNS name; the whole scenario with hand edits, every sync making both plans."""
+    from tests.fixtures.sync_env import end_sync_env, new_sync_env
+
+    assert other_realm_domain.base_dn == "DC=research,DC=fabrikam-labs,DC=co,DC=uk"
+    assert other_realm_domain.server_name == "dc1.research.fabrikam-labs.co.uk"
+    env = new_sync_env(other_realm_domain, tmp_path, monkeypatch)
+    try:
+        env.set(plan_mode="incremental")
+        problems = run_scenario(env, 4242, USERS, GROUPS, CHANGES, compare_plans=True, edits=True)
+        upns = [first(e.get("userprincipalname")) for e in env.synced_entries(["userPrincipalName"]).values()]
+    finally:
+        end_sync_env(env)
+    assert not problems, "\n".join(problems)
+    assert sum(1 for u in upns if str(u).endswith("@research.fabrikam-labs.co.uk")) > USERS // 2, upns
+
+
 def test_the_check_finds_each_kind_of_difference_and_accepts_a_converged_domain(sync_env):
     """The check is not vacuous: on a converged domain it finds nothing; each change made to the domain behind
     the sync's back is found, with the object and the attribute; a reported collision explains its object."""

@@ -27,6 +27,11 @@ def test_every_command_parses(command):
     assert (args.command, args.dir, args.address) == (command, "some/dir", "127.0.0.2")
 
 
+def test_realm_is_an_option_of_provision():
+    assert build_parser().parse_args(["provision", "d", "--realm", "AD.EXAMPLE.NET"]).realm == "AD.EXAMPLE.NET"
+    assert build_parser().parse_args(["provision", "d"]).realm is None
+
+
 def test_address_is_optional_and_may_come_first():
     assert build_parser().parse_args(["start", "d"]).address is None
     assert build_parser().parse_args(["--address=0.0.0.0", "provision", "d"]).address == "0.0.0.0"
@@ -69,6 +74,32 @@ def test_connection_facts_name_the_password_file_or_the_password(tmp_path):
         "tls_server_name": local_domain.SERVER_NAME,
         "realm": local_domain.REALM,
     }
+
+
+def test_another_realm_names_its_domain_and_the_folder_remembers_it(tmp_path):
+    names = local_domain.domain_names("research.fabrikam-labs.co.uk.")
+    assert (names.realm, names.dns_name, names.netbios_domain) == ("RESEARCH.FABRIKAM-LABS.CO.UK",
+                                                                 "research.fabrikam-labs.co.uk", "RESEARCH")
+    assert names.server_name == "dc1.research.fabrikam-labs.co.uk"
+    assert names.bind_dn == "CN=Administrator,CN=Users,DC=research,DC=fabrikam-labs,DC=co,DC=uk"
+    assert local_domain.domain_names("averyveryverylongname.test").netbios_domain == "AVERYVERYVERYLO"
+    folder = local_domain.DomainFolder(tmp_path)
+    assert folder.names == local_domain.domain_names()  # not provisioned yet: the default realm
+    folder.password_file.write_text("Secret-1a")
+    folder.domain_json.write_text(local_domain.connection_json(
+        local_domain.connection_facts(folder, "127.0.0.2", with_password=False, names=names)))
+    assert folder.names == names
+    facts = local_domain.connection_facts(folder, "127.0.0.2", with_password=True)
+    assert facts["login"] == names.bind_dn
+    assert facts["extra"]["base_dn"] == "DC=research,DC=fabrikam-labs,DC=co,DC=uk"
+    assert "default_realm = RESEARCH.FABRIKAM-LABS.CO.UK" in local_domain.krb5_conf_text("127.0.0.2", names)
+
+
+@pytest.mark.parametrize("realm", ["LOCAL", "corp..test", "-corp.test", "dc1.example.test", "1corp.test",
+                                   "corp_x.test", "a" * 64 + ".test"])
+def test_a_realm_the_dc_cannot_take_is_refused(realm):
+    with pytest.raises(LocalDomainError):
+        local_domain.domain_names(realm)
 
 
 def test_smb_conf_gets_the_settings_provision_drops():
