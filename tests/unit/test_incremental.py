@@ -514,3 +514,24 @@ def test_the_containers_local_objects_are_the_last_plans_with_the_domains_change
     assert delta.local_in_container(before) == {aid(1): f"CN=Kept,{C}", aid(4): f"CN=New name,{C}",
                                                 aid(6): f"CN=Added,{C}"}
     assert DomainDelta().local_in_container(before) == before
+
+
+def test_objects_of_ours_gone_from_the_search_base_and_not_among_the_domains_changes_are_deleted(monkeypatch):
+    """Where the bind account sees no tombstones: an object of ours missing under the search base is deleted,
+    unless the domain's changes hold it (moved away: the changed set reads it where it is now)."""
+    import domain_sync.plan.observed as observed
+
+    def entry(n: int) -> dict:
+        return {"dn": f"CN=o{n},{C}", "attributes": {}, "raw_attributes": {"objectGUID": [uuid.UUID(aid(n)).bytes_le]}}
+
+    searched = []
+
+    def search_entries(conn, base, search_filter, attributes, scope="SUBTREE", controls=None):
+        searched.append((base, attributes))
+        return iter([entry(1), entry(2)])
+
+    monkeypatch.setattr(observed, "search_entries", search_entries)
+    delta = DomainDelta(guids={aid(3).upper()}, children={aid(4): None})
+    ours = {aid(n).upper() for n in (1, 2, 3, 4, 5)}
+    assert observed.missing_guids(object(), C, ours, delta) == {aid(5)}
+    assert searched == [(C, ["objectGUID"])]

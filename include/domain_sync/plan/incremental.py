@@ -93,12 +93,14 @@ from domain_sync.plan.observed import (
     cn_key,
     cns_held_by_key,
     container_guids,
+    missing_guids,
     observe_anchors,
     observe_domain,
     observe_guids,
     observe_names,
     owned_outside,
     synced_attributes,
+    tombstones_visible,
 )
 from domain_sync.records import ATTR_PREFIX, GROUP, USER, ChangeSet, Op
 from domain_sync.runs import RunFolder
@@ -716,6 +718,9 @@ class PlanRound:
     index: DomainIndex
     changed: dict[str, int] = field(default_factory=dict)
     groups_by_members: int = 0
+    # How the incremental plan found synced objects deleted in the domain: "tombstones", or "presence scan" where
+    # the bind account sees none (tombstones_visible).
+    deletions_seen_by: str | None = None
 
     def synced_counts(self) -> dict[str, int]:
         return self.index.synced_counts()
@@ -731,6 +736,7 @@ class PlanRound:
             out["changed_set"] = self.changed.get("total", 0)
             out["changed_by_reason"] = {k: v for k, v in self.changed.items() if k != "total"}
             out["groups_read_without_members"] = self.groups_by_members
+            out["deletions_seen_by"] = self.deletions_seen_by
         return out
 
 
@@ -765,6 +771,15 @@ def make_plan(connect_domain, where: PlanSetting, inputs: PlanInputs, *, full_be
                 check_size(set().union(*changed_set(change_inputs).values()), index.frame)
                 change_inputs.delta = changed_since(conn, where.base_dn, where.anchor_attribute, index.meta["usn"],
                                                     where.container_dn, where.owner_attribute, where.owner_marker)
+                deletions_seen_by = "tombstones"
+                if not tombstones_visible(conn, where.base_dn):
+                    # A delegated account: an object of ours deleted by hand is found missing instead.
+                    gone = missing_guids(conn, where.search_base, set(index.frame["guid"].dropna()),
+                                         change_inputs.delta)
+                    change_inputs.delta.deleted_guids |= gone
+                    deletions_seen_by = "presence scan"
+                    log.info("the bind account sees no deleted objects (tombstones): deletions of synced objects "
+                             "found by reading the objectGUIDs under %s: %d gone", where.search_base, len(gone))
                 read = observe_incremental(
                     conn, base_dn=where.base_dn, container_dn=where.container_dn, search_base=where.search_base,
                     anchor_attribute=where.anchor_attribute, mapped_attributes=where.mapped_attributes,
@@ -782,7 +797,7 @@ def make_plan(connect_domain, where: PlanSetting, inputs: PlanInputs, *, full_be
                                 read.outside, read.observed)
                 return PlanRound(change_set, collisions, read.observed, INCREMENTAL, None, DomainIndex(frame, meta),
                                  changed={**read.reasons, "total": len(read.changed)},
-                                 groups_by_members=read.groups_by_members)
+                                 groups_by_members=read.groups_by_members, deletions_seen_by=deletions_seen_by)
             except FullReconcileNeeded as exc:
                 reason = str(exc)
                 log.info("full reconcile: %s", reason)

@@ -39,6 +39,7 @@ from domain_sync.dn import (
 )
 from domain_sync.domain import (
     SHOW_DELETED,
+    DomainReadFailed,
     anchor_filter_value,
     decode_anchor,
     entry_exists,
@@ -756,6 +757,38 @@ def changed_since(conn, base_dn: str, anchor_attribute: str, usn: int, container
         if raw_guid:
             delta.deleted_guids.add(guid_from_bytes(raw_guid[0]))
     return delta
+
+
+# The Deleted Objects container's well-known GUID (MS-ADTS 6.1.1.4, GUID_DELETED_OBJECTS_CONTAINER_W).
+DELETED_OBJECTS_WKGUID = "18e2ea80684f11d2b9aa00c04f79f805"
+
+
+def tombstones_visible(conn, base_dn: str) -> bool:
+    """Whether this connection's account sees deleted objects: the Show Deleted control shows a tombstone only
+    to an account that may list the Deleted Objects container and read its objects, which AD (and Samba) grant
+    to administrators alone by default. A delegated account (full control of the sync's organizational unit and
+    nothing more) sees none, not even of objects it deleted itself, and its search for deletions finds nothing
+    without an error. False as well in a domain that holds no tombstone at all."""
+    try:
+        for _entry in search_entries(conn, f"<WKGUID={DELETED_OBJECTS_WKGUID},{base_dn}>", "(objectClass=*)",
+                                     ["1.1"], scope="LEVEL", controls=[SHOW_DELETED]):
+            return True
+    except DomainReadFailed:  # no such object, or no right to it
+        return False
+    return False
+
+
+def missing_guids(conn, search_base: str, guids: set[str], delta: DomainDelta) -> set[str]:
+    """Of `guids` (synced users and groups under the search base), those no longer there and not among the
+    domain's changes (`delta`: a changed object was moved, not deleted): deleted, where tombstones cannot tell
+    (tombstones_visible). One read of every user's and group's objectGUID under the search base."""
+    present: set[str] = set()
+    for entry in search_entries(conn, search_base, "(|(objectClass=user)(objectClass=group))", ["objectGUID"]):
+        raw = _get(entry.get("raw_attributes", {}), "objectGUID")
+        if raw:
+            present.add(guid_from_bytes(raw[0]))
+    return {g.lower() for g in guids} - present - {g.lower() for g in delta.guids} - {
+        g.lower() for g in delta.children}
 
 
 def container_guids(conn, dns: set[str]) -> dict[str, str]:
