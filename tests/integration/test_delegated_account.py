@@ -59,7 +59,7 @@ def test_a_delegated_account_syncs_and_finds_objects_deleted_by_hand(sync_env):
         ana = tenant_user("ana", "Ana Lima")
         bob = tenant_user("bob", "Bob Stone", manager={"id": ana["id"]})
         team = tenant_group("Team", [ana, bob])
-        sync_env.start_tenant({"users": [ana, bob], "groups": [team]})
+        emu = sync_env.start_tenant({"users": [ana, bob], "groups": [team]})
         created = sync_env.run()
         assert created["apply"]["writes"].get("user.create") == 2, created["apply"]
         idle = sync_env.run()
@@ -79,6 +79,13 @@ def test_a_delegated_account_syncs_and_finds_objects_deleted_by_hand(sync_env):
         assert {first(entries["bob"][1]["manager"])} == {entries["ana"][0]}
         assert set(entries["Team"][1]["member"]) == {entries["ana"][0], entries["bob"][0]}
         assert sync_env.run()["plan"]["changes"] == 0
+
+        emu.admin.delete_user(bob["id"], permanent=True)  # the account's own deletes and disables
+        emu.admin.update_user(ana["id"], {"accountEnabled": False})
+        written = sync_env.run()["apply"]["writes"]
+        assert written.get("user.delete") == 1 and written.get("user.disable") == 1, written
+        entries = by_sam(sync_env.synced_entries(["sAMAccountName", "userAccountControl"]))
+        assert "bob" not in entries and int(first(entries["ana"][1]["useraccountcontrol"])) & 2
     finally:
         delete_subtree(admin, parent)
         if account:
