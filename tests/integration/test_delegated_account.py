@@ -5,14 +5,18 @@ even one it deleted itself: the incremental plan finds a synced object deleted b
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import uuid
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from ldap3.protocol.formatters.formatters import format_sid
 
 from domain_sync.plan.observed import tombstones_visible
+from tests.fixtures.convergence import run_scenario
 from tests.fixtures.sync_env import by_sam, delete_subtree, first, tenant_group, tenant_user
 
 pytestmark = pytest.mark.integration
@@ -36,7 +40,10 @@ def delegated_account(domain, admin, ou_dn: str) -> str:
     return dn
 
 
-def test_a_delegated_account_syncs_and_finds_objects_deleted_by_hand(sync_env):
+@contextlib.contextmanager
+def delegated_unit(sync_env) -> Iterator[tuple[str, str, Any]]:
+    """A unit delegated to a new account, the env's container inside it and the env's domain connection bound as
+    that account: (the unit's DN, the account's DN, an administrator's connection). Both removed after."""
     domain = sync_env.domain
     parent = f"OU=delegated-{uuid.uuid4().hex[:8]},{domain.base_dn}"
     admin = domain.ldap_connection()
@@ -44,6 +51,30 @@ def test_a_delegated_account_syncs_and_finds_objects_deleted_by_hand(sync_env):
     try:
         assert admin.add(parent, ["organizationalUnit"], {}), admin.result
         account = delegated_account(domain, admin, parent)
+        sync_env.container = f"OU=inner,{parent.split(',', 1)[0]}"
+        sync_env.set(container=sync_env.container, search_base=sync_env.container)
+        connection = domain.connection() | {"login": account, "password": PASSWORD}
+        sync_env.monkeypatch.setenv("AIRFLOW_CONN_LDAP_DOMAIN", json.dumps(connection))
+        yield parent, account, admin
+    finally:
+        delete_subtree(admin, parent)
+        if account:
+            admin.delete(account)
+        admin.unbind()
+
+
+def test_a_hostile_tenant_converges_through_a_delegated_account(sync_env):
+    """The whole convergence scenario (local objects, random changes, hand edits made by an administrator, among
+    them deletions of synced objects), every sync making both plans."""
+    with delegated_unit(sync_env):
+        sync_env.set(plan_mode="incremental")
+        problems = run_scenario(sync_env, 5150, 60, 12, 25, compare_plans=True, edits=True)
+    assert not problems, "\n".join(problems)
+
+
+def test_a_delegated_account_syncs_and_finds_objects_deleted_by_hand(sync_env):
+    domain = sync_env.domain
+    with delegated_unit(sync_env) as (parent, account, admin):
         svc = domain.ldap_connection(account, PASSWORD)
         assert not svc.add(f"CN=not-here,CN=Users,{domain.base_dn}", USER_CLASSES, {"sAMAccountName": "not-here"})
         gone = f"CN=gone,{parent}"
@@ -52,10 +83,7 @@ def test_a_delegated_account_syncs_and_finds_objects_deleted_by_hand(sync_env):
         assert tombstones_visible(admin, domain.base_dn) and not tombstones_visible(svc, domain.base_dn)
         svc.unbind()
 
-        sync_env.container = f"OU=inner,{parent.split(',', 1)[0]}"
-        sync_env.set(container=sync_env.container, search_base=sync_env.container, plan_mode="incremental")
-        connection = domain.connection() | {"login": account, "password": PASSWORD}
-        sync_env.monkeypatch.setenv("AIRFLOW_CONN_LDAP_DOMAIN", json.dumps(connection))
+        sync_env.set(plan_mode="incremental")
         ana = tenant_user("ana", "Ana Lima")
         bob = tenant_user("bob", "Bob Stone", manager={"id": ana["id"]})
         team = tenant_group("Team", [ana, bob])
@@ -86,8 +114,3 @@ def test_a_delegated_account_syncs_and_finds_objects_deleted_by_hand(sync_env):
         assert written.get("user.delete") == 1 and written.get("user.disable") == 1, written
         entries = by_sam(sync_env.synced_entries(["sAMAccountName", "userAccountControl"]))
         assert "bob" not in entries and int(first(entries["ana"][1]["useraccountcontrol"])) & 2
-    finally:
-        delete_subtree(admin, parent)
-        if account:
-            admin.delete(account)
-        admin.unbind()
