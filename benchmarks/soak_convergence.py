@@ -105,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="soak-convergence-"))
     started_here = False
     if args.domain_dir:
+        if args.realm:
+            sys.exit("soak: --realm names the realm of a DC it provisions; --domain-dir's DC has its own")
         directory = args.domain_dir.resolve()
         facts = json.loads((directory / "domain.json").read_text(encoding="utf-8"))
         address = facts["host"]

@@ -15,7 +15,8 @@ unique in the domain across users, groups and computers, compared as Windows AD 
 
 cn: the displayName (cut to 64 UTF-16 code units, the schema's limit); when two synced objects of one container, or a
 synced and a local one, share it (compared as Windows AD compares names: `name_key`), each synced one gets
-" (<8 hex of id>)".
+" (<8 hex of id>)", or " (<32 hex of id>)" where that is held too (common_name_options), and past that (a name
+made to be another's) " (<32 hex of id>-2)", "-3" and so on.
 
 Tenant object ids (Graph's `id`, the anchor of every synced object) are GUIDs in their 8-4-4-4-12 form:
 `OBJECT_ID_PATTERN` (for JSON schemas and expectations) and `is_object_id` are the one test of that.
@@ -217,9 +218,31 @@ def account_name_bases(sources: pd.Series, anchors: pd.Series, kind: str) -> pd.
     return names
 
 
-def _suffixed_cn(base: str, anchor: str, digits: int = 8) -> str:
-    suffix = f" ({_hex_of(anchor)[:digits]})"
+def _suffixed_cn(base: str, anchor: str, digits: int = 8, counter: int | None = None) -> str:
+    suffix = f" ({_hex_of(anchor)[:digits]}{'' if counter is None else f'-{counter}'})"
     return cut_utf16(base, CN_MAX - len(suffix)).rstrip() + suffix
+
+
+_COUNTED_SUFFIX = re.compile(r" \([0-9a-f]+-([0-9]+)\)$")
+
+
+def is_common_name_of(anchor: str, base: str, cn: str) -> bool:
+    """Whether `cn` is one of the cns assign_common_names may give the object (common_name_options, or a
+    counted whole-id form)."""
+    if cn in common_name_options(anchor, base):
+        return True
+    counted = _COUNTED_SUFFIX.search(cn)
+    return counted is not None and cn == _suffixed_cn(base, anchor, digits=32, counter=int(counted.group(1)))
+
+
+def _suffixed_cns(anchor: str, base: str) -> Iterator[str]:
+    """The suffixed cns of an object in the order it takes them: its suffixed common_name_options, then (where a
+    tenant display name or a local object holds even the whole-id form) that form with "-2", "-3" and so on."""
+    yield from common_name_options(anchor, base)[1:]
+    counter = 2
+    while True:
+        yield _suffixed_cn(base, anchor, digits=32, counter=counter)
+        counter += 1
 
 
 def common_names_among(anchors: list[str], bases: list[str]) -> list[str]:
@@ -244,9 +267,9 @@ def assign_common_names(
     candidates: Iterable[tuple[str, str]], local_names: Iterable[str], existing: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """cn for each (anchor, cn base) of one container. Stable: an object whose current cn (`existing`)
-    is its base or its suffixed base keeps that form, in the base's current spelling (a case-only
+    is one of its common_name_options keeps that form, in the base's current spelling (a case-only
     change of the display name reaches the cn); newcomers sharing a name taken by a local object, an
-    existing one or another newcomer get " (<8 hex of id>)", or " (<32 hex of id>)" where that is taken too."""
+    existing one or another newcomer get the first suffixed form no other object holds (_suffixed_cns)."""
     candidates = list(candidates)
     existing = existing or {}
     claimed = {name_key(name) for name in local_names}
@@ -265,8 +288,7 @@ def assign_common_names(
     for anchor, base in rest:
         key = name_key(base)
         if counts[key] > 1 or key in claimed:
-            *_, name = longest = common_name_options(anchor, base)
-            name = next((option for option in longest[1:] if name_key(option) not in claimed), name)
+            name = next(option for option in _suffixed_cns(anchor, base) if name_key(option) not in claimed)
         else:
             name = base
         result[anchor] = name

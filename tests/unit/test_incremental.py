@@ -258,15 +258,16 @@ def test_account_names_from_the_looked_up_names_are_the_full_ones(bases, taken, 
 
 @settings(max_examples=200, deadline=None)
 @given(bases=st.lists(st.sampled_from(["Ana", "ana", "Bob", "Ana (x)", "Zoë", "Zoe", "ＢＯＢ"]), min_size=1, max_size=6),
-       local=st.sets(st.sampled_from(["ana", "bob", "zoë", "zoe", "carl", "ana (00000000)", "Ána"])),
-       existing=st.dictionaries(st.integers(0, 5), st.booleans()))
+       local=st.sets(st.sampled_from(["ana", "bob", "zoë", "zoe", "carl", "ana (00000000)", "Ána",
+                                      "ana (00000000000000000000000000000002)"])),
+       existing=st.dictionaries(st.integers(0, 5), st.integers(0, 2)))
 def test_common_names_from_the_looked_up_names_are_the_full_ones(bases, local, existing):
     anchors = [aid(n + 1) for n in range(len(bases))]
     candidates = list(zip(anchors, bases, strict=True))
     from domain_sync.naming import common_name_options
 
-    current = {anchors[i]: common_name_options(anchors[i], bases[i])[int(suffixed)]
-               for i, suffixed in existing.items() if i < len(anchors)}
+    current = {anchors[i]: common_name_options(anchors[i], bases[i])[form]
+               for i, form in existing.items() if i < len(anchors)}
     full = assign_common_names(candidates, local, current)
     records = [{"anchor": a, "account_name": "n", "cn": b} for a, b in candidates]
     _s, _u, cns = wanted_names(records, set(current), SUFFIX)

@@ -194,16 +194,29 @@ def test_the_name_key_is_a_key_of_the_case_folded_name_and_of_itself(text):
 
 @given(st.lists(st.tuples(st.sampled_from([f"{n % 4:08x}-0000-0000-0000-{n:012x}" for n in range(12)]),
                           st.sampled_from(["José", "Jose", "JOSÉ", "Ｊｏｓｅ", "Zoë", "Zoe", "アキラ", "あきら",
-                                           "Jose (00000001)", "ZOË (00000002)"])),
+                                           "Jose (00000001)", "ZOË (00000002)",
+                                           "Jose (00000001000000000000000000000005)"])),
                 max_size=10),
-       st.sets(st.sampled_from(["jose", "zoë", "あきら", "ana", "Jose (00000001)", "ｊｏｓｅ (00000002)"]), max_size=4))
+       st.sets(st.sampled_from(["jose", "zoë", "あきら", "ana", "Jose (00000001)", "ｊｏｓｅ (00000002)",
+                                "ｊｏｓｅ (00000002000000000000000000000006)"]), max_size=4))
 @settings(max_examples=500, deadline=None)
 def test_assigned_cns_are_unique_as_windows_ad_compares_them(objects, local):
-    """Whatever the display names (one written as another object's suffixed cn, ids sharing their first 8 hex
-    digits) and whichever of an object's first two cns local objects hold."""
+    """Whatever the display names (one written as another object's suffixed or whole-id cn, ids sharing their
+    first 8 hex digits) and whichever of an object's cns local objects hold."""
     objects = list(dict(objects).items())
     names = assign_common_names(objects, local)
     keys = [name_key(n) for n in names.values()]
     assert len(set(keys)) == len(keys)
     assert not set(keys) & {name_key(n) for n in local}
-    assert all(names[a] in common_name_options(a, base) for a, base in objects)
+    assert all(names[a] in common_name_options(a, base) or re.fullmatch(rf".* \({a.replace('-', '')}-\d+\)", names[a])
+               for a, base in objects)
+
+
+def test_the_cns_an_object_may_have_are_its_options_and_its_counted_whole_id_forms():
+    from domain_sync.naming import is_common_name_of
+
+    a = "be132b3d-e762-429d-bab4-d2b53ffdc5ac"
+    held = ["Søren", "Søren (be132b3d)", "Søren (be132b3de762429dbab4d2b53ffdc5ac)"]
+    assert assign_common_names([(a, "Søren")], held) == {a: "Søren (be132b3de762429dbab4d2b53ffdc5ac-2)"}
+    assert all(is_common_name_of(a, "Søren", cn) for cn in [*held, "Søren (be132b3de762429dbab4d2b53ffdc5ac-7)"])
+    assert not any(is_common_name_of(a, "Søren", cn) for cn in ["Søren (be132b3d-2)", "Søren (0000-2)", "Sören"])

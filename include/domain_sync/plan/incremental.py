@@ -93,6 +93,7 @@ from domain_sync.plan.observed import (
     cn_key,
     cns_held_by_key,
     container_guids,
+    guids_present,
     missing_guids,
     observe_anchors,
     observe_domain,
@@ -758,7 +759,7 @@ def make_plan(connect_domain, where: PlanSetting, inputs: PlanInputs, *, full_be
               index: DomainIndex | None, fingerprint: str, change_inputs: ChangeInputs | None) -> PlanRound:
     """Read the domain (the changed set, or all of it) and plan. `connect_domain()` opens a connection (closed
     here). `full_because`: the reason a full reconcile must run (full_reason), None to try the incremental plan."""
-    from domain_sync.domain import disconnect
+    from domain_sync.domain import disconnect, entry_exists
 
     conn = connect_domain()
     try:
@@ -773,9 +774,14 @@ def make_plan(connect_domain, where: PlanSetting, inputs: PlanInputs, *, full_be
                                                     where.container_dn, where.owner_attribute, where.owner_marker)
                 deletions_seen_by = "tombstones"
                 if not tombstones_visible(conn, where.base_dn):
-                    # A delegated account: an object of ours deleted by hand is found missing instead.
-                    gone = missing_guids(conn, where.search_base, set(index.frame["guid"].dropna()),
-                                         change_inputs.delta)
+                    # A delegated account: an object of ours (or a local one in the container, or one holding a
+                    # name under the plan's key anywhere) deleted by hand is found missing instead.
+                    if not entry_exists(conn, where.search_base):
+                        raise FullReconcileNeeded(f"the search base {where.search_base} is gone")
+                    known = set(index.frame["guid"].dropna()) | set(change_inputs.meta.get("local") or {})
+                    gone = missing_guids(conn, where.search_base, known, change_inputs.delta)
+                    folded = {g.lower() for g in change_inputs.meta.get("folded_names") or {}} - known
+                    gone |= folded - guids_present(conn, where.base_dn, folded)
                     change_inputs.delta.deleted_guids |= gone
                     deletions_seen_by = "presence scan"
                     log.info("the bind account sees no deleted objects (tombstones): deletions of synced objects "

@@ -41,6 +41,7 @@ from domain_sync.domain import (
     SHOW_DELETED,
     DomainReadFailed,
     anchor_filter_value,
+    check_result,
     decode_anchor,
     entry_exists,
     is_owned,
@@ -768,27 +769,39 @@ def tombstones_visible(conn, base_dn: str) -> bool:
     to an account that may list the Deleted Objects container and read its objects, which AD (and Samba) grant
     to administrators alone by default. A delegated account (full control of the sync's organizational unit and
     nothing more) sees none, not even of objects it deleted itself, and its search for deletions finds nothing
-    without an error. False as well in a domain that holds no tombstone at all."""
+    without an error. False as well in a domain that holds no tombstone at all. One page of one entry is asked
+    for, whatever the container holds."""
+    conn.search(f"<WKGUID={DELETED_OBJECTS_WKGUID},{base_dn}>", "(objectClass=*)", search_scope="LEVEL",
+                attributes=["1.1"], controls=[SHOW_DELETED], paged_size=1)
     try:
-        for _entry in search_entries(conn, f"<WKGUID={DELETED_OBJECTS_WKGUID},{base_dn}>", "(objectClass=*)",
-                                     ["1.1"], scope="LEVEL", controls=[SHOW_DELETED]):
-            return True
+        check_result(conn, "looking for deleted objects")
     except DomainReadFailed:  # no such object, or no right to it
         return False
-    return False
+    return any(entry.get("type") == "searchResEntry" for entry in conn.response or [])
 
 
 def missing_guids(conn, search_base: str, guids: set[str], delta: DomainDelta) -> set[str]:
-    """Of `guids` (synced users and groups under the search base), those no longer there and not among the
-    domain's changes (`delta`: a changed object was moved, not deleted): deleted, where tombstones cannot tell
-    (tombstones_visible). One read of every user's and group's objectGUID under the search base."""
+    """Of `guids` (objects under the search base: synced ones, the container's local ones), those no longer
+    there and not among the domain's changes (`delta`: a changed object was moved, not deleted): deleted, where
+    tombstones cannot tell (tombstones_visible). One read of every object's objectGUID under the search base."""
     present: set[str] = set()
-    for entry in search_entries(conn, search_base, "(|(objectClass=user)(objectClass=group))", ["objectGUID"]):
+    for entry in search_entries(conn, search_base, "(objectClass=*)", ["objectGUID"]):
         raw = _get(entry.get("raw_attributes", {}), "objectGUID")
         if raw:
             present.add(guid_from_bytes(raw[0]))
     return {g.lower() for g in guids} - present - {g.lower() for g in delta.guids} - {
         g.lower() for g in delta.children}
+
+
+def guids_present(conn, base_dn: str, guids: set[str]) -> set[str]:
+    """Those of `guids` an object anywhere under `base_dn` still has (batched objectGUID filters)."""
+    present: set[str] = set()
+    for batch in _batches(guid_terms(guids)):
+        for entry in search_entries(conn, base_dn, batch, ["objectGUID"]):
+            raw = _get(entry.get("raw_attributes", {}), "objectGUID")
+            if raw:
+                present.add(guid_from_bytes(raw[0]))
+    return present
 
 
 def container_guids(conn, dns: set[str]) -> dict[str, str]:
