@@ -15,4 +15,4 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
 pytest_plugins = ["tests.fixtures.local_domain", "tests.fixtures.sync_env", "tests.fixtures.alert_sinks",
-                  "tests.fixtures.azurite"]
+                  "tests.fixtures.azurite", "tests.fixtures.airflow_services"]

@@ -576,8 +576,8 @@ def scheduled_freshness(m: Measurement, samples: int, minutes: float, seed: int,
         POSTGRES_HOST,
         POSTGRES_PORT,
         POSTGRES_USER,
-        _postgres_admin,
         ensure_postgres_running,
+        postgres_admin,
     )
 
     print(f"freshness: {samples} changes over {minutes:g} minutes, the sync DAG every minute, on {domain}", flush=True)
@@ -585,7 +585,7 @@ def scheduled_freshness(m: Measurement, samples: int, minutes: float, seed: int,
     tenant = json.loads(m.tenant_file.read_text(encoding="utf-8"))
     ensure_postgres_running()
     database = f"bench_{uuid.uuid4().hex[:12]}"
-    _postgres_admin(f'CREATE DATABASE "{database}"')
+    postgres_admin(f'CREATE DATABASE "{database}"')
     url = f"postgresql+psycopg2://{POSTGRES_USER}@{POSTGRES_HOST}:{POSTGRES_PORT}/{database}"
     try:
         services = AirflowServices(m.dir / "airflow-home", url)
@@ -604,7 +604,7 @@ def scheduled_freshness(m: Measurement, samples: int, minutes: float, seed: int,
         finally:
             services.stop()
     finally:
-        _postgres_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        postgres_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 def freshness_users(m: Measurement, rng: random.Random, tenant: dict[str, Any], samples: int) -> list[dict]:
