@@ -784,24 +784,24 @@ def missing_guids(conn, search_base: str, guids: set[str], delta: DomainDelta) -
     """Of `guids` (objects under the search base: synced ones, the container's local ones), those no longer
     there and not among the domain's changes (`delta`: a changed object was moved, not deleted): deleted, where
     tombstones cannot tell (tombstones_visible). One read of every object's objectGUID under the search base."""
-    present: set[str] = set()
-    for entry in search_entries(conn, search_base, "(objectClass=*)", ["objectGUID"]):
-        raw = _get(entry.get("raw_attributes", {}), "objectGUID")
-        if raw:
-            present.add(guid_from_bytes(raw[0]))
+    present = _guids_found(conn, search_base, "(objectClass=*)")
     return {g.lower() for g in guids} - present - {g.lower() for g in delta.guids} - {
         g.lower() for g in delta.children}
 
 
 def guids_present(conn, base_dn: str, guids: set[str]) -> set[str]:
     """Those of `guids` an object anywhere under `base_dn` still has (batched objectGUID filters)."""
-    present: set[str] = set()
-    for batch in _batches(guid_terms(guids)):
-        for entry in search_entries(conn, base_dn, batch, ["objectGUID"]):
-            raw = _get(entry.get("raw_attributes", {}), "objectGUID")
-            if raw:
-                present.add(guid_from_bytes(raw[0]))
-    return present
+    return set().union(*(_guids_found(conn, base_dn, batch) for batch in _batches(guid_terms(guids))))
+
+
+def _guids_found(conn, base: str, search_filter: str) -> set[str]:
+    """The objectGUIDs of the objects a search finds."""
+    found: set[str] = set()
+    for entry in search_entries(conn, base, search_filter, ["objectGUID"]):
+        raw = _get(entry.get("raw_attributes", {}), "objectGUID")
+        if raw:
+            found.add(guid_from_bytes(raw[0]))
+    return found
 
 
 def container_guids(conn, dns: set[str]) -> dict[str, str]:
